@@ -1,0 +1,21 @@
+from libc.stdint cimport int64_t
+
+
+cdef class PartitionLedger:
+    cdef int64_t *ring
+    cdef int64_t capacity, head, count
+    cdef public str source_topic, remote_topic
+    cdef public int partition
+    cdef public int64_t last_acked_source, last_acked_target, last_committed_source
+    cdef public int64_t acked_records, acked_value_bytes, sent_records
+
+    cdef int push(self, int64_t source_offset) except -1
+    cdef int64_t pop(self) except? -2
+
+
+cdef class Relay:
+    cdef object producer
+    cdef public dict ledgers
+    cdef dict remote_topics
+    cdef public object failure
+    cdef public int64_t records_sent, records_acked

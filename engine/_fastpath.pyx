@@ -1,0 +1,198 @@
+# cython: language_level=3
+"""The worker's per-record work: relay consumed records to the target and account for acks.
+
+What a relayed record keeps (MM2-REFERENCE §3.7):
+    source record (topic T, partition P, offset O, timestamp TS, key K, value V, headers H1..Hn)
+      -> target record (topic remote(T), partition P, timestamp TS or "now" when TS < 0,
+                        key K, value V, headers H1..Hn in order, null values kept)
+Offsets are not kept: the target assigns its own. To map a delivery report (which carries only
+the target offset) back to its source offset, each target partition keeps a FIFO of the source
+offsets in flight, in a C ring buffer: the producer is idempotent, so reports of one partition
+arrive in the order the records were produced, and the head of the FIFO is the record acked.
+
+This first version drives confluent-kafka's Python API; the C-API loop replaces it later
+behind the same interface (send / on_delivery / ledgers).
+"""
+
+from libc.stdint cimport int64_t
+from libc.stdlib cimport free, malloc, realloc
+
+from confluent_kafka import KafkaError, KafkaException
+
+cdef int _PARTITION_EOF = KafkaError._PARTITION_EOF
+
+
+class DeliveryFailed(RuntimeError):
+    """The target refused or lost a record; nothing after the last acked offset is committed."""
+
+
+class SourceReadFailed(RuntimeError):
+    """The source consumer reported an error for a partition."""
+
+
+cdef class PartitionLedger:
+    """Per target partition: source offsets in flight, and what the target acknowledged."""
+
+    def __cinit__(self):
+        self.capacity = 1024
+        self.ring = <int64_t *> malloc(self.capacity * sizeof(int64_t))
+        if self.ring == NULL:
+            raise MemoryError()
+        self.head = 0
+        self.count = 0
+
+    def __init__(self, str source_topic, str remote_topic, int partition, int64_t last_committed_offset=-1):
+        self.source_topic = source_topic
+        self.remote_topic = remote_topic
+        self.partition = partition
+        self.last_acked_source = last_committed_offset
+        self.last_acked_target = -1
+        self.last_committed_source = last_committed_offset
+        self.acked_records = 0
+        self.acked_value_bytes = 0
+        self.sent_records = 0
+
+    def __dealloc__(self):
+        free(self.ring)
+
+    cdef int push(self, int64_t source_offset) except -1:
+        cdef int64_t new_capacity, i
+        cdef int64_t *grown
+        if self.count == self.capacity:
+            new_capacity = self.capacity * 2
+            grown = <int64_t *> malloc(new_capacity * sizeof(int64_t))
+            if grown == NULL:
+                raise MemoryError()
+            for i in range(self.count):
+                grown[i] = self.ring[(self.head + i) % self.capacity]
+            free(self.ring)
+            self.ring = grown
+            self.head = 0
+            self.capacity = new_capacity
+        self.ring[(self.head + self.count) % self.capacity] = source_offset
+        self.count += 1
+        self.sent_records += 1
+        return 0
+
+    cdef int64_t pop(self) except? -2:
+        cdef int64_t source_offset
+        if self.count == 0:
+            raise DeliveryFailed(
+                f"delivery report for {self.remote_topic}[{self.partition}] with no record in flight"
+            )
+        source_offset = self.ring[self.head]
+        self.head = (self.head + 1) % self.capacity
+        self.count -= 1
+        return source_offset
+
+    @property
+    def in_flight(self):
+        return self.count
+
+    def uncommitted(self):
+        """True when the target acknowledged records not yet stored as progress."""
+        return self.last_acked_source > self.last_committed_source
+
+
+cdef class Relay:
+    """Relays batches of consumed messages through one producer and tracks acks per partition.
+
+    Give `relay.on_delivery` to the producer as its `on_delivery` callback.
+    """
+
+    def __init__(self):
+        self.producer = None
+        self.ledgers = {}
+        self.remote_topics = {}
+        self.failure = None
+        self.records_sent = 0
+        self.records_acked = 0
+
+    def attach(self, producer):
+        self.producer = producer
+
+    def add_partition(self, str source_topic, str remote_topic, int partition, int64_t last_committed_offset=-1):
+        ledger = PartitionLedger(source_topic, remote_topic, partition, last_committed_offset)
+        self.ledgers[(remote_topic, partition)] = ledger
+        self.remote_topics[source_topic] = remote_topic
+        return ledger
+
+    def remove_partition(self, str remote_topic, int partition):
+        return self.ledgers.pop((remote_topic, partition))
+
+    def in_flight(self):
+        cdef PartitionLedger ledger
+        cdef int64_t total = 0
+        for ledger in self.ledgers.values():
+            total += ledger.count
+        return total
+
+    def send(self, list messages):
+        """Produces every record of the batch; returns how many were handed to the producer."""
+        cdef PartitionLedger ledger
+        cdef int sent = 0
+        cdef object producer = self.producer
+        cdef dict ledgers = self.ledgers
+        cdef dict remote_topics = self.remote_topics
+        cdef object err
+        cdef str remote
+        cdef int partition
+        cdef int64_t ts
+        for message in messages:
+            err = message.error()
+            if err is not None:
+                if err.code() == _PARTITION_EOF:
+                    continue
+                raise SourceReadFailed(
+                    f"source topic {message.topic()}[{message.partition()}]: {err.str()}"
+                )
+            remote = remote_topics[message.topic()]
+            partition = message.partition()
+            ledger = ledgers[(remote, partition)]
+            ts = message.timestamp()[1]
+            if ts < 0:
+                ts = 0  # librdkafka: 0 means "now", as MM2 replaces -1 with the producer's clock
+            while True:
+                try:
+                    producer.produce(
+                        remote, message.value(), message.key(), partition,
+                        timestamp=ts, headers=message.headers(),
+                    )
+                    break
+                except BufferError:
+                    # the local queue is full: serve delivery reports, then retry this record
+                    producer.poll(0.05)
+                    if self.failure is not None:
+                        return sent
+                except KafkaException as error:
+                    raise DeliveryFailed(
+                        f"cannot produce {message.topic()}[{partition}]@{message.offset()} "
+                        f"to {remote}: {error.args[0].str()}"
+                    ) from None
+            ledger.push(message.offset())
+            sent += 1
+        self.records_sent += sent
+        return sent
+
+    def on_delivery(self, err, message):
+        cdef PartitionLedger ledger = self.ledgers.get((message.topic(), message.partition()))
+        cdef int64_t source_offset
+        if ledger is None:
+            return  # partition revoked while the record was in flight; its progress is not ours
+        source_offset = ledger.pop()
+        if err is not None:
+            if self.failure is None:
+                self.failure = DeliveryFailed(
+                    f"target refused {ledger.source_topic}[{ledger.partition}]@{source_offset} "
+                    f"(as {ledger.remote_topic}): {err.str()}"
+                )
+            return
+        if self.failure is not None:
+            return  # after a failure nothing later counts as progress
+        ledger.last_acked_source = source_offset
+        ledger.last_acked_target = message.offset()
+        ledger.acked_records += 1
+        value = message.value()
+        if value is not None:
+            ledger.acked_value_bytes += len(value)
+        self.records_acked += 1

@@ -1,0 +1,112 @@
+"""The `mirror-engine` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+from engine import __version__
+
+
+class CliError(Exception):
+    """A failure to report in one line and exit 2."""
+
+
+def _run(args: argparse.Namespace) -> int:
+    import uvloop
+
+    from engine import config
+    from engine.coordinator.coordinator import Coordinator
+
+    engine_config = config.load(args.config)
+    return uvloop.run(Coordinator(engine_config).run())
+
+
+def _sandbox_up(args: argparse.Namespace) -> int:
+    from engine.sandbox import KafkaCluster
+
+    for name in _names(args.clusters):
+        cluster = KafkaCluster(name, nodes=args.nodes).start()
+        print(f"{name}.bootstrap.servers = {cluster.bootstrap_servers}", flush=True)
+    return 0
+
+
+def _sandbox_down(args: argparse.Namespace) -> int:
+    from engine.sandbox import KafkaCluster
+    from engine.sandbox.distribution import cache_root
+
+    base = cache_root() / "sandbox"
+    names = _names(args.clusters) if args.clusters else sorted(
+        p.name for p in base.iterdir() if (p / "cluster.json").exists()
+    ) if base.exists() else []
+    for name in names:
+        cluster = KafkaCluster.attach(name)
+        if cluster is None:
+            print(f"{name}: not running", file=sys.stderr)
+            continue
+        cluster.stop()
+        print(f"{name}: stopped")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from engine.demo import run_demo
+
+    return run_demo(records_per_topic=args.records)
+
+
+def _names(value: str) -> list[str]:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if not names:
+        raise CliError("--clusters: give at least one cluster name, e.g. A,B")
+    return names
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="mirror-engine", description="Kafka cluster-to-cluster replication (MM2 compatible)")
+    root.add_argument("--version", action="version", version=f"mirror-engine {__version__}")
+    root.add_argument("--log-level", default=os.environ.get("MIRROR_ENGINE_LOG_LEVEL", "INFO"))
+    commands = root.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="replicate every enabled flow of an mm2.properties")
+    run.add_argument("config", help="path to mm2.properties")
+    run.set_defaults(handler=_run)
+
+    sandbox = commands.add_parser("sandbox", help="local Kafka KRaft clusters")
+    sandbox_commands = sandbox.add_subparsers(dest="sandbox_command", required=True)
+    up = sandbox_commands.add_parser("up", help="start clusters and print their bootstrap servers")
+    up.add_argument("--clusters", default="A,B", help="comma-separated names (default A,B)")
+    up.add_argument("--nodes", type=int, default=1, help="nodes per cluster, 1 to 3")
+    up.set_defaults(handler=_sandbox_up)
+    down = sandbox_commands.add_parser("down", help="stop clusters and remove their data")
+    down.add_argument("--clusters", default="", help="names (default: every sandbox cluster)")
+    down.set_defaults(handler=_sandbox_down)
+
+    demo = commands.add_parser("demo", help="two local clusters, sample data, replicate, report")
+    demo.add_argument("--records", type=int, default=200_000, help="records per topic")
+    demo.set_defaults(handler=_demo)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    from engine.config import ConfigError
+    from engine.coordinator.topics import ClusterUnreachable, TopicCreationError
+    from engine.logs import setup_logging
+    from engine.sandbox import SandboxError
+
+    args = parser().parse_args(argv)
+    setup_logging(args.log_level)
+    os.environ["MIRROR_ENGINE_LOG_LEVEL"] = args.log_level
+    try:
+        return args.handler(args)
+    except (CliError, ConfigError, SandboxError, TopicCreationError, ClusterUnreachable) as error:
+        print(f"mirror-engine: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

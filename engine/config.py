@@ -1,0 +1,288 @@
+"""mm2.properties → typed msgspec structs.
+
+The file is a Java `.properties` file; keys and defaults follow MirrorMaker 2 (MM2-REFERENCE §7).
+Precedence for a flow setting: `<source>-><target>.<key>` beats the top-level `<key>` beats the
+default. Keys this engine does not know yet are kept in `raw` and ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import msgspec
+
+from engine.filters import TopicFilter, compile_list
+
+
+class ConfigError(ValueError):
+    """An invalid mm2.properties; the message names the key (and the file)."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(f"{key}: {message}")
+        self.key = key
+
+
+# -- Java .properties parsing --------------------------------------------------------------------
+
+_ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "f": "\f"}
+
+
+def _logical_lines(text: str):
+    """Joins continuation lines (an odd number of trailing backslashes) as java.util.Properties does."""
+    pending = None
+    for physical in text.splitlines():
+        line = physical.lstrip(" \t\f") if pending is not None else physical
+        if pending is None:
+            stripped = line.lstrip(" \t\f")
+            if not stripped or stripped[0] in "#!":
+                continue
+            line = stripped
+        trailing = len(line) - len(line.rstrip("\\"))
+        if trailing % 2 == 1:
+            pending = (pending or "") + line[:-1]
+            continue
+        yield (pending or "") + line
+        pending = None
+    if pending is not None:
+        yield pending
+
+
+def _unescape(text: str) -> str:
+    out = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch != "\\" or i + 1 == len(text):
+            out.append(ch)
+            i += 1
+            continue
+        nxt = text[i + 1]
+        if nxt == "u" and i + 6 <= len(text):
+            try:
+                out.append(chr(int(text[i + 2 : i + 6], 16)))
+            except ValueError as error:
+                raise ValueError(f"malformed \\uxxxx escape in {text!r}") from error
+            i += 6
+            continue
+        out.append(_ESCAPES.get(nxt, nxt))
+        i += 2
+    return "".join(out)
+
+
+def parse_properties(text: str) -> dict[str, str]:
+    """Parses Java .properties text; the last occurrence of a key wins, as in Java."""
+    result: dict[str, str] = {}
+    for line in _logical_lines(text):
+        i, value_start = 0, len(line)
+        while i < len(line):
+            ch = line[i]
+            if ch == "\\":
+                i += 2
+                continue
+            if ch in "=:":
+                value_start = i + 1
+                break
+            if ch in " \t\f":
+                # whitespace ends the key; one '=' or ':' may still follow it
+                j = i
+                while j < len(line) and line[j] in " \t\f":
+                    j += 1
+                value_start = j + 1 if j < len(line) and line[j] in "=:" else j
+                break
+            i += 1
+        key = line[: min(i, len(line))]
+        result[_unescape(key)] = _unescape(line[value_start:].lstrip(" \t\f"))
+    return result
+
+
+# -- the MM2 model -----------------------------------------------------------------------------
+
+# connection keys that a top-level entry applies to every cluster (MM2-REFERENCE §7.2)
+_CONNECTION_PREFIXES = ("security.protocol", "ssl.", "sasl.")
+
+DEFAULT_TOPICS = ".*"
+DEFAULT_TOPICS_EXCLUDE = r"mm2.*\.internal, .*\.replica, __.*"
+
+
+class ClusterConfig(msgspec.Struct, frozen=True):
+    alias: str
+    bootstrap_servers: str
+    # client settings common to every client of this cluster (librdkafka names)
+    client: dict[str, str] = {}
+
+
+class FlowConfig(msgspec.Struct, frozen=True):
+    source: str
+    target: str
+    topics: str = DEFAULT_TOPICS
+    topics_exclude: str = DEFAULT_TOPICS_EXCLUDE
+    tasks_max: int = 0  # 0: one worker per CPU (MM2's default is 1, see README)
+    replication_factor: int = 2
+    offset_storage_replication_factor: int = 3
+    offset_storage_partitions: int = 25
+    refresh_topics_enabled: bool = True
+    refresh_topics_interval_s: float = 600.0
+    offset_flush_interval_ms: int = 5000
+    consumer_poll_timeout_ms: int = 1000
+    separator: str = "."
+    internal_separator_enabled: bool = True
+
+    @property
+    def name(self) -> str:
+        return f"{self.source}->{self.target}"
+
+    def topic_filter(self) -> TopicFilter:
+        return TopicFilter(
+            include=compile_list(self.topics, f"{self.name}.topics"),
+            exclude=compile_list(self.topics_exclude, f"{self.name}.topics.exclude"),
+        )
+
+
+class EngineConfig(msgspec.Struct, frozen=True):
+    clusters: dict[str, ClusterConfig]
+    flows: list[FlowConfig]
+    raw: dict[str, str]
+
+    def cluster(self, alias: str) -> ClusterConfig:
+        return self.clusters[alias]
+
+
+def _bool(key: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    raise ConfigError(key, f"expected true or false, got {value!r}")
+
+
+def _int(key: str, value: str, minimum: int | None = None) -> int:
+    try:
+        number = int(value.strip())
+    except ValueError:
+        raise ConfigError(key, f"expected an integer, got {value!r}") from None
+    if minimum is not None and number < minimum:
+        raise ConfigError(key, f"must be at least {minimum}, got {number}")
+    return number
+
+
+def _replication_factor(key: str, value: str) -> int:
+    number = _int(key, value)
+    if number == 0 or number < -1:
+        raise ConfigError(key, f"must be -1 (broker default) or a positive count, got {number}")
+    return number
+
+
+def load(path: str | os.PathLike) -> EngineConfig:
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(str(file), f"cannot read the config file: {error.strerror}") from None
+    return from_properties(parse_properties(text))
+
+
+def from_properties(props: dict[str, str]) -> EngineConfig:
+    if "clusters" not in props:
+        raise ConfigError("clusters", "missing: list the cluster aliases, e.g. clusters = A, B")
+    aliases = [a.strip() for a in props["clusters"].split(",") if a.strip()]
+    if not aliases:
+        raise ConfigError("clusters", "is empty")
+    if len(set(aliases)) != len(aliases):
+        raise ConfigError("clusters", f"lists an alias twice: {props['clusters']!r}")
+
+    flows = []
+    for key, value in props.items():
+        match = re.fullmatch(r"(.+?)->(.+?)\.enabled", key)
+        if not match or not _bool(key, value):
+            continue
+        source, target = match.groups()
+        for alias in (source, target):
+            if alias not in aliases:
+                raise ConfigError(key, f"cluster {alias!r} is not listed in clusters = {props['clusters']}")
+        if source == target:
+            raise ConfigError(key, "a flow needs two different clusters")
+        flows.append(_flow(props, source, target))
+
+    clusters = {}
+    for alias in aliases:
+        servers = props.get(f"{alias}.bootstrap.servers", "").strip()
+        if not servers:
+            if any(alias in (f.source, f.target) for f in flows):
+                raise ConfigError(f"{alias}.bootstrap.servers", f"missing for cluster {alias}, used by an enabled flow")
+            continue
+        clusters[alias] = ClusterConfig(alias=alias, bootstrap_servers=servers, client=_client(props, alias))
+    return EngineConfig(clusters=clusters, flows=flows, raw=dict(props))
+
+
+def _client(props: dict[str, str], alias: str) -> dict[str, str]:
+    client = {}
+    for key, value in props.items():
+        if key.startswith(_CONNECTION_PREFIXES):
+            client[key] = value
+    for key, value in props.items():
+        if key.startswith(f"{alias}.") and key[len(alias) + 1 :].startswith(_CONNECTION_PREFIXES):
+            client[key[len(alias) + 1 :]] = value
+    return client
+
+
+def _flow(props: dict[str, str], source: str, target: str) -> FlowConfig:
+    prefix = f"{source}->{target}."
+
+    def get(key: str, default: str | None = None) -> tuple[str, str | None]:
+        if prefix + key in props:
+            return prefix + key, props[prefix + key]
+        return key, props.get(key, default)
+
+    settings: dict[str, object] = {"source": source, "target": target}
+    for attr, key in (("topics", "topics"), ("topics_exclude", "topics.exclude")):
+        name, value = get(key)
+        if value is not None:
+            settings[attr] = value
+            compile_list(value, name)  # fail now, naming the key
+    for attr, key, kind in (
+        ("tasks_max", "tasks.max", "count"),
+        ("replication_factor", "replication.factor", "rf"),
+        ("refresh_topics_enabled", "refresh.topics.enabled", "bool"),
+        ("refresh_topics_interval_s", "refresh.topics.interval.seconds", "seconds"),
+        ("consumer_poll_timeout_ms", "consumer.poll.timeout.ms", "count"),
+    ):
+        name, value = get(key)
+        if value is not None:
+            settings[attr] = _convert(name, value, kind)
+    # Connect worker settings of the herder source->target come from the target cluster's keys
+    for attr, key, kind in (
+        ("offset_storage_replication_factor", "offset.storage.replication.factor", "rf"),
+        ("offset_storage_partitions", "offset.storage.partitions", "count"),
+        ("offset_flush_interval_ms", "offset.flush.interval.ms", "count"),
+    ):
+        for name in (f"{target}.{key}", key):
+            if name in props:
+                settings[attr] = _convert(name, props[name], kind)
+                break
+    name, separator = get("replication.policy.separator")
+    if separator is not None:
+        if separator == "":
+            raise ConfigError(name, "the separator must not be empty")
+        settings["separator"] = separator
+    name, internal_sep = get("replication.policy.internal.topic.separator.enabled")
+    if internal_sep is not None:
+        settings["internal_separator_enabled"] = _bool(name, internal_sep)
+    name, policy = get("replication.policy.class")
+    if policy is not None and policy.strip() not in (
+        "org.apache.kafka.connect.mirror.DefaultReplicationPolicy",
+    ):
+        raise ConfigError(name, f"replication policy {policy!r} is not supported yet")
+    if settings.get("tasks_max", 0) == 0 and get("tasks.max")[1] is not None:
+        raise ConfigError(get("tasks.max")[0], "must be at least 1")
+    return FlowConfig(**settings)  # type: ignore[arg-type]
+
+
+def _convert(key: str, value: str, kind: str) -> object:
+    if kind == "bool":
+        return _bool(key, value)
+    if kind == "rf":
+        return _replication_factor(key, value)
+    if kind == "seconds":
+        return float(_int(key, value, minimum=1))
+    return _int(key, value, minimum=1)

@@ -1,0 +1,100 @@
+"""Topic discovery on the source and remote-topic creation on the target (MM2-REFERENCE §3.1-3.5)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+
+from engine.config import FlowConfig
+from engine.policy import DefaultReplicationPolicy
+
+log = logging.getLogger(__name__)
+
+METADATA_TIMEOUT_S = 15.0
+
+
+class ClusterUnreachable(RuntimeError):
+    """A cluster did not answer a metadata request; the message names the alias and servers."""
+
+
+class TopicCreationError(RuntimeError):
+    """A topic could not be created on the target; names the topic, the cluster and the config key."""
+
+    def __init__(self, topic: str, cluster: str, key: str, reason: str):
+        super().__init__(f"cannot create topic {topic!r} on cluster {cluster}: {reason} (config key: {key})")
+        self.topic = topic
+        self.cluster = cluster
+        self.key = key
+
+
+async def topic_partition_counts(admin: AdminClient, alias: str, servers: str) -> dict[str, int]:
+    """Every topic the cluster lists (broker-internal ones excepted) with its partition count."""
+    try:
+        metadata = await asyncio.to_thread(admin.list_topics, timeout=METADATA_TIMEOUT_S)
+    except KafkaException as error:
+        raise ClusterUnreachable(
+            f"cluster {alias} ({servers}) did not answer within {METADATA_TIMEOUT_S:.0f}s: {error.args[0].str()}"
+        ) from None
+    return {
+        name: len(topic.partitions)
+        for name, topic in metadata.topics.items()
+        if topic.error is None and not name.startswith("__")
+    }
+
+
+def replicated_topics(flow: FlowConfig, policy: DefaultReplicationPolicy, topics: dict[str, int]) -> dict[str, int]:
+    """Source topics the flow copies: the filter passes, not internal, no cycle back to the target."""
+    topic_filter = flow.topic_filter()
+    return {
+        name: count
+        for name, count in sorted(topics.items())
+        if topic_filter.matches(name)
+        and not policy.is_internal_topic(name)
+        and not policy.is_cycle(name, flow.target)
+    }
+
+
+async def ensure_topic(admin: AdminClient, cluster: str, topic: str, partitions: int,
+                       replication_factor: int, config: dict[str, str], rf_key: str,
+                       existing: dict[str, int]) -> None:
+    """Creates topic, or grows its partition count; never shrinks (Kafka cannot)."""
+    have = existing.get(topic)
+    if have is None:
+        futures = admin.create_topics(
+            [NewTopic(topic, num_partitions=partitions, replication_factor=replication_factor, config=config)],
+            operation_timeout=30,
+        )
+        try:
+            await asyncio.wrap_future(futures[topic])
+            log.info("created topic %s on cluster %s (%d partitions)", topic, cluster, partitions)
+        except KafkaException as error:
+            kafka_error: KafkaError = error.args[0]
+            if kafka_error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                return
+            raise TopicCreationError(topic, cluster, rf_key, _explain(kafka_error, replication_factor)) from None
+        return
+    if have < partitions:
+        futures = admin.create_partitions([NewPartitions(topic, partitions)], operation_timeout=30)
+        try:
+            await asyncio.wrap_future(futures[topic])
+        except KafkaException as error:
+            raise TopicCreationError(
+                topic, cluster, rf_key, f"growing it from {have} to {partitions} partitions failed: "
+                f"{error.args[0].str()}"
+            ) from None
+        log.info("grew topic %s on cluster %s from %d to %d partitions", topic, cluster, have, partitions)
+    elif have > partitions:
+        log.warning("topic %s on cluster %s has %d partitions, its source %d: partition numbers are kept, "
+                    "the extra partitions receive nothing", topic, cluster, have, partitions)
+
+
+def _explain(error: KafkaError, replication_factor: int) -> str:
+    if error.code() == KafkaError.INVALID_REPLICATION_FACTOR:
+        return (f"replication factor {replication_factor} is larger than the cluster's broker count "
+                f"({error.str()}); lower it or use -1 for the broker default")
+    if error.code() in (KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.CLUSTER_AUTHORIZATION_FAILED):
+        return f"not authorised: the engine's principal needs CREATE on the topic or cluster ({error.str()})"
+    return error.str()

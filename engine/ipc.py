@@ -1,0 +1,71 @@
+"""Coordinator <-> worker messages: msgspec structs, one JSON document per line.
+
+The coordinator writes to a worker's stdin, the worker answers on its stdout. A worker whose
+stdin closes (its coordinator is gone) flushes, stores progress and exits: no orphans.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class PartitionTask(msgspec.Struct, frozen=True, order=True):
+    topic: str
+    partition: int
+    remote_topic: str
+
+
+class Assign(msgspec.Struct, tag="assign", frozen=True):
+    """Replace the worker's partitions with these (the first Assign starts it)."""
+
+    flow: str
+    source_alias: str
+    target_alias: str
+    worker_index: int
+    partitions: list[PartitionTask]
+    source_client: dict[str, str]
+    target_client: dict[str, str]
+    offsets_topic: str
+    offset_flush_interval_ms: int
+    poll_timeout_ms: int
+    report_interval_ms: int = 1000
+
+
+class Stop(msgspec.Struct, tag="stop", frozen=True):
+    """Flush, store progress, exit 0."""
+
+
+class PartitionProgress(msgspec.Struct, frozen=True):
+    topic: str
+    partition: int
+    last_acked_offset: int
+    last_committed_offset: int
+    acked_records: int
+    in_flight: int
+
+
+class Report(msgspec.Struct, tag="report", frozen=True):
+    worker_index: int
+    records_sent: int
+    records_acked: int
+    value_bytes_acked: int
+    partitions: list[PartitionProgress]
+
+
+class Failed(msgspec.Struct, tag="failed", frozen=True):
+    """The worker stopped on an error it cannot recover from; the text names the culprit."""
+
+    worker_index: int
+    error: str
+
+
+ToWorker = Assign | Stop
+FromWorker = Report | Failed
+
+_encoder = msgspec.json.Encoder()
+to_worker_decoder = msgspec.json.Decoder(ToWorker)
+from_worker_decoder = msgspec.json.Decoder(FromWorker)
+
+
+def encode_line(message: msgspec.Struct) -> bytes:
+    return _encoder.encode(message) + b"\n"

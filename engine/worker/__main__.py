@@ -1,0 +1,49 @@
+"""Worker process entry: `python -m engine.worker`, driven by its coordinator over stdin/stdout."""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import sys
+import threading
+
+from engine import ipc
+from engine.logs import setup_logging
+from engine.worker.loop import Worker
+
+
+def _read_inbox(inbox: "queue.Queue[ipc.Assign | ipc.Stop | None]") -> None:
+    for line in sys.stdin.buffer:
+        inbox.put(ipc.to_worker_decoder.decode(line))
+    inbox.put(None)  # the coordinator is gone: stop rather than run orphaned
+
+
+def main() -> int:
+    setup_logging(os.environ.get("MIRROR_ENGINE_LOG_LEVEL", "INFO"), prefix="worker")
+    first = sys.stdin.buffer.readline()
+    if not first:
+        return 0
+    assignment = ipc.to_worker_decoder.decode(first)
+    if not isinstance(assignment, ipc.Assign):
+        return 0
+    inbox: "queue.Queue[ipc.Assign | ipc.Stop | None]" = queue.Queue()
+    # Ctrl-C in a terminal reaches the whole process group: treat it as a clean stop
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: inbox.put(ipc.Stop()))
+    threading.Thread(target=_read_inbox, args=(inbox,), daemon=True, name="inbox").start()
+    out = sys.stdout.buffer
+    lock = threading.Lock()
+
+    def report(message: ipc.Report | ipc.Failed) -> None:
+        with lock:
+            out.write(ipc.encode_line(message))
+            out.flush()
+
+    return Worker(assignment, inbox, report).run()
+
+
+if __name__ == "__main__":
+    logging.captureWarnings(True)
+    sys.exit(main())

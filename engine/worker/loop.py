@@ -1,0 +1,182 @@
+"""One worker process: batched consume from the source, relay through the fast path, store progress.
+
+Progress is stored only for records the target acknowledged, every `offset.flush.interval.ms`,
+on a reassignment and at shutdown. After a crash the worker resumes at the stored offset + 1, so
+records acked after the last store are copied again (at-least-once), never skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from typing import Callable
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
+from engine import ipc
+from engine._fastpath import DeliveryFailed, Relay
+from engine.worker.progress import ProgressStore
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 2000
+SHUTDOWN_FLUSH_S = 60.0
+
+
+class Worker:
+    """Runs one Assign until Stop, a closed inbox, or a fatal error."""
+
+    def __init__(self, assignment: ipc.Assign, inbox: "queue.Queue[ipc.Assign | ipc.Stop | None]",
+                 report: Callable[[ipc.Report | ipc.Failed], None],
+                 clock: Callable[[], float] = time.monotonic):
+        self.assignment = assignment
+        self.inbox = inbox
+        self.report = report
+        self.clock = clock
+        self.relay = Relay()
+        role = f"{assignment.flow}|MirrorSourceConnector-{assignment.worker_index}"
+        self.consumer = Consumer({
+            **assignment.source_client,
+            "client.id": f"{role}|replication-consumer",
+            # librdkafka wants a group id even for assign(); nothing is ever committed to it
+            "group.id": f"mirror-engine-{assignment.flow}",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+        })
+        self.producer = Producer({
+            **assignment.target_client,
+            "client.id": f"{role}|replication-producer",
+            "acks": "all",
+            # idempotence keeps each partition's delivery reports in produce order (see _fastpath)
+            "enable.idempotence": True,
+            "linger.ms": 5,
+            "compression.type": "none",
+            "on_delivery": self.relay.on_delivery,
+        })
+        self.relay.attach(self.producer)
+        self.progress = ProgressStore(
+            assignment.source_alias, assignment.target_alias, assignment.offsets_topic,
+            consumer_config={**assignment.target_client, "client.id": f"{role}|progress-consumer"},
+            producer_config={**assignment.target_client, "client.id": f"{role}|progress-producer"},
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Returns the process exit code: 0 after a clean stop, 1 after a fatal error."""
+        try:
+            self._assign(self.assignment)
+            self._loop()
+            return 0 if self._shutdown() else 1
+        except (DeliveryFailed, RuntimeError) as error:
+            log.error("worker %s of %s stopped: %s", self.assignment.worker_index, self.assignment.flow, error)
+            self._store_acked_quietly()
+            self.report(ipc.Failed(self.assignment.worker_index, str(error)))
+            return 1
+        finally:
+            self.consumer.close()
+
+    def _loop(self) -> None:
+        poll_s = min(self.assignment.poll_timeout_ms, 200) / 1000
+        next_store = self.clock() + self.assignment.offset_flush_interval_ms / 1000
+        next_report = self.clock() + self.assignment.report_interval_ms / 1000
+        while True:
+            try:
+                command = self.inbox.get_nowait()
+            except queue.Empty:
+                command = False
+            if command is None or isinstance(command, ipc.Stop):
+                return
+            if isinstance(command, ipc.Assign):
+                self._drain()
+                self._assign(command)
+            if self.relay.ledgers:
+                batch = self.consumer.consume(BATCH_SIZE, timeout=poll_s)
+                if batch:
+                    self.relay.send(batch)
+            else:
+                time.sleep(poll_s)  # nothing assigned: only the inbox matters
+            self.producer.poll(0)
+            if self.relay.failure is not None:
+                raise self.relay.failure
+            now = self.clock()
+            if now >= next_store:
+                self._store_acked()
+                next_store = now + self.assignment.offset_flush_interval_ms / 1000
+            if now >= next_report:
+                self.report(self._snapshot())
+                next_report = now + self.assignment.report_interval_ms / 1000
+
+    def _assign(self, assignment: ipc.Assign) -> None:
+        self.assignment = assignment
+        stored = self.progress.load() if assignment.partitions else {}
+        positions = []
+        for task in assignment.partitions:
+            last = stored.get((task.topic, task.partition), -1)
+            self.relay.add_partition(task.topic, task.remote_topic, task.partition, last)
+            # resume after the last replicated offset, as MM2 does (offset + 1)
+            start = last + 1 if last >= 0 else OFFSET_BEGINNING
+            positions.append(TopicPartition(task.topic, task.partition, start))
+        self.consumer.assign(positions)
+        log.info("worker %s of %s assigned %d partitions", assignment.worker_index, assignment.flow,
+                 len(positions))
+
+    def _drain(self) -> None:
+        """Waits for every record in flight, stores progress, drops the current partitions."""
+        self._flush_producer()
+        self._store_acked()
+        self.consumer.unassign()
+        for key in list(self.relay.ledgers):
+            self.relay.remove_partition(*key)
+
+    def _shutdown(self) -> bool:
+        flushed = self._flush_producer(raise_on_failure=False)
+        self._store_acked()
+        self.report(self._snapshot())
+        return flushed
+
+    def _flush_producer(self, raise_on_failure: bool = True) -> bool:
+        remaining = self.producer.flush(SHUTDOWN_FLUSH_S)
+        if self.relay.failure is not None:
+            if raise_on_failure:
+                raise self.relay.failure
+            log.error("%s", self.relay.failure)
+            return False
+        if remaining:
+            log.error("%d records still unacknowledged by cluster %s after %.0fs; their progress is not stored",
+                      remaining, self.assignment.target_alias, SHUTDOWN_FLUSH_S)
+            return False
+        return True
+
+    # -- progress --------------------------------------------------------------------------------
+
+    def _store_acked(self) -> None:
+        changed = [ledger for ledger in self.relay.ledgers.values() if ledger.uncommitted()]
+        if not changed:
+            return
+        self.progress.store([(l.source_topic, l.partition, l.last_acked_source) for l in changed])
+        for ledger in changed:
+            ledger.last_committed_source = ledger.last_acked_source
+
+    def _store_acked_quietly(self) -> None:
+        try:
+            self._store_acked()
+        except Exception as error:  # already failing; the stored progress just stays older
+            log.error("could not store progress while stopping: %s", error)
+
+    def _snapshot(self) -> ipc.Report:
+        partitions = [
+            ipc.PartitionProgress(l.source_topic, l.partition, l.last_acked_source,
+                                  l.last_committed_source, l.acked_records, l.in_flight)
+            for l in self.relay.ledgers.values()
+        ]
+        return ipc.Report(
+            worker_index=self.assignment.worker_index,
+            records_sent=self.relay.records_sent,
+            records_acked=self.relay.records_acked,
+            value_bytes_acked=sum(l.acked_value_bytes for l in self.relay.ledgers.values()),
+            partitions=partitions,
+        )

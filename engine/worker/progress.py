@@ -1,0 +1,117 @@
+"""Source progress, stored where MM2's dedicated driver stores it.
+
+Herder <source>-><target> keeps the last replicated offset of each source partition in
+`mm2-offsets.<source>.internal` on the target (MM2-REFERENCE §1.8), so Java MM2 and this engine
+can take over from each other. Never a consumer group on the source.
+"""
+
+from __future__ import annotations
+
+import time
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+
+from engine import wire
+
+LOAD_TIMEOUT_S = 60.0
+
+
+class ProgressError(RuntimeError):
+    """Source progress could not be read or stored; the message names the topic and cluster."""
+
+
+class ProgressStore:
+    def __init__(self, source_alias: str, target_alias: str, offsets_topic: str,
+                 consumer_config: dict[str, str], producer_config: dict[str, str]):
+        self.source_alias = source_alias
+        self.target_alias = target_alias
+        self.offsets_topic = offsets_topic
+        self._consumer_config = consumer_config
+        self._errors: list[str] = []
+        self._producer = Producer({
+            **producer_config,
+            # Connect's offset writer: murmur2 over the key, as Java's default partitioner
+            "partitioner": "murmur2_random",
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": 5,
+            "on_delivery": self._delivered,
+        })
+
+    def load(self) -> dict[tuple[str, int], int]:
+        """The last replicated offset per (topic, partition) of this source, read to the end."""
+        consumer = Consumer({
+            **self._consumer_config,
+            "group.id": f"{self.offsets_topic}-reader",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "isolation.level": "read_committed",
+        })
+        try:
+            metadata = consumer.list_topics(self.offsets_topic, timeout=10)
+            topic = metadata.topics.get(self.offsets_topic)
+            if topic is None or topic.error is not None:
+                raise ProgressError(
+                    f"progress topic {self.offsets_topic} on cluster {self.target_alias} is not readable: "
+                    f"{topic.error if topic else 'missing'}"
+                )
+            ends = {}
+            for p in topic.partitions:
+                low, high = consumer.get_watermark_offsets(TopicPartition(self.offsets_topic, p), timeout=10)
+                if high > low:
+                    ends[p] = high
+            consumer.assign([TopicPartition(self.offsets_topic, p, OFFSET_BEGINNING) for p in ends])
+            stored: dict[tuple[str, int], int] = {}
+            remaining = dict(ends)
+            deadline = time.monotonic() + LOAD_TIMEOUT_S
+            while remaining:
+                if time.monotonic() > deadline:
+                    raise ProgressError(
+                        f"timed out reading progress topic {self.offsets_topic} on cluster {self.target_alias}"
+                    )
+                for message in consumer.consume(500, timeout=0.5):
+                    error = message.error()
+                    if error is not None:
+                        if error.code() == KafkaError._PARTITION_EOF:
+                            remaining.pop(message.partition(), None)
+                            continue
+                        raise ProgressError(
+                            f"reading {self.offsets_topic} on cluster {self.target_alias}: {error.str()}"
+                        )
+                    decoded = wire.decode_source_offset(message.key(), message.value())
+                    if decoded is not None and decoded[0].cluster == self.source_alias:
+                        where, offset = decoded
+                        if offset is None:
+                            stored.pop((where.topic, where.partition), None)
+                        else:
+                            stored[(where.topic, where.partition)] = offset
+                    if message.offset() + 1 >= remaining.get(message.partition(), -1):
+                        remaining.pop(message.partition(), None)
+            return stored
+        finally:
+            consumer.close()
+
+    def store(self, progress: list[tuple[str, int, int]], timeout_s: float = 30.0) -> None:
+        """Writes (topic, partition, last replicated offset) entries and waits for the acks."""
+        for topic, partition, offset in progress:
+            self._producer.produce(
+                self.offsets_topic,
+                key=wire.source_offset_key(self.source_alias, topic, partition),
+                value=wire.source_offset_value(offset),
+            )
+        remaining = self._producer.flush(timeout_s)
+        if self._errors:
+            errors, self._errors = self._errors, []
+            raise ProgressError(
+                f"storing progress in {self.offsets_topic} on cluster {self.target_alias} failed: {errors[0]}"
+            )
+        if remaining:
+            raise ProgressError(
+                f"storing progress in {self.offsets_topic} on cluster {self.target_alias}: "
+                f"{remaining} writes unacknowledged after {timeout_s:.0f}s"
+            )
+
+    def _delivered(self, err, _message) -> None:
+        if err is not None:
+            self._errors.append(err.str())
+

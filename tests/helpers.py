@@ -1,0 +1,26 @@
+"""Test helpers shared by unit and integration tests."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
+
+
+class WaitTimeout(AssertionError):
+    pass
+
+
+def wait_for(predicate: Callable[[], T], timeout_s: float, what: str,
+             diagnostics: Callable[[], str] | None = None, interval_s: float = 0.1) -> T:
+    """Polls predicate until it returns something truthy; on timeout says what it waited for."""
+    deadline = time.monotonic() + timeout_s
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval_s)
+    extra = f"\n{diagnostics()}" if diagnostics else ""
+    raise WaitTimeout(f"timed out after {timeout_s:.0f}s waiting for {what} (last value: {last!r}){extra}")

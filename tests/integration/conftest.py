@@ -1,0 +1,135 @@
+"""Real Kafka 4.3.1 KRaft clusters, started once per test session, named by role.
+
+MIRROR_ENGINE_TEST_SOURCE / MIRROR_ENGINE_TEST_TARGET (bootstrap servers) point the tests at
+existing clusters instead.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from engine.sandbox import KafkaCluster
+from tests.helpers import wait_for
+
+
+@dataclass
+class ClusterHandle:
+    alias: str
+    bootstrap_servers: str
+    cluster: KafkaCluster | None  # None when the tests use an existing cluster
+
+    def admin(self) -> AdminClient:
+        return AdminClient({"bootstrap.servers": self.bootstrap_servers})
+
+    def create_topic(self, name: str, partitions: int, config: dict[str, str] | None = None) -> str:
+        admin = self.admin()  # must outlive the future, or librdkafka cancels the request
+        futures = admin.create_topics([NewTopic(name, partitions, 1, config=config or {})])
+        futures[name].result(timeout=30)
+        return name
+
+    def log_tail(self) -> str:
+        if self.cluster is None:
+            return ""
+        return "\n".join(self.cluster.log_tail(n.node_id) for n in self.cluster.members)
+
+
+def _cluster(alias: str, env: str, base: Path):
+    servers = os.environ.get(env)
+    if servers:
+        yield ClusterHandle(alias, servers, None)
+        return
+    cluster = KafkaCluster(f"{alias}-{os.getpid()}", nodes=1, base_dir=base).start()
+    try:
+        yield ClusterHandle(alias, cluster.bootstrap_servers, cluster)
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def sandbox_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("sandbox")
+
+
+@pytest.fixture(scope="session")
+def source_cluster(sandbox_dir):
+    yield from _cluster("A", "MIRROR_ENGINE_TEST_SOURCE", sandbox_dir)
+
+
+@pytest.fixture(scope="session")
+def target_cluster(sandbox_dir):
+    yield from _cluster("B", "MIRROR_ENGINE_TEST_TARGET", sandbox_dir)
+
+
+@pytest.fixture
+def unique_name(request):
+    """unique_name('orders') -> 'orders-<test>-<random>': no two tests share a topic."""
+    test = request.node.name.split("[")[0].removeprefix("test_")[:30].replace("_", "-")
+
+    def make(prefix: str) -> str:
+        return f"{prefix}-{test}-{uuid.uuid4().hex[:8]}"
+
+    return make
+
+
+class EngineProcess:
+    """`mirror-engine run` as a child process, stopped by its pid."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.process: subprocess.Popen | None = None
+        self.log_file = folder / "engine.log"
+
+    def start(self, properties: str) -> "EngineProcess":
+        config = self.folder / "mm2.properties"
+        config.write_text(properties)
+        with open(self.log_file, "ab") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "engine", "run", str(config)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )
+        return self
+
+    def log(self) -> str:
+        return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+
+    def wait(self, timeout_s: float = 60) -> int:
+        assert self.process is not None
+        return self.process.wait(timeout=timeout_s)
+
+    def stop(self, timeout_s: float = 60) -> int:
+        """SIGTERM: flush, store progress, exit."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout_s)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def engine(tmp_path):
+    """Factory of engine processes; each is killed at teardown if still running."""
+    started: list[EngineProcess] = []
+
+    def start(properties: str) -> EngineProcess:
+        folder = tmp_path / f"engine-{len(started)}"
+        folder.mkdir()
+        process = EngineProcess(folder).start(properties)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()

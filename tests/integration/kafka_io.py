@@ -1,0 +1,108 @@
+"""Producing and reading whole topics in tests, record by record, field by field."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+
+
+@dataclass(frozen=True)
+class Record:
+    partition: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes | None], ...]
+    timestamp: int
+
+
+def produce(servers: str, topic: str, records: list[Record]) -> None:
+    producer = Producer({"bootstrap.servers": servers, "enable.idempotence": True, "linger.ms": 5})
+    for r in records:
+        while True:
+            try:
+                producer.produce(topic, value=r.value, key=r.key, partition=r.partition,
+                                 headers=list(r.headers), timestamp=r.timestamp)
+                break
+            except BufferError:
+                producer.poll(0.1)
+    assert producer.flush(60) == 0, f"records to {topic} not acknowledged"
+
+
+def end_offsets(servers: str, topic: str) -> dict[int, int]:
+    consumer = Consumer({"bootstrap.servers": servers, "group.id": "probe-" + uuid.uuid4().hex})
+    try:
+        metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            return {}
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                for p in metadata.partitions}
+    finally:
+        consumer.close()
+
+
+def read_all(servers: str, topic: str, timeout_s: float = 60) -> dict[int, list[Record]]:
+    """Every record of every partition, from the beginning to the end offsets seen at the start."""
+    ends = end_offsets(servers, topic)
+    consumer = Consumer({"bootstrap.servers": servers, "group.id": "reader-" + uuid.uuid4().hex,
+                         "enable.auto.commit": False, "enable.partition.eof": True})
+    result: dict[int, list[Record]] = {p: [] for p in ends}
+    last_offset: dict[int, int] = {}
+    try:
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+        pending = {p for p, end in ends.items() if end > 0}
+        deadline = time.monotonic() + timeout_s
+        while pending:
+            assert time.monotonic() < deadline, f"reading {topic}: partitions {pending} not read to the end"
+            for m in consumer.consume(1000, timeout=0.5):
+                if m.error():
+                    if m.error().code() == KafkaError._PARTITION_EOF:
+                        if last_offset.get(m.partition(), -1) + 1 >= ends[m.partition()]:
+                            pending.discard(m.partition())
+                        continue
+                    raise AssertionError(f"reading {topic}: {m.error()}")
+                if m.offset() >= ends[m.partition()]:
+                    pending.discard(m.partition())
+                    continue
+                last_offset[m.partition()] = m.offset()
+                result[m.partition()].append(
+                    Record(m.partition(), m.key(), m.value(), tuple(m.headers() or ()), m.timestamp()[1])
+                )
+                if m.offset() + 1 >= ends[m.partition()]:
+                    pending.discard(m.partition())
+        return result
+    finally:
+        consumer.close()
+
+
+def raw_records(servers: str, topic: str) -> list[tuple[bytes | None, bytes | None]]:
+    """(key, value) of every record of a topic, partition by partition."""
+    return [(r.key, r.value) for records in read_all(servers, topic).values() for r in records]
+
+
+def mm2_properties(source, target, extra: dict[str, str] | None = None) -> str:
+    """A minimal mm2.properties for flow A->B on the test clusters (single node: RF 1)."""
+    lines = {
+        "clusters": "A, B",
+        "A.bootstrap.servers": source.bootstrap_servers,
+        "B.bootstrap.servers": target.bootstrap_servers,
+        "A->B.enabled": "true",
+        "replication.factor": "1",
+        "offset.storage.replication.factor": "1",
+        "B.offset.flush.interval.ms": "1000",
+        "refresh.topics.interval.seconds": "5",
+    }
+    lines.update(extra or {})
+    return "".join(f"{k} = {v}\n" for k, v in lines.items())
+
+
+def stored_progress(servers: str, offsets_topic: str) -> dict[bytes, dict]:
+    """The newest JSON value per key in a Connect offsets topic."""
+    latest: dict[bytes, dict] = {}
+    for key, value in raw_records(servers, offsets_topic):
+        if key is not None:
+            latest[key] = json.loads(value) if value is not None else None
+    return latest
