@@ -1,0 +1,42 @@
+# The single entry point. `make demo` and `make test` are the whole set-up on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: install kafka demo test test-unit test-integration bench clean sandbox-down
+
+$(STAMP): pyproject.toml setup.py engine/_fastpath.pyx engine/_fastpath.pxd
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Apache Kafka 4.3.1 jars, fetched with Maven into .cache/ (git-ignored) once
+kafka: install
+	$(PY) -c "from engine.sandbox import kafka_libs; kafka_libs()"
+
+demo: kafka
+	$(PY) -m engine demo
+
+# pytest's exit code 5 (no test collected) fails like any other
+test: kafka
+	@$(PY) -m pytest $(PYTEST_ARGS); code=$$?; \
+	if [ $$code -eq 5 ]; then echo "make test: no test ran; failing" >&2; fi; exit $$code
+
+test-unit: install
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: kafka
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+bench: kafka
+	$(PY) -m pytest benchmarks $(PYTEST_ARGS)
+
+sandbox-down: install
+	$(PY) -m engine sandbox down
+
+clean:
+	rm -rf build dist *.egg-info engine/_fastpath.c engine/*.so engine/*.html .pytest_cache

@@ -1,0 +1,134 @@
+"""mm2.properties parsing: Java .properties syntax, MM2 keys, precedence and clear errors."""
+
+import pytest
+
+from engine import config
+from engine.config import ConfigError, from_properties, parse_properties
+
+
+def test_java_properties_syntax():
+    text = (
+        "# comment\n"
+        "! another comment\n"
+        "a = 1\n"
+        "b:2\n"
+        "c 3\n"
+        "  d   =   spaced value  \n"
+        "long = one, \\\n"
+        "       two, \\\n"
+        "       three\n"
+        "escaped\\ key = tab\\there\n"
+        "unicode = caf\\u00e9\n"
+        "colon\\:key = v\n"
+        "empty =\n"
+        "a = last wins\n"
+    )
+    props = parse_properties(text)
+    assert props == {
+        "a": "last wins",
+        "b": "2",
+        "c": "3",
+        "d": "spaced value  ",
+        "long": "one, two, three",
+        "escaped key": "tab\there",
+        "unicode": "café",
+        "colon:key": "v",
+        "empty": "",
+    }
+
+
+def test_even_backslashes_do_not_continue():
+    assert parse_properties("path = c:\\\\\nnext = 1\n") == {"path": "c:\\", "next": "1"}
+
+
+BASE = {
+    "clusters": "A, B",
+    "A.bootstrap.servers": "127.0.0.1:9092",
+    "B.bootstrap.servers": "127.0.0.1:9093",
+    "A->B.enabled": "true",
+}
+
+
+def test_flow_defaults_follow_mm2():
+    engine_config = from_properties(dict(BASE))
+    (flow,) = engine_config.flows
+    assert (flow.source, flow.target, flow.name) == ("A", "B", "A->B")
+    assert flow.topics == ".*"
+    assert flow.topics_exclude == r"mm2.*\.internal, .*\.replica, __.*"
+    assert flow.replication_factor == 2
+    assert flow.offset_storage_replication_factor == 3
+    assert flow.offset_storage_partitions == 25
+    assert flow.refresh_topics_interval_s == 600
+    assert engine_config.cluster("A").bootstrap_servers == "127.0.0.1:9092"
+
+
+def test_flow_key_beats_top_level_and_target_cluster_keys_set_worker_settings():
+    props = dict(BASE, **{
+        "topics": "x.*", "A->B.topics": "orders.*", "replication.factor": "3",
+        "offset.flush.interval.ms": "60000", "B.offset.flush.interval.ms": "2000",
+        "B.offset.storage.replication.factor": "1", "tasks.max": "4",
+    })
+    (flow,) = from_properties(props).flows
+    assert flow.topics == "orders.*"
+    assert flow.replication_factor == 3
+    assert flow.offset_flush_interval_ms == 2000
+    assert flow.offset_storage_replication_factor == 1
+    assert flow.tasks_max == 4
+    assert flow.topic_filter().matches("orders.eu")
+    assert not flow.topic_filter().matches("x.1")
+
+
+def test_disabled_flows_are_not_run():
+    props = dict(BASE, **{"A->B.enabled": "false", "B->A.enabled": "true"})
+    flows = from_properties(props).flows
+    assert [f.name for f in flows] == ["B->A"]
+
+
+def test_security_keys_reach_every_cluster_and_cluster_keys_win():
+    props = dict(BASE, **{"security.protocol": "SSL", "B.security.protocol": "PLAINTEXT"})
+    engine_config = from_properties(props)
+    assert engine_config.cluster("A").client == {"security.protocol": "SSL"}
+    assert engine_config.cluster("B").client == {"security.protocol": "PLAINTEXT"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "key", "message"),
+    [
+        ({"clusters": None}, "clusters", "missing"),
+        ({"clusters": "A, A"}, "clusters", "twice"),
+        ({"A.bootstrap.servers": None}, "A.bootstrap.servers", "missing for cluster A"),
+        ({"A->C.enabled": "true"}, "A->C.enabled", "'C' is not listed"),
+        ({"A->B.enabled": "yes"}, "A->B.enabled", "true or false"),
+        ({"replication.factor": "0"}, "replication.factor", "-1"),
+        ({"A->B.replication.factor": "two"}, "A->B.replication.factor", "integer"),
+        ({"tasks.max": "0"}, "tasks.max", "at least 1"),
+        ({"A->B.topics": "orders[", }, "A->B.topics", "invalid regular expression"),
+        ({"refresh.topics.interval.seconds": "-5"}, "refresh.topics.interval.seconds", "at least 1"),
+        ({"replication.policy.separator": ""}, "replication.policy.separator", "empty"),
+        ({"replication.policy.class": "com.example.Custom"}, "replication.policy.class", "not supported"),
+    ],
+)
+def test_invalid_config_names_the_key(changes, key, message):
+    props = dict(BASE)
+    for k, v in changes.items():
+        if v is None:
+            props.pop(k)
+        else:
+            props[k] = v
+    with pytest.raises(ConfigError) as caught:
+        from_properties(props)
+    assert caught.value.key == key
+    assert message in str(caught.value)
+
+
+def test_unreadable_file_names_the_path(tmp_path):
+    missing = tmp_path / "nope.properties"
+    with pytest.raises(ConfigError, match="cannot read the config file") as caught:
+        config.load(missing)
+    assert caught.value.key == str(missing)
+
+
+def test_load_reads_a_file(tmp_path):
+    path = tmp_path / "mm2.properties"
+    path.write_text("clusters = A, B\nA.bootstrap.servers = h:1\nB.bootstrap.servers = h:2\nA->B.enabled = true\n")
+    assert [f.name for f in config.load(path).flows] == ["A->B"]

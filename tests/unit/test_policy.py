@@ -1,0 +1,59 @@
+"""DefaultReplicationPolicy edge cases, as the Java class answers them (MM2-REFERENCE §2.1)."""
+
+import pytest
+
+from engine.policy import DefaultReplicationPolicy
+
+DOT = DefaultReplicationPolicy(".")
+UNDERSCORES = DefaultReplicationPolicy("__")
+
+
+@pytest.mark.parametrize(
+    ("policy", "topic", "source", "upstream", "original"),
+    [
+        (DOT, "orders", None, None, "orders"),
+        (DOT, "B.A.orders", "B", "A.orders", "orders"),
+        (DOT, "foo.", None, None, "foo."),
+        (DOT, "foo..", None, None, "foo.."),
+        (DOT, "A..b", "A", ".b", "b"),
+        (DOT, ".foo", "", "foo", "foo"),
+        (DOT, ".", None, None, "."),
+        (DOT, "", None, None, ""),
+        (DOT, "A.checkpoints.internal", "A", "checkpoints.internal", "internal"),
+        (UNDERSCORES, "A.orders", None, None, "A.orders"),
+        (UNDERSCORES, "A__B__orders", "A", "B__orders", "orders"),
+        (UNDERSCORES, "__consumer_offsets", "", "consumer_offsets", "consumer_offsets"),
+    ],
+)
+def test_java_edge_cases(policy, topic, source, upstream, original):
+    assert policy.topic_source(topic) == source
+    assert policy.upstream_topic(topic) == upstream
+    assert policy.original_topic(topic) == original
+
+
+def test_format_remote_topic():
+    assert DOT.format_remote_topic("A", "orders") == "A.orders"
+    assert UNDERSCORES.format_remote_topic("A", "orders") == "A__orders"
+
+
+def test_internal_topics():
+    for name in ("mm2-offsets.A.internal", "mm2-offset-syncs.B.internal", "A.checkpoints.internal",
+                 "__consumer_offsets", ".hidden"):
+        assert DOT.is_internal_topic(name), name
+    # 4.0+: an ordinary name ending in .internal or -internal is replicated
+    for name in ("orders", "orders.internal", "orders-internal", "mm2-not-internal"):
+        assert not DOT.is_internal_topic(name), name
+
+
+def test_cycles():
+    assert DOT.is_cycle("B.orders", "B")
+    assert DOT.is_cycle("C.B.orders", "B")
+    assert not DOT.is_cycle("C.orders", "B")
+    assert not DOT.is_cycle("orders", "B")
+
+
+def test_heartbeats_topics():
+    assert DOT.is_heartbeats_topic("heartbeats")
+    assert DOT.is_heartbeats_topic("B.A.heartbeats")
+    assert DOT.is_heartbeats_topic("foo.heartbeats")
+    assert not DOT.is_heartbeats_topic("myheartbeats")
