@@ -1,0 +1,28 @@
+"""Coordinator <-> worker messages and the partition assignment."""
+
+from engine import ipc
+from engine.coordinator.coordinator import assign_round_robin
+
+
+def test_messages_round_trip_as_json_lines():
+    assign = ipc.Assign(
+        flow="A->B", source_alias="A", target_alias="B", worker_index=1,
+        partitions=[ipc.PartitionTask("orders", 0, "A.orders")],
+        source_client={"bootstrap.servers": "h:1"}, target_client={"bootstrap.servers": "h:2"},
+        offsets_topic="mm2-offsets.A.internal", offset_flush_interval_ms=5000, poll_timeout_ms=1000,
+    )
+    line = ipc.encode_line(assign)
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    assert ipc.to_worker_decoder.decode(line) == assign
+    assert ipc.to_worker_decoder.decode(ipc.encode_line(ipc.Stop())) == ipc.Stop()
+    failed = ipc.Failed(worker_index=2, error="target refused t[0]@5")
+    assert ipc.from_worker_decoder.decode(ipc.encode_line(failed)) == failed
+
+
+def test_round_robin_deals_every_partition_once():
+    tasks = [ipc.PartitionTask(t, p, f"A.{t}") for t in ("b", "a") for p in range(3)]
+    groups = assign_round_robin(tasks, 4)
+    assert [len(g) for g in groups] == [2, 2, 1, 1]
+    dealt = [task for group in groups for task in group]
+    assert sorted(dealt) == sorted(tasks) and len(set(dealt)) == len(tasks)
+    assert groups[0] == [ipc.PartitionTask("a", 0, "A.a"), ipc.PartitionTask("b", 1, "A.b")]

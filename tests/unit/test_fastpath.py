@@ -1,0 +1,166 @@
+"""The fast path's relay and ack ledger, driven by fake messages and a fake producer."""
+
+from __future__ import annotations
+
+import pytest
+from confluent_kafka import KafkaError
+
+from engine import _fastpath
+from engine._fastpath import DeliveryFailed, Relay, SourceReadFailed
+
+
+def test_the_compiled_module_is_loaded():
+    # never a silent fallback to Python: the extension itself must import
+    assert _fastpath.__file__.endswith((".so", ".pyd"))
+
+
+class FakeMessage:
+    def __init__(self, topic, partition, offset, key=None, value=None, headers=None, timestamp=(1, 0), error=None):
+        self._topic, self._partition, self._offset = topic, partition, offset
+        self._key, self._value, self._headers, self._timestamp, self._error = key, value, headers, timestamp, error
+
+    def topic(self): return self._topic
+    def partition(self): return self._partition
+    def offset(self): return self._offset
+    def key(self): return self._key
+    def value(self): return self._value
+    def headers(self): return self._headers
+    def timestamp(self): return self._timestamp
+    def error(self): return self._error
+
+
+class FakeProducer:
+    """Records produce calls; deliver() acks them in order with target offsets 0, 1, 2, ..."""
+
+    def __init__(self, full_after: int | None = None):
+        self.produced: list[dict] = []
+        self.next_offset: dict[tuple[str, int], int] = {}
+        self.full_after = full_after
+        self.polls = 0
+
+    def produce(self, topic, value, key, partition, timestamp, headers):
+        if self.full_after is not None and len(self.produced) >= self.full_after:
+            raise BufferError("queue full")
+        self.produced.append(dict(topic=topic, value=value, key=key, partition=partition,
+                                  timestamp=timestamp, headers=headers))
+
+    def poll(self, timeout):
+        self.polls += 1
+        self.full_after = None
+
+    def deliver(self, relay: Relay, error=None, count=None):
+        pending, self.produced = self.produced[:count], self.produced[count:] if count else []
+        for record in pending:
+            key = (record["topic"], record["partition"])
+            offset = self.next_offset.get(key, 0)
+            self.next_offset[key] = offset + 1
+            relay.on_delivery(error, FakeMessage(record["topic"], record["partition"], offset, value=record["value"]))
+
+
+def make_relay(producer) -> Relay:
+    relay = Relay()
+    relay.attach(producer)
+    return relay
+
+
+def test_records_keep_partition_key_value_headers_and_timestamp():
+    producer = FakeProducer()
+    relay = make_relay(producer)
+    relay.add_partition("orders", "A.orders", 2)
+    headers = [("h", b""), ("n", None), ("h", b"\x00\xff")]
+    sent = relay.send([
+        FakeMessage("orders", 2, 10, key=b"k", value=b"v", headers=headers, timestamp=(1, 1234)),
+        FakeMessage("orders", 2, 11, key=None, value=None, headers=None, timestamp=(0, -1)),
+    ])
+    assert sent == 2
+    assert producer.produced == [
+        dict(topic="A.orders", value=b"v", key=b"k", partition=2, timestamp=1234, headers=headers),
+        # no timestamp: 0 asks librdkafka for "now", as MM2 replaces -1 with the producer clock
+        dict(topic="A.orders", value=None, key=None, partition=2, timestamp=0, headers=None),
+    ]
+
+
+def test_acks_map_back_to_source_offsets_per_partition_across_gaps():
+    producer = FakeProducer()
+    relay = make_relay(producer)
+    p0 = relay.add_partition("orders", "A.orders", 0, 99)
+    p1 = relay.add_partition("orders", "A.orders", 1)
+    # source offsets with gaps (compaction, transaction markers)
+    relay.send([FakeMessage("orders", 0, 100, value=b"ab"), FakeMessage("orders", 1, 7),
+                FakeMessage("orders", 0, 105, value=b"cde"), FakeMessage("orders", 0, 109)])
+    assert (p0.in_flight, p1.in_flight) == (3, 1)
+    assert not p0.uncommitted()
+    producer.deliver(relay, count=2)  # acks 100 (target 0) and 7 (target 0)
+    assert (p0.last_acked_source, p0.last_acked_target) == (100, 0)
+    assert (p1.last_acked_source, p1.last_acked_target) == (7, 0)
+    producer.deliver(relay)
+    assert (p0.last_acked_source, p0.last_acked_target) == (109, 2)
+    assert p0.acked_records == 3 and p0.acked_value_bytes == 5
+    assert p0.in_flight == 0 and p0.uncommitted()
+    assert relay.records_sent == 4 and relay.records_acked == 4
+
+
+def test_ring_buffer_grows_beyond_its_initial_capacity():
+    producer = FakeProducer()
+    relay = make_relay(producer)
+    ledger = relay.add_partition("t", "A.t", 0)
+    relay.send([FakeMessage("t", 0, i) for i in range(5000)])
+    producer.deliver(relay, count=1234)
+    relay.send([FakeMessage("t", 0, i) for i in range(5000, 6000)])
+    assert ledger.in_flight == 6000 - 1234
+    producer.deliver(relay)
+    assert ledger.last_acked_source == 5999 and ledger.last_acked_target == 5999
+
+
+def test_a_failed_delivery_stops_progress():
+    producer = FakeProducer()
+    relay = make_relay(producer)
+    ledger = relay.add_partition("t", "A.t", 0)
+    relay.send([FakeMessage("t", 0, i) for i in range(3)])
+    producer.deliver(relay, count=1)
+    producer.deliver(relay, error=KafkaError(KafkaError.MSG_SIZE_TOO_LARGE), count=1)
+    producer.deliver(relay)  # a later success must not count as progress past the failure
+    assert ledger.last_acked_source == 0
+    assert isinstance(relay.failure, DeliveryFailed)
+    assert "t[0]@1" in str(relay.failure) and "A.t" in str(relay.failure)
+
+
+def test_a_full_queue_is_served_and_the_record_retried():
+    producer = FakeProducer(full_after=1)
+    relay = make_relay(producer)
+    relay.add_partition("t", "A.t", 0)
+    assert relay.send([FakeMessage("t", 0, 0), FakeMessage("t", 0, 1)]) == 2
+    assert producer.polls == 1
+    assert [r["partition"] for r in producer.produced] == [0, 0]
+
+
+def test_partition_eof_is_skipped_and_other_source_errors_raise():
+    relay = make_relay(FakeProducer())
+    relay.add_partition("t", "A.t", 0)
+    eof = FakeMessage("t", 0, 5, error=KafkaError(KafkaError._PARTITION_EOF))
+    assert relay.send([eof]) == 0
+    broken = FakeMessage("t", 0, 5, error=KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED))
+    with pytest.raises(SourceReadFailed, match=r"source topic t\[0\]"):
+        relay.send([broken])
+
+
+def test_delivery_report_without_a_record_in_flight_is_an_error():
+    relay = make_relay(FakeProducer())
+    relay.add_partition("t", "A.t", 0)
+    with pytest.raises(DeliveryFailed, match="no record in flight"):
+        relay.on_delivery(None, FakeMessage("A.t", 0, 0))
+
+
+def test_ring_buffer_grows_while_wrapped_around():
+    producer = FakeProducer()
+    relay = make_relay(producer)
+    ledger = relay.add_partition("t", "A.t", 0)
+    relay.send([FakeMessage("t", 0, i) for i in range(1000)])
+    producer.deliver(relay, count=900)
+    # 100 left at the ring's end; the next 1000 wrap around, then force growth
+    relay.send([FakeMessage("t", 0, i) for i in range(1000, 2000)])
+    assert ledger.in_flight == 1100
+    producer.deliver(relay, count=150)
+    assert ledger.last_acked_source == 1049
+    producer.deliver(relay)
+    assert ledger.last_acked_source == 1999 and ledger.last_acked_target == 1999
