@@ -28,6 +28,8 @@ JVM_OPTIONS = ("-Xms128m", "-Xmx512m", "-XX:+UseSerialGC", "-Djava.awt.headless=
 START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 20.0
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+# protects only a throw-away test certificate inside the cluster's own folder
+TLS_STORE_PASSWORD = "sandbox-only"
 
 
 def free_ports(count: int) -> list[int]:
@@ -91,6 +93,7 @@ class Node:
     controller_port: int
     sasl_port: int | None
     folder: Path
+    tls_port: int | None = None
     process: subprocess.Popen | None = None
 
     @property
@@ -129,6 +132,8 @@ class KafkaCluster:
     broker_properties: dict[str, str] = field(default_factory=dict)
     authorizer: bool = False
     sasl: SaslSettings | None = None
+    # an SSL listener with a self-signed certificate for 127.0.0.1; with sasl, SASL runs over TLS too
+    tls: bool = False
     base_dir: Path | None = None
     cluster_id: str = field(default_factory=_new_cluster_id)
     members: list[Node] = field(default_factory=list)
@@ -150,6 +155,19 @@ class KafkaCluster:
     def sasl_bootstrap_servers(self) -> str:
         return ",".join(f"127.0.0.1:{n.sasl_port}" for n in self.members if n.sasl_port)
 
+    @property
+    def tls_bootstrap_servers(self) -> str:
+        return ",".join(f"127.0.0.1:{n.tls_port}" for n in self.members if n.tls_port)
+
+    @property
+    def ca_file(self) -> Path:
+        """PEM certificate clients trust for the TLS listeners (ssl.ca.location)."""
+        return self.folder / "tls" / "ca.pem"
+
+    @property
+    def sasl_protocol(self) -> str:
+        return "SASL_SSL" if self.tls else "SASL_PLAINTEXT"
+
     def admin_config(self) -> dict[str, str]:
         return {"bootstrap.servers": self.bootstrap_servers}
 
@@ -163,7 +181,7 @@ class KafkaCluster:
                 raise SandboxError(f"cluster {self.name} is already running in {self.folder}")
             shutil.rmtree(self.folder)
         self.folder.mkdir(parents=True)
-        ports = free_ports(self.nodes * (3 if self.sasl else 2))
+        ports = free_ports(self.nodes * (2 + bool(self.sasl) + self.tls))
         port_iter = iter(ports)
         self.members = []
         for node_id in range(1, self.nodes + 1):
@@ -172,10 +190,13 @@ class KafkaCluster:
                 broker_port=next(port_iter),
                 controller_port=next(port_iter),
                 sasl_port=next(port_iter) if self.sasl else None,
+                tls_port=next(port_iter) if self.tls else None,
                 folder=self.folder / f"node-{node_id}",
             )
             (node.folder / "logs").mkdir(parents=True)
             self.members.append(node)
+        if self.tls:
+            self._make_certificate()
         for node in self.members:
             node.config_file.write_text(self._server_properties(node))
             (node.folder / "log4j2.properties").write_text(_log4j2_properties(node.log_file))
@@ -281,7 +302,11 @@ class KafkaCluster:
         if node.sasl_port:
             listeners.append(f"SASL://127.0.0.1:{node.sasl_port}")
             advertised.append(f"SASL://127.0.0.1:{node.sasl_port}")
-            protocol_map.append("SASL:SASL_PLAINTEXT")
+            protocol_map.append(f"SASL:{self.sasl_protocol}")
+        if node.tls_port:
+            listeners.append(f"SSL://127.0.0.1:{node.tls_port}")
+            advertised.append(f"SSL://127.0.0.1:{node.tls_port}")
+            protocol_map.append("SSL:SSL")
         listeners.append(f"CONTROLLER://127.0.0.1:{node.controller_port}")
         props = {
             "process.roles": "broker,controller",
@@ -327,8 +352,29 @@ class KafkaCluster:
                 props[f"listener.name.sasl.{mechanism.lower()}.sasl.jaas.config"] = (
                     "org.apache.kafka.common.security.scram.ScramLoginModule required;"
                 )
+        if self.tls:
+            props["ssl.keystore.location"] = str(self.folder / "tls" / "broker.p12")
+            props["ssl.keystore.password"] = TLS_STORE_PASSWORD
+            props["ssl.keystore.type"] = "PKCS12"
         props.update(self.broker_properties)
         return "".join(f"{k}={v}\n" for k, v in props.items())
+
+    def _make_certificate(self) -> None:
+        """A self-signed certificate for 127.0.0.1 and localhost, made with the JDK's keytool."""
+        keytool = require_tool("keytool")
+        folder = self.folder / "tls"
+        folder.mkdir()
+        store = folder / "broker.p12"
+        common = ["-keystore", str(store), "-storetype", "PKCS12", "-storepass", TLS_STORE_PASSWORD]
+        for command in (
+            [keytool, "-genkeypair", "-alias", "broker", "-keyalg", "RSA", "-keysize", "2048",
+             "-validity", "7", "-dname", f"CN=sandbox-{self.name}",
+             "-ext", "SAN=ip:127.0.0.1,dns:localhost", *common],
+            [keytool, "-exportcert", "-rfc", "-alias", "broker", "-file", str(self.ca_file), *common],
+        ):
+            result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+            if result.returncode != 0:
+                raise SandboxError(f"cluster {self.name}: keytool failed: {result.stdout}{result.stderr}")
 
     def _format(self, java: str, jars: str, node: Node) -> None:
         command = [
@@ -404,7 +450,8 @@ class KafkaCluster:
             "cluster_id": self.cluster_id,
             "members": [
                 {"node_id": m.node_id, "broker_port": m.broker_port,
-                 "controller_port": m.controller_port, "sasl_port": m.sasl_port}
+                 "controller_port": m.controller_port, "sasl_port": m.sasl_port,
+                 "tls_port": m.tls_port}
                 for m in self.members
             ],
         }
@@ -425,7 +472,7 @@ class KafkaCluster:
         cluster = cls(name=name, nodes=state["nodes"], base_dir=base, cluster_id=state["cluster_id"])
         cluster.members = [
             Node(m["node_id"], m["broker_port"], m["controller_port"], m["sasl_port"],
-                 cluster.folder / f"node-{m['node_id']}")
+                 cluster.folder / f"node-{m['node_id']}", m.get("tls_port"))
             for m in state["members"]
         ]
         return cluster

@@ -40,12 +40,18 @@ def cache_root() -> Path:
     return Path(__file__).resolve().parents[2] / ".cache"
 
 
+_TOOL_PURPOSE = {
+    "java": "Java 17+ runs the brokers",
+    "mvn": "Maven fetches the Kafka jars",
+    "keytool": "the JDK's keytool makes the TLS listener's certificate",
+}
+
+
 def require_tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
         raise SandboxError(
-            f"'{name}' was not found on PATH; the Kafka sandbox needs it "
-            f"({'Java 17+ to run the brokers' if name == 'java' else 'Maven to fetch the Kafka jars'})"
+            f"'{name}' was not found on PATH; the Kafka sandbox needs it ({_TOOL_PURPOSE.get(name, name)})"
         )
     return path
 

@@ -102,3 +102,22 @@ def test_cli_up_and_down(tmp_path):
     assert sorted(down.stdout.split()) == sorted(["P:", "stopped", "Q:", "stopped"])
     for line in lines:
         assert not _metadata_answers(line.split(" = ")[1])
+
+
+def test_tls_listener_and_sasl_over_tls(sandbox_dir):
+    sasl = SaslSettings(users={"alice": "alice-secret"})
+    with KafkaCluster("tls", nodes=1, sasl=sasl, tls=True, base_dir=sandbox_dir) as cluster:
+        assert cluster.sasl_protocol == "SASL_SSL"
+        tls = AdminClient({"bootstrap.servers": cluster.tls_bootstrap_servers, "security.protocol": "SSL",
+                           "ssl.ca.location": str(cluster.ca_file)})
+        assert len(tls.list_topics(timeout=15).brokers) == 1
+        sasl_ssl = AdminClient({
+            "bootstrap.servers": cluster.sasl_bootstrap_servers, "security.protocol": "SASL_SSL",
+            "ssl.ca.location": str(cluster.ca_file), "sasl.mechanism": "SCRAM-SHA-512",
+            "sasl.username": "alice", "sasl.password": "alice-secret",
+        })
+        assert len(sasl_ssl.list_topics(timeout=15).brokers) == 1
+        untrusted = AdminClient({"bootstrap.servers": cluster.tls_bootstrap_servers,
+                                 "security.protocol": "SSL", "log_level": 0})
+        with pytest.raises(KafkaException):
+            untrusted.list_topics(timeout=3)  # the system CAs do not trust the sandbox certificate
