@@ -8,6 +8,8 @@ cdef class PartitionLedger:
     cdef public int partition
     cdef public int64_t last_acked_source, last_acked_target, last_committed_source
     cdef public int64_t acked_records, acked_value_bytes, sent_records
+    # what the worker has already reported, so reports carry deltas
+    cdef public int64_t reported_records, reported_value_bytes
 
     cdef int push(self, int64_t source_offset) except -1
     cdef int64_t pop(self) except? -2

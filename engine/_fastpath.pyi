@@ -13,6 +13,8 @@ class PartitionLedger:
     acked_records: int
     acked_value_bytes: int
     sent_records: int
+    reported_records: int
+    reported_value_bytes: int
     def __init__(self, source_topic: str, remote_topic: str, partition: int, last_committed_offset: int = ...) -> None: ...
     @property
     def in_flight(self) -> int: ...

@@ -51,6 +51,8 @@ cdef class PartitionLedger:
         self.acked_records = 0
         self.acked_value_bytes = 0
         self.sent_records = 0
+        self.reported_records = 0
+        self.reported_value_bytes = 0
 
     def __dealloc__(self):
         free(self.ring)

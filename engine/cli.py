@@ -21,7 +21,7 @@ def _run(args: argparse.Namespace) -> int:
     from engine.coordinator.coordinator import Coordinator
 
     engine_config = config.load(args.config)
-    return uvloop.run(Coordinator(engine_config).run())
+    return uvloop.run(Coordinator(engine_config, metrics_listen=args.metrics_listen).run())
 
 
 def _sandbox_up(args: argparse.Namespace) -> int:
@@ -72,6 +72,8 @@ def parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="replicate every enabled flow of an mm2.properties")
     run.add_argument("config", help="path to mm2.properties")
+    run.add_argument("--metrics-listen", default=None, metavar="HOST:PORT",
+                     help="Prometheus endpoint (default: mirror.engine.metrics.listen or 127.0.0.1:9464; '' turns it off)")
     run.set_defaults(handler=_run)
 
     sandbox = commands.add_parser("sandbox", help="local Kafka KRaft clusters")
@@ -93,6 +95,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from engine.config import ConfigError
     from engine.coordinator.topics import ClusterUnreachable, TopicCreationError
+    from engine.coordinator.topology import TopologyError
     from engine.logs import setup_logging
     from engine.sandbox import SandboxError
 
@@ -101,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["MIRROR_ENGINE_LOG_LEVEL"] = args.log_level
     try:
         return args.handler(args)
-    except (CliError, ConfigError, SandboxError, TopicCreationError, ClusterUnreachable) as error:
+    except (CliError, ConfigError, SandboxError, TopicCreationError, ClusterUnreachable, TopologyError) as error:
         print(f"mirror-engine: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

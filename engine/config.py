@@ -14,6 +14,7 @@ from pathlib import Path
 import msgspec
 
 from engine.filters import TopicFilter, compile_list
+from engine.policy import DEFAULT_POLICY_CLASS, POLICY_CLASSES
 
 
 class ConfigError(ValueError):
@@ -103,6 +104,8 @@ def parse_properties(text: str) -> dict[str, str]:
 _CONNECTION_PREFIXES = ("security.protocol", "ssl.", "sasl.")
 
 DEFAULT_TOPICS = ".*"
+DEFAULT_METRICS_LISTEN = "127.0.0.1:9464"
+METRICS_LISTEN_KEY = "mirror.engine.metrics.listen"
 DEFAULT_TOPICS_EXCLUDE = r"mm2.*\.internal, .*\.replica, __.*"
 
 
@@ -128,6 +131,8 @@ class FlowConfig(msgspec.Struct, frozen=True):
     consumer_poll_timeout_ms: int = 1000
     separator: str = "."
     internal_separator_enabled: bool = True
+    policy_class: str = DEFAULT_POLICY_CLASS
+    heartbeats_replication_enabled: bool = True
 
     @property
     def name(self) -> str:
@@ -140,10 +145,22 @@ class FlowConfig(msgspec.Struct, frozen=True):
         )
 
 
+class HeartbeatConfig(msgspec.Struct, frozen=True):
+    """MM2's heartbeat connector of herder source->target: beats into the target's `heartbeats`."""
+
+    source: str
+    target: str
+    interval_s: float = 1.0
+    replication_factor: int = 3
+
+
 class EngineConfig(msgspec.Struct, frozen=True):
     clusters: dict[str, ClusterConfig]
     flows: list[FlowConfig]
     raw: dict[str, str]
+    heartbeats: list[HeartbeatConfig] = []
+    # where the Prometheus endpoint listens; "" turns it off
+    metrics_listen: str = DEFAULT_METRICS_LISTEN
 
     def cluster(self, alias: str) -> ClusterConfig:
         return self.clusters[alias]
@@ -212,7 +229,50 @@ def from_properties(props: dict[str, str]) -> EngineConfig:
                 raise ConfigError(f"{alias}.bootstrap.servers", f"missing for cluster {alias}, used by an enabled flow")
             continue
         clusters[alias] = ClusterConfig(alias=alias, bootstrap_servers=servers, client=_client(props, alias))
-    return EngineConfig(clusters=clusters, flows=flows, raw=dict(props))
+    metrics_listen = props.get(METRICS_LISTEN_KEY, DEFAULT_METRICS_LISTEN).strip()
+    if metrics_listen:
+        parse_listen(METRICS_LISTEN_KEY, metrics_listen)
+    return EngineConfig(clusters=clusters, flows=flows, raw=dict(props),
+                        heartbeats=_heartbeats(props, aliases, clusters), metrics_listen=metrics_listen)
+
+
+def parse_listen(key: str, value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(key, f"expected host:port (e.g. 127.0.0.1:9464), got {value!r}")
+    return host, int(port)
+
+
+def _heartbeats(props: dict[str, str], aliases: list[str], clusters: dict[str, ClusterConfig]) -> list[HeartbeatConfig]:
+    """One heartbeat emitter per ordered pair of configured clusters, as MM2's herders do.
+
+    MM2 runs a herder, and so a heartbeat connector, for every pair unless
+    `emit.heartbeats.enabled = false` (top level or per pair); the flow's `enabled` does not matter.
+    """
+    pairs = []
+    for source in aliases:
+        for target in aliases:
+            if source == target or source not in clusters or target not in clusters:
+                continue
+            prefix = f"{source}->{target}."
+
+            def get(key: str) -> tuple[str, str | None]:
+                if prefix + key in props:
+                    return prefix + key, props[prefix + key]
+                return key, props.get(key)
+
+            name, enabled = get("emit.heartbeats.enabled")
+            if enabled is not None and not _bool(name, enabled):
+                continue
+            settings: dict[str, object] = {"source": source, "target": target}
+            name, interval = get("emit.heartbeats.interval.seconds")
+            if interval is not None:
+                settings["interval_s"] = float(_int(name, interval, minimum=1))
+            name, rf = get("heartbeats.topic.replication.factor")
+            if rf is not None:
+                settings["replication_factor"] = _replication_factor(name, rf)
+            pairs.append(HeartbeatConfig(**settings))  # type: ignore[arg-type]
+    return pairs
 
 
 def _client(props: dict[str, str], alias: str) -> dict[str, str]:
@@ -269,10 +329,14 @@ def _flow(props: dict[str, str], source: str, target: str) -> FlowConfig:
     if internal_sep is not None:
         settings["internal_separator_enabled"] = _bool(name, internal_sep)
     name, policy = get("replication.policy.class")
-    if policy is not None and policy.strip() not in (
-        "org.apache.kafka.connect.mirror.DefaultReplicationPolicy",
-    ):
-        raise ConfigError(name, f"replication policy {policy!r} is not supported yet")
+    if policy is not None:
+        if policy.strip() not in POLICY_CLASSES:
+            raise ConfigError(name, f"replication policy {policy!r} is not supported; use one of "
+                                    + ", ".join(POLICY_CLASSES))
+        settings["policy_class"] = policy.strip()
+    name, value = get("heartbeats.replication.enabled")
+    if value is not None:
+        settings["heartbeats_replication_enabled"] = _bool(name, value)
     if settings.get("tasks_max", 0) == 0 and get("tasks.max")[1] is not None:
         raise ConfigError(get("tasks.max")[0], "must be at least 1")
     return FlowConfig(**settings)  # type: ignore[arg-type]

@@ -101,6 +101,9 @@ def run_demo(records_per_topic: int = 200_000) -> int:
             "# one-node demo clusters: MM2's defaults (2 and 3) need more brokers\n"
             "replication.factor = 1\n"
             "offset.storage.replication.factor = 1\n"
+            "heartbeats.topic.replication.factor = 1\n"
+            "# any free port; the engine log names it\n"
+            "mirror.engine.metrics.listen = 127.0.0.1:0\n"
         )
         log_path = folder / "engine.log"
         _say(f"replicating A->B with `mirror-engine run {config.name}` (engine log: {log_path})")

@@ -38,17 +38,17 @@ class Stop(msgspec.Struct, tag="stop", frozen=True):
 class PartitionProgress(msgspec.Struct, frozen=True):
     topic: str
     partition: int
-    last_acked_offset: int
-    last_committed_offset: int
-    acked_records: int
+    last_acked_offset: int  # last source offset the target acknowledged
+    last_committed_offset: int  # last source offset stored as progress
+    records_delta: int  # acked since the previous report
+    value_bytes_delta: int
     in_flight: int
+    source_end_offset: int  # the source's high watermark as last fetched, -1 if unknown
 
 
 class Report(msgspec.Struct, tag="report", frozen=True):
     worker_index: int
-    records_sent: int
-    records_acked: int
-    value_bytes_acked: int
+    interval_s: float  # time covered by the deltas
     partitions: list[PartitionProgress]
 
 

@@ -70,3 +70,46 @@ class DefaultReplicationPolicy:
                 return False
             current = upstream
         return False
+
+
+class IdentityReplicationPolicy(DefaultReplicationPolicy):
+    """Remote topics keep their names (MM2's IdentityReplicationPolicy).
+
+    Only names ending in `heartbeats` follow the default rules, so heartbeats still show the path.
+    Every other topic on the target counts as coming from the configured source alias.
+    """
+
+    def __init__(self, source_alias: str | None, separator: str = ".", internal_separator_enabled: bool = True):
+        super().__init__(separator, internal_separator_enabled)
+        self.source_alias = source_alias
+
+    @staticmethod
+    def _looks_like_heartbeats(topic: str) -> bool:
+        return topic.endswith(HEARTBEATS_TOPIC)
+
+    def format_remote_topic(self, source_alias: str, topic: str) -> str:
+        if self._looks_like_heartbeats(topic):
+            return super().format_remote_topic(source_alias, topic)
+        return topic
+
+    def topic_source(self, topic: str) -> str | None:
+        if self._looks_like_heartbeats(topic):
+            return super().topic_source(topic)
+        return self.source_alias
+
+    def upstream_topic(self, topic: str) -> str | None:
+        if self._looks_like_heartbeats(topic):
+            return super().upstream_topic(topic)
+        return topic
+
+
+DEFAULT_POLICY_CLASS = "org.apache.kafka.connect.mirror.DefaultReplicationPolicy"
+IDENTITY_POLICY_CLASS = "org.apache.kafka.connect.mirror.IdentityReplicationPolicy"
+POLICY_CLASSES = (DEFAULT_POLICY_CLASS, IDENTITY_POLICY_CLASS)
+
+
+def make_policy(policy_class: str, source_alias: str | None, separator: str = ".",
+                internal_separator_enabled: bool = True) -> DefaultReplicationPolicy:
+    if policy_class == IDENTITY_POLICY_CLASS:
+        return IdentityReplicationPolicy(source_alias, separator, internal_separator_enabled)
+    return DefaultReplicationPolicy(separator, internal_separator_enabled)

@@ -7,26 +7,68 @@ import logging
 import os
 import signal
 import time
+from dataclasses import dataclass
 
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from engine import ipc, wire
-from engine.config import EngineConfig, FlowConfig
+from engine.clients import client_config, connection
+from engine.config import ClusterConfig, EngineConfig, FlowConfig
 from engine.coordinator.supervisor import WorkerProcess
-from engine.coordinator.topics import ensure_topic, replicated_topics, topic_partition_counts
-from engine.policy import DefaultReplicationPolicy
+from engine.coordinator.topics import (
+    METADATA_TIMEOUT_S,
+    ClusterUnreachable,
+    ensure_topic,
+    replicated_topics,
+    topic_partition_counts,
+)
+from engine.coordinator.topology import check_identity_cycles, check_same_cluster_aliases
+from engine.heartbeat import HeartbeatEmitter
+from engine.policy import HEARTBEATS_TOPIC, make_policy
 
 log = logging.getLogger(__name__)
 
 PROGRESS_LOG_INTERVAL_S = 10.0
+# a new plan must cut the busiest worker's load by this much before partitions move
+REBALANCE_GAIN = 1.25
+RATE_SMOOTHING = 0.3
 
 
-def assign_round_robin(partitions: list[ipc.PartitionTask], workers: int) -> list[list[ipc.PartitionTask]]:
-    """Deals partitions to workers in turn, as MM2 deals them to tasks."""
+@dataclass
+class PartitionState:
+    """What the coordinator knows of one source partition, from the workers' reports."""
+
+    records: int = 0
+    value_bytes: int = 0
+    last_acked_offset: int = -1
+    last_committed_offset: int = -1
+    in_flight: int = 0
+    source_end_offset: int = -1
+    bytes_per_s: float = 0.0
+
+
+def assign_balanced(partitions: list[ipc.PartitionTask], workers: int,
+                    weights: dict[tuple[str, int], float] | None = None) -> list[list[ipc.PartitionTask]]:
+    """Heaviest partition first to the least loaded worker (by weight, then partition count).
+
+    With no observed weights every partition weighs the same, which deals them round-robin.
+    """
+    weights = weights or {}
+    known = [w for w in weights.values() if w > 0]
+    default = sum(known) / len(known) if known else 1.0
+    weight = {(t.topic, t.partition): weights.get((t.topic, t.partition)) or default for t in partitions}
     groups: list[list[ipc.PartitionTask]] = [[] for _ in range(workers)]
-    for index, task in enumerate(sorted(partitions)):
-        groups[index % workers].append(task)
-    return groups
+    loads = [0.0] * workers
+    for task in sorted(partitions, key=lambda t: (-weight[(t.topic, t.partition)], t)):
+        index = min(range(workers), key=lambda i: (loads[i], len(groups[i]), i))
+        groups[index].append(task)
+        loads[index] += weight[(task.topic, task.partition)]
+    return [sorted(group) for group in groups]
+
+
+def max_load(groups: list[list[ipc.PartitionTask]], weights: dict[tuple[str, int], float]) -> float:
+    return max((sum(weights.get((t.topic, t.partition), 0.0) for t in g) for g in groups), default=0.0)
 
 
 class FlowRunner:
@@ -37,80 +79,124 @@ class FlowRunner:
         self.flow = flow
         self.source = config.cluster(flow.source)
         self.target = config.cluster(flow.target)
-        self.policy = DefaultReplicationPolicy(flow.separator, flow.internal_separator_enabled)
-        self.source_admin = AdminClient(self._client(self.source, "replication-source-admin"))
-        self.target_admin = AdminClient(self._client(self.target, "replication-target-admin"))
+        self.policy = make_policy(flow.policy_class, flow.source, flow.separator, flow.internal_separator_enabled)
+        role = f"{flow.name}|MirrorSourceConnector"
+        self.source_admin = AdminClient(client_config(self.source, f"{role}|replication-source-admin"))
+        self.target_admin = AdminClient(client_config(self.target, f"{role}|replication-target-admin"))
         self.workers: list[WorkerProcess] = []
-        self.reports: dict[int, ipc.Report] = {}
         self.partitions: list[ipc.PartitionTask] = []
+        self.partition_state: dict[tuple[str, int], PartitionState] = {}
+        self.stopped_topics: dict[str, str] = {}
         self.offsets_topic = wire.connect_offsets_topic(flow.source)
 
-    def _client(self, cluster, role: str) -> dict[str, str]:
-        return {**cluster.client, "bootstrap.servers": cluster.bootstrap_servers,
-                "client.id": f"{self.flow.name}|MirrorSourceConnector|{role}"}
+    def _key(self, key: str) -> str:
+        """The name under which a flow setting was given (per flow or top level)."""
+        return f"{self.flow.name}.{key}" if f"{self.flow.name}.{key}" in self.config.raw else key
+
+    def _worker_key(self, key: str) -> str:
+        """Connect worker settings of herder source->target come from the target cluster's keys."""
+        return f"{self.target.alias}.{key}" if f"{self.target.alias}.{key}" in self.config.raw else key
 
     async def start(self) -> None:
         target_topics = await topic_partition_counts(self.target_admin, self.target.alias, self.target.bootstrap_servers)
         await ensure_topic(
             self.target_admin, self.target.alias, self.offsets_topic, self.flow.offset_storage_partitions,
             self.flow.offset_storage_replication_factor, {"cleanup.policy": "compact"},
-            "offset.storage.replication.factor", target_topics,
+            self._worker_key("offset.storage.replication.factor"), target_topics,
         )
         self.partitions = await self._sync_topics(target_topics)
-        await self._start_workers()
+        for assignment in self._assignments(self._plan()):
+            worker = WorkerProcess(assignment, self._on_message)
+            self.workers.append(worker)
+            await worker.start()
+
+    def _current_topics(self) -> set[str]:
+        return {t.topic for t in self.partitions}
 
     async def _sync_topics(self, target_topics: dict[str, int] | None = None) -> list[ipc.PartitionTask]:
         source_topics = await topic_partition_counts(self.source_admin, self.source.alias, self.source.bootstrap_servers)
         if target_topics is None:
             target_topics = await topic_partition_counts(self.target_admin, self.target.alias, self.target.bootstrap_servers)
         wanted = replicated_topics(self.flow, self.policy, source_topics)
-        rf_key = f"{self.flow.name}.replication.factor" if f"{self.flow.name}.replication.factor" in self.config.raw else "replication.factor"
+        for topic in sorted(self._current_topics() - wanted.keys()):
+            self._report_deleted(topic, source_topics)
         tasks = []
         for topic, count in wanted.items():
             remote = self.policy.format_remote_topic(self.flow.source, topic)
             await ensure_topic(self.target_admin, self.target.alias, remote, count,
-                               self.flow.replication_factor, {}, rf_key, target_topics)
+                               self.flow.replication_factor, {}, self._key("replication.factor"), target_topics)
             tasks.extend(ipc.PartitionTask(topic, p, remote) for p in range(count))
+            self.stopped_topics.pop(topic, None)
         log.info("%s: replicating %d topics, %d partitions", self.flow.name, len(wanted), len(tasks))
         return tasks
 
-    def _assignments(self) -> list[ipc.Assign]:
+    def _report_deleted(self, topic: str, source_topics: dict[str, int]) -> None:
+        reason = "source topic deleted" if topic not in source_topics else "no longer selected by topics"
+        self.stopped_topics[topic] = reason
+        offsets = {p: s.last_acked_offset for (t, p), s in sorted(self.partition_state.items()) if t == topic}
+        log.warning("%s: %s: %s; its replication stopped at source offsets %s; the remote topic %s on "
+                    "cluster %s and its stored progress are kept", self.flow.name, topic, reason, offsets,
+                    self.policy.format_remote_topic(self.flow.source, topic), self.target.alias)
+        for key in [k for k in self.partition_state if k[0] == topic]:
+            del self.partition_state[key]
+
+    def _worker_count(self) -> int:
         workers = self.flow.tasks_max or os.cpu_count() or 1
-        workers = max(1, min(workers, len(self.partitions)))
+        return max(1, min(workers, len(self.partitions)))
+
+    def _weights(self) -> dict[tuple[str, int], float]:
+        return {key: state.bytes_per_s for key, state in self.partition_state.items()}
+
+    def _plan(self) -> list[list[ipc.PartitionTask]]:
+        return assign_balanced(self.partitions, self._worker_count(), self._weights())
+
+    def _assignments(self, plan: list[list[ipc.PartitionTask]]) -> list[ipc.Assign]:
         return [
             ipc.Assign(
                 flow=self.flow.name, source_alias=self.flow.source, target_alias=self.flow.target,
                 worker_index=index, partitions=group,
-                source_client={**self.source.client, "bootstrap.servers": self.source.bootstrap_servers},
-                target_client={**self.target.client, "bootstrap.servers": self.target.bootstrap_servers},
+                source_client=connection(self.source), target_client=connection(self.target),
                 offsets_topic=self.offsets_topic,
                 offset_flush_interval_ms=self.flow.offset_flush_interval_ms,
                 poll_timeout_ms=self.flow.consumer_poll_timeout_ms,
             )
-            for index, group in enumerate(assign_round_robin(self.partitions, workers))
+            for index, group in enumerate(plan)
         ]
 
-    async def _start_workers(self) -> None:
-        for assignment in self._assignments():
-            worker = WorkerProcess(assignment, self._on_message)
-            self.workers.append(worker)
-            await worker.start()
-
     def _on_message(self, message: ipc.Report | ipc.Failed) -> None:
-        if isinstance(message, ipc.Report):
-            self.reports[message.worker_index] = message
-        else:
+        if isinstance(message, ipc.Failed):
             log.error("%s worker %d failed: %s", self.flow.name, message.worker_index, message.error)
+            return
+        for progress in message.partitions:
+            state = self.partition_state.setdefault((progress.topic, progress.partition), PartitionState())
+            state.records += progress.records_delta
+            state.value_bytes += progress.value_bytes_delta
+            state.last_acked_offset = progress.last_acked_offset
+            state.last_committed_offset = progress.last_committed_offset
+            state.in_flight = progress.in_flight
+            state.source_end_offset = progress.source_end_offset
+            if message.interval_s > 0:
+                observed = progress.value_bytes_delta / message.interval_s
+                state.bytes_per_s += RATE_SMOOTHING * (observed - state.bytes_per_s)
 
     async def refresh(self) -> None:
-        """Picks up new topics and partitions; reassigns workers when the set changed."""
+        """Picks up new, grown and deleted topics; moves partitions when the set or the load changed."""
         partitions = await self._sync_topics()
-        if sorted(partitions) == sorted(self.partitions):
-            return
-        log.info("%s: partition set changed (%d -> %d); reassigning", self.flow.name,
-                 len(self.partitions), len(partitions))
+        current = [w.assignment.partitions for w in self.workers]
+        changed = sorted(partitions) != sorted(self.partitions)
         self.partitions = partitions
-        assignments = self._assignments()
+        plan = self._plan()
+        weights = self._weights()
+        if not changed:
+            if max_load(current, weights) <= REBALANCE_GAIN * max_load(plan, weights) or not any(weights.values()):
+                return
+            log.info("%s: load is uneven (busiest worker %.0f B/s, balanced %.0f B/s); rebalancing",
+                     self.flow.name, max_load(current, weights), max_load(plan, weights))
+        else:
+            log.info("%s: partition set changed; reassigning %d partitions", self.flow.name, len(partitions))
+        await self._apply(self._assignments(plan))
+
+    async def _apply(self, assignments: list[ipc.Assign]) -> None:
         for worker, assignment in zip(self.workers, assignments):
             if worker.assignment.partitions != assignment.partitions:
                 await worker.reassign(assignment)
@@ -137,17 +223,23 @@ class FlowRunner:
         return list(await asyncio.gather(*(w.stop() for w in self.workers)))
 
     def progress_line(self) -> str:
-        acked = sum(r.records_acked for r in self.reports.values())
-        value_bytes = sum(r.value_bytes_acked for r in self.reports.values())
+        records = sum(s.records for s in self.partition_state.values())
+        value_bytes = sum(s.value_bytes for s in self.partition_state.values())
+        lag = sum(max(0, s.source_end_offset - s.last_acked_offset - 1)
+                  for s in self.partition_state.values() if s.source_end_offset >= 0)
         restarts = sum(w.restarts for w in self.workers)
-        return (f"{self.flow.name}: {acked} records ({value_bytes / 1e6:.1f} MB values) copied, "
-                f"{len(self.partitions)} partitions, {len(self.workers)} workers, {restarts} restarts")
+        stopped = f", stopped: {', '.join(sorted(self.stopped_topics))}" if self.stopped_topics else ""
+        return (f"{self.flow.name}: {records} records ({value_bytes / 1e6:.1f} MB values) copied, lag {lag}, "
+                f"{len(self.partitions)} partitions, {len(self.workers)} workers, {restarts} restarts{stopped}")
 
 
 class Coordinator:
-    def __init__(self, config: EngineConfig):
+    def __init__(self, config: EngineConfig, metrics_listen: str | None = None):
         self.config = config
         self.flows = [FlowRunner(config, flow) for flow in config.flows]
+        self.heartbeat_emitters: list[HeartbeatEmitter] = []
+        self.metrics_listen = config.metrics_listen if metrics_listen is None else metrics_listen
+        self.metrics_server = None
         self.stopping = asyncio.Event()
 
     async def run(self) -> int:
@@ -157,11 +249,19 @@ class Coordinator:
         if not self.flows:
             log.error("no flow is enabled: set e.g. A->B.enabled = true")
             return 2
-        background = []
+        check_identity_cycles(self.config.flows)
+        await self._check_cluster_identities()
+        if self.metrics_listen:
+            from engine.metrics import serve
+
+            self.metrics_server = serve(self, self.metrics_listen)
+        background: list[asyncio.Task] = []
         try:
+            await self._start_heartbeats()
+            background = [asyncio.create_task(e.run()) for e in self.heartbeat_emitters]
             for flow in self.flows:
                 await flow.start()
-            background = [asyncio.create_task(f.refresh_forever()) for f in self.flows]
+            background += [asyncio.create_task(f.refresh_forever()) for f in self.flows]
             background.append(asyncio.create_task(self._log_progress()))
             await self.stopping.wait()
             log.info("stopping: flushing workers and storing progress")
@@ -169,9 +269,33 @@ class Coordinator:
             for task in background:
                 task.cancel()
             codes = [code for flow in self.flows for code in await flow.stop()]
+            for emitter in self.heartbeat_emitters:
+                emitter.close()
+            if self.metrics_server is not None:
+                self.metrics_server.shutdown()
         for flow in self.flows:
             log.info("%s", flow.progress_line())
         return 0 if all(code in (0, None) for code in codes) else 1
+
+    async def _check_cluster_identities(self) -> None:
+        used = {f.source for f in self.config.flows} | {f.target for f in self.config.flows}
+        ids = {}
+        for alias in sorted(used):
+            ids[alias] = await cluster_id(self.config.cluster(alias))
+        check_same_cluster_aliases(ids)
+
+    async def _start_heartbeats(self) -> None:
+        by_target: dict[str, list] = {}
+        for pair in self.config.heartbeats:
+            by_target.setdefault(pair.target, []).append(pair)
+        for target_alias, pairs in sorted(by_target.items()):
+            target = self.config.cluster(target_alias)
+            admin = AdminClient(client_config(target, f"{target_alias}|MirrorHeartbeatConnector|heartbeats-target-admin"))
+            existing = await topic_partition_counts(admin, target_alias, target.bootstrap_servers)
+            rf_key = "heartbeats.topic.replication.factor"
+            await ensure_topic(admin, target_alias, HEARTBEATS_TOPIC, 1, max(p.replication_factor for p in pairs),
+                               {"cleanup.policy": "compact"}, rf_key, existing)
+            self.heartbeat_emitters.append(HeartbeatEmitter(target, pairs))
 
     async def _log_progress(self) -> None:
         started = time.monotonic()
@@ -179,3 +303,15 @@ class Coordinator:
             await asyncio.sleep(PROGRESS_LOG_INTERVAL_S)
             for flow in self.flows:
                 log.info("%s (%.0fs)", flow.progress_line(), time.monotonic() - started)
+
+
+async def cluster_id(cluster: ClusterConfig) -> str:
+    admin = AdminClient(client_config(cluster, f"{cluster.alias}|mirror-engine|cluster-check"))
+    try:
+        description = await asyncio.wrap_future(admin.describe_cluster(request_timeout=METADATA_TIMEOUT_S))
+    except KafkaException as error:
+        raise ClusterUnreachable(
+            f"cluster {cluster.alias} ({cluster.bootstrap_servers}) did not answer within "
+            f"{METADATA_TIMEOUT_S:.0f}s: {error.args[0].str()}"
+        ) from None
+    return description.cluster_id

@@ -46,14 +46,22 @@ async def topic_partition_counts(admin: AdminClient, alias: str, servers: str) -
 
 
 def replicated_topics(flow: FlowConfig, policy: DefaultReplicationPolicy, topics: dict[str, int]) -> dict[str, int]:
-    """Source topics the flow copies: the filter passes, not internal, no cycle back to the target."""
+    """Source topics the flow copies (MM2's shouldReplicateTopic, MM2-REFERENCE §2.3).
+
+    The filter passes (or it is a heartbeats topic and heartbeats.replication.enabled), the topic
+    is not internal, and its name's source chain does not contain the target.
+    """
     topic_filter = flow.topic_filter()
+
+    def selected(name: str) -> bool:
+        return topic_filter.matches(name) or (
+            flow.heartbeats_replication_enabled and policy.is_heartbeats_topic(name)
+        )
+
     return {
         name: count
         for name, count in sorted(topics.items())
-        if topic_filter.matches(name)
-        and not policy.is_internal_topic(name)
-        and not policy.is_cycle(name, flow.target)
+        if selected(name) and not policy.is_internal_topic(name) and not policy.is_cycle(name, flow.target)
     }
 
 

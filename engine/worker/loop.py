@@ -12,9 +12,10 @@ import queue
 import time
 from typing import Callable
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 
 from engine import ipc
+from engine.clients import client_config
 from engine._fastpath import DeliveryFailed, Relay
 from engine.worker.progress import ProgressStore
 
@@ -36,31 +37,30 @@ class Worker:
         self.clock = clock
         self.relay = Relay()
         role = f"{assignment.flow}|MirrorSourceConnector-{assignment.worker_index}"
-        self.consumer = Consumer({
-            **assignment.source_client,
-            "client.id": f"{role}|replication-consumer",
+        self.consumer = Consumer(client_config(
+            assignment.source_client, f"{role}|replication-consumer",
             # librdkafka wants a group id even for assign(); nothing is ever committed to it
-            "group.id": f"mirror-engine-{assignment.flow}",
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-        })
-        self.producer = Producer({
-            **assignment.target_client,
-            "client.id": f"{role}|replication-producer",
-            "acks": "all",
+            **{"group.id": f"mirror-engine-{assignment.flow}",
+               "enable.auto.commit": False,
+               "enable.auto.offset.store": False,
+               "auto.offset.reset": "earliest",
+               "isolation.level": "read_committed"},
+        ))
+        self.producer = Producer(client_config(
+            assignment.target_client, f"{role}|replication-producer",
             # idempotence keeps each partition's delivery reports in produce order (see _fastpath)
-            "enable.idempotence": True,
-            "linger.ms": 5,
-            "compression.type": "none",
-            "on_delivery": self.relay.on_delivery,
-        })
+            **{"acks": "all",
+               "enable.idempotence": True,
+               "linger.ms": 5,
+               "compression.type": "none",
+               "on_delivery": self.relay.on_delivery},
+        ))
         self.relay.attach(self.producer)
+        self._last_report_at = clock()
         self.progress = ProgressStore(
             assignment.source_alias, assignment.target_alias, assignment.offsets_topic,
-            consumer_config={**assignment.target_client, "client.id": f"{role}|progress-consumer"},
-            producer_config={**assignment.target_client, "client.id": f"{role}|progress-producer"},
+            consumer_config=client_config(assignment.target_client, f"{role}|progress-consumer"),
+            producer_config=client_config(assignment.target_client, f"{role}|progress-producer"),
         )
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -128,6 +128,7 @@ class Worker:
         """Waits for every record in flight, stores progress, drops the current partitions."""
         self._flush_producer()
         self._store_acked()
+        self.report(self._snapshot())  # before the ledgers go, or their last deltas are lost
         self.consumer.unassign()
         for key in list(self.relay.ledgers):
             self.relay.remove_partition(*key)
@@ -168,15 +169,26 @@ class Worker:
             log.error("could not store progress while stopping: %s", error)
 
     def _snapshot(self) -> ipc.Report:
-        partitions = [
-            ipc.PartitionProgress(l.source_topic, l.partition, l.last_acked_source,
-                                  l.last_committed_source, l.acked_records, l.in_flight)
-            for l in self.relay.ledgers.values()
-        ]
-        return ipc.Report(
-            worker_index=self.assignment.worker_index,
-            records_sent=self.relay.records_sent,
-            records_acked=self.relay.records_acked,
-            value_bytes_acked=sum(l.acked_value_bytes for l in self.relay.ledgers.values()),
-            partitions=partitions,
-        )
+        now = self.clock()
+        partitions = []
+        for ledger in self.relay.ledgers.values():
+            try:
+                # cached: the high watermark from the last fetch response, no request
+                end = self.consumer.get_watermark_offsets(
+                    TopicPartition(ledger.source_topic, ledger.partition), cached=True)[1]
+            except KafkaException:
+                end = -1
+            partitions.append(ipc.PartitionProgress(
+                topic=ledger.source_topic, partition=ledger.partition,
+                last_acked_offset=ledger.last_acked_source,
+                last_committed_offset=ledger.last_committed_source,
+                records_delta=ledger.acked_records - ledger.reported_records,
+                value_bytes_delta=ledger.acked_value_bytes - ledger.reported_value_bytes,
+                in_flight=ledger.in_flight,
+                source_end_offset=end if end is not None and end >= 0 else -1,
+            ))
+            ledger.reported_records = ledger.acked_records
+            ledger.reported_value_bytes = ledger.acked_value_bytes
+        report = ipc.Report(self.assignment.worker_index, now - self._last_report_at, partitions)
+        self._last_report_at = now
+        return report

@@ -22,7 +22,7 @@ class ProgressError(RuntimeError):
 
 class ProgressStore:
     def __init__(self, source_alias: str, target_alias: str, offsets_topic: str,
-                 consumer_config: dict[str, str], producer_config: dict[str, str]):
+                 consumer_config: dict[str, object], producer_config: dict[str, object]):
         self.source_alias = source_alias
         self.target_alias = target_alias
         self.offsets_topic = offsets_topic

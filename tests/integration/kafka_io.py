@@ -94,6 +94,8 @@ def mm2_properties(source, target, extra: dict[str, str] | None = None) -> str:
         "offset.storage.replication.factor": "1",
         "B.offset.flush.interval.ms": "1000",
         "refresh.topics.interval.seconds": "5",
+        "mirror.engine.metrics.listen": "127.0.0.1:0",
+        "heartbeats.topic.replication.factor": "1",
     }
     lines.update(extra or {})
     return "".join(f"{k} = {v}\n" for k, v in lines.items())

@@ -1,7 +1,7 @@
 """Coordinator <-> worker messages and the partition assignment."""
 
 from engine import ipc
-from engine.coordinator.coordinator import assign_round_robin
+from engine.coordinator.coordinator import assign_balanced, max_load
 
 
 def test_messages_round_trip_as_json_lines():
@@ -19,10 +19,26 @@ def test_messages_round_trip_as_json_lines():
     assert ipc.from_worker_decoder.decode(ipc.encode_line(failed)) == failed
 
 
-def test_round_robin_deals_every_partition_once():
+def test_without_observed_load_partitions_are_dealt_evenly():
     tasks = [ipc.PartitionTask(t, p, f"A.{t}") for t in ("b", "a") for p in range(3)]
-    groups = assign_round_robin(tasks, 4)
+    groups = assign_balanced(tasks, 4)
     assert [len(g) for g in groups] == [2, 2, 1, 1]
     dealt = [task for group in groups for task in group]
     assert sorted(dealt) == sorted(tasks) and len(set(dealt)) == len(tasks)
     assert groups[0] == [ipc.PartitionTask("a", 0, "A.a"), ipc.PartitionTask("b", 1, "A.b")]
+
+
+def test_hot_partitions_are_spread_by_observed_bytes_per_second():
+    tasks = [ipc.PartitionTask("t", p, "A.t") for p in range(6)]
+    weights = {("t", 0): 900.0, ("t", 1): 800.0, ("t", 2): 10.0, ("t", 3): 10.0, ("t", 4): 10.0, ("t", 5): 10.0}
+    groups = assign_balanced(tasks, 2, weights)
+    hot = [{t.partition for t in g} & {0, 1} for g in groups]
+    assert hot == [{0}, {1}]  # the two hot partitions never share a worker
+    assert max_load(groups, weights) == 900.0  # 900 alone | 800 + 4 * 10
+    assert sorted(t.partition for g in groups for t in g) == list(range(6))
+
+
+def test_unobserved_partitions_weigh_the_average():
+    tasks = [ipc.PartitionTask("t", p, "A.t") for p in range(3)]
+    groups = assign_balanced(tasks, 2, {("t", 0): 100.0, ("t", 1): 100.0})
+    assert sorted(len(g) for g in groups) == [1, 2]

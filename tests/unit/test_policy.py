@@ -57,3 +57,20 @@ def test_heartbeats_topics():
     assert DOT.is_heartbeats_topic("B.A.heartbeats")
     assert DOT.is_heartbeats_topic("foo.heartbeats")
     assert not DOT.is_heartbeats_topic("myheartbeats")
+
+
+def test_identity_policy_keeps_names_except_heartbeats():
+    from engine.policy import IdentityReplicationPolicy
+
+    identity = IdentityReplicationPolicy("A")
+    assert identity.format_remote_topic("A", "orders") == "orders"
+    assert identity.format_remote_topic("A", "heartbeats") == "A.heartbeats"
+    assert identity.format_remote_topic("A", "myheartbeats") == "A.myheartbeats"
+    assert identity.topic_source("orders") == "A"
+    assert identity.topic_source("B.heartbeats") == "B"
+    assert identity.upstream_topic("orders") == "orders"
+    assert identity.original_topic("x.orders") == "x.orders"
+    assert IdentityReplicationPolicy(None).topic_source("orders") is None
+    # no protection: a topic never looks like it came from the target
+    assert not identity.is_cycle("orders", "B")
+    assert identity.is_cycle("B.heartbeats", "B")

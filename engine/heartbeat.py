@@ -1,0 +1,67 @@
+"""Heartbeats as MM2's heartbeat connector emits them (MM2-REFERENCE §6).
+
+Every `emit.heartbeats.interval.seconds` a Heartbeat(source, target, now) record goes to partition
+0 of `heartbeats` on the target. Flows replicate `heartbeats` topics downstream
+(`A.heartbeats`, `B.A.heartbeats`, ...), which is how MM2's MirrorClient sees upstream clusters
+and counts hops, and how a flow's liveness and latency can be read on its target.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Callable
+
+from confluent_kafka import Producer
+
+from engine import wire
+from engine.clients import client_config
+from engine.config import ClusterConfig, HeartbeatConfig
+from engine.policy import HEARTBEATS_TOPIC
+
+log = logging.getLogger(__name__)
+
+
+class HeartbeatEmitter:
+    """The heartbeats of every pair whose target is one cluster, through one producer."""
+
+    def __init__(self, target: ClusterConfig, pairs: list[HeartbeatConfig],
+                 clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)):
+        self.target = target
+        self.pairs = pairs
+        self.clock_ms = clock_ms
+        self.sent = 0
+        self.failures = 0
+        self.producer = Producer(client_config(
+            target, f"{target.alias}|MirrorHeartbeatConnector|heartbeats-producer",
+            **{"acks": "all", "linger.ms": 0, "on_delivery": self._delivered},
+        ))
+
+    def emit(self, pair: HeartbeatConfig) -> None:
+        beat = wire.Heartbeat(pair.source, pair.target, self.clock_ms())
+        self.producer.produce(HEARTBEATS_TOPIC, key=beat.key(), value=beat.value(), partition=0,
+                              timestamp=beat.timestamp_ms)
+        self.producer.poll(0)
+
+    async def run(self) -> None:
+        due = {pair: 0.0 for pair in self.pairs}
+        while True:
+            now = time.monotonic()
+            for pair, at in due.items():
+                if now >= at:
+                    self.emit(pair)
+                    due[pair] = now + pair.interval_s
+            await asyncio.sleep(max(0.05, min(due.values()) - time.monotonic()))
+
+    def close(self) -> None:
+        self.producer.flush(5)
+
+    def _delivered(self, err, _message) -> None:
+        if err is None:
+            self.sent += 1
+            return
+        self.failures += 1
+        if self.failures == 1 or self.failures % 100 == 0:
+            log.warning("heartbeat into %s on cluster %s failed (%d so far): %s", HEARTBEATS_TOPIC,
+                        self.target.alias, self.failures, err.str())
