@@ -7,6 +7,7 @@ existing clusters instead.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -69,6 +70,12 @@ def target_cluster(sandbox_dir):
     yield from _cluster("B", "MIRROR_ENGINE_TEST_TARGET", sandbox_dir)
 
 
+@pytest.fixture(scope="session")
+def third_cluster(sandbox_dir):
+    """Cluster C, for chains and fan-in; started only by the tests that ask for it."""
+    yield from _cluster("C", "MIRROR_ENGINE_TEST_THIRD", sandbox_dir)
+
+
 @pytest.fixture
 def unique_name(request):
     """unique_name('orders') -> 'orders-<test>-<random>': no two tests share a topic."""
@@ -97,6 +104,18 @@ class EngineProcess:
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )
         return self
+
+    def worker_pids(self, flow: str = "A->B") -> dict[int, int]:
+        """worker index -> pid of the newest start of each worker of a flow, from the engine log."""
+        pids = {}
+        for match in re.finditer(rf"started worker (\d+) of {re.escape(flow)} \(pid (\d+)", self.log()):
+            pids[int(match.group(1))] = int(match.group(2))
+        return pids
+
+    def metrics_url(self) -> str:
+        match = re.search(r"metrics on (http://127\.0\.0\.1:\d+/metrics)", self.log())
+        assert match, "the engine logged no metrics address:\n" + self.log()
+        return match.group(1)
 
     def log(self) -> str:
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""

@@ -74,3 +74,13 @@ def test_identity_policy_keeps_names_except_heartbeats():
     # no protection: a topic never looks like it came from the target
     assert not identity.is_cycle("orders", "B")
     assert identity.is_cycle("B.heartbeats", "B")
+
+
+def test_mirror_client_topology_from_heartbeat_names():
+    from engine.mirror_client import replication_hops, upstream_clusters
+
+    topics = ["heartbeats", "B.heartbeats", "B.A.heartbeats", "orders", "B.A.orders"]
+    assert upstream_clusters(topics, DOT) == {"A", "B"}
+    assert replication_hops(topics, "B", DOT) == 1
+    assert replication_hops(topics, "A", DOT) == 2
+    assert replication_hops(topics, "Z", DOT) == -1
