@@ -37,6 +37,10 @@ class ClusterHandle:
         futures[name].result(timeout=30)
         return name
 
+    def delete_topic(self, name: str) -> None:
+        admin = self.admin()
+        admin.delete_topics([name])[name].result(timeout=30)
+
     def log_tail(self) -> str:
         if self.cluster is None:
             return ""
