@@ -19,7 +19,9 @@ from engine.coordinator.supervisor import WorkerProcess
 from engine.coordinator.topics import (
     METADATA_TIMEOUT_S,
     ClusterUnreachable,
+    TopicSpec,
     ensure_topic,
+    ensure_topics,
     replicated_topics,
     topic_partition_counts,
 )
@@ -99,12 +101,11 @@ class FlowRunner:
 
     async def start(self) -> None:
         target_topics = await topic_partition_counts(self.target_admin, self.target.alias, self.target.bootstrap_servers)
-        await ensure_topic(
-            self.target_admin, self.target.alias, self.offsets_topic, self.flow.offset_storage_partitions,
-            self.flow.offset_storage_replication_factor, {"cleanup.policy": "compact"},
-            self._worker_key("offset.storage.replication.factor"), target_topics,
-        )
-        self.partitions = await self._sync_topics(target_topics)
+        await ensure_topic(self.target_admin, self.target.alias, TopicSpec(
+            self.offsets_topic, self.flow.offset_storage_partitions, self.flow.offset_storage_replication_factor,
+            {"cleanup.policy": "compact"}, self._worker_key("offset.storage.replication.factor"),
+        ), target_topics)
+        self.partitions = await self._sync_topics(target_topics, fail_fast=True)
         for assignment in self._assignments(self._plan()):
             worker = WorkerProcess(assignment, self._on_message)
             self.workers.append(worker)
@@ -113,19 +114,35 @@ class FlowRunner:
     def _current_topics(self) -> set[str]:
         return {t.topic for t in self.partitions}
 
-    async def _sync_topics(self, target_topics: dict[str, int] | None = None) -> list[ipc.PartitionTask]:
+    async def _sync_topics(self, target_topics: dict[str, int] | None = None,
+                           fail_fast: bool = False) -> list[ipc.PartitionTask]:
+        """Remote topics for every selected source topic; the partitions to replicate.
+
+        A remote topic that cannot be created stops the start-up (fail_fast) or, on a later
+        refresh, only that topic: it is reported and retried on the next refresh.
+        """
         source_topics = await topic_partition_counts(self.source_admin, self.source.alias, self.source.bootstrap_servers)
         if target_topics is None:
             target_topics = await topic_partition_counts(self.target_admin, self.target.alias, self.target.bootstrap_servers)
         wanted = replicated_topics(self.flow, self.policy, source_topics)
-        for topic in sorted(self._current_topics() - wanted.keys()):
+        for topic in sorted(self._current_topics() - wanted.keys() - self.stopped_topics.keys()):
             self._report_deleted(topic, source_topics)
+        remote = {topic: self.policy.format_remote_topic(self.flow.source, topic) for topic in wanted}
+        rf_key = self._key("replication.factor")
+        failures = await ensure_topics(self.target_admin, self.target.alias, [
+            TopicSpec(remote[topic], count, self.flow.replication_factor, {}, rf_key)
+            for topic, count in wanted.items()
+        ], target_topics)
+        if failures and fail_fast:
+            raise next(iter(failures.values()))
         tasks = []
         for topic, count in wanted.items():
-            remote = self.policy.format_remote_topic(self.flow.source, topic)
-            await ensure_topic(self.target_admin, self.target.alias, remote, count,
-                               self.flow.replication_factor, {}, self._key("replication.factor"), target_topics)
-            tasks.extend(ipc.PartitionTask(topic, p, remote) for p in range(count))
+            failure = failures.get(remote[topic])
+            if failure is not None:
+                log.error("%s: %s; %s is not replicated until this is fixed", self.flow.name, failure, topic)
+                self.stopped_topics[topic] = "remote topic cannot be created"
+                continue
+            tasks.extend(ipc.PartitionTask(topic, p, remote[topic]) for p in range(count))
             self.stopped_topics.pop(topic, None)
         log.info("%s: replicating %d topics, %d partitions", self.flow.name, len(wanted), len(tasks))
         return tasks
@@ -292,9 +309,10 @@ class Coordinator:
             target = self.config.cluster(target_alias)
             admin = AdminClient(client_config(target, f"{target_alias}|MirrorHeartbeatConnector|heartbeats-target-admin"))
             existing = await topic_partition_counts(admin, target_alias, target.bootstrap_servers)
-            rf_key = "heartbeats.topic.replication.factor"
-            await ensure_topic(admin, target_alias, HEARTBEATS_TOPIC, 1, max(p.replication_factor for p in pairs),
-                               {"cleanup.policy": "compact"}, rf_key, existing)
+            await ensure_topic(admin, target_alias, TopicSpec(
+                HEARTBEATS_TOPIC, 1, max(p.replication_factor for p in pairs), {"cleanup.policy": "compact"},
+                "heartbeats.topic.replication.factor",
+            ), existing)
             self.heartbeat_emitters.append(HeartbeatEmitter(target, pairs))
 
     async def _log_progress(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import NamedTuple
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
@@ -65,38 +66,62 @@ def replicated_topics(flow: FlowConfig, policy: DefaultReplicationPolicy, topics
     }
 
 
-async def ensure_topic(admin: AdminClient, cluster: str, topic: str, partitions: int,
-                       replication_factor: int, config: dict[str, str], rf_key: str,
-                       existing: dict[str, int]) -> None:
-    """Creates topic, or grows its partition count; never shrinks (Kafka cannot)."""
-    have = existing.get(topic)
-    if have is None:
+class TopicSpec(NamedTuple):
+    name: str
+    partitions: int
+    replication_factor: int
+    config: dict[str, str]
+    rf_key: str  # the config key that set replication_factor, named in errors
+
+
+async def ensure_topics(admin: AdminClient, cluster: str, specs: list[TopicSpec],
+                        existing: dict[str, int]) -> dict[str, TopicCreationError]:
+    """Creates missing topics and grows short ones in one request each; never shrinks.
+
+    Returns the failures by topic; the other topics are ready.
+    """
+    failures: dict[str, TopicCreationError] = {}
+    create = [s for s in specs if s.name not in existing]
+    grow = [s for s in specs if s.name in existing and existing[s.name] < s.partitions]
+    if create:
         futures = admin.create_topics(
-            [NewTopic(topic, num_partitions=partitions, replication_factor=replication_factor, config=config)],
+            [NewTopic(s.name, num_partitions=s.partitions, replication_factor=s.replication_factor,
+                      config=s.config) for s in create],
             operation_timeout=30,
         )
-        try:
-            await asyncio.wrap_future(futures[topic])
-            log.info("created topic %s on cluster %s (%d partitions)", topic, cluster, partitions)
-        except KafkaException as error:
-            kafka_error: KafkaError = error.args[0]
-            if kafka_error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
-                return
-            raise TopicCreationError(topic, cluster, rf_key, _explain(kafka_error, replication_factor)) from None
-        return
-    if have < partitions:
-        futures = admin.create_partitions([NewPartitions(topic, partitions)], operation_timeout=30)
-        try:
-            await asyncio.wrap_future(futures[topic])
-        except KafkaException as error:
-            raise TopicCreationError(
-                topic, cluster, rf_key, f"growing it from {have} to {partitions} partitions failed: "
-                f"{error.args[0].str()}"
-            ) from None
-        log.info("grew topic %s on cluster %s from %d to %d partitions", topic, cluster, have, partitions)
-    elif have > partitions:
-        log.warning("topic %s on cluster %s has %d partitions, its source %d: partition numbers are kept, "
-                    "the extra partitions receive nothing", topic, cluster, have, partitions)
+        for spec in create:
+            try:
+                await asyncio.wrap_future(futures[spec.name])
+                log.info("created topic %s on cluster %s (%d partitions)", spec.name, cluster, spec.partitions)
+            except KafkaException as error:
+                kafka_error: KafkaError = error.args[0]
+                if kafka_error.code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    failures[spec.name] = TopicCreationError(
+                        spec.name, cluster, spec.rf_key, _explain(kafka_error, spec.replication_factor))
+    if grow:
+        futures = admin.create_partitions([NewPartitions(s.name, s.partitions) for s in grow], operation_timeout=30)
+        for spec in grow:
+            try:
+                await asyncio.wrap_future(futures[spec.name])
+                log.info("grew topic %s on cluster %s from %d to %d partitions", spec.name, cluster,
+                         existing[spec.name], spec.partitions)
+            except KafkaException as error:
+                failures[spec.name] = TopicCreationError(
+                    spec.name, cluster, spec.rf_key, f"growing it from {existing[spec.name]} to "
+                    f"{spec.partitions} partitions failed: {error.args[0].str()}")
+    for spec in specs:
+        if existing.get(spec.name, 0) > spec.partitions:
+            log.warning("topic %s on cluster %s has %d partitions, its source %d: partition numbers are kept, "
+                        "the extra partitions receive nothing", spec.name, cluster, existing[spec.name],
+                        spec.partitions)
+    return failures
+
+
+async def ensure_topic(admin: AdminClient, cluster: str, spec: TopicSpec, existing: dict[str, int]) -> None:
+    """ensure_topics for one topic, raising its failure."""
+    failures = await ensure_topics(admin, cluster, [spec], existing)
+    if failures:
+        raise failures[spec.name]
 
 
 def _explain(error: KafkaError, replication_factor: int) -> str:

@@ -47,8 +47,12 @@ def free_ports(count: int) -> list[int]:
 
 
 def _new_cluster_id() -> str:
-    # Kafka's Uuid string form: URL-safe base64 of 16 bytes without padding
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    # Kafka's Uuid string form: URL-safe base64 of 16 bytes without padding; like Kafka's own
+    # Uuid.randomUuid, never one that starts with '-', which command lines take for an option
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _pid_alive(pid: int) -> bool:
@@ -380,7 +384,7 @@ class KafkaCluster:
         command = [
             java, "-Xmx256m", "-XX:+UseSerialGC", f"-Dlog4j2.configurationFile={node.folder / 'log4j2.properties'}",
             "-cp", jars, "kafka.tools.StorageTool", "format",
-            "-t", self.cluster_id, "-c", str(node.config_file),
+            f"--cluster-id={self.cluster_id}", "--config", str(node.config_file),
         ]
         if self.sasl:
             for user, password in self.sasl.users.items():

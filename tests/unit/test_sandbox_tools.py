@@ -24,3 +24,10 @@ def test_missing_maven_is_named(monkeypatch, tmp_path):
 def test_node_count_is_checked(tmp_path):
     with pytest.raises(SandboxError, match="nodes must be 1 to 3"):
         KafkaCluster("X", nodes=4, base_dir=tmp_path)
+
+
+def test_cluster_ids_never_start_with_a_dash():
+    from engine.sandbox.cluster import _new_cluster_id
+
+    ids = [_new_cluster_id() for _ in range(2000)]
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids)
