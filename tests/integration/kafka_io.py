@@ -10,6 +10,11 @@ from dataclasses import dataclass
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
 
+# Explicit record timestamps an hour in the past: recent enough that the brokers' time-based
+# retention (7 days) never deletes test data in the middle of a run, as a fixed 2023 date would.
+BASE_TIMESTAMP_MS = int(time.time() * 1000) - 3_600_000
+
+
 @dataclass(frozen=True)
 class Record:
     partition: int

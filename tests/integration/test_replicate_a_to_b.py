@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from engine import wire
 from tests.helpers import wait_for
-from tests.integration.kafka_io import Record, end_offsets, mm2_properties, produce, read_all, stored_progress
+from tests.integration.kafka_io import BASE_TIMESTAMP_MS, Record, end_offsets, mm2_properties, produce, read_all, stored_progress
 
 PARTITIONS = 3
 
@@ -27,7 +27,7 @@ def sample_records(count: int, first: int = 0) -> list[Record]:
             key=None if i % 5 == 0 else f"key-{i}".encode(),
             value=None if i % 7 == 0 else (b"\x00\x01binary" if i % 11 == 0 else f"value-{i}".encode() * (i % 4 + 1)),
             headers=tuple(headers),
-            timestamp=1_700_000_000_000 + i,
+            timestamp=BASE_TIMESTAMP_MS + i,
         ))
     return records
 

@@ -8,7 +8,7 @@ from engine import wire
 from engine.mirror_client import replication_hops, upstream_clusters
 from engine.policy import DefaultReplicationPolicy
 from tests.helpers import wait_for
-from tests.integration.kafka_io import Record, end_offsets, produce, raw_records, read_all
+from tests.integration.kafka_io import BASE_TIMESTAMP_MS, Record, end_offsets, produce, raw_records, read_all
 
 POLICY = DefaultReplicationPolicy()
 
@@ -16,7 +16,7 @@ POLICY = DefaultReplicationPolicy()
 def records(count: int, tag: str, partitions: int = 2) -> list[Record]:
     return [
         Record(i % partitions, f"{tag}-k{i}".encode(), f"{tag}-v{i}".encode(), (("origin", tag.encode()),),
-               1_700_000_000_000 + i)
+               BASE_TIMESTAMP_MS + i)
         for i in range(count)
     ]
 

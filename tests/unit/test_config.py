@@ -132,3 +132,36 @@ def test_load_reads_a_file(tmp_path):
     path = tmp_path / "mm2.properties"
     path.write_text("clusters = A, B\nA.bootstrap.servers = h:1\nB.bootstrap.servers = h:2\nA->B.enabled = true\n")
     assert [f.name for f in config.load(path).flows] == ["A->B"]
+
+
+def test_heartbeats_for_every_ordered_pair_unless_disabled():
+    props = {
+        "clusters": "A, B, C",
+        "A.bootstrap.servers": "h:1", "B.bootstrap.servers": "h:2", "C.bootstrap.servers": "h:3",
+        "A->B.enabled": "true",
+        "emit.heartbeats.interval.seconds": "5",
+        "C->A.emit.heartbeats.enabled": "false",
+        "B->C.heartbeats.topic.replication.factor": "1",
+    }
+    beats = {(h.source, h.target): h for h in from_properties(props).heartbeats}
+    # a herder per pair, whether or not the flow is enabled (MM2-REFERENCE §6), minus C->A
+    assert sorted(beats) == [("A", "B"), ("A", "C"), ("B", "A"), ("B", "C"), ("C", "B")]
+    assert all(h.interval_s == 5 for h in beats.values())
+    assert beats[("B", "C")].replication_factor == 1
+    assert beats[("A", "B")].replication_factor == 3
+    assert from_properties(dict(props, **{"emit.heartbeats.enabled": "false"})).heartbeats == []
+
+
+def test_metrics_listen_is_checked():
+    props = dict(BASE, **{"mirror.engine.metrics.listen": "nowhere"})
+    with pytest.raises(ConfigError, match="host:port") as caught:
+        from_properties(props)
+    assert caught.value.key == "mirror.engine.metrics.listen"
+    assert from_properties(dict(BASE)).metrics_listen == "127.0.0.1:9464"
+    assert from_properties(dict(BASE, **{"mirror.engine.metrics.listen": ""})).metrics_listen == ""
+
+
+def test_replication_policy_classes():
+    identity = "org.apache.kafka.connect.mirror.IdentityReplicationPolicy"
+    (flow,) = from_properties(dict(BASE, **{"replication.policy.class": identity})).flows
+    assert flow.policy_class == identity
