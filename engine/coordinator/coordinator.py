@@ -19,6 +19,7 @@ from engine.coordinator.supervisor import WorkerProcess
 from engine.coordinator.topics import (
     METADATA_TIMEOUT_S,
     ClusterUnreachable,
+    TopicCreationError,
     TopicSpec,
     ensure_topic,
     ensure_topics,
@@ -303,16 +304,25 @@ class Coordinator:
 
     async def _start_heartbeats(self) -> None:
         by_target: dict[str, list] = {}
+        flow_targets = {flow.target for flow in self.config.flows}
         for pair in self.config.heartbeats:
             by_target.setdefault(pair.target, []).append(pair)
         for target_alias, pairs in sorted(by_target.items()):
             target = self.config.cluster(target_alias)
             admin = AdminClient(client_config(target, f"{target_alias}|MirrorHeartbeatConnector|heartbeats-target-admin"))
             existing = await topic_partition_counts(admin, target_alias, target.bootstrap_servers)
-            await ensure_topic(admin, target_alias, TopicSpec(
-                HEARTBEATS_TOPIC, 1, max(p.replication_factor for p in pairs), {"cleanup.policy": "compact"},
-                "heartbeats.topic.replication.factor",
-            ), existing)
+            try:
+                await ensure_topic(admin, target_alias, TopicSpec(
+                    HEARTBEATS_TOPIC, 1, max(p.replication_factor for p in pairs), {"cleanup.policy": "compact"},
+                    "heartbeats.topic.replication.factor",
+                ), existing)
+            except TopicCreationError as error:
+                if target_alias in flow_targets:
+                    raise
+                # a cluster that is only read from (a migration's old cluster, say) may not let the
+                # engine create topics; as in MM2, that costs its heartbeats, not the replication
+                log.warning("%s; no heartbeats are emitted into cluster %s", error, target_alias)
+                continue
             self.heartbeat_emitters.append(HeartbeatEmitter(target, pairs))
 
     async def _log_progress(self) -> None:
