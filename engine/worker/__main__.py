@@ -38,8 +38,11 @@ def main() -> int:
 
     def report(message: ipc.Report | ipc.Failed) -> None:
         with lock:
-            out.write(ipc.encode_line(message))
-            out.flush()
+            try:
+                out.write(ipc.encode_line(message))
+                out.flush()
+            except BrokenPipeError:
+                pass  # the coordinator is gone; the inbox reader already asked us to stop
 
     return Worker(assignment, inbox, report).run()
 

@@ -88,7 +88,10 @@ class Worker:
                 command = self.inbox.get_nowait()
             except queue.Empty:
                 command = False
-            if command is None or isinstance(command, ipc.Stop):
+            if command is None:
+                log.warning("the coordinator is gone (stdin closed); storing progress and stopping")
+                return
+            if isinstance(command, ipc.Stop):
                 return
             if isinstance(command, ipc.Assign):
                 self._drain()
