@@ -15,12 +15,21 @@ class PartitionLedger:
     sent_records: int
     reported_records: int
     reported_value_bytes: int
+    filtered_records: int
+    reported_filtered: int
+    pending_filtered: int
     def __init__(self, source_topic: str, remote_topic: str, partition: int, last_committed_offset: int = ...) -> None: ...
     @property
     def in_flight(self) -> int: ...
     def uncommitted(self) -> bool: ...
 
+class RecordFilter:
+    def __init__(self, header_present: tuple[str, ...] | list[str] = ..., header_absent: tuple[str, ...] | list[str] = ...,
+                 header_equals: Any = ..., key_prefixes: Any = ..., python: Any = ...) -> None: ...
+    def keeps(self, message: Any) -> bool: ...
+
 class Relay:
+    record_filter: RecordFilter | None
     ledgers: dict[tuple[str, int], PartitionLedger]
     failure: Exception | None
     records_sent: int

@@ -53,6 +53,9 @@ cdef class PartitionLedger:
         self.sent_records = 0
         self.reported_records = 0
         self.reported_value_bytes = 0
+        self.filtered_records = 0
+        self.reported_filtered = 0
+        self.pending_filtered = -1
 
     def __dealloc__(self):
         free(self.ring)
@@ -87,6 +90,14 @@ cdef class PartitionLedger:
         self.count -= 1
         return source_offset
 
+    cdef void skip(self, int64_t source_offset):
+        """A filtered record: done at once if nothing earlier is in flight, else after those acks."""
+        self.filtered_records += 1
+        if self.count == 0:
+            self.last_acked_source = source_offset
+        else:
+            self.pending_filtered = source_offset
+
     @property
     def in_flight(self):
         return self.count
@@ -94,6 +105,59 @@ cdef class PartitionLedger:
     def uncommitted(self):
         """True when the target acknowledged records not yet stored as progress."""
         return self.last_acked_source > self.last_committed_source
+
+
+cdef class RecordFilter:
+    """A flow's built-in record filter (engine.filters.RecordFilterConfig); keep() per record."""
+
+    def __init__(self, header_present=(), header_absent=(), header_equals=(), key_prefixes=(), python=None):
+        self.header_present = tuple(header_present)
+        self.header_absent = tuple(header_absent)
+        self.header_equals = tuple((name, bytes(value)) for name, value in header_equals)
+        self.key_prefixes = tuple(bytes(p) for p in key_prefixes)
+        self.python = python
+
+    cdef bint keep(self, object message) except -1:
+        cdef object key
+        cdef object headers
+        cdef object name
+        cdef object wanted
+        cdef bint found
+        if self.key_prefixes:
+            key = message.key()
+            if key is None or not key.startswith(self.key_prefixes):
+                return False
+        if self.header_present or self.header_absent or self.header_equals:
+            headers = message.headers() or ()
+            for name in self.header_present:
+                if not _has_header(headers, name):
+                    return False
+            for name in self.header_absent:
+                if _has_header(headers, name):
+                    return False
+            for name, wanted in self.header_equals:
+                found = False
+                for header in headers:
+                    if header[0] == name and header[1] == wanted:
+                        found = True
+                        break
+                if not found:
+                    return False
+        if self.python is not None:
+            return bool(self.python(message.topic(), message.partition(), message.key(), message.value(),
+                                    message.headers()))
+        return True
+
+    def keeps(self, message):
+        """keep() for tests and the Python side."""
+        return self.keep(message)
+
+
+cdef inline bint _has_header(object headers, object name):
+    for header in headers:
+        if header[0] == name:
+            return True
+    return False
 
 
 cdef class Relay:
@@ -109,6 +173,7 @@ cdef class Relay:
         self.failure = None
         self.records_sent = 0
         self.records_acked = 0
+        self.record_filter = None
 
     def attach(self, producer):
         self.producer = producer
@@ -151,6 +216,9 @@ cdef class Relay:
             remote = remote_topics[message.topic()]
             partition = message.partition()
             ledger = ledgers[(remote, partition)]
+            if self.record_filter is not None and not self.record_filter.keep(message):
+                ledger.skip(message.offset())
+                continue
             ts = message.timestamp()[1]
             if ts < 0:
                 ts = 0  # librdkafka: 0 means "now", as MM2 replaces -1 with the producer's clock
@@ -192,6 +260,8 @@ cdef class Relay:
         if self.failure is not None:
             return  # after a failure nothing later counts as progress
         ledger.last_acked_source = source_offset
+        if ledger.count == 0 and ledger.pending_filtered > source_offset:
+            ledger.last_acked_source = ledger.pending_filtered  # filtered records behind the last ack
         ledger.last_acked_target = message.offset()
         ledger.acked_records += 1
         value = message.value()

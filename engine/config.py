@@ -13,7 +13,7 @@ from pathlib import Path
 
 import msgspec
 
-from engine.filters import TopicFilter, compile_list
+from engine.filters import RECORD_FILTER_PREFIX, RecordFilterConfig, TopicFilter, compile_list, record_filter
 from engine.policy import DEFAULT_POLICY_CLASS, POLICY_CLASSES
 
 
@@ -104,6 +104,15 @@ def parse_properties(text: str) -> dict[str, str]:
 _CONNECTION_PREFIXES = ("security.protocol", "ssl.", "sasl.")
 
 DEFAULT_TOPICS = ".*"
+# Kafka 4.3.1's DefaultConfigPropertyFilter default, read off the 4.3.1 jar (KAFKA-20163 is in)
+DEFAULT_CONFIG_PROPERTIES_EXCLUDE = (
+    "follower.replication.throttled.replicas, leader.replication.throttled.replicas, "
+    "message.timestamp.difference.max.ms, log.message.timestamp.before.max.ms, "
+    "log.message.timestamp.after.max.ms, message.timestamp.type, unclean.leader.election.enable, "
+    "min.insync.replicas"
+)
+TARGET_TOPIC_CONFIG_PREFIX = "target.topic.config."
+RECORD_FILTER_OPTIONS = ("header.present", "header.absent", "header.equals", "key.prefix", "partitions", "python")
 DEFAULT_METRICS_LISTEN = "127.0.0.1:9464"
 METRICS_LISTEN_KEY = "mirror.engine.metrics.listen"
 DEFAULT_TOPICS_EXCLUDE = r"mm2.*\.internal, .*\.replica, __.*"
@@ -133,6 +142,15 @@ class FlowConfig(msgspec.Struct, frozen=True):
     internal_separator_enabled: bool = True
     policy_class: str = DEFAULT_POLICY_CLASS
     heartbeats_replication_enabled: bool = True
+    sync_topic_configs_enabled: bool = True
+    sync_topic_configs_interval_s: float = 600.0
+    sync_topic_acls_enabled: bool = True
+    sync_topic_acls_interval_s: float = 600.0
+    config_properties_exclude: str = DEFAULT_CONFIG_PROPERTIES_EXCLUDE
+    use_defaults_from: str = "target"
+    # target topic configs set on every remote topic of the flow, never reverted by config sync
+    target_topic_overrides: dict[str, str] = {}
+    record_filter: RecordFilterConfig | None = None
 
     @property
     def name(self) -> str:
@@ -301,6 +319,10 @@ def _flow(props: dict[str, str], source: str, target: str) -> FlowConfig:
             settings[attr] = value
             compile_list(value, name)  # fail now, naming the key
     for attr, key, kind in (
+        ("sync_topic_configs_enabled", "sync.topic.configs.enabled", "bool"),
+        ("sync_topic_configs_interval_s", "sync.topic.configs.interval.seconds", "seconds"),
+        ("sync_topic_acls_enabled", "sync.topic.acls.enabled", "bool"),
+        ("sync_topic_acls_interval_s", "sync.topic.acls.interval.seconds", "seconds"),
         ("tasks_max", "tasks.max", "count"),
         ("replication_factor", "replication.factor", "rf"),
         ("refresh_topics_enabled", "refresh.topics.enabled", "bool"),
@@ -334,6 +356,27 @@ def _flow(props: dict[str, str], source: str, target: str) -> FlowConfig:
             raise ConfigError(name, f"replication policy {policy!r} is not supported; use one of "
                                     + ", ".join(POLICY_CLASSES))
         settings["policy_class"] = policy.strip()
+    name, value = get("config.properties.exclude")
+    if value is not None:
+        compile_list(value, name)
+        settings["config_properties_exclude"] = value
+    name, value = get("use.defaults.from")
+    if value is not None:
+        if value.strip() not in ("source", "target"):
+            raise ConfigError(name, f"expected source or target, got {value!r}")
+        settings["use_defaults_from"] = value.strip()
+    overrides = {}
+    for scope in (TARGET_TOPIC_CONFIG_PREFIX, prefix + TARGET_TOPIC_CONFIG_PREFIX):
+        for key, value in props.items():
+            if key.startswith(scope) and len(key) > len(scope):
+                overrides[key[len(scope):]] = value.strip()
+    settings["target_topic_overrides"] = overrides
+    for key in props:
+        for scope in (RECORD_FILTER_PREFIX, prefix + RECORD_FILTER_PREFIX):
+            option = key[len(scope):] if key.startswith(scope) else None
+            if option is not None and option not in RECORD_FILTER_OPTIONS:
+                raise ConfigError(key, f"unknown record filter; use one of {', '.join(RECORD_FILTER_OPTIONS)}")
+    settings["record_filter"] = record_filter(get, prefix)
     name, value = get("heartbeats.replication.enabled")
     if value is not None:
         settings["heartbeats_replication_enabled"] = _bool(name, value)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import msgspec
 
+from engine.filters import RecordFilterConfig
+
 
 class PartitionTask(msgspec.Struct, frozen=True, order=True):
     topic: str
@@ -29,6 +31,7 @@ class Assign(msgspec.Struct, tag="assign", frozen=True):
     offset_flush_interval_ms: int
     poll_timeout_ms: int
     report_interval_ms: int = 1000
+    record_filter: RecordFilterConfig | None = None
 
 
 class Stop(msgspec.Struct, tag="stop", frozen=True):
@@ -42,6 +45,7 @@ class PartitionProgress(msgspec.Struct, frozen=True):
     last_committed_offset: int  # last source offset stored as progress
     records_delta: int  # acked since the previous report
     value_bytes_delta: int
+    filtered_delta: int  # records a record filter dropped since the previous report
     in_flight: int
     source_end_offset: int  # the source's high watermark as last fetched, -1 if unknown
 

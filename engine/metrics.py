@@ -41,6 +41,8 @@ class EngineCollector:
                                       labels=PARTITION_LABELS)
         rate = GaugeMetricFamily("mirror_engine_value_bytes_per_second",
                                  "Observed value bytes/s (used to balance workers)", labels=PARTITION_LABELS)
+        filtered = CounterMetricFamily("mirror_engine_filtered_records", "Records a record filter dropped",
+                                       labels=PARTITION_LABELS)
         workers = GaugeMetricFamily("mirror_engine_workers", "Worker processes", labels=["flow"])
         restarts = CounterMetricFamily("mirror_engine_worker_restarts", "Worker processes restarted",
                                        labels=["flow"])
@@ -56,6 +58,7 @@ class EngineCollector:
                 stored.add_metric(labels, state.last_committed_offset)
                 in_flight.add_metric(labels, state.in_flight)
                 rate.add_metric(labels, state.bytes_per_s)
+                filtered.add_metric(labels, state.filtered)
                 if state.source_end_offset >= 0:
                     lag.add_metric(labels, max(0, state.source_end_offset - state.last_acked_offset - 1))
             workers.add_metric([name], len(flow.workers))
@@ -66,7 +69,7 @@ class EngineCollector:
                                          labels=["target"])
         for emitter in self.coordinator.heartbeat_emitters:
             heartbeats.add_metric([emitter.target.alias], emitter.sent)
-        yield from (records, value_bytes, replicated, stored, lag, in_flight, rate, workers, restarts, stopped,
+        yield from (records, value_bytes, filtered, replicated, stored, lag, in_flight, rate, workers, restarts, stopped,
                     heartbeats)
 
 

@@ -15,7 +15,17 @@ from confluent_kafka.admin import AdminClient
 from engine import ipc, wire
 from engine.clients import client_config, connection
 from engine.config import ClusterConfig, EngineConfig, FlowConfig
+from engine.config import RECORD_FILTER_PREFIX, TARGET_TOPIC_CONFIG_PREFIX
+from engine.coordinator.acl_sync import AclSync
+from engine.coordinator.config_sync import (
+    apply_operations,
+    create_config,
+    describe_topic_configs,
+    sync_operations,
+    validate_overrides,
+)
 from engine.coordinator.supervisor import WorkerProcess
+from engine.filters import compile_list, load_python_filter
 from engine.coordinator.topics import (
     METADATA_TIMEOUT_S,
     ClusterUnreachable,
@@ -49,6 +59,7 @@ class PartitionState:
     in_flight: int = 0
     source_end_offset: int = -1
     bytes_per_s: float = 0.0
+    filtered: int = 0
 
 
 def assign_balanced(partitions: list[ipc.PartitionTask], workers: int,
@@ -91,6 +102,9 @@ class FlowRunner:
         self.partition_state: dict[tuple[str, int], PartitionState] = {}
         self.stopped_topics: dict[str, str] = {}
         self.offsets_topic = wire.connect_offsets_topic(flow.source)
+        self.config_exclude = compile_list(flow.config_properties_exclude, self._key("config.properties.exclude"))
+        self.acl_sync = AclSync(self.source_admin, self.target_admin, flow.source, flow.target)
+        self.config_sync_failures = 0
 
     def _key(self, key: str) -> str:
         """The name under which a flow setting was given (per flow or top level)."""
@@ -100,7 +114,17 @@ class FlowRunner:
         """Connect worker settings of herder source->target come from the target cluster's keys."""
         return f"{self.target.alias}.{key}" if f"{self.target.alias}.{key}" in self.config.raw else key
 
+    def _override_key(self, name: str) -> str:
+        flow_key = f"{self.flow.name}.{TARGET_TOPIC_CONFIG_PREFIX}{name}"
+        return flow_key if flow_key in self.config.raw else f"{TARGET_TOPIC_CONFIG_PREFIX}{name}"
+
     async def start(self) -> None:
+        for name, value in self.flow.target_topic_overrides.items():
+            await validate_overrides(self.target_admin, self.target.alias, {name: value},
+                                     self._override_key(name)[: -len(name)])
+        record_filter = self.flow.record_filter
+        if record_filter is not None and record_filter.python:
+            load_python_filter(record_filter.python, self._key(RECORD_FILTER_PREFIX + "python"))
         target_topics = await topic_partition_counts(self.target_admin, self.target.alias, self.target.bootstrap_servers)
         await ensure_topic(self.target_admin, self.target.alias, TopicSpec(
             self.offsets_topic, self.flow.offset_storage_partitions, self.flow.offset_storage_replication_factor,
@@ -130,8 +154,15 @@ class FlowRunner:
             self._report_deleted(topic, source_topics)
         remote = {topic: self.policy.format_remote_topic(self.flow.source, topic) for topic in wanted}
         rf_key = self._key("replication.factor")
+        # a new remote topic is created with its configs, not left to wait for the next sync
+        new_topics = [topic for topic in wanted if remote[topic] not in target_topics]
+        source_configs = await describe_topic_configs(self.source_admin, self.source.alias, new_topics)
         failures = await ensure_topics(self.target_admin, self.target.alias, [
-            TopicSpec(remote[topic], count, self.flow.replication_factor, {}, rf_key)
+            TopicSpec(remote[topic], count, self.flow.replication_factor,
+                      create_config(source_configs.get(topic, []), self.config_exclude,
+                                    self.flow.use_defaults_from, self.flow.target_topic_overrides)
+                      if topic in new_topics else {},
+                      rf_key)
             for topic, count in wanted.items()
         ], target_topics)
         if failures and fail_fast:
@@ -143,7 +174,10 @@ class FlowRunner:
                 log.error("%s: %s; %s is not replicated until this is fixed", self.flow.name, failure, topic)
                 self.stopped_topics[topic] = "remote topic cannot be created"
                 continue
-            tasks.extend(ipc.PartitionTask(topic, p, remote[topic]) for p in range(count))
+            partitions = range(count)
+            if self.flow.record_filter is not None and self.flow.record_filter.partitions is not None:
+                partitions = [p for p in partitions if p in self.flow.record_filter.partitions]
+            tasks.extend(ipc.PartitionTask(topic, p, remote[topic]) for p in partitions)
             self.stopped_topics.pop(topic, None)
         log.info("%s: replicating %d topics, %d partitions", self.flow.name, len(wanted), len(tasks))
         return tasks
@@ -177,6 +211,7 @@ class FlowRunner:
                 offsets_topic=self.offsets_topic,
                 offset_flush_interval_ms=self.flow.offset_flush_interval_ms,
                 poll_timeout_ms=self.flow.consumer_poll_timeout_ms,
+                record_filter=self.flow.record_filter,
             )
             for index, group in enumerate(plan)
         ]
@@ -189,6 +224,7 @@ class FlowRunner:
             state = self.partition_state.setdefault((progress.topic, progress.partition), PartitionState())
             state.records += progress.records_delta
             state.value_bytes += progress.value_bytes_delta
+            state.filtered += progress.filtered_delta
             state.last_acked_offset = progress.last_acked_offset
             state.last_committed_offset = progress.last_committed_offset
             state.in_flight = progress.in_flight
@@ -225,6 +261,44 @@ class FlowRunner:
         for worker in self.workers[len(assignments):]:
             await worker.stop()
         del self.workers[len(assignments):]
+
+    async def sync_configs(self) -> None:
+        """MM2's config sync: every replicated topic whose remote topic exists."""
+        topics = sorted(self._current_topics())
+        source_configs = await describe_topic_configs(self.source_admin, self.source.alias, topics)
+        operations = {
+            self.policy.format_remote_topic(self.flow.source, topic): sync_operations(
+                entries, self.config_exclude, self.flow.use_defaults_from, self.flow.target_topic_overrides)
+            for topic, entries in source_configs.items()
+        }
+        failures = await apply_operations(self.target_admin, self.target.alias, operations)
+        for failure in failures.values():
+            log.error("%s: %s", self.flow.name, failure)
+        self.config_sync_failures += len(failures)
+
+    async def sync_acls(self) -> None:
+        topics = self._current_topics()
+        await self.acl_sync.sync(lambda t: t in topics,
+                                 lambda t: self.policy.format_remote_topic(self.flow.source, t))
+
+    async def sync_forever(self, job, enabled: bool, interval_s: float, what: str) -> None:
+        """Runs a sync job now and then every interval (MM2 runs both syncs at start)."""
+        while enabled:
+            try:
+                await job()
+            except Exception as error:  # a failed sync must not stop running replication
+                log.error("%s: %s sync failed, retrying in %.0fs: %s", self.flow.name, what, interval_s, error)
+            await asyncio.sleep(interval_s)
+
+    def background_jobs(self) -> list:
+        flow = self.flow
+        return [
+            self.refresh_forever(),
+            # configs were set at creation; this keeps them in line (and always sets the overrides)
+            self.sync_forever(self.sync_configs, flow.sync_topic_configs_enabled or bool(flow.target_topic_overrides),
+                              flow.sync_topic_configs_interval_s, "topic config"),
+            self.sync_forever(self.sync_acls, flow.sync_topic_acls_enabled, flow.sync_topic_acls_interval_s, "ACL"),
+        ]
 
     async def refresh_forever(self) -> None:
         if not self.flow.refresh_topics_enabled:
@@ -279,7 +353,7 @@ class Coordinator:
             background = [asyncio.create_task(e.run()) for e in self.heartbeat_emitters]
             for flow in self.flows:
                 await flow.start()
-            background += [asyncio.create_task(f.refresh_forever()) for f in self.flows]
+            background += [asyncio.create_task(job) for f in self.flows for job in f.background_jobs()]
             background.append(asyncio.create_task(self._log_progress()))
             await self.stopping.wait()
             log.info("stopping: flushing workers and storing progress")

@@ -16,7 +16,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer
 
 from engine import ipc
 from engine.clients import client_config
-from engine._fastpath import DeliveryFailed, Relay
+from engine._fastpath import DeliveryFailed, RecordFilter, Relay
+from engine.filters import RecordFilterConfig, load_python_filter
 from engine.worker.progress import ProgressStore
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ class Worker:
 
     def _assign(self, assignment: ipc.Assign) -> None:
         self.assignment = assignment
+        self.relay.record_filter = build_record_filter(assignment.record_filter)
         stored = self.progress.load() if assignment.partitions else {}
         positions = []
         for task in assignment.partitions:
@@ -187,11 +189,23 @@ class Worker:
                 last_committed_offset=ledger.last_committed_source,
                 records_delta=ledger.acked_records - ledger.reported_records,
                 value_bytes_delta=ledger.acked_value_bytes - ledger.reported_value_bytes,
+                filtered_delta=ledger.filtered_records - ledger.reported_filtered,
                 in_flight=ledger.in_flight,
                 source_end_offset=end if end is not None and end >= 0 else -1,
             ))
             ledger.reported_records = ledger.acked_records
             ledger.reported_value_bytes = ledger.acked_value_bytes
+            ledger.reported_filtered = ledger.filtered_records
         report = ipc.Report(self.assignment.worker_index, now - self._last_report_at, partitions)
         self._last_report_at = now
         return report
+
+
+def build_record_filter(config: RecordFilterConfig | None) -> RecordFilter | None:
+    if config is None or not config.per_record():
+        return None
+    return RecordFilter(
+        header_present=config.header_present, header_absent=config.header_absent,
+        header_equals=config.header_equals, key_prefixes=config.key_prefixes,
+        python=load_python_filter(config.python) if config.python else None,
+    )

@@ -164,3 +164,52 @@ def test_ring_buffer_grows_while_wrapped_around():
     assert ledger.last_acked_source == 1049
     producer.deliver(relay)
     assert ledger.last_acked_source == 1999 and ledger.last_acked_target == 1999
+
+
+def test_record_filter_conditions():
+    from engine._fastpath import RecordFilter
+
+    def msg(key=None, headers=None):
+        return FakeMessage("t", 0, 0, key=key, headers=headers)
+
+    present = RecordFilter(header_present=["trace"])
+    assert present.keeps(msg(headers=[("trace", None)]))
+    assert not present.keeps(msg(headers=[("other", b"x")]))
+    assert not present.keeps(msg())
+    absent = RecordFilter(header_absent=["internal"])
+    assert absent.keeps(msg()) and not absent.keeps(msg(headers=[("internal", b"")]))
+    equals = RecordFilter(header_equals=[("region", b"eu")])
+    assert equals.keeps(msg(headers=[("region", b"us"), ("region", b"eu")]))
+    assert not equals.keeps(msg(headers=[("region", b"us")]))
+    prefix = RecordFilter(key_prefixes=[b"eu-", b"uk-"])
+    assert prefix.keeps(msg(key=b"uk-1")) and not prefix.keeps(msg(key=b"us-1")) and not prefix.keeps(msg())
+    calls = []
+    python = RecordFilter(python=lambda *args: calls.append(args) or args[2] == b"yes")
+    assert python.keeps(msg(key=b"yes")) and not python.keeps(msg(key=b"no"))
+    assert calls[0] == ("t", 0, b"yes", None, None)
+
+
+def test_filtered_records_are_gaps_that_progress_passes():
+    from engine._fastpath import RecordFilter
+
+    producer = FakeProducer()
+    relay = make_relay(producer)
+    relay.record_filter = RecordFilter(key_prefixes=[b"keep"])
+    ledger = relay.add_partition("t", "A.t", 0)
+    # nothing in flight: a filtered record is done at once
+    relay.send([FakeMessage("t", 0, 0, key=b"drop")])
+    assert ledger.last_acked_source == 0 and ledger.filtered_records == 1
+    # 1 in flight, 2 filtered: progress reaches 2 only when 1 is acked
+    relay.send([FakeMessage("t", 0, 1, key=b"keep"), FakeMessage("t", 0, 2, key=b"drop")])
+    assert ledger.last_acked_source == 0
+    producer.deliver(relay)
+    assert (ledger.last_acked_source, ledger.last_acked_target) == (2, 0)
+    # 3 in flight, 4 filtered, 5 in flight: 4 is passed by the ack of 5, not earlier
+    relay.send([FakeMessage("t", 0, 3, key=b"keep"), FakeMessage("t", 0, 4, key=b"drop"),
+                FakeMessage("t", 0, 5, key=b"keep")])
+    producer.deliver(relay, count=1)
+    assert ledger.last_acked_source == 3
+    producer.deliver(relay)
+    assert (ledger.last_acked_source, ledger.last_acked_target) == (5, 2)
+    assert [r["key"] for r in producer.produced] == []
+    assert ledger.filtered_records == 3 and ledger.acked_records == 3

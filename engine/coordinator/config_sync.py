@@ -1,0 +1,142 @@
+"""Topic-config sync from source topics to their remote topics (MM2-REFERENCE §3.4).
+
+A source entry is never copied when it is read-only, sensitive, set in a broker's static file, or
+matches `config.properties.exclude`. Create mode copies every other non-default entry (and the
+defaults too with `use.defaults.from = source`). Sync mode, with IncrementalAlterConfigs, SETs
+non-default entries and, for entries at their default on the source, DELETEs the target override
+(`use.defaults.from = target`, the default) or SETs the source default (`source`).
+
+Beyond MM2: per-flow target overrides (`<s>-><t>.target.topic.config.<name> = <value>`) are set on
+every remote topic of the flow and exempt from sync, so a sync never reverts them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import Iterable
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource, NewTopic
+from confluent_kafka.admin import ResourceType
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONFIG_PROPERTIES_EXCLUDE = (
+    "follower.replication.throttled.replicas, leader.replication.throttled.replicas, "
+    "message.timestamp.difference.max.ms, log.message.timestamp.before.max.ms, "
+    "log.message.timestamp.after.max.ms, message.timestamp.type, unclean.leader.election.enable, "
+    "min.insync.replicas"
+)
+
+
+def copyable(entry: ConfigEntry, exclude: re.Pattern[str] | None) -> bool:
+    return not (
+        entry.is_read_only
+        or entry.is_sensitive
+        or entry.source == ConfigSource.STATIC_BROKER_CONFIG
+        or (exclude is not None and exclude.fullmatch(entry.name))
+    )
+
+
+def is_default(entry: ConfigEntry) -> bool:
+    # dynamic broker-wide settings are not "default": they are copied as topic overrides
+    return entry.source == ConfigSource.DEFAULT_CONFIG
+
+
+def create_config(source: Iterable[ConfigEntry], exclude: re.Pattern[str] | None, use_defaults_from: str,
+                  overrides: dict[str, str]) -> dict[str, str]:
+    """The configs a new remote topic is created with."""
+    config = {
+        e.name: e.value
+        for e in source
+        if e.value is not None and copyable(e, exclude) and e.name not in overrides
+        and (not is_default(e) or use_defaults_from == "source")
+    }
+    config.update(overrides)
+    return config
+
+
+def sync_operations(source: Iterable[ConfigEntry], exclude: re.Pattern[str] | None, use_defaults_from: str,
+                    overrides: dict[str, str]) -> list[ConfigEntry]:
+    """IncrementalAlterConfigs operations that bring an existing remote topic in line."""
+    operations = []
+    for e in source:
+        if not copyable(e, exclude) or e.name in overrides:
+            continue
+        if is_default(e) and use_defaults_from == "target":
+            operations.append(ConfigEntry(e.name, None, incremental_operation=AlterConfigOpType.DELETE))
+        elif e.value is not None:
+            operations.append(ConfigEntry(e.name, e.value, incremental_operation=AlterConfigOpType.SET))
+    operations += [ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
+                   for name, value in overrides.items()]
+    return operations
+
+
+async def describe_topic_configs(admin: AdminClient, cluster: str, topics: list[str]) -> dict[str, list[ConfigEntry]]:
+    """Source configs by topic; a topic that vanished meanwhile is left out."""
+    if not topics:
+        return {}
+    futures = admin.describe_configs([ConfigResource(ResourceType.TOPIC, t) for t in topics], request_timeout=30)
+    result = {}
+    for resource, future in futures.items():
+        try:
+            entries = await asyncio.wrap_future(future)
+        except KafkaException as error:
+            if error.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                continue
+            raise ConfigSyncError(f"cannot read the configs of topic {resource.name} on cluster {cluster}: "
+                                  f"{_explain(error.args[0], 'DESCRIBE_CONFIGS', resource.name)}") from None
+        result[resource.name] = list(entries.values())
+    return result
+
+
+class ConfigSyncError(RuntimeError):
+    """Configs could not be read or written; names the topic, the cluster and, if denied, the ACL."""
+
+
+async def apply_operations(admin: AdminClient, cluster: str,
+                           operations: dict[str, list[ConfigEntry]]) -> dict[str, ConfigSyncError]:
+    """Alters each remote topic; returns the failures by topic (the others are applied)."""
+    resources = [ConfigResource(ResourceType.TOPIC, topic, incremental_configs=ops)
+                 for topic, ops in operations.items() if ops]
+    if not resources:
+        return {}
+    failures = {}
+    for resource, future in admin.incremental_alter_configs(resources, request_timeout=30).items():
+        try:
+            await asyncio.wrap_future(future)
+        except KafkaException as error:
+            failures[resource.name] = ConfigSyncError(
+                f"cannot alter the configs of topic {resource.name} on cluster {cluster}: "
+                f"{_explain(error.args[0], 'ALTER_CONFIGS', resource.name)}")
+    return failures
+
+
+async def validate_overrides(admin: AdminClient, cluster: str, overrides: dict[str, str],
+                             key_prefix: str) -> None:
+    """Lets the target broker check override values, without creating anything."""
+    from engine.config import ConfigError
+
+    if not overrides:
+        return
+    probe = "mirror-engine-override-check"
+    futures = admin.create_topics([NewTopic(probe, 1, -1, config=overrides)], validate_only=True,
+                                  request_timeout=30)
+    try:
+        await asyncio.wrap_future(futures[probe])
+    except KafkaException as error:
+        kafka_error = error.args[0]
+        if kafka_error.code() in (KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.CLUSTER_AUTHORIZATION_FAILED):
+            return  # cannot check here; a real creation or alteration will report it by topic
+        named = [name for name in overrides if name in kafka_error.str()] or sorted(overrides)
+        raise ConfigError(f"{key_prefix}{named[0]}",
+                          f"cluster {cluster} refuses the value {overrides[named[0]]!r}: {kafka_error.str()}") from None
+
+
+def _explain(error: KafkaError, operation: str, topic: str) -> str:
+    if error.code() in (KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.CLUSTER_AUTHORIZATION_FAILED):
+        return (f"not authorised: the engine's principal needs an ALLOW {operation} ACL on topic {topic} "
+                f"({error.str()})")
+    return error.str()
