@@ -18,6 +18,7 @@ from confluent_kafka.admin import (
     AclOperation,
     AclPermissionType,
     AdminClient,
+    ConfigResource,
     ResourcePatternType,
     ResourceType,
 )
@@ -57,8 +58,25 @@ class AclSync:
         self.source_has_no_authorizer = False
         self.created = 0
 
+    async def _source_has_authorizer(self) -> bool:
+        """Kafka 4 brokers without an authorizer answer DescribeAcls with an empty list, not an
+        error; the broker's `authorizer.class.name` tells. Unknown (no permission to look): True."""
+        try:
+            cluster = await asyncio.wrap_future(self.source_admin.describe_cluster(request_timeout=30))
+            broker = ConfigResource(ResourceType.BROKER, str(cluster.nodes[0].id))
+            configs = await asyncio.wrap_future(
+                self.source_admin.describe_configs([broker], request_timeout=30)[broker])
+        except (KafkaException, IndexError):
+            return True
+        entry = configs.get("authorizer.class.name")
+        return entry is None or bool(entry.value)
+
     async def sync(self, should_replicate: Callable[[str], bool], remote_name: Callable[[str], str]) -> None:
         if self.source_has_no_authorizer:
+            return
+        if not await self._source_has_authorizer():
+            self.source_has_no_authorizer = True
+            log.info("cluster %s has no authorizer: no topic ACLs to sync into %s", self.source, self.target)
             return
         try:
             bindings = await asyncio.wrap_future(self.source_admin.describe_acls(ALL_TOPIC_ACLS, request_timeout=30))

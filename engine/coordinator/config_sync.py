@@ -31,18 +31,23 @@ DEFAULT_CONFIG_PROPERTIES_EXCLUDE = (
 )
 
 
+def source_of(entry: ConfigEntry) -> ConfigSource:
+    # describe_configs answers with plain ints here, hand-made entries with the enum
+    return entry.source if isinstance(entry.source, ConfigSource) else ConfigSource(entry.source)
+
+
 def copyable(entry: ConfigEntry, exclude: re.Pattern[str] | None) -> bool:
     return not (
         entry.is_read_only
         or entry.is_sensitive
-        or entry.source == ConfigSource.STATIC_BROKER_CONFIG
+        or source_of(entry) == ConfigSource.STATIC_BROKER_CONFIG
         or (exclude is not None and exclude.fullmatch(entry.name))
     )
 
 
 def is_default(entry: ConfigEntry) -> bool:
     # dynamic broker-wide settings are not "default": they are copied as topic overrides
-    return entry.source == ConfigSource.DEFAULT_CONFIG
+    return source_of(entry) == ConfigSource.DEFAULT_CONFIG
 
 
 def create_config(source: Iterable[ConfigEntry], exclude: re.Pattern[str] | None, use_defaults_from: str,

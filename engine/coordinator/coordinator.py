@@ -275,6 +275,7 @@ class FlowRunner:
         for failure in failures.values():
             log.error("%s: %s", self.flow.name, failure)
         self.config_sync_failures += len(failures)
+        log.info("%s: synced the configs of %d remote topics", self.flow.name, len(operations) - len(failures))
 
     async def sync_acls(self) -> None:
         topics = self._current_topics()

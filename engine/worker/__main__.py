@@ -14,15 +14,35 @@ from engine.logs import setup_logging
 from engine.worker.loop import Worker
 
 
-def _read_inbox(inbox: "queue.Queue[ipc.Assign | ipc.Stop | None]") -> None:
-    for line in sys.stdin.buffer:
+class LineReader:
+    """Lines from a file descriptor through os.read: no buffered-stream lock that a blocked
+    daemon thread could hold while the interpreter shuts down (a fatal error at exit)."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.buffer = b""
+
+    def readline(self) -> bytes:
+        while b"\n" not in self.buffer:
+            chunk = os.read(self.fd, 65536)
+            if not chunk:
+                line, self.buffer = self.buffer, b""
+                return line
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return line + b"\n"
+
+
+def _read_inbox(reader: LineReader, inbox: "queue.Queue[ipc.Assign | ipc.Stop | None]") -> None:
+    while line := reader.readline():
         inbox.put(ipc.to_worker_decoder.decode(line))
     inbox.put(None)  # the coordinator is gone: stop rather than run orphaned
 
 
 def main() -> int:
     setup_logging(os.environ.get("MIRROR_ENGINE_LOG_LEVEL", "INFO"), prefix="worker")
-    first = sys.stdin.buffer.readline()
+    reader = LineReader(sys.stdin.fileno())
+    first = reader.readline()
     if not first:
         return 0
     assignment = ipc.to_worker_decoder.decode(first)
@@ -32,7 +52,7 @@ def main() -> int:
     # Ctrl-C in a terminal reaches the whole process group: treat it as a clean stop
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: inbox.put(ipc.Stop()))
-    threading.Thread(target=_read_inbox, args=(inbox,), daemon=True, name="inbox").start()
+    threading.Thread(target=_read_inbox, args=(reader, inbox), daemon=True, name="inbox").start()
     out = sys.stdout.buffer
     lock = threading.Lock()
 

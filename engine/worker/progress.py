@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import time
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from engine import wire
 
 LOAD_TIMEOUT_S = 60.0
+_SETTLING = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART,
+             KafkaError.REQUEST_TIMED_OUT, KafkaError._TIMED_OUT, KafkaError._TRANSPORT}
+
+
+def _settling(error: KafkaError) -> bool:
+    return error.retriable() or error.code() in _SETTLING
 
 
 class ProgressError(RuntimeError):
@@ -57,7 +63,7 @@ class ProgressStore:
                 )
             ends = {}
             for p in topic.partitions:
-                low, high = consumer.get_watermark_offsets(TopicPartition(self.offsets_topic, p), timeout=10)
+                low, high = self._watermarks(consumer, p)
                 if high > low:
                     ends[p] = high
             consumer.assign([TopicPartition(self.offsets_topic, p, OFFSET_BEGINNING) for p in ends])
@@ -90,6 +96,20 @@ class ProgressStore:
             return stored
         finally:
             consumer.close()
+
+    def _watermarks(self, consumer: Consumer, partition: int) -> tuple[int, int]:
+        """Retries what a just-created topic answers while its leaders settle."""
+        deadline = time.monotonic() + LOAD_TIMEOUT_S
+        while True:
+            try:
+                return consumer.get_watermark_offsets(TopicPartition(self.offsets_topic, partition), timeout=10)
+            except KafkaException as error:
+                if not _settling(error.args[0]) or time.monotonic() > deadline:
+                    raise ProgressError(
+                        f"cannot read progress topic {self.offsets_topic} on cluster {self.target_alias}: "
+                        f"{error.args[0].str()}"
+                    ) from None
+                time.sleep(0.2)
 
     def store(self, progress: list[tuple[str, int, int]], timeout_s: float = 30.0) -> None:
         """Writes (topic, partition, last replicated offset) entries and waits for the acks."""

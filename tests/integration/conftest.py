@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from engine.sandbox import KafkaCluster
+from engine.sandbox import KafkaCluster, SaslSettings
 from tests.helpers import wait_for
 
 
@@ -78,6 +78,30 @@ def target_cluster(sandbox_dir):
 def third_cluster(sandbox_dir):
     """Cluster C, for chains and fan-in; started only by the tests that ask for it."""
     yield from _cluster("C", "MIRROR_ENGINE_TEST_THIRD", sandbox_dir)
+
+
+LIMITED_USER, LIMITED_PASSWORD = "limited", "limited-secret"
+
+
+def _secured(alias: str, base: Path):
+    cluster = KafkaCluster(f"{alias}-{os.getpid()}", nodes=1, base_dir=base, authorizer=True,
+                           sasl=SaslSettings(users={"admin": "admin-secret", LIMITED_USER: LIMITED_PASSWORD}))
+    cluster.start()
+    try:
+        yield ClusterHandle(alias, cluster.bootstrap_servers, cluster)
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def secured_source(sandbox_dir):
+    """A cluster with StandardAuthorizer; PLAINTEXT clients are super users, SASL users are not."""
+    yield from _secured("SA", sandbox_dir)
+
+
+@pytest.fixture(scope="session")
+def secured_target(sandbox_dir):
+    yield from _secured("SB", sandbox_dir)
 
 
 @pytest.fixture
