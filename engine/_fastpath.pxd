@@ -6,6 +6,7 @@ cdef class PartitionLedger:
     cdef int64_t capacity, head, count
     cdef public str source_topic, remote_topic
     cdef public int partition
+    cdef public bint apply_filter  # heartbeats topics are never filtered
     cdef public int64_t last_acked_source, last_acked_target, last_committed_source
     cdef public int64_t acked_records, acked_value_bytes, sent_records
     # what the worker has already reported, so reports carry deltas

@@ -26,6 +26,10 @@ class DeliveryFailed(RuntimeError):
     """The target refused or lost a record; nothing after the last acked offset is committed."""
 
 
+class RecordFilterFailed(RuntimeError):
+    """The flow's Python record filter raised; the message names the record."""
+
+
 class SourceReadFailed(RuntimeError):
     """The source consumer reported an error for a partition."""
 
@@ -41,8 +45,10 @@ cdef class PartitionLedger:
         self.head = 0
         self.count = 0
 
-    def __init__(self, str source_topic, str remote_topic, int partition, int64_t last_committed_offset=-1):
+    def __init__(self, str source_topic, str remote_topic, int partition, int64_t last_committed_offset=-1,
+                 bint apply_filter=True):
         self.source_topic = source_topic
+        self.apply_filter = apply_filter
         self.remote_topic = remote_topic
         self.partition = partition
         self.last_acked_source = last_committed_offset
@@ -144,8 +150,14 @@ cdef class RecordFilter:
                 if not found:
                     return False
         if self.python is not None:
-            return bool(self.python(message.topic(), message.partition(), message.key(), message.value(),
-                                    message.headers()))
+            try:
+                return bool(self.python(message.topic(), message.partition(), message.key(), message.value(),
+                                        message.headers()))
+            except Exception as error:
+                # stop rather than guess: skipping would lose the record, copying would leak it
+                raise RecordFilterFailed(
+                    f"record.filter.python raised on {message.topic()}[{message.partition()}]@{message.offset()}: "
+                    f"{error!r}") from error
         return True
 
     def keeps(self, message):
@@ -178,8 +190,9 @@ cdef class Relay:
     def attach(self, producer):
         self.producer = producer
 
-    def add_partition(self, str source_topic, str remote_topic, int partition, int64_t last_committed_offset=-1):
-        ledger = PartitionLedger(source_topic, remote_topic, partition, last_committed_offset)
+    def add_partition(self, str source_topic, str remote_topic, int partition, int64_t last_committed_offset=-1,
+                      bint apply_filter=True):
+        ledger = PartitionLedger(source_topic, remote_topic, partition, last_committed_offset, apply_filter)
         self.ledgers[(remote_topic, partition)] = ledger
         self.remote_topics[source_topic] = remote_topic
         return ledger
@@ -216,7 +229,7 @@ cdef class Relay:
             remote = remote_topics[message.topic()]
             partition = message.partition()
             ledger = ledgers[(remote, partition)]
-            if self.record_filter is not None and not self.record_filter.keep(message):
+            if ledger.apply_filter and self.record_filter is not None and not self.record_filter.keep(message):
                 ledger.skip(message.offset())
                 continue
             ts = message.timestamp()[1]

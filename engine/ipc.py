@@ -15,6 +15,8 @@ class PartitionTask(msgspec.Struct, frozen=True, order=True):
     topic: str
     partition: int
     remote_topic: str
+    # record filters skip heartbeats topics: dropping beats would hide the flow's topology
+    apply_filter: bool = True
 
 
 class Assign(msgspec.Struct, tag="assign", frozen=True):

@@ -175,9 +175,10 @@ class FlowRunner:
                 self.stopped_topics[topic] = "remote topic cannot be created"
                 continue
             partitions = range(count)
-            if self.flow.record_filter is not None and self.flow.record_filter.partitions is not None:
+            heartbeats = self.policy.is_heartbeats_topic(topic)
+            if not heartbeats and self.flow.record_filter is not None and self.flow.record_filter.partitions is not None:
                 partitions = [p for p in partitions if p in self.flow.record_filter.partitions]
-            tasks.extend(ipc.PartitionTask(topic, p, remote[topic]) for p in partitions)
+            tasks.extend(ipc.PartitionTask(topic, p, remote[topic], apply_filter=not heartbeats) for p in partitions)
             self.stopped_topics.pop(topic, None)
         log.info("%s: replicating %d topics, %d partitions", self.flow.name, len(wanted), len(tasks))
         return tasks

@@ -121,7 +121,7 @@ class Worker:
         positions = []
         for task in assignment.partitions:
             last = stored.get((task.topic, task.partition), -1)
-            self.relay.add_partition(task.topic, task.remote_topic, task.partition, last)
+            self.relay.add_partition(task.topic, task.remote_topic, task.partition, last, task.apply_filter)
             # resume after the last replicated offset, as MM2 does (offset + 1)
             start = last + 1 if last >= 0 else OFFSET_BEGINNING
             positions.append(TopicPartition(task.topic, task.partition, start))

@@ -7,7 +7,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 
 # Explicit record timestamps an hour in the past: recent enough that the brokers' time-based
@@ -43,10 +43,22 @@ def end_offsets(servers: str, topic: str) -> dict[int, int]:
         metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if metadata is None or metadata.error is not None:
             return {}
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                for p in metadata.partitions}
+        return {p: _high_watermark(consumer, topic, p) for p in metadata.partitions}
     finally:
         consumer.close()
+
+
+def _high_watermark(consumer: Consumer, topic: str, partition: int) -> int:
+    """Retries while a just-created partition has no leader yet."""
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)[1]
+        except KafkaException as error:
+            if error.args[0].code() not in (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE) \
+                    or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def read_all(servers: str, topic: str, timeout_s: float = 60) -> dict[int, list[Record]]:

@@ -213,3 +213,24 @@ def test_filtered_records_are_gaps_that_progress_passes():
     assert (ledger.last_acked_source, ledger.last_acked_target) == (5, 2)
     assert [r["key"] for r in producer.produced] == []
     assert ledger.filtered_records == 3 and ledger.acked_records == 3
+
+
+def test_a_raising_python_filter_stops_naming_the_record():
+    from engine._fastpath import RecordFilter, RecordFilterFailed
+
+    relay = make_relay(FakeProducer())
+    relay.record_filter = RecordFilter(python=lambda *args: 1 / 0)
+    relay.add_partition("t", "A.t", 0)
+    with pytest.raises(RecordFilterFailed, match=r"record.filter.python raised on t\[0\]@7: ZeroDivisionError"):
+        relay.send([FakeMessage("t", 0, 7)])
+
+
+def test_partitions_marked_unfiltered_bypass_the_filter():
+    from engine._fastpath import RecordFilter
+
+    producer = FakeProducer()
+    relay = make_relay(producer)
+    relay.record_filter = RecordFilter(header_present=["trace"])
+    relay.add_partition("heartbeats", "A.heartbeats", 0, apply_filter=False)
+    assert relay.send([FakeMessage("heartbeats", 0, 0, value=b"beat")]) == 1
+    assert producer.produced[0]["topic"] == "A.heartbeats"
