@@ -118,3 +118,23 @@ def test_a_deleted_source_topic_stops_alone_and_metrics_say_so(source_cluster, t
     for p, rs in per_partition(more).items():
         expected[p] = expected[p] + rs
     assert read_all(target_cluster.bootstrap_servers, f"A.{kept}") == expected
+
+
+def test_an_existing_remote_topic_is_grown_or_kept(source_cluster, target_cluster, engine, unique_name):
+    short = source_cluster.create_topic(unique_name("short"), 3)
+    wide = source_cluster.create_topic(unique_name("wide"), 2)
+    target_cluster.create_topic(f"A.{short}", 1)  # fewer partitions than its source: grown
+    target_cluster.create_topic(f"A.{wide}", 4)  # more: numbering kept, the extra ones stay empty
+    short_records, wide_records = records(900, "short", partitions=3), records(600, "wide")
+    produce(source_cluster.bootstrap_servers, short, short_records)
+    produce(source_cluster.bootstrap_servers, wide, wide_records)
+    run = engine(mm2_properties(source_cluster, target_cluster, {"A->B.topics": f"{short}|{wide}"}))
+    wait_for(lambda: count(target_cluster, f"A.{short}") >= 900 and count(target_cluster, f"A.{wide}") >= 600,
+             60, "both topics copied", run.log)
+    assert run.stop() == 0, run.log()
+    assert f"grew topic A.{short} on cluster B from 1 to 3 partitions" in run.log()
+    assert f"topic A.{wide} on cluster B has 4 partitions, its source 2: partition numbers are kept" in run.log()
+    assert read_all(target_cluster.bootstrap_servers, f"A.{short}") == per_partition(short_records, 3)
+    expected_wide = per_partition(wide_records, 4)
+    assert read_all(target_cluster.bootstrap_servers, f"A.{wide}") == expected_wide
+    assert expected_wide[2] == [] and expected_wide[3] == []
