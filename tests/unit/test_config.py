@@ -165,3 +165,48 @@ def test_replication_policy_classes():
     identity = "org.apache.kafka.connect.mirror.IdentityReplicationPolicy"
     (flow,) = from_properties(dict(BASE, **{"replication.policy.class": identity})).flows
     assert flow.policy_class == identity
+
+
+def test_record_filter_keys_and_connect_transforms():
+    props = dict(BASE, **{
+        "A->B.record.filter.key.prefix": "eu-, uk-",
+        "record.filter.header.equals": "region=eu",
+        "A->B.record.filter.partitions": "2, 0",
+        "transforms": "f", "transforms.f.type": "org.apache.kafka.connect.transforms.Filter",
+        "transforms.f.predicate": "p", "transforms.f.negate": "true",
+        "predicates.p.type": "org.apache.kafka.connect.transforms.predicates.HasHeaderKey",
+        "predicates.p.name": "trace",
+    })
+    (flow,) = from_properties(props).flows
+    f = flow.record_filter
+    assert f.key_prefixes == [b"eu-", b"uk-"]
+    assert f.header_equals == [("region", b"eu")]
+    assert f.partitions == [0, 2]
+    assert f.header_present == ["trace"]  # negate: drop the records without it
+    assert f.per_record()
+
+
+@pytest.mark.parametrize(("extra", "key", "message"), [
+    ({"A->B.record.filter.header.typo": "x"}, "A->B.record.filter.header.typo", "unknown record filter"),
+    ({"record.filter.header.equals": "novalue"}, "record.filter.header.equals", "HEADER=value"),
+    ({"record.filter.python": "nocolon"}, "record.filter.python", "module:function"),
+    ({"transforms": "r", "transforms.r.type": "org.apache.kafka.connect.transforms.RegexRouter"},
+     "transforms.r.type", "not supported"),
+    ({"transforms": "f", "transforms.f.type": "org.apache.kafka.connect.transforms.Filter",
+      "transforms.f.predicate": "p", "predicates.p.type": "org.apache.kafka.connect.transforms.predicates.RecordIsTombstone"},
+     "predicates.p.type", "not supported"),
+    ({"use.defaults.from": "both"}, "use.defaults.from", "source or target"),
+    ({"A->B.config.properties.exclude": "x["}, "A->B.config.properties.exclude", "invalid regular expression"),
+])
+def test_bad_filter_and_sync_keys_are_named(extra, key, message):
+    with pytest.raises(ConfigError) as caught:
+        from_properties(dict(BASE, **extra))
+    assert caught.value.key == key
+    assert message in str(caught.value)
+
+
+def test_target_overrides_flow_beats_top_level():
+    props = dict(BASE, **{"target.topic.config.retention.ms": "1", "A->B.target.topic.config.retention.ms": "2",
+                          "target.topic.config.cleanup.policy": "compact"})
+    (flow,) = from_properties(props).flows
+    assert flow.target_topic_overrides == {"retention.ms": "2", "cleanup.policy": "compact"}
