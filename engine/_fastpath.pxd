@@ -14,9 +14,20 @@ cdef class PartitionLedger:
     # records a record filter dropped: gaps that progress moves past once earlier records are acked
     cdef public int64_t filtered_records, reported_filtered, pending_filtered
 
+    # MM2's offset-sync rule (MM2-REFERENCE §3.9), evaluated on every ack: the previous ack, the
+    # downstream offset of the last due sync, the due syncs not yet sent (pairs upstream,
+    # downstream), and the delayed slot that each progress store promotes
+    cdef int64_t sync_prev_upstream, sync_prev_downstream, sync_last_downstream
+    cdef bint sync_started, delayed_valid
+    cdef int64_t *due_syncs
+    cdef int64_t due_count, due_capacity
+    cdef int64_t delayed_upstream, delayed_downstream
+
     cdef int push(self, int64_t source_offset) except -1
     cdef int64_t pop(self) except? -2
     cdef void skip(self, int64_t source_offset)
+    cdef int record_sync(self, int64_t upstream, int64_t downstream, int64_t offset_lag_max) except -1
+    cdef int add_due(self, int64_t upstream, int64_t downstream) except -1
 
 
 cdef class RecordFilter:
@@ -33,3 +44,4 @@ cdef class Relay:
     cdef dict remote_topics
     cdef public object failure
     cdef public int64_t records_sent, records_acked
+    cdef public int64_t offset_lag_max  # -1: no offset syncs (emit.offset-syncs.enabled = false)

@@ -44,6 +44,11 @@ cdef class PartitionLedger:
             raise MemoryError()
         self.head = 0
         self.count = 0
+        self.due_capacity = 16
+        self.due_syncs = <int64_t *> malloc(2 * self.due_capacity * sizeof(int64_t))
+        if self.due_syncs == NULL:
+            raise MemoryError()
+        self.due_count = 0
 
     def __init__(self, str source_topic, str remote_topic, int partition, int64_t last_committed_offset=-1,
                  bint apply_filter=True):
@@ -62,9 +67,15 @@ cdef class PartitionLedger:
         self.filtered_records = 0
         self.reported_filtered = 0
         self.pending_filtered = -1
+        self.sync_started = False
+        self.sync_prev_upstream = -1
+        self.sync_prev_downstream = -1
+        self.sync_last_downstream = -1
+        self.delayed_valid = False
 
     def __dealloc__(self):
         free(self.ring)
+        free(self.due_syncs)
 
     cdef int push(self, int64_t source_offset) except -1:
         cdef int64_t new_capacity, i
@@ -103,6 +114,54 @@ cdef class PartitionLedger:
             self.last_acked_source = source_offset
         else:
             self.pending_filtered = source_offset
+
+    cdef int add_due(self, int64_t upstream, int64_t downstream) except -1:
+        cdef int64_t *grown
+        if self.due_count == self.due_capacity:
+            grown = <int64_t *> realloc(self.due_syncs, 4 * self.due_capacity * sizeof(int64_t))
+            if grown == NULL:
+                raise MemoryError()
+            self.due_syncs = grown
+            self.due_capacity *= 2
+        self.due_syncs[2 * self.due_count] = upstream
+        self.due_syncs[2 * self.due_count + 1] = downstream
+        self.due_count += 1
+        return 0
+
+    cdef int record_sync(self, int64_t upstream, int64_t downstream, int64_t offset_lag_max) except -1:
+        cdef bint due = (
+            not self.sync_started
+            or downstream - (self.sync_last_downstream + 1) >= offset_lag_max
+            or upstream - self.sync_prev_upstream != 1  # a gap: compaction, markers, filters, a restart
+            or downstream < self.sync_prev_downstream  # the target was truncated
+        )
+        if due:
+            # MM2 keeps one pending slot and so merges syncs when acks come in bursts; a batched
+            # loop acks in bursts all the time, so every due sync is kept until it is sent
+            self.add_due(upstream, downstream)
+            self.delayed_valid = False
+            self.sync_last_downstream = downstream
+            self.sync_started = True
+        else:
+            self.delayed_valid = True
+            self.delayed_upstream = upstream
+            self.delayed_downstream = downstream
+        self.sync_prev_upstream = upstream
+        self.sync_prev_downstream = downstream
+        return 0
+
+    def take_due_syncs(self):
+        """[(upstream, downstream)] due for this partition, oldest first; empties the list."""
+        cdef int64_t i
+        syncs = [(self.due_syncs[2 * i], self.due_syncs[2 * i + 1]) for i in range(self.due_count)]
+        self.due_count = 0
+        return syncs
+
+    def promote_delayed_sync(self):
+        """At each progress store the newest undue sync becomes due (KAFKA-15906)."""
+        if self.delayed_valid:
+            self.add_due(self.delayed_upstream, self.delayed_downstream)
+            self.delayed_valid = False
 
     @property
     def in_flight(self):
@@ -186,6 +245,7 @@ cdef class Relay:
         self.records_sent = 0
         self.records_acked = 0
         self.record_filter = None
+        self.offset_lag_max = -1
 
     def attach(self, producer):
         self.producer = producer
@@ -199,6 +259,20 @@ cdef class Relay:
 
     def remove_partition(self, str remote_topic, int partition):
         return self.ledgers.pop((remote_topic, partition))
+
+    def take_offset_syncs(self):
+        """[(source topic, partition, upstream, downstream)] due now, oldest first per partition."""
+        cdef PartitionLedger ledger
+        syncs = []
+        for ledger in self.ledgers.values():
+            if ledger.due_count:
+                syncs.extend((ledger.source_topic, ledger.partition, up, down) for up, down in ledger.take_due_syncs())
+        return syncs
+
+    def promote_delayed_syncs(self):
+        cdef PartitionLedger ledger
+        for ledger in self.ledgers.values():
+            ledger.promote_delayed_sync()
 
     def in_flight(self):
         cdef PartitionLedger ledger
@@ -276,6 +350,8 @@ cdef class Relay:
         if ledger.count == 0 and ledger.pending_filtered > source_offset:
             ledger.last_acked_source = ledger.pending_filtered  # filtered records behind the last ack
         ledger.last_acked_target = message.offset()
+        if self.offset_lag_max >= 0:
+            ledger.record_sync(source_offset, ledger.last_acked_target, self.offset_lag_max)
         ledger.acked_records += 1
         value = message.value()
         if value is not None:

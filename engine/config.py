@@ -151,6 +151,10 @@ class FlowConfig(msgspec.Struct, frozen=True):
     # target topic configs set on every remote topic of the flow, never reverted by config sync
     target_topic_overrides: dict[str, str] = {}
     record_filter: RecordFilterConfig | None = None
+    emit_offset_syncs_enabled: bool = True
+    offset_lag_max: int = 100
+    offset_syncs_topic_location: str = "source"
+    offset_syncs_topic_replication_factor: int = 3
 
     @property
     def name(self) -> str:
@@ -324,6 +328,9 @@ def _flow(props: dict[str, str], source: str, target: str) -> FlowConfig:
         ("sync_topic_acls_enabled", "sync.topic.acls.enabled", "bool"),
         ("sync_topic_acls_interval_s", "sync.topic.acls.interval.seconds", "seconds"),
         ("tasks_max", "tasks.max", "count"),
+        ("emit_offset_syncs_enabled", "emit.offset-syncs.enabled", "bool"),
+        ("offset_lag_max", "offset.lag.max", "non-negative"),
+        ("offset_syncs_topic_replication_factor", "offset-syncs.topic.replication.factor", "rf"),
         ("replication_factor", "replication.factor", "rf"),
         ("refresh_topics_enabled", "refresh.topics.enabled", "bool"),
         ("refresh_topics_interval_s", "refresh.topics.interval.seconds", "seconds"),
@@ -356,6 +363,11 @@ def _flow(props: dict[str, str], source: str, target: str) -> FlowConfig:
             raise ConfigError(name, f"replication policy {policy!r} is not supported; use one of "
                                     + ", ".join(POLICY_CLASSES))
         settings["policy_class"] = policy.strip()
+    name, value = get("offset-syncs.topic.location")
+    if value is not None:
+        if value.strip() not in ("source", "target"):
+            raise ConfigError(name, f"expected source or target, got {value!r}")
+        settings["offset_syncs_topic_location"] = value.strip()
     name, value = get("config.properties.exclude")
     if value is not None:
         compile_list(value, name)
@@ -390,6 +402,8 @@ def _convert(key: str, value: str, kind: str) -> object:
         return _bool(key, value)
     if kind == "rf":
         return _replication_factor(key, value)
+    if kind == "non-negative":
+        return _int(key, value, minimum=0)
     if kind == "seconds":
         return float(_int(key, value, minimum=1))
     return _int(key, value, minimum=1)

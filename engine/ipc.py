@@ -34,6 +34,11 @@ class Assign(msgspec.Struct, tag="assign", frozen=True):
     poll_timeout_ms: int
     report_interval_ms: int = 1000
     record_filter: RecordFilterConfig | None = None
+    # MM2 offset syncs: where they go (None: emit.offset-syncs.enabled = false)
+    offset_syncs_topic: str | None = None
+    offset_syncs_client: dict[str, str] = {}
+    offset_syncs_role: str = "offset-syncs-source-producer"
+    offset_lag_max: int = 100
 
 
 class Stop(msgspec.Struct, tag="stop", frozen=True):

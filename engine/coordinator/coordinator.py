@@ -130,11 +130,30 @@ class FlowRunner:
             self.offsets_topic, self.flow.offset_storage_partitions, self.flow.offset_storage_replication_factor,
             {"cleanup.policy": "compact"}, self._worker_key("offset.storage.replication.factor"),
         ), target_topics)
+        if self.flow.emit_offset_syncs_enabled:
+            await self._ensure_offset_syncs_topic()
         self.partitions = await self._sync_topics(target_topics, fail_fast=True)
         for assignment in self._assignments(self._plan()):
             worker = WorkerProcess(assignment, self._on_message)
             self.workers.append(worker)
             await worker.start()
+
+    def _offset_syncs_cluster(self) -> ClusterConfig:
+        return self.source if self.flow.offset_syncs_topic_location == "source" else self.target
+
+    def _offset_syncs_topic(self) -> str:
+        # named after the cluster it does not live on (MM2-REFERENCE §1.1)
+        other = self.flow.target if self.flow.offset_syncs_topic_location == "source" else self.flow.source
+        return wire.offset_syncs_topic(other, self.policy.internal_separator)
+
+    async def _ensure_offset_syncs_topic(self) -> None:
+        cluster = self._offset_syncs_cluster()
+        admin = self.source_admin if cluster is self.source else self.target_admin
+        existing = await topic_partition_counts(admin, cluster.alias, cluster.bootstrap_servers)
+        await ensure_topic(admin, cluster.alias, TopicSpec(
+            self._offset_syncs_topic(), 1, self.flow.offset_syncs_topic_replication_factor,
+            {"cleanup.policy": "compact"}, self._key("offset-syncs.topic.replication.factor"),
+        ), existing)
 
     def _current_topics(self) -> set[str]:
         return {t.topic for t in self.partitions}
@@ -213,6 +232,10 @@ class FlowRunner:
                 offset_flush_interval_ms=self.flow.offset_flush_interval_ms,
                 poll_timeout_ms=self.flow.consumer_poll_timeout_ms,
                 record_filter=self.flow.record_filter,
+                offset_syncs_topic=self._offset_syncs_topic() if self.flow.emit_offset_syncs_enabled else None,
+                offset_syncs_client=connection(self._offset_syncs_cluster()),
+                offset_syncs_role=f"offset-syncs-{self.flow.offset_syncs_topic_location}-producer",
+                offset_lag_max=self.flow.offset_lag_max,
             )
             for index, group in enumerate(plan)
         ]

@@ -18,6 +18,7 @@ from engine import ipc
 from engine.clients import client_config
 from engine._fastpath import DeliveryFailed, RecordFilter, Relay
 from engine.filters import RecordFilterConfig, load_python_filter
+from engine.worker.offset_syncs import OffsetSyncWriter
 from engine.worker.progress import ProgressStore
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,11 @@ class Worker:
         ))
         self.relay.attach(self.producer)
         self._last_report_at = clock()
+        self.offset_syncs = (
+            OffsetSyncWriter(assignment.offset_syncs_topic, assignment.offset_syncs_client,
+                             f"{role}|{assignment.offset_syncs_role}")
+            if assignment.offset_syncs_topic else None
+        )
         self.progress = ProgressStore(
             assignment.source_alias, assignment.target_alias, assignment.offsets_topic,
             consumer_config=client_config(assignment.target_client, f"{role}|progress-consumer"),
@@ -106,6 +112,8 @@ class Worker:
             self.producer.poll(0)
             if self.relay.failure is not None:
                 raise self.relay.failure
+            if self.offset_syncs is not None:
+                self.offset_syncs.send(self.relay.take_offset_syncs())
             now = self.clock()
             if now >= next_store:
                 self._store_acked()
@@ -117,6 +125,7 @@ class Worker:
     def _assign(self, assignment: ipc.Assign) -> None:
         self.assignment = assignment
         self.relay.record_filter = build_record_filter(assignment.record_filter)
+        self.relay.offset_lag_max = assignment.offset_lag_max if assignment.offset_syncs_topic else -1
         stored = self.progress.load() if assignment.partitions else {}
         positions = []
         for task in assignment.partitions:
@@ -141,6 +150,8 @@ class Worker:
     def _shutdown(self) -> bool:
         flushed = self._flush_producer(raise_on_failure=False)
         self._store_acked()
+        if self.offset_syncs is not None:
+            self.offset_syncs.flush()
         self.report(self._snapshot())
         return flushed
 
@@ -160,6 +171,10 @@ class Worker:
     # -- progress --------------------------------------------------------------------------------
 
     def _store_acked(self) -> None:
+        if self.offset_syncs is not None:
+            # as MM2 does on each offset commit: the newest undue sync per partition is sent too
+            self.relay.promote_delayed_syncs()
+            self.offset_syncs.send(self.relay.take_offset_syncs())
         changed = [ledger for ledger in self.relay.ledgers.values() if ledger.uncommitted()]
         if not changed:
             return

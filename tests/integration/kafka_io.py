@@ -95,6 +95,28 @@ def read_all(servers: str, topic: str, timeout_s: float = 60) -> dict[int, list[
         consumer.close()
 
 
+def keys_by_offset(servers: str, topic: str) -> dict[int, dict[int, bytes | None]]:
+    """partition -> offset -> key, for checking offset mappings record by record."""
+    result: dict[int, dict[int, bytes | None]] = {}
+    consumer = Consumer({"bootstrap.servers": servers, "group.id": "offsets-" + uuid.uuid4().hex,
+                         "enable.auto.commit": False})
+    ends = end_offsets(servers, topic)
+    try:
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+        seen = {p: 0 for p in ends}
+        deadline = time.monotonic() + 60
+        while any(seen[p] < ends[p] for p in ends):
+            assert time.monotonic() < deadline, f"reading {topic}: not read to the end"
+            for m in consumer.consume(1000, timeout=0.5):
+                if m.error():
+                    continue
+                result.setdefault(m.partition(), {})[m.offset()] = m.key()
+                seen[m.partition()] = m.offset() + 1
+        return result
+    finally:
+        consumer.close()
+
+
 def raw_records(servers: str, topic: str) -> list[tuple[bytes | None, bytes | None]]:
     """(key, value) of every record of a topic, partition by partition."""
     return [(r.key, r.value) for records in read_all(servers, topic).values() for r in records]
@@ -113,6 +135,7 @@ def mm2_properties(source, target, extra: dict[str, str] | None = None) -> str:
         "refresh.topics.interval.seconds": "5",
         "mirror.engine.metrics.listen": "127.0.0.1:0",
         "heartbeats.topic.replication.factor": "1",
+        "offset-syncs.topic.replication.factor": "1",
     }
     lines.update(extra or {})
     return "".join(f"{k} = {v}\n" for k, v in lines.items())

@@ -234,3 +234,54 @@ def test_partitions_marked_unfiltered_bypass_the_filter():
     relay.add_partition("heartbeats", "A.heartbeats", 0, apply_filter=False)
     assert relay.send([FakeMessage("heartbeats", 0, 0, value=b"beat")]) == 1
     assert producer.produced[0]["topic"] == "A.heartbeats"
+
+
+def relay_with_syncs(lag_max: int):
+    producer = FakeProducer()
+    relay = make_relay(producer)
+    relay.offset_lag_max = lag_max
+    ledger = relay.add_partition("t", "A.t", 0)
+    return producer, relay, ledger
+
+
+def test_offset_syncs_follow_mm2_spacing_and_flush_promotes_the_newest():
+    producer, relay, ledger = relay_with_syncs(100)
+    syncs = []
+    for offset in range(300):
+        relay.send([FakeMessage("t", 0, offset)])
+        producer.deliver(relay)
+        syncs += relay.take_offset_syncs()
+    # MM2's steady state with offset.lag.max = 100: downstream 0, 101, 202
+    assert syncs == [("t", 0, 0, 0), ("t", 0, 101, 101), ("t", 0, 202, 202)]
+    assert relay.take_offset_syncs() == []
+    relay.promote_delayed_syncs()  # what a progress store does
+    assert relay.take_offset_syncs() == [("t", 0, 299, 299)]
+    relay.promote_delayed_syncs()
+    assert relay.take_offset_syncs() == []
+
+
+def test_offset_syncs_on_gaps_and_target_truncation_and_lag_zero():
+    producer, relay, ledger = relay_with_syncs(100)
+    for offset in (10, 11, 15, 16):  # 12-14 compacted away or filtered
+        relay.send([FakeMessage("t", 0, offset)])
+    producer.deliver(relay)
+    assert relay.take_offset_syncs() == [("t", 0, 10, 0), ("t", 0, 15, 2)]  # the first, then the gap's
+    producer.next_offset[("A.t", 0)] = 0  # the target partition was truncated and starts over
+    relay.send([FakeMessage("t", 0, 17)])
+    producer.deliver(relay)
+    assert relay.take_offset_syncs() == [("t", 0, 17, 0)]
+
+    producer, relay, ledger = relay_with_syncs(0)
+    relay.send([FakeMessage("t", 0, o) for o in range(3)])
+    producer.deliver(relay, count=1)
+    assert relay.take_offset_syncs() == [("t", 0, 0, 0)]
+    producer.deliver(relay)
+    assert relay.take_offset_syncs() == [("t", 0, 1, 1), ("t", 0, 2, 2)]  # every record is due, none merged
+
+
+def test_no_offset_syncs_when_disabled():
+    producer, relay, ledger = relay_with_syncs(-1)
+    relay.send([FakeMessage("t", 0, 0)])
+    producer.deliver(relay)
+    relay.promote_delayed_syncs()
+    assert relay.take_offset_syncs() == []

@@ -1,0 +1,45 @@
+"""Writes MM2 offset syncs (MM2-REFERENCE §1.3, §3.9) that the fast path found due.
+
+Partition 0 of `mm2-offset-syncs.<other>.internal`, MM2's bytes, no headers. Java MM2's checkpoint
+task reads them, so a mirror-engine flow can be followed by MM2's own offset translation.
+A failed write is logged, never fatal: the next due sync for the partition supersedes it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from confluent_kafka import Producer
+
+from engine import wire
+from engine.clients import client_config
+
+log = logging.getLogger(__name__)
+
+
+class OffsetSyncWriter:
+    def __init__(self, topic: str, cluster_client: dict[str, str], client_id: str):
+        self.topic = topic
+        self.sent = 0
+        self.failures = 0
+        self.producer = Producer(client_config(cluster_client, client_id, **{
+            "acks": "all", "linger.ms": 5, "enable.idempotence": True, "on_delivery": self._delivered,
+        }))
+
+    def send(self, syncs: list[tuple[str, int, int, int]]) -> None:
+        for topic, partition, upstream, downstream in syncs:
+            sync = wire.OffsetSync(topic, partition, upstream, downstream)
+            self.producer.produce(self.topic, key=sync.key(), value=sync.value(), partition=0)
+        self.producer.poll(0)
+
+    def flush(self, timeout_s: float = 10.0) -> None:
+        if self.producer.flush(timeout_s):
+            log.warning("offset syncs to %s unacknowledged after %.0fs", self.topic, timeout_s)
+
+    def _delivered(self, err, _message) -> None:
+        if err is None:
+            self.sent += 1
+            return
+        self.failures += 1
+        if self.failures == 1 or self.failures % 100 == 0:
+            log.warning("offset sync to %s failed (%d so far): %s", self.topic, self.failures, err.str())
