@@ -26,6 +26,13 @@ cdef class PartitionLedger:
     cdef int push(self, int64_t source_offset) except -1
     cdef int64_t pop(self) except? -2
     cdef void skip(self, int64_t source_offset)
+    # the offset map (exact translation): runs of acks where source and target offsets both step
+    # by one; a run ends at any gap on either side. Closed runs wait in a list until stored.
+    cdef bint run_valid, run_dirty
+    cdef int64_t run_first_up, run_first_down, run_last_up, run_last_down
+    cdef list closed_runs
+
+    cdef int record_run(self, int64_t upstream, int64_t downstream) except -1
     cdef int record_sync(self, int64_t upstream, int64_t downstream, int64_t offset_lag_max) except -1
     cdef int add_due(self, int64_t upstream, int64_t downstream) except -1
 

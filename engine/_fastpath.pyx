@@ -72,6 +72,9 @@ cdef class PartitionLedger:
         self.sync_prev_downstream = -1
         self.sync_last_downstream = -1
         self.delayed_valid = False
+        self.run_valid = False
+        self.run_dirty = False
+        self.closed_runs = []
 
     def __dealloc__(self):
         free(self.ring)
@@ -149,6 +152,31 @@ cdef class PartitionLedger:
         self.sync_prev_upstream = upstream
         self.sync_prev_downstream = downstream
         return 0
+
+    cdef int record_run(self, int64_t upstream, int64_t downstream) except -1:
+        if (self.run_valid and upstream == self.run_last_up + 1 and downstream == self.run_last_down + 1):
+            self.run_last_up = upstream
+            self.run_last_down = downstream
+            self.run_dirty = True
+            return 0
+        if self.run_valid and self.run_dirty:
+            self.closed_runs.append((self.run_first_up, self.run_first_down, self.run_last_up, self.run_last_down))
+        self.run_valid = True
+        self.run_dirty = True
+        self.run_first_up = self.run_last_up = upstream
+        self.run_first_down = self.run_last_down = downstream
+        return 0
+
+    def take_runs(self):
+        """[(first upstream, first downstream, last upstream, last downstream)] not yet stored:
+        the runs closed since the last call, then the open run if it grew. The open run is
+        written again as it grows; the map is compacted by its first offsets."""
+        runs = self.closed_runs
+        self.closed_runs = []
+        if self.run_valid and self.run_dirty:
+            runs.append((self.run_first_up, self.run_first_down, self.run_last_up, self.run_last_down))
+            self.run_dirty = False
+        return runs
 
     def take_due_syncs(self):
         """[(upstream, downstream)] due for this partition, oldest first; empties the list."""
@@ -269,6 +297,15 @@ cdef class Relay:
                 syncs.extend((ledger.source_topic, ledger.partition, up, down) for up, down in ledger.take_due_syncs())
         return syncs
 
+    def take_offset_runs(self):
+        """[(source topic, partition, first up, first down, last up, last down)] to store."""
+        cdef PartitionLedger ledger
+        runs = []
+        for ledger in self.ledgers.values():
+            if ledger.closed_runs or ledger.run_dirty:
+                runs.extend((ledger.source_topic, ledger.partition) + run for run in ledger.take_runs())
+        return runs
+
     def promote_delayed_syncs(self):
         cdef PartitionLedger ledger
         for ledger in self.ledgers.values():
@@ -352,6 +389,7 @@ cdef class Relay:
         ledger.last_acked_target = message.offset()
         if self.offset_lag_max >= 0:
             ledger.record_sync(source_offset, ledger.last_acked_target, self.offset_lag_max)
+        ledger.record_run(source_offset, ledger.last_acked_target)
         ledger.acked_records += 1
         value = message.value()
         if value is not None:

@@ -152,6 +152,11 @@ class FlowConfig(msgspec.Struct, frozen=True):
     target_topic_overrides: dict[str, str] = {}
     record_filter: RecordFilterConfig | None = None
     emit_offset_syncs_enabled: bool = True
+    emit_checkpoints_enabled: bool = True
+    emit_checkpoints_interval_s: float = 60.0
+    checkpoints_topic_replication_factor: int = 3
+    groups: str = ".*"
+    groups_exclude: str = "console-consumer-.*, connect-.*, __.*"
     offset_lag_max: int = 100
     offset_syncs_topic_location: str = "source"
     offset_syncs_topic_replication_factor: int = 3
@@ -317,7 +322,8 @@ def _flow(props: dict[str, str], source: str, target: str) -> FlowConfig:
         return key, props.get(key, default)
 
     settings: dict[str, object] = {"source": source, "target": target}
-    for attr, key in (("topics", "topics"), ("topics_exclude", "topics.exclude")):
+    for attr, key in (("topics", "topics"), ("topics_exclude", "topics.exclude"), ("groups", "groups"),
+                      ("groups_exclude", "groups.exclude")):
         name, value = get(key)
         if value is not None:
             settings[attr] = value
@@ -329,6 +335,9 @@ def _flow(props: dict[str, str], source: str, target: str) -> FlowConfig:
         ("sync_topic_acls_interval_s", "sync.topic.acls.interval.seconds", "seconds"),
         ("tasks_max", "tasks.max", "count"),
         ("emit_offset_syncs_enabled", "emit.offset-syncs.enabled", "bool"),
+        ("emit_checkpoints_enabled", "emit.checkpoints.enabled", "bool"),
+        ("emit_checkpoints_interval_s", "emit.checkpoints.interval.seconds", "seconds"),
+        ("checkpoints_topic_replication_factor", "checkpoints.topic.replication.factor", "rf"),
         ("offset_lag_max", "offset.lag.max", "non-negative"),
         ("offset_syncs_topic_replication_factor", "offset-syncs.topic.replication.factor", "rf"),
         ("replication_factor", "replication.factor", "rf"),

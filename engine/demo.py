@@ -103,6 +103,7 @@ def run_demo(records_per_topic: int = 200_000) -> int:
             "offset.storage.replication.factor = 1\n"
             "heartbeats.topic.replication.factor = 1\n"
             "offset-syncs.topic.replication.factor = 1\n"
+            "checkpoints.topic.replication.factor = 1\n"
             "# any free port; the engine log names it\n"
             "mirror.engine.metrics.listen = 127.0.0.1:0\n"
         )

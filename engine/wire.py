@@ -192,3 +192,38 @@ class Heartbeat(msgspec.Struct, frozen=True):
         source, target = k.string(), k.string()
         v.int16()
         return cls(source, target, v.int64())
+
+
+# -- the offset map (mirror-engine's own, for exact translation) ----------------------------------
+#   topic  mm2-offset-map.<source>.internal on the target: matches MM2's internal pattern, so no
+#          flow ever replicates it; compacted, so each key keeps its newest value
+#   key    topic STRING (source-side name), partition INT32, first upstream offset INT64
+#   value  version INT16 (0), first downstream INT64, last upstream INT64, last downstream INT64
+# One record per run of copies in which source and target offsets both step by one; a run ends at
+# any gap (compaction, transaction markers, filtered records, a restarted worker's re-copies).
+
+
+def offset_map_topic(source_alias: str) -> str:
+    return f"mm2-offset-map.{source_alias}.internal"
+
+
+class OffsetRun(msgspec.Struct, frozen=True, order=True):
+    topic: str
+    partition: int
+    first_upstream: int
+    first_downstream: int
+    last_upstream: int
+    last_downstream: int
+
+    def key(self) -> bytes:
+        return _string(self.topic) + struct.pack(">iq", self.partition, self.first_upstream)
+
+    def value(self) -> bytes:
+        return struct.pack(">hqqq", 0, self.first_downstream, self.last_upstream, self.last_downstream)
+
+    @classmethod
+    def decode(cls, key: bytes, value: bytes) -> "OffsetRun":
+        k, v = _Reader(key), _Reader(value)
+        topic, partition, first_upstream = k.string(), k.int32(), k.int64()
+        v.int16()
+        return cls(topic, partition, first_upstream, v.int64(), v.int64(), v.int64())

@@ -26,6 +26,7 @@ from engine.coordinator.config_sync import (
 )
 from engine.coordinator.supervisor import WorkerProcess
 from engine.filters import compile_list, load_python_filter
+from engine.offsets.checkpoints import CheckpointEmitter
 from engine.coordinator.topics import (
     METADATA_TIMEOUT_S,
     ClusterUnreachable,
@@ -105,6 +106,7 @@ class FlowRunner:
         self.config_exclude = compile_list(flow.config_properties_exclude, self._key("config.properties.exclude"))
         self.acl_sync = AclSync(self.source_admin, self.target_admin, flow.source, flow.target)
         self.config_sync_failures = 0
+        self.checkpoints: CheckpointEmitter | None = None
 
     def _key(self, key: str) -> str:
         """The name under which a flow setting was given (per flow or top level)."""
@@ -130,8 +132,24 @@ class FlowRunner:
             self.offsets_topic, self.flow.offset_storage_partitions, self.flow.offset_storage_replication_factor,
             {"cleanup.policy": "compact"}, self._worker_key("offset.storage.replication.factor"),
         ), target_topics)
+        await ensure_topic(self.target_admin, self.target.alias, TopicSpec(
+            wire.offset_map_topic(self.flow.source), 1, self.flow.offset_storage_replication_factor,
+            {"cleanup.policy": "compact"}, self._worker_key("offset.storage.replication.factor"),
+        ), target_topics)
         if self.flow.emit_offset_syncs_enabled:
             await self._ensure_offset_syncs_topic()
+        if self.flow.emit_checkpoints_enabled:
+            checkpoints = wire.checkpoints_topic(self.flow.source, self.policy.internal_separator)
+            await ensure_topic(self.target_admin, self.target.alias, TopicSpec(
+                checkpoints, 1, self.flow.checkpoints_topic_replication_factor, {"cleanup.policy": "compact"},
+                self._key("checkpoints.topic.replication.factor"),
+            ), target_topics)
+            self.checkpoints = CheckpointEmitter(
+                self.flow.name, self.source, self.target, self.source_admin, checkpoints,
+                compile_list(self.flow.groups, self._key("groups")),
+                compile_list(self.flow.groups_exclude, self._key("groups.exclude")),
+                lambda: {t.topic: t.remote_topic for t in self.partitions},
+            )
         self.partitions = await self._sync_topics(target_topics, fail_fast=True)
         for assignment in self._assignments(self._plan()):
             worker = WorkerProcess(assignment, self._on_message)
@@ -323,7 +341,7 @@ class FlowRunner:
             self.sync_forever(self.sync_configs, flow.sync_topic_configs_enabled or bool(flow.target_topic_overrides),
                               flow.sync_topic_configs_interval_s, "topic config"),
             self.sync_forever(self.sync_acls, flow.sync_topic_acls_enabled, flow.sync_topic_acls_interval_s, "ACL"),
-        ]
+        ] + ([self.checkpoints.run_forever(flow.emit_checkpoints_interval_s)] if self.checkpoints else [])
 
     async def refresh_forever(self) -> None:
         if not self.flow.refresh_topics_enabled:
@@ -337,7 +355,10 @@ class FlowRunner:
                           self.flow.refresh_topics_interval_s, error)
 
     async def stop(self) -> list[int | None]:
-        return list(await asyncio.gather(*(w.stop() for w in self.workers)))
+        codes = list(await asyncio.gather(*(w.stop() for w in self.workers)))
+        if self.checkpoints is not None:
+            self.checkpoints.close()
+        return codes
 
     def progress_line(self) -> str:
         records = sum(s.records for s in self.partition_state.values())

@@ -175,6 +175,9 @@ class Worker:
             # as MM2 does on each offset commit: the newest undue sync per partition is sent too
             self.relay.promote_delayed_syncs()
             self.offset_syncs.send(self.relay.take_offset_syncs())
+        runs = self.relay.take_offset_runs()
+        if runs:
+            self.progress.store_runs(runs)
         changed = [ledger for ledger in self.relay.ledgers.values() if ledger.uncommitted()]
         if not changed:
             return

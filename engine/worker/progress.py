@@ -32,6 +32,7 @@ class ProgressStore:
         self.source_alias = source_alias
         self.target_alias = target_alias
         self.offsets_topic = offsets_topic
+        self.offset_map_topic = wire.offset_map_topic(source_alias)
         self._consumer_config = consumer_config
         self._errors: list[str] = []
         self._producer = Producer({
@@ -111,6 +112,17 @@ class ProgressStore:
                     ) from None
                 time.sleep(0.2)
 
+    def store_runs(self, runs: list[tuple[str, int, int, int, int, int]], timeout_s: float = 30.0) -> None:
+        """Writes runs of copies to the offset map and waits for the acks.
+
+        Called before the progress they cover is stored: a consumer translated through a map
+        with a missing run would skip that run's records.
+        """
+        for run in runs:
+            entry = wire.OffsetRun(*run)
+            self._producer.produce(self.offset_map_topic, key=entry.key(), value=entry.value(), partition=0)
+        self._wait(timeout_s, self.offset_map_topic)
+
     def store(self, progress: list[tuple[str, int, int]], timeout_s: float = 30.0) -> None:
         """Writes (topic, partition, last replicated offset) entries and waits for the acks."""
         for topic, partition, offset in progress:
@@ -119,16 +131,17 @@ class ProgressStore:
                 key=wire.source_offset_key(self.source_alias, topic, partition),
                 value=wire.source_offset_value(offset),
             )
+        self._wait(timeout_s, self.offsets_topic)
+
+    def _wait(self, timeout_s: float, topic: str) -> None:
         remaining = self._producer.flush(timeout_s)
         if self._errors:
             errors, self._errors = self._errors, []
-            raise ProgressError(
-                f"storing progress in {self.offsets_topic} on cluster {self.target_alias} failed: {errors[0]}"
-            )
+            raise ProgressError(f"writing {topic} on cluster {self.target_alias} failed: {errors[0]}")
         if remaining:
             raise ProgressError(
-                f"storing progress in {self.offsets_topic} on cluster {self.target_alias}: "
-                f"{remaining} writes unacknowledged after {timeout_s:.0f}s"
+                f"writing {topic} on cluster {self.target_alias}: {remaining} writes unacknowledged after "
+                f"{timeout_s:.0f}s"
             )
 
     def _delivered(self, err, _message) -> None:

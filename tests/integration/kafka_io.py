@@ -136,6 +136,7 @@ def mm2_properties(source, target, extra: dict[str, str] | None = None) -> str:
         "mirror.engine.metrics.listen": "127.0.0.1:0",
         "heartbeats.topic.replication.factor": "1",
         "offset-syncs.topic.replication.factor": "1",
+        "checkpoints.topic.replication.factor": "1",
     }
     lines.update(extra or {})
     return "".join(f"{k} = {v}\n" for k, v in lines.items())

@@ -38,6 +38,7 @@ def properties(clusters: dict, flows: list[str], extra: dict[str, str] | None = 
         "replication.factor": "1", "offset.storage.replication.factor": "1",
         "heartbeats.topic.replication.factor": "1", "refresh.topics.interval.seconds": "3",
         "offset-syncs.topic.replication.factor": "1",
+        "checkpoints.topic.replication.factor": "1",
         "mirror.engine.metrics.listen": "127.0.0.1:0",
     })
     for alias in clusters:

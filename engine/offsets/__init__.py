@@ -1,0 +1,1 @@
+"""Offset translation: the offset map, checkpoints and group offsets on the target."""

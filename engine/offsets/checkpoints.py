@@ -1,0 +1,130 @@
+"""Checkpoints: consumer-group positions on the source, translated exactly, in MM2's bytes.
+
+Every `emit.checkpoints.interval.seconds` the groups selected by `groups` / `groups.exclude` are
+listed on the source, their committed offsets on replicated topics translated through the offset
+map, and a Checkpoint(group, remote topic, partition, upstream, downstream, metadata) written to
+partition 0 of `<source>.checkpoints.internal` on the target — where MM2's MirrorClient and
+RemoteClusterUtils.translateOffsets read them. As MM2 does, a checkpoint is written only when it
+is new, its upstream offset went down (the group was rewound) or its downstream offset went up.
+A position the copy has not reached yet gets no checkpoint until it has: never a guess.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from typing import Callable
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import ConsumerGroupTopicPartitions
+from confluent_kafka.admin import AdminClient
+
+from engine import wire
+from engine.clients import client_config
+from engine.config import ClusterConfig
+from engine.offsets.translation import OffsetMap
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointEmitter:
+    def __init__(self, flow_name: str, source: ClusterConfig, target: ClusterConfig, source_admin: AdminClient,
+                 checkpoints_topic: str, groups: re.Pattern[str] | None, groups_exclude: re.Pattern[str] | None,
+                 replicated: Callable[[], dict[str, str]], clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)):
+        self.flow_name = flow_name
+        self.source = source
+        self.target = target
+        self.source_admin = source_admin
+        self.checkpoints_topic = checkpoints_topic
+        self.groups = groups
+        self.groups_exclude = groups_exclude
+        self.replicated = replicated  # source topic -> remote topic, of the flow's current partitions
+        self.clock_ms = clock_ms
+        self.offset_map = OffsetMap()
+        self.emitted: dict[tuple[str, str, int], wire.Checkpoint] = {}
+        self.written = 0
+        self.map_topic = wire.offset_map_topic(source.alias)
+        role = f"{flow_name}|MirrorCheckpointConnector"
+        self.map_reader = Consumer(client_config(target, f"{role}|offset-map-consumer", **{
+            "group.id": f"mirror-engine-{flow_name}-offset-map", "enable.auto.commit": False,
+            "enable.partition.eof": True}))
+        self.map_reader.assign([TopicPartition(self.map_topic, 0, OFFSET_BEGINNING)])
+        self.producer = Producer(client_config(target, f"{role}|checkpoints-target-producer", **{
+            "acks": "all", "enable.idempotence": True, "linger.ms": 5}))
+
+    def _selected(self, group: str) -> bool:
+        if self.groups is None or not self.groups.fullmatch(group):
+            return False
+        return self.groups_exclude is None or not self.groups_exclude.fullmatch(group)
+
+    def read_map(self, timeout_s: float = 10.0) -> None:
+        """Reads the offset map up to its current end (newest value per run wins)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            messages = self.map_reader.consume(1000, timeout=0.2)
+            if not messages:
+                return
+            for m in messages:
+                if m.error() is not None:
+                    if m.error().code() == KafkaError._PARTITION_EOF:
+                        return
+                    raise RuntimeError(f"reading {self.map_topic} on cluster {self.target.alias}: {m.error().str()}")
+                if m.value() is not None:
+                    self.offset_map.add(wire.OffsetRun.decode(m.key(), m.value()))
+
+    async def emit_once(self) -> int:
+        await asyncio.to_thread(self.read_map)
+        listing = await asyncio.wrap_future(self.source_admin.list_consumer_groups(request_timeout=30))
+        groups = sorted(g.group_id for g in listing.valid if self._selected(g.group_id))
+        replicated = self.replicated()
+        written = 0
+        for group in groups:
+            read_at = self.clock_ms()
+            futures = self.source_admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)],
+                                                                    request_timeout=30)
+            try:
+                result = await asyncio.wrap_future(futures[group])
+            except KafkaException as error:
+                log.warning("%s: cannot read the offsets of group %s on cluster %s: %s", self.flow_name, group,
+                            self.source.alias, error.args[0].str())
+                continue
+            for tp in result.topic_partitions:
+                remote = replicated.get(tp.topic)
+                if remote is None or tp.offset < 0:
+                    continue
+                downstream = self.offset_map.translate(tp.topic, tp.partition, tp.offset)
+                if downstream is None:
+                    continue
+                checkpoint = wire.Checkpoint(group, remote, tp.partition, tp.offset, downstream,
+                                             getattr(tp, "metadata", None) or "")
+                key = (group, remote, tp.partition)
+                previous = self.emitted.get(key)
+                if previous is not None and not (checkpoint.upstream_offset < previous.upstream_offset
+                                                 or checkpoint.downstream_offset > previous.downstream_offset):
+                    continue
+                self.producer.produce(self.checkpoints_topic, key=checkpoint.key(), value=checkpoint.value(),
+                                      partition=0, timestamp=read_at)
+                self.emitted[key] = checkpoint
+                written += 1
+        if written:
+            remaining = await asyncio.to_thread(self.producer.flush, 30)
+            if remaining:
+                log.warning("%s: %d checkpoints unacknowledged by cluster %s", self.flow_name, remaining,
+                            self.target.alias)
+        self.written += written
+        return written
+
+    async def run_forever(self, interval_s: float) -> None:
+        while True:
+            try:
+                written = await self.emit_once()
+                log.info("%s: %d checkpoints written", self.flow_name, written)
+            except Exception as error:  # checkpointing must not stop replication
+                log.error("%s: checkpoint round failed, retrying in %.0fs: %s", self.flow_name, interval_s, error)
+            await asyncio.sleep(interval_s)
+
+    def close(self) -> None:
+        self.map_reader.close()
+        self.producer.flush(10)

@@ -1,0 +1,78 @@
+"""Exact offset translation from the offset map (runs of copies, see engine.wire.OffsetRun).
+
+A group committed at source offset g reads next the first record at or after g. Its translation
+is the target offset of that record's copy — the newest copy when a restarted worker copied it
+twice — so a consumer that fails over reads exactly the records that follow, none missed, none
+read again. MM2 instead resumes at its last offset sync + 1 and re-reads up to offset.lag.max
+records, or cannot translate a group that lags far behind.
+"""
+
+from __future__ import annotations
+
+
+class PartitionMap:
+    """The runs of one source partition, from oldest to newest as they were written."""
+
+    def __init__(self) -> None:
+        # first upstream -> (first downstream, last upstream, last downstream)
+        self.runs: dict[int, tuple[int, int, int]] = {}
+
+    def add(self, first_up: int, first_down: int, last_up: int, last_down: int) -> None:
+        self.runs[first_up] = (first_down, last_up, last_down)
+
+    def drop_below(self, log_start: int) -> list[int]:
+        """Forgets runs that end before the source log start; returns their keys (to tombstone)."""
+        gone = [first for first, (_, last_up, _) in self.runs.items() if last_up < log_start]
+        for first in gone:
+            del self.runs[first]
+        return gone
+
+    @property
+    def last_upstream(self) -> int:
+        return max((last_up for _, last_up, _ in self.runs.values()), default=-1)
+
+    @property
+    def last_downstream(self) -> int:
+        return max((last_down for _, _, last_down in self.runs.values()), default=-1)
+
+    def translate(self, position: int) -> int | None:
+        """Target offset at which a consumer at source `position` resumes, or None when not known yet.
+
+        None means the copy has not reached `position` (records before it are not all copied), so
+        no exact answer exists yet; a position right after the last copied record maps to the
+        next target offset, which is never past the end of the target partition.
+        """
+        if not self.runs:
+            return None
+        best_up, best_down = None, -1
+        for first_up, (first_down, last_up, _last_down) in self.runs.items():
+            if last_up < position:
+                continue
+            up = max(position, first_up)
+            down = first_down + (up - first_up)
+            # the earliest record at or after the position; of its copies, the newest
+            if best_up is None or up < best_up or (up == best_up and down > best_down):
+                best_up, best_down = up, down
+        if best_up is not None:
+            return best_down
+        if position == self.last_upstream + 1:
+            return self.last_downstream + 1
+        return None
+
+
+class OffsetMap:
+    """All partitions of one flow, fed from the offset-map topic."""
+
+    def __init__(self) -> None:
+        self.partitions: dict[tuple[str, int], PartitionMap] = {}
+
+    def add(self, run) -> None:
+        self.partitions.setdefault((run.topic, run.partition), PartitionMap()).add(
+            run.first_upstream, run.first_downstream, run.last_upstream, run.last_downstream)
+
+    def translate(self, topic: str, partition: int, position: int) -> int | None:
+        partition_map = self.partitions.get((topic, partition))
+        return partition_map.translate(position) if partition_map else None
+
+
+__all__ = ["OffsetMap", "PartitionMap"]

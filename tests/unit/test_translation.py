@@ -1,0 +1,74 @@
+"""Exact translation from runs of copies: gaps, duplicates, the live end, the offset-map bytes."""
+
+import pytest
+
+from engine import wire
+from engine.offsets.translation import PartitionMap
+
+
+def make(*runs):
+    m = PartitionMap()
+    for run in runs:
+        m.add(*run)
+    return m
+
+
+def test_contiguous_copy_translates_one_to_one_with_a_delta():
+    m = make((100, 0, 199, 99))  # source 100..199 copied to target 0..99
+    assert m.translate(100) == 0
+    assert m.translate(150) == 50
+    assert m.translate(199) == 99
+    assert m.translate(200) == 100  # lag 0: the next target offset, never past the end
+    assert m.translate(201) is None  # the copy has not reached it: no exact answer yet
+    assert m.translate(0) == 0  # before the copy started: its first record
+
+
+def test_a_position_in_a_gap_resumes_at_the_next_copied_record():
+    # 10..19 copied, 20..29 filtered or compacted away, 30..39 copied
+    m = make((10, 0, 19, 9), (30, 10, 39, 19))
+    assert m.translate(19) == 9
+    assert m.translate(20) == 10
+    assert m.translate(25) == 10
+    assert m.translate(30) == 10
+    assert m.translate(31) == 11
+
+
+def test_duplicates_from_a_restarted_worker_resume_at_the_newest_copy():
+    # 0..99 copied to 0..99; progress had been stored at 49; the restart copied 50..99 again
+    m = make((0, 0, 99, 99), (50, 100, 99, 149), (100, 150, 120, 170))
+    assert m.translate(20) == 20  # not re-copied: the only copy
+    assert m.translate(50) == 100  # the newest copy of 50
+    assert m.translate(99) == 149
+    assert m.translate(100) == 150
+    assert m.translate(121) == 171
+
+
+def test_runs_below_the_log_start_are_dropped():
+    m = make((0, 0, 9, 9), (10, 10, 19, 19))
+    assert m.drop_below(10) == [0]
+    assert m.translate(0) == 10
+
+
+def test_offset_run_bytes_round_trip():
+    run = wire.OffsetRun("orders", 3, 1000, 998, 1999, 1997)
+    assert run.key().hex() == "00066f7264657273" + "00000003" + "00000000000003e8"
+    assert run.value().hex() == "0000" + "00000000000003e6" + "00000000000007cf" + "00000000000007cd"
+    assert wire.OffsetRun.decode(run.key(), run.value()) == run
+    assert wire.offset_map_topic("A") == "mm2-offset-map.A.internal"
+    from engine.policy import DefaultReplicationPolicy
+
+    assert DefaultReplicationPolicy().is_internal_topic(wire.offset_map_topic("A"))  # never replicated
+
+
+@pytest.mark.parametrize("position", range(0, 45))
+def test_translation_matches_a_brute_force_oracle(position):
+    # source offsets copied, in copy order (with a duplicate range), and the target offset of each
+    copies = [(u, d) for d, u in enumerate(list(range(5, 15)) + list(range(10, 15)) + list(range(20, 40)))]
+    m = make((5, 0, 14, 9), (10, 10, 14, 14), (20, 15, 39, 34))
+    following = [(u, d) for u, d in copies if u >= position]
+    if following:
+        first = min(u for u, _ in following)
+        expected = max(d for u, d in following if u == first)
+    else:
+        expected = 35 if position == 40 else None
+    assert m.translate(position) == expected
