@@ -51,6 +51,7 @@ class CheckpointEmitter:
             "group.id": f"mirror-engine-{flow_name}-offset-map", "enable.auto.commit": False,
             "enable.partition.eof": True}))
         self.map_reader.assign([TopicPartition(self.map_topic, 0, OFFSET_BEGINNING)])
+        self.map_position = 0
         self.producer = Producer(client_config(target, f"{role}|checkpoints-target-producer", **{
             "acks": "all", "enable.idempotence": True, "linger.ms": 5}))
 
@@ -59,18 +60,23 @@ class CheckpointEmitter:
             return False
         return self.groups_exclude is None or not self.groups_exclude.fullmatch(group)
 
-    def read_map(self, timeout_s: float = 10.0) -> None:
-        """Reads the offset map up to its current end (newest value per run wins)."""
+    def read_map(self, timeout_s: float = 30.0) -> None:
+        """Reads the offset map to the end it has now (newest value per run wins).
+
+        Never less: translating with part of the map read would resume a consumer past records.
+        """
+        end = self.map_reader.get_watermark_offsets(TopicPartition(self.map_topic, 0), timeout=10)[1]
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            messages = self.map_reader.consume(1000, timeout=0.2)
-            if not messages:
-                return
-            for m in messages:
+        while self.map_position < end:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.map_topic} on cluster {self.target.alias} not read to its end "
+                                   f"({self.map_position} of {end}) within {timeout_s:.0f}s")
+            for m in self.map_reader.consume(1000, timeout=0.5):
                 if m.error() is not None:
                     if m.error().code() == KafkaError._PARTITION_EOF:
-                        return
+                        continue
                     raise RuntimeError(f"reading {self.map_topic} on cluster {self.target.alias}: {m.error().str()}")
+                self.map_position = m.offset() + 1
                 if m.value() is not None:
                     self.offset_map.add(wire.OffsetRun.decode(m.key(), m.value()))
 

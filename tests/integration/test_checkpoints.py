@@ -1,0 +1,121 @@
+"""Checkpoints translate exactly: a consumer that fails over to B reads exactly what follows."""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+
+from confluent_kafka import Consumer, TopicPartition
+
+from engine import wire
+from tests.helpers import wait_for
+from tests.integration.kafka_io import BASE_TIMESTAMP_MS, Record, end_offsets, keys_by_offset, mm2_properties, \
+    produce, raw_records
+
+PARTITIONS = 2
+
+
+def records(count: int) -> list[Record]:
+    # every 7th record is dropped by the flow's filter: the copy has gaps
+    return [Record(i % PARTITIONS, (b"skip-" if i % 7 == 3 else b"keep-") + str(i).encode(), b"v", (),
+                   BASE_TIMESTAMP_MS + i) for i in range(count)]
+
+
+def commit(servers: str, group: str, topic: str, positions: dict[int, int]) -> None:
+    consumer = Consumer({"bootstrap.servers": servers, "group.id": group, "enable.auto.commit": False})
+    try:
+        consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in positions.items()], asynchronous=False)
+    finally:
+        consumer.close()
+
+
+def checkpoints(target, topic: str) -> dict[tuple[str, int], wire.Checkpoint]:
+    latest = {}
+    for key, value in raw_records(target.bootstrap_servers, "A.checkpoints.internal"):
+        checkpoint = wire.Checkpoint.decode(key, value)
+        if checkpoint.topic == f"A.{topic}":
+            latest[(checkpoint.group, checkpoint.partition)] = checkpoint
+    return latest
+
+
+def read_from(servers: str, topic: str, partition: int, offset: int) -> list[bytes]:
+    """Keys from offset to the end of one partition, as a failed-over consumer reads them."""
+    end = end_offsets(servers, topic)[partition]
+    by_offset = keys_by_offset(servers, topic).get(partition, {})
+    return [by_offset[o] for o in range(offset, end)]
+
+
+def expected_after(source_keys: dict[int, bytes], position: int) -> list[bytes]:
+    return [k for o, k in sorted(source_keys.items()) if o >= position and k.startswith(b"keep-")]
+
+
+def run_failover_check(source, target, engine, topic: str, groups: dict[str, dict[int, int]], extra: dict) -> None:
+    for group, positions in groups.items():
+        commit(source.bootstrap_servers, group, topic, positions)
+    run = engine(mm2_properties(source, target, {
+        "A->B.topics": topic, "A->B.record.filter.key.prefix": "keep-", "emit.checkpoints.interval.seconds": "1",
+        **extra,
+    }))
+    wanted = {(g, p) for g in groups for p in range(PARTITIONS)}
+    wait_for(lambda: wanted <= checkpoints(target, topic).keys(), 90, "a checkpoint for every group and partition",
+             run.log)
+    return run
+
+
+def assert_exact(source, target, topic: str, groups: dict[str, dict[int, int]]) -> None:
+    found = checkpoints(target, topic)
+    source_keys = keys_by_offset(source.bootstrap_servers, topic)
+    for group, positions in groups.items():
+        for partition, position in positions.items():
+            checkpoint = found[(group, partition)]
+            assert checkpoint.upstream_offset == position
+            assert checkpoint.metadata == ""
+            copied = read_from(target.bootstrap_servers, f"A.{topic}", partition, checkpoint.downstream_offset)
+            expected = expected_after(source_keys[partition], position)
+            # none missed, none read again
+            assert copied[: len(expected)] == expected, (group, partition, position)
+            assert len(copied) == len(expected), (group, partition, position)
+
+
+def test_exact_at_lag_zero_far_behind_and_inside_a_gap(source_cluster, target_cluster, engine, unique_name):
+    topic = source_cluster.create_topic(unique_name("dr"), PARTITIONS)
+    sent = records(210_000)
+    produce(source_cluster.bootstrap_servers, topic, sent)
+    per_partition = len(sent) // PARTITIONS
+    suffix = uuid.uuid4().hex[:6]
+    # in partition 1 the records at offsets 1, 8, 15, ... are filtered (i % 7 == 3, i = 2 * offset + 1)
+    groups = {
+        f"lag0-{suffix}": {p: per_partition for p in range(PARTITIONS)},
+        f"far-{suffix}": {0: 7, 1: 3},  # more than 100,000 records behind in each partition
+        f"gap-{suffix}": {0: 5000, 1: 8},  # partition 1 offset 8 was filtered: resume at the next copy
+    }
+    run = run_failover_check(source_cluster, target_cluster, engine, topic, groups, {})
+    assert run.stop() == 0, run.log()
+    assert_exact(source_cluster, target_cluster, topic, groups)
+
+
+def test_exact_after_a_killed_worker_copied_records_twice(source_cluster, target_cluster, engine, unique_name):
+    topic = source_cluster.create_topic(unique_name("dup"), PARTITIONS)
+    sent = records(4000)
+    produce(source_cluster.bootstrap_servers, topic, sent)
+    # progress is stored rarely, so the kill loses it and the restarted worker copies everything again
+    run = engine(mm2_properties(source_cluster, target_cluster, {
+        "A->B.topics": topic, "A->B.record.filter.key.prefix": "keep-", "tasks.max": "1",
+        "B.offset.flush.interval.ms": "600000", "emit.checkpoints.enabled": "false",
+    }))
+    kept = sum(1 for r in sent if r.key.startswith(b"keep-"))
+    wait_for(lambda: sum(end_offsets(target_cluster.bootstrap_servers, f"A.{topic}").values()) >= kept, 60,
+             "the first copy", run.log)
+    (pid,) = run.worker_pids().values()
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: sum(end_offsets(target_cluster.bootstrap_servers, f"A.{topic}").values()) >= 2 * kept, 60,
+             "the second copy by the restarted worker", run.log)
+    assert run.stop() == 0, run.log()
+
+    suffix = uuid.uuid4().hex[:6]
+    groups = {f"dup-{suffix}": {0: 100, 1: 1999}, f"dupend-{suffix}": {0: 2000, 1: 2000}}
+    run = run_failover_check(source_cluster, target_cluster, engine, topic, groups,
+                             {"B.offset.flush.interval.ms": "600000"})
+    assert run.stop() == 0, run.log()
+    assert_exact(source_cluster, target_cluster, topic, groups)
