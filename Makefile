@@ -16,7 +16,7 @@ install: $(STAMP)
 
 # Apache Kafka 4.3.1 jars, fetched with Maven into .cache/ (git-ignored) once
 kafka: install
-	$(PY) -c "from engine.sandbox import kafka_libs; kafka_libs()"
+	$(PY) -c "from engine.sandbox.distribution import *; kafka_libs(); kafka_libs(MIRROR_CLIENT_ARTIFACTS, 'mirror-client')"
 
 demo: kafka
 	$(PY) -m engine demo

@@ -72,9 +72,17 @@ def _pom(artifacts: tuple[tuple[str, str, str], ...]) -> str:
 """
 
 
-def kafka_libs(artifacts: tuple[tuple[str, str, str], ...] = ARTIFACTS) -> Path:
-    """Returns the folder holding every jar the sandbox needs, fetching it on first use."""
-    libs = cache_root() / f"kafka-{KAFKA_VERSION}" / "libs"
+# MM2's client library (RemoteClusterUtils, MirrorClient): compatibility tests run it against our topics
+MIRROR_CLIENT_ARTIFACTS: tuple[tuple[str, str, str], ...] = (
+    ("org.apache.kafka", "connect-mirror-client", KAFKA_VERSION),
+    ("org.slf4j", "slf4j-api", SLF4J_VERSION),
+    ("org.slf4j", "slf4j-nop", SLF4J_VERSION),
+)
+
+
+def kafka_libs(artifacts: tuple[tuple[str, str, str], ...] = ARTIFACTS, name: str = "libs") -> Path:
+    """Returns the folder holding every jar of `artifacts`, fetching them on first use."""
+    libs = cache_root() / f"kafka-{KAFKA_VERSION}" / name
     marker = libs / ".complete"
     wanted = _pom(artifacts)
     if marker.exists() and marker.read_text() == wanted:

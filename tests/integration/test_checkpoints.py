@@ -119,3 +119,33 @@ def test_exact_after_a_killed_worker_copied_records_twice(source_cluster, target
                              {"B.offset.flush.interval.ms": "600000"})
     assert run.stop() == 0, run.log()
     assert_exact(source_cluster, target_cluster, topic, groups)
+
+
+def test_java_remote_cluster_utils_returns_the_engine_s_exact_offsets(source_cluster, target_cluster, engine,
+                                                                      unique_name, tmp_path):
+    import subprocess
+    from pathlib import Path
+
+    from engine.sandbox.distribution import MIRROR_CLIENT_ARTIFACTS, kafka_libs
+
+    topic = source_cluster.create_topic(unique_name("java"), PARTITIONS)
+    produce(source_cluster.bootstrap_servers, topic, records(5000))
+    group = f"java-{uuid.uuid4().hex[:6]}"
+    groups = {group: {0: 1234, 1: 8}}
+    run = run_failover_check(source_cluster, target_cluster, engine, topic, groups, {})
+    assert run.stop() == 0, run.log()
+    assert_exact(source_cluster, target_cluster, topic, groups)
+
+    jars = kafka_libs(MIRROR_CLIENT_ARTIFACTS, "mirror-client")
+    source = Path(__file__).parent / "java" / "TranslateOffsets.java"
+    compiled = subprocess.run(["javac", "-cp", f"{jars}/*", "-d", str(tmp_path), str(source)],
+                              capture_output=True, text=True, timeout=120)
+    assert compiled.returncode == 0, compiled.stderr
+    java = subprocess.run(["java", "-cp", f"{tmp_path}:{jars}/*", "TranslateOffsets",
+                           target_cluster.bootstrap_servers, "A", group],
+                          capture_output=True, text=True, timeout=120)
+    assert java.returncode == 0, java.stderr
+    found = checkpoints(target_cluster, topic)
+    # "topic partition offset metadata": the metadata is empty, as the group committed none
+    expected = sorted(f"A.{topic} {p} {found[(group, p)].downstream_offset} " for p in range(PARTITIONS))
+    assert sorted(java.stdout.splitlines()) == expected
