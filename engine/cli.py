@@ -51,6 +51,21 @@ def _sandbox_down(args: argparse.Namespace) -> int:
     return 0
 
 
+def _failover(args: argparse.Namespace) -> int:
+    from engine import config
+    from engine.offsets import failover
+
+    engine_config = config.load(args.config)
+    moves = failover.plan(engine_config, args.group, args.source, args.target)
+    print(failover.table(args.group, args.source, args.target, moves))
+    if args.dry_run:
+        print("dry run: nothing changed")
+        return 0
+    failover.apply(engine_config, args.group, args.target, moves)
+    print(f"committed {len(moves)} offsets for group {args.group} on cluster {args.target}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from engine.demo import run_demo
 
@@ -86,6 +101,14 @@ def parser() -> argparse.ArgumentParser:
     down.add_argument("--clusters", default="", help="names (default: every sandbox cluster)")
     down.set_defaults(handler=_sandbox_down)
 
+    move = commands.add_parser("failover", help="move a consumer group's offsets to the replica cluster")
+    move.add_argument("config", help="path to mm2.properties")
+    move.add_argument("--group", required=True)
+    move.add_argument("--from", dest="source", required=True, metavar="SOURCE", help="source cluster alias")
+    move.add_argument("--to", dest="target", required=True, metavar="TARGET", help="target cluster alias")
+    move.add_argument("--dry-run", action="store_true", help="print the table, change nothing")
+    move.set_defaults(handler=_failover)
+
     demo = commands.add_parser("demo", help="two local clusters, sample data, replicate, report")
     demo.add_argument("--records", type=int, default=200_000, help="records per topic")
     demo.set_defaults(handler=_demo)
@@ -96,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     from engine.config import ConfigError
     from engine.coordinator.topics import ClusterUnreachable, TopicCreationError
     from engine.coordinator.topology import TopologyError
+    from engine.offsets.failover import FailoverError
     from engine.logs import setup_logging
     from engine.sandbox import SandboxError
 
@@ -104,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["MIRROR_ENGINE_LOG_LEVEL"] = args.log_level
     try:
         return args.handler(args)
-    except (CliError, ConfigError, SandboxError, TopicCreationError, ClusterUnreachable, TopologyError) as error:
+    except (CliError, ConfigError, SandboxError, TopicCreationError, ClusterUnreachable, TopologyError,
+            FailoverError) as error:
         print(f"mirror-engine: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

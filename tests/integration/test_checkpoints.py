@@ -149,3 +149,44 @@ def test_java_remote_cluster_utils_returns_the_engine_s_exact_offsets(source_clu
     # "topic partition offset metadata": the metadata is empty, as the group committed none
     expected = sorted(f"A.{topic} {p} {found[(group, p)].downstream_offset} " for p in range(PARTITIONS))
     assert sorted(java.stdout.splitlines()) == expected
+
+
+def test_failover_command_moves_the_group_exactly(source_cluster, target_cluster, engine, unique_name, tmp_path):
+    import subprocess
+    import sys
+
+    topic = source_cluster.create_topic(unique_name("fo"), PARTITIONS)
+    produce(source_cluster.bootstrap_servers, topic, records(6000))
+    group = f"fo-{uuid.uuid4().hex[:6]}"
+    groups = {group: {0: 1500, 1: 29}}
+    run = run_failover_check(source_cluster, target_cluster, engine, topic, groups, {})
+    assert run.stop() == 0, run.log()
+    config = run.folder / "mm2.properties"
+    command = [sys.executable, "-m", "engine", "failover", str(config), "--group", group, "--from", "A", "--to", "B"]
+
+    dry = subprocess.run(command + ["--dry-run"], capture_output=True, text=True, timeout=120)
+    assert dry.returncode == 0, dry.stderr
+    assert "dry run: nothing changed" in dry.stdout
+
+    # an active member on B blocks the failover
+    member = Consumer({"bootstrap.servers": target_cluster.bootstrap_servers, "group.id": group,
+                       "enable.auto.commit": False, "session.timeout.ms": 6000})
+    member.subscribe([f"A.{topic}"])
+    wait_for(lambda: member.poll(0.2) is None and bool(member.assignment()), 30, "the member joined")
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    member.close()
+    assert refused.returncode == 2
+    assert f"group '{group}' has 1 active members on cluster B" in refused.stderr
+
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"committed {PARTITIONS} offsets for group {group} on cluster B" in done.stdout
+    # the group's consumer on B carries on exactly where it was on A
+    source_keys = keys_by_offset(source_cluster.bootstrap_servers, topic)
+    consumer = Consumer({"bootstrap.servers": target_cluster.bootstrap_servers, "group.id": group,
+                         "enable.auto.commit": False})
+    committed = consumer.committed([TopicPartition(f"A.{topic}", p) for p in range(PARTITIONS)], timeout=30)
+    consumer.close()
+    for tp in committed:
+        copied = read_from(target_cluster.bootstrap_servers, f"A.{topic}", tp.partition, tp.offset)
+        assert copied == expected_after(source_keys[tp.partition], groups[group][tp.partition])
