@@ -153,6 +153,8 @@ class FlowConfig(msgspec.Struct, frozen=True):
     record_filter: RecordFilterConfig | None = None
     emit_offset_syncs_enabled: bool = True
     emit_checkpoints_enabled: bool = True
+    sync_group_offsets_enabled: bool = False
+    sync_group_offsets_interval_s: float = 60.0
     emit_checkpoints_interval_s: float = 60.0
     checkpoints_topic_replication_factor: int = 3
     groups: str = ".*"
@@ -336,6 +338,8 @@ def _flow(props: dict[str, str], source: str, target: str) -> FlowConfig:
         ("tasks_max", "tasks.max", "count"),
         ("emit_offset_syncs_enabled", "emit.offset-syncs.enabled", "bool"),
         ("emit_checkpoints_enabled", "emit.checkpoints.enabled", "bool"),
+        ("sync_group_offsets_enabled", "sync.group.offsets.enabled", "bool"),
+        ("sync_group_offsets_interval_s", "sync.group.offsets.interval.seconds", "seconds"),
         ("emit_checkpoints_interval_s", "emit.checkpoints.interval.seconds", "seconds"),
         ("checkpoints_topic_replication_factor", "checkpoints.topic.replication.factor", "rf"),
         ("offset_lag_max", "offset.lag.max", "non-negative"),

@@ -341,7 +341,9 @@ class FlowRunner:
             self.sync_forever(self.sync_configs, flow.sync_topic_configs_enabled or bool(flow.target_topic_overrides),
                               flow.sync_topic_configs_interval_s, "topic config"),
             self.sync_forever(self.sync_acls, flow.sync_topic_acls_enabled, flow.sync_topic_acls_interval_s, "ACL"),
-        ] + ([self.checkpoints.run_forever(flow.emit_checkpoints_interval_s)] if self.checkpoints else [])
+        ] + ([self.checkpoints.run_forever(flow.emit_checkpoints_interval_s)] if self.checkpoints else []) + (
+            [self.checkpoints.sync_groups_forever(flow.sync_group_offsets_interval_s)]
+            if self.checkpoints and flow.sync_group_offsets_enabled else [])
 
     async def refresh_forever(self) -> None:
         if not self.flow.refresh_topics_enabled:

@@ -52,6 +52,7 @@ class CheckpointEmitter:
             "enable.partition.eof": True}))
         self.map_reader.assign([TopicPartition(self.map_topic, 0, OFFSET_BEGINNING)])
         self.map_position = 0
+        self.target_admin = AdminClient(client_config(target, f"{role}|checkpoint-target-admin"))
         self.producer = Producer(client_config(target, f"{role}|checkpoints-target-producer", **{
             "acks": "all", "enable.idempotence": True, "linger.ms": 5}))
 
@@ -121,6 +122,52 @@ class CheckpointEmitter:
                             self.target.alias)
         self.written += written
         return written
+
+    async def sync_group_offsets(self) -> int:
+        """`sync.group.offsets.enabled`: commit the translated offsets to the groups on the target.
+
+        Only for a group with no active members there (MM2 writes anyway and the broker refuses it
+        with UnknownMemberId warnings), and never backwards: a consumer that already moved on the
+        target keeps its position. Returns how many offsets were written.
+        """
+        by_group: dict[str, list[wire.Checkpoint]] = {}
+        for (group, _topic, _partition), checkpoint in self.emitted.items():
+            by_group.setdefault(group, []).append(checkpoint)
+        if not by_group:
+            return 0
+        written = 0
+        descriptions = self.target_admin.describe_consumer_groups(sorted(by_group), request_timeout=30)
+        for group, checkpoints in sorted(by_group.items()):
+            try:
+                description = await asyncio.wrap_future(descriptions[group])
+            except KafkaException:
+                continue  # e.g. not authorised to describe it: leave it alone
+            if description.members:
+                continue
+            committed = await asyncio.wrap_future(self.target_admin.list_consumer_group_offsets(
+                [ConsumerGroupTopicPartitions(group)], request_timeout=30)[group])
+            current = {(tp.topic, tp.partition): tp.offset for tp in committed.topic_partitions}
+            moves = [TopicPartition(c.topic, c.partition, c.downstream_offset) for c in checkpoints
+                     if current.get((c.topic, c.partition), -1) < c.downstream_offset]
+            if not moves:
+                continue
+            try:
+                await asyncio.wrap_future(self.target_admin.alter_consumer_group_offsets(
+                    [ConsumerGroupTopicPartitions(group, moves)], request_timeout=30)[group])
+                written += len(moves)
+            except KafkaException as error:  # a member joined meanwhile, or no permission
+                log.warning("%s: cannot commit offsets of group %s on cluster %s: %s", self.flow_name, group,
+                            self.target.alias, error.args[0].str())
+        return written
+
+    async def sync_groups_forever(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                written = await self.sync_group_offsets()
+                log.info("%s: %d group offsets committed on cluster %s", self.flow_name, written, self.target.alias)
+            except Exception as error:  # group sync must not stop replication
+                log.error("%s: group offset sync failed, retrying in %.0fs: %s", self.flow_name, interval_s, error)
 
     async def run_forever(self, interval_s: float) -> None:
         while True:

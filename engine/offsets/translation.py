@@ -10,14 +10,24 @@ records, or cannot translate a group that lags far behind.
 from __future__ import annotations
 
 
+# the first-upstream key of a partition's read-through entry in the offset map
+READ_THROUGH = -1
+
+
 class PartitionMap:
     """The runs of one source partition, from oldest to newest as they were written."""
 
     def __init__(self) -> None:
         # first upstream -> (first downstream, last upstream, last downstream)
         self.runs: dict[int, tuple[int, int, int]] = {}
+        # (source offset read through, next target offset): everything copyable up to the first
+        # was copied, and the offsets after the last run hold no records (markers, aborted records)
+        self.read_through: tuple[int, int] | None = None
 
     def add(self, first_up: int, first_down: int, last_up: int, last_down: int) -> None:
+        if first_up == READ_THROUGH:
+            self.read_through = (last_up, first_down)
+            return
         self.runs[first_up] = (first_down, last_up, last_down)
 
     def drop_below(self, log_start: int) -> list[int]:
@@ -42,7 +52,7 @@ class PartitionMap:
         no exact answer exists yet; a position right after the last copied record maps to the
         next target offset, which is never past the end of the target partition.
         """
-        if not self.runs:
+        if not self.runs and self.read_through is None:
             return None
         best_up, best_down = None, -1
         for first_up, (first_down, last_up, _last_down) in self.runs.items():
@@ -55,6 +65,8 @@ class PartitionMap:
                 best_up, best_down = up, down
         if best_up is not None:
             return best_down
+        if self.read_through is not None and position <= self.read_through[0] + 1:
+            return max(self.read_through[1], self.last_downstream + 1)
         if position == self.last_upstream + 1:
             return self.last_downstream + 1
         return None
@@ -75,4 +87,4 @@ class OffsetMap:
         return partition_map.translate(position) if partition_map else None
 
 
-__all__ = ["OffsetMap", "PartitionMap"]
+__all__ = ["READ_THROUGH", "OffsetMap", "PartitionMap"]

@@ -18,6 +18,7 @@ from engine import ipc
 from engine.clients import client_config
 from engine._fastpath import DeliveryFailed, RecordFilter, Relay
 from engine.filters import RecordFilterConfig, load_python_filter
+from engine.offsets.translation import READ_THROUGH
 from engine.worker.offset_syncs import OffsetSyncWriter
 from engine.worker.progress import ProgressStore
 
@@ -59,6 +60,7 @@ class Worker:
         ))
         self.relay.attach(self.producer)
         self._last_report_at = clock()
+        self._read_through_written: dict[tuple[str, int], tuple] = {}
         self.offset_syncs = (
             OffsetSyncWriter(assignment.offset_syncs_topic, assignment.offset_syncs_client,
                              f"{role}|{assignment.offset_syncs_role}")
@@ -175,7 +177,8 @@ class Worker:
             # as MM2 does on each offset commit: the newest undue sync per partition is sent too
             self.relay.promote_delayed_syncs()
             self.offset_syncs.send(self.relay.take_offset_syncs())
-        runs = self.relay.take_offset_runs()
+        self._pass_invisible_offsets()
+        runs = self.relay.take_offset_runs() + self._read_through_entries()
         if runs:
             self.progress.store_runs(runs)
         changed = [ledger for ledger in self.relay.ledgers.values() if ledger.uncommitted()]
@@ -184,6 +187,30 @@ class Worker:
         self.progress.store([(l.source_topic, l.partition, l.last_acked_source) for l in changed])
         for ledger in changed:
             ledger.last_committed_source = ledger.last_acked_source
+
+    def _pass_invisible_offsets(self) -> None:
+        """Moves progress past offsets no consumer ever receives (transaction markers, aborted
+        records): when nothing is in flight, everything before the consumer's position is done."""
+        idle = [l for l in self.relay.ledgers.values() if l.in_flight == 0]
+        if not idle:
+            return
+        positions = self.consumer.position([TopicPartition(l.source_topic, l.partition) for l in idle])
+        for ledger, position in zip(idle, positions):
+            if position.offset > ledger.last_acked_source + 1 and ledger.pending_filtered < position.offset:
+                ledger.last_acked_source = position.offset - 1
+
+    def _read_through_entries(self) -> list[tuple[str, int, int, int, int, int]]:
+        """Offset-map entries saying how far each partition was read and where its next copy goes."""
+        entries = []
+        for ledger in self.relay.ledgers.values():
+            if ledger.last_acked_target < 0 or ledger.in_flight:
+                continue
+            entry = (ledger.source_topic, ledger.partition, READ_THROUGH, ledger.last_acked_target + 1,
+                     ledger.last_acked_source, -1)
+            if self._read_through_written.get((ledger.source_topic, ledger.partition)) != entry:
+                entries.append(entry)
+                self._read_through_written[(ledger.source_topic, ledger.partition)] = entry
+        return entries
 
     def _store_acked_quietly(self) -> None:
         try:

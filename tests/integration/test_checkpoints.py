@@ -190,3 +190,61 @@ def test_failover_command_moves_the_group_exactly(source_cluster, target_cluster
     for tp in committed:
         copied = read_from(target_cluster.bootstrap_servers, f"A.{topic}", tp.partition, tp.offset)
         assert copied == expected_after(source_keys[tp.partition], groups[group][tp.partition])
+
+
+def committed_on(cluster, group: str, topic: str) -> dict[int, int]:
+    consumer = Consumer({"bootstrap.servers": cluster.bootstrap_servers, "group.id": group,
+                         "enable.auto.commit": False})
+    try:
+        found = consumer.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=30)
+        return {tp.partition: tp.offset for tp in found if tp.offset >= 0}
+    finally:
+        consumer.close()
+
+
+def test_group_offsets_synced_to_an_idle_group_never_backwards(source_cluster, target_cluster, engine,
+                                                               unique_name):
+    topic = source_cluster.create_topic(unique_name("gsync"), PARTITIONS)
+    produce(source_cluster.bootstrap_servers, topic, records(3000))
+    suffix = uuid.uuid4().hex[:6]
+    synced, ahead = f"synced-{suffix}", f"ahead-{suffix}"
+    groups = {synced: {0: 700, 1: 15}, ahead: {0: 100, 1: 100}}
+    # the "ahead" group already moved on past its translation on B: it must keep its position
+    target_cluster.create_topic(f"A.{topic}", PARTITIONS)
+    commit(target_cluster.bootstrap_servers, ahead, f"A.{topic}", {0: 1200, 1: 1200})
+    run = run_failover_check(source_cluster, target_cluster, engine, topic, groups, {
+        "sync.group.offsets.enabled": "true", "sync.group.offsets.interval.seconds": "1"})
+    found = checkpoints(target_cluster, topic)
+    expected = {p: found[(synced, p)].downstream_offset for p in range(PARTITIONS)}
+    wait_for(lambda: committed_on(target_cluster, synced, f"A.{topic}") == expected, 60,
+             "the translated offsets committed on B", run.log)
+    assert run.stop() == 0, run.log()
+    assert committed_on(target_cluster, ahead, f"A.{topic}") == {0: 1200, 1: 1200}
+    assert_exact(source_cluster, target_cluster, topic, {synced: groups[synced]})
+
+
+def test_exact_on_a_transactional_source_with_aborted_records(source_cluster, target_cluster, engine, unique_name):
+    from confluent_kafka import Producer
+
+    topic = source_cluster.create_topic(unique_name("txn"), PARTITIONS)
+    producer = Producer({"bootstrap.servers": source_cluster.bootstrap_servers,
+                         "transactional.id": f"txn-{uuid.uuid4().hex}"})
+    producer.init_transactions(30)
+    for batch in range(60):
+        producer.begin_transaction()
+        for i in range(10):
+            n = batch * 10 + i
+            producer.produce(topic, key=f"keep-{n}".encode(), value=b"v", partition=n % PARTITIONS)
+        if batch % 3 == 2:
+            producer.abort_transaction(30)  # aborted records are not copied (read_committed)
+        else:
+            producer.commit_transaction(30)
+    source_keys = keys_by_offset(source_cluster.bootstrap_servers, topic)  # committed records only
+    # positions on an aborted record or a transaction marker: offsets the copy has no record for
+    gaps = {p: sorted(set(range(max(keys) + 1)) - set(keys)) for p, keys in source_keys.items()}
+    suffix = uuid.uuid4().hex[:6]
+    groups = {f"aborted-{suffix}": {0: gaps[0][5], 1: gaps[1][20]}, f"end-{suffix}": {0: max(source_keys[0]) + 2,
+                                                                                      1: 0}}
+    run = run_failover_check(source_cluster, target_cluster, engine, topic, groups, {})
+    assert run.stop() == 0, run.log()
+    assert_exact(source_cluster, target_cluster, topic, groups)

@@ -72,3 +72,15 @@ def test_translation_matches_a_brute_force_oracle(position):
     else:
         expected = 35 if position == 40 else None
     assert m.translate(position) == expected
+
+
+def test_read_through_covers_markers_after_the_last_record():
+    from engine.offsets.translation import READ_THROUGH
+
+    m = make((0, 0, 9, 9))
+    m.add(READ_THROUGH, 10, 11, -1)  # offsets 10 and 11 were a commit marker and an aborted record
+    assert m.translate(10) == 10
+    assert m.translate(12) == 10  # the group sits after the marker: the next copy goes to 10
+    assert m.translate(13) is None
+    m.add(12, 10, 15, 13)  # later, 12..15 copied to 10..13
+    assert m.translate(12) == 10 and m.translate(16) == 14
