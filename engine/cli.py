@@ -66,6 +66,26 @@ def _failover(args: argparse.Namespace) -> int:
     return 0
 
 
+def _failback(args: argparse.Namespace) -> int:
+    from engine import config
+    from engine.offsets import failover
+
+    engine_config = config.load(args.config)
+    moves, unresolved = failover.plan_failback(engine_config, args.group, args.source, args.target)
+    print(failover.table(args.group, args.source, args.target, moves))
+    for line in unresolved:
+        print(f"not translated: {line}")
+    if unresolved and not args.dry_run:
+        raise failover.FailoverError(
+            f"{len(unresolved)} positions of group {args.group!r} cannot be translated; nothing changed")
+    if args.dry_run:
+        print("dry run: nothing changed")
+        return 0
+    failover.apply(engine_config, args.group, args.target, moves)
+    print(f"committed {len(moves)} offsets for group {args.group} on cluster {args.target}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from engine.demo import run_demo
 
@@ -108,6 +128,14 @@ def parser() -> argparse.ArgumentParser:
     move.add_argument("--to", dest="target", required=True, metavar="TARGET", help="target cluster alias")
     move.add_argument("--dry-run", action="store_true", help="print the table, change nothing")
     move.set_defaults(handler=_failover)
+
+    back = commands.add_parser("failback", help="move a failed-over consumer group back to its home cluster")
+    back.add_argument("config", help="path to mm2.properties")
+    back.add_argument("--group", required=True)
+    back.add_argument("--from", dest="source", required=True, metavar="CURRENT", help="cluster the group is on now")
+    back.add_argument("--to", dest="target", required=True, metavar="HOME", help="cluster it goes back to")
+    back.add_argument("--dry-run", action="store_true", help="print the table, change nothing")
+    back.set_defaults(handler=_failback)
 
     demo = commands.add_parser("demo", help="two local clusters, sample data, replicate, report")
     demo.add_argument("--records", type=int, default=200_000, help="records per topic")

@@ -29,6 +29,43 @@ from engine.offsets.translation import OffsetMap
 log = logging.getLogger(__name__)
 
 
+class OffsetMapReader:
+    """Follows a flow's offset map on the target; read_to_end() before every translation."""
+
+    def __init__(self, target: ClusterConfig, source_alias: str, client_id: str):
+        self.target = target
+        self.topic = wire.offset_map_topic(source_alias)
+        self.offset_map = OffsetMap()
+        self.position = 0
+        self.consumer = Consumer(client_config(target, client_id, **{
+            "group.id": f"mirror-engine-{client_id}", "enable.auto.commit": False, "enable.partition.eof": True}))
+        self.consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
+
+    def read_to_end(self, timeout_s: float = 30.0) -> OffsetMap:
+        """Reads the map to the end it has now (newest value per run wins).
+
+        Never less: translating with part of the map read would resume a consumer past records.
+        """
+        end = self.consumer.get_watermark_offsets(TopicPartition(self.topic, 0), timeout=10)[1]
+        deadline = time.monotonic() + timeout_s
+        while self.position < end:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.topic} on cluster {self.target.alias} not read to its end "
+                                   f"({self.position} of {end}) within {timeout_s:.0f}s")
+            for m in self.consumer.consume(1000, timeout=0.5):
+                if m.error() is not None:
+                    if m.error().code() == KafkaError._PARTITION_EOF:
+                        continue
+                    raise RuntimeError(f"reading {self.topic} on cluster {self.target.alias}: {m.error().str()}")
+                self.position = m.offset() + 1
+                if m.value() is not None:
+                    self.offset_map.add(wire.OffsetRun.decode(m.key(), m.value()))
+        return self.offset_map
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
 class CheckpointEmitter:
     def __init__(self, flow_name: str, source: ClusterConfig, target: ClusterConfig, source_admin: AdminClient,
                  checkpoints_topic: str, groups: re.Pattern[str] | None, groups_exclude: re.Pattern[str] | None,
@@ -42,16 +79,11 @@ class CheckpointEmitter:
         self.groups_exclude = groups_exclude
         self.replicated = replicated  # source topic -> remote topic, of the flow's current partitions
         self.clock_ms = clock_ms
-        self.offset_map = OffsetMap()
         self.emitted: dict[tuple[str, str, int], wire.Checkpoint] = {}
         self.written = 0
-        self.map_topic = wire.offset_map_topic(source.alias)
         role = f"{flow_name}|MirrorCheckpointConnector"
-        self.map_reader = Consumer(client_config(target, f"{role}|offset-map-consumer", **{
-            "group.id": f"mirror-engine-{flow_name}-offset-map", "enable.auto.commit": False,
-            "enable.partition.eof": True}))
-        self.map_reader.assign([TopicPartition(self.map_topic, 0, OFFSET_BEGINNING)])
-        self.map_position = 0
+        self.map_reader = OffsetMapReader(target, source.alias, f"{role}|offset-map-consumer")
+        self.offset_map = self.map_reader.offset_map
         self.target_admin = AdminClient(client_config(target, f"{role}|checkpoint-target-admin"))
         self.producer = Producer(client_config(target, f"{role}|checkpoints-target-producer", **{
             "acks": "all", "enable.idempotence": True, "linger.ms": 5}))
@@ -61,25 +93,8 @@ class CheckpointEmitter:
             return False
         return self.groups_exclude is None or not self.groups_exclude.fullmatch(group)
 
-    def read_map(self, timeout_s: float = 30.0) -> None:
-        """Reads the offset map to the end it has now (newest value per run wins).
-
-        Never less: translating with part of the map read would resume a consumer past records.
-        """
-        end = self.map_reader.get_watermark_offsets(TopicPartition(self.map_topic, 0), timeout=10)[1]
-        deadline = time.monotonic() + timeout_s
-        while self.map_position < end:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{self.map_topic} on cluster {self.target.alias} not read to its end "
-                                   f"({self.map_position} of {end}) within {timeout_s:.0f}s")
-            for m in self.map_reader.consume(1000, timeout=0.5):
-                if m.error() is not None:
-                    if m.error().code() == KafkaError._PARTITION_EOF:
-                        continue
-                    raise RuntimeError(f"reading {self.map_topic} on cluster {self.target.alias}: {m.error().str()}")
-                self.map_position = m.offset() + 1
-                if m.value() is not None:
-                    self.offset_map.add(wire.OffsetRun.decode(m.key(), m.value()))
+    def read_map(self) -> None:
+        self.map_reader.read_to_end()
 
     async def emit_once(self) -> int:
         await asyncio.to_thread(self.read_map)

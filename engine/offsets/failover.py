@@ -66,6 +66,80 @@ def read_checkpoints(config: EngineConfig, source: str, target: str, group: str)
         consumer.close()
 
 
+def _flow(config: EngineConfig, source: str, target: str):
+    for flow in config.flows:
+        if flow.source == source and flow.target == target:
+            return flow
+    return None
+
+
+def _no_active_members(admin: AdminClient, group: str, cluster: str) -> None:
+    description = admin.describe_consumer_groups([group], request_timeout=30)[group].result()
+    if description.members:
+        raise FailoverError(f"group {group!r} has {len(description.members)} active members on cluster {cluster}; "
+                            "stop its consumers there first (their commits would overwrite the move)")
+
+
+def _committed(admin: AdminClient, group: str) -> dict[tuple[str, int], tuple[int, str]]:
+    result = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)], request_timeout=30)[group].result()
+    return {(tp.topic, tp.partition): (tp.offset, getattr(tp, "metadata", None) or "")
+            for tp in result.topic_partitions if tp.offset >= 0}
+
+
+def plan_failback(config: EngineConfig, group: str, current: str, home: str) -> tuple[list[Move], list[str]]:
+    """Moves for a group that failed over from `home` to `current` and now goes back.
+
+    Remote topics of the home->current flow (`A.orders` on B) map back to their home topic through
+    that flow's offset map: the group resumes at the source record of the copy it would read next.
+    Topics written on `current` after the failover come home through the current->home flow
+    (`B.orders` on A) and are translated by its checkpoints. Returns the moves and what could not
+    be translated (named, not guessed).
+    """
+    from engine.offsets.checkpoints import OffsetMapReader
+    from engine.policy import make_policy
+
+    outbound = _flow(config, home, current)
+    if outbound is None:
+        raise ConfigError(f"{home}->{current}.enabled", f"failback needs the {home}->{current} flow's settings")
+    policy = make_policy(outbound.policy_class, home, outbound.separator, outbound.internal_separator_enabled)
+    current_admin = AdminClient(client_config(config.cluster(current), f"failback|{current}|admin"))
+    home_admin = AdminClient(client_config(config.cluster(home), f"failback|{home}|admin"))
+    _no_active_members(home_admin, group, home)
+    on_current = _committed(current_admin, group)
+    on_home = _committed(home_admin, group)
+    reader = OffsetMapReader(config.cluster(current), home, f"{home}->{current}|failback|offset-map-consumer")
+    try:
+        offset_map = reader.read_to_end()
+    finally:
+        reader.close()
+    inbound = _flow(config, current, home)
+    back_checkpoints = read_checkpoints(config, current, home, group) if inbound else {}
+    inbound_policy = (make_policy(inbound.policy_class, current, inbound.separator, inbound.internal_separator_enabled)
+                      if inbound else None)
+    moves, unresolved = [], []
+    for (topic, partition), (offset, metadata) in sorted(on_current.items()):
+        if policy.topic_source(topic) == home and policy.upstream_topic(topic) != topic:
+            home_topic = policy.upstream_topic(topic)
+            position = offset_map.translate_back(home_topic, partition, offset)
+            if position is None:
+                unresolved.append(f"{topic}[{partition}]@{offset}: not in the {home}->{current} offset map")
+                continue
+            moves.append(Move(home_topic, partition, offset, on_home.get((home_topic, partition), (None,))[0],
+                              position, metadata))
+        elif inbound_policy is not None:
+            remote = inbound_policy.format_remote_topic(current, topic)
+            checkpoint = back_checkpoints.get((remote, partition))
+            if checkpoint is None:
+                unresolved.append(f"{topic}[{partition}]@{offset}: no checkpoint of the {current}->{home} flow")
+                continue
+            moves.append(Move(remote, partition, checkpoint.upstream_offset,
+                              on_home.get((remote, partition), (None,))[0], checkpoint.downstream_offset,
+                              checkpoint.metadata))
+        else:
+            unresolved.append(f"{topic}[{partition}]@{offset}: no {current}->{home} flow brings it home")
+    return moves, unresolved
+
+
 def plan(config: EngineConfig, group: str, source: str, target: str) -> list[Move]:
     for alias in (source, target):
         if alias not in config.clusters:
@@ -76,15 +150,11 @@ def plan(config: EngineConfig, group: str, source: str, target: str) -> list[Mov
                             f"{target}: is the {source}->{target} flow running with emit.checkpoints.enabled, and "
                             f"has the group committed offsets on replicated topics?")
     admin = AdminClient(client_config(config.cluster(target), f"{source}->{target}|failover|admin"))
-    description = admin.describe_consumer_groups([group], request_timeout=30)[group].result()
-    if description.members:
-        raise FailoverError(f"group {group!r} has {len(description.members)} active members on cluster {target}; "
-                            "stop its consumers there first (their commits would overwrite the failover)")
-    committed = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)],
-                                                  request_timeout=30)[group].result()
-    current = {(tp.topic, tp.partition): tp.offset for tp in committed.topic_partitions if tp.offset >= 0}
+    _no_active_members(admin, group, target)
+    current = _committed(admin, group)
     return [
-        Move(topic, partition, cp.upstream_offset, current.get((topic, partition)), cp.downstream_offset, cp.metadata)
+        Move(topic, partition, cp.upstream_offset, current.get((topic, partition), (None,))[0], cp.downstream_offset,
+             cp.metadata)
         for (topic, partition), cp in sorted(checkpoints.items())
     ]
 

@@ -72,6 +72,20 @@ class PartitionMap:
         return None
 
 
+    def translate_back(self, target_position: int) -> int | None:
+        """Source offset at which a consumer at `target_position` on the target resumes on the source:
+        the source offset of the record copied to that position (failback)."""
+        for first_up, (first_down, last_up, last_down) in self.runs.items():
+            if first_down <= target_position <= last_down:
+                return first_up + (target_position - first_down)
+        if not self.runs and self.read_through is None:
+            return None
+        if target_position > max(self.last_downstream, (self.read_through or (0, -1))[1] - 1):
+            # past every copy: resume after everything the flow has read
+            return max(self.last_upstream, self.read_through[0] if self.read_through else -1) + 1
+        return None
+
+
 class OffsetMap:
     """All partitions of one flow, fed from the offset-map topic."""
 
@@ -85,6 +99,10 @@ class OffsetMap:
     def translate(self, topic: str, partition: int, position: int) -> int | None:
         partition_map = self.partitions.get((topic, partition))
         return partition_map.translate(position) if partition_map else None
+
+    def translate_back(self, topic: str, partition: int, target_position: int) -> int | None:
+        partition_map = self.partitions.get((topic, partition))
+        return partition_map.translate_back(target_position) if partition_map else None
 
 
 __all__ = ["READ_THROUGH", "OffsetMap", "PartitionMap"]

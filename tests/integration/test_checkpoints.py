@@ -248,3 +248,54 @@ def test_exact_on_a_transactional_source_with_aborted_records(source_cluster, ta
     run = run_failover_check(source_cluster, target_cluster, engine, topic, groups, {})
     assert run.stop() == 0, run.log()
     assert_exact(source_cluster, target_cluster, topic, groups)
+
+
+def test_failover_produce_on_b_then_failback_round_trip(source_cluster, target_cluster, engine, unique_name):
+    import subprocess
+    import sys
+
+    from tests.integration.test_topologies import properties
+
+    a, b = source_cluster, target_cluster
+    topic = unique_name("trip")
+    a.create_topic(topic, PARTITIONS)
+    b.create_topic(topic, PARTITIONS)  # where producers write after the failover
+    produce(a.bootstrap_servers, topic, records(1000))
+    group = f"trip-{uuid.uuid4().hex[:6]}"
+    commit(a.bootstrap_servers, group, topic, {0: 300, 1: 200})
+    run = engine(properties({"A": a, "B": b}, ["A->B", "B->A"], {
+        "topics": topic, "emit.checkpoints.interval.seconds": "1"}))
+    config = str(run.folder / "mm2.properties")
+    wait_for(lambda: {(group, 0), (group, 1)} <= checkpoints(b, topic).keys(), 60, "checkpoints on B", run.log)
+
+    # 1. fail over to B; the group reads on from there
+    moved = subprocess.run([sys.executable, "-m", "engine", "failover", config, "--group", group,
+                            "--from", "A", "--to", "B"], capture_output=True, text=True, timeout=120)
+    assert moved.returncode == 0, moved.stderr
+    on_b = committed_on(b, group, f"A.{topic}")
+    # 2. producers now write to B; the group reads 50 old records per partition and 30 new ones
+    produce(b.bootstrap_servers, topic, [Record(i % PARTITIONS, f"b-{i}".encode(), b"v", (), BASE_TIMESTAMP_MS + i)
+                                         for i in range(200)])
+    commit(b.bootstrap_servers, group, f"A.{topic}", {p: o + 50 for p, o in on_b.items()})
+    commit(b.bootstrap_servers, group, topic, {0: 30, 1: 30})
+    # the B->A flow checkpoints the group's position on B's own topic into A
+    def back_checkpoints():
+        found = {}
+        for key, value in raw_records(a.bootstrap_servers, "B.checkpoints.internal"):
+            cp = wire.Checkpoint.decode(key, value)
+            if cp.group == group and cp.topic == f"B.{topic}":
+                found[cp.partition] = cp
+        return found
+    wait_for(lambda: {p: cp.upstream_offset for p, cp in back_checkpoints().items()} == {0: 30, 1: 30}, 60,
+             "B->A checkpoints of the group", run.log)
+    # 3. stop replication towards B first, then fail back
+    assert run.stop() == 0, run.log()
+    back = subprocess.run([sys.executable, "-m", "engine", "failback", config, "--group", group,
+                           "--from", "B", "--to", "A"], capture_output=True, text=True, timeout=120)
+    assert back.returncode == 0, back.stdout + back.stderr
+    # home topic: exactly after the 50 records read on B; B's topic: after the 30 read there
+    assert committed_on(a, group, topic) == {0: 350, 1: 250}
+    home = committed_on(a, group, f"B.{topic}")
+    b_keys = keys_by_offset(a.bootstrap_servers, f"B.{topic}")
+    for partition in range(PARTITIONS):
+        assert b_keys[partition][home[partition]] == f"b-{30 * PARTITIONS + partition}".encode()

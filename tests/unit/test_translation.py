@@ -84,3 +84,20 @@ def test_read_through_covers_markers_after_the_last_record():
     assert m.translate(13) is None
     m.add(12, 10, 15, 13)  # later, 12..15 copied to 10..13
     assert m.translate(12) == 10 and m.translate(16) == 14
+
+
+def test_translate_back_maps_a_target_position_to_its_source_record():
+    from engine.offsets.translation import READ_THROUGH
+
+    m = make((10, 0, 19, 9), (30, 10, 39, 19))
+    assert m.translate_back(0) == 10
+    assert m.translate_back(9) == 19
+    assert m.translate_back(10) == 30  # the record after the gap
+    assert m.translate_back(19) == 39
+    assert m.translate_back(20) == 40  # at the end of the copy
+    m.add(READ_THROUGH, 20, 42, -1)  # 40..42 held markers only
+    assert m.translate_back(20) == 43
+    # round trip: forward then back lands on the first record at or after the position
+    for position in range(10, 40):
+        back = m.translate_back(m.translate(position))
+        assert back == (position if not 20 <= position < 30 else 30)
