@@ -299,3 +299,36 @@ def test_failover_produce_on_b_then_failback_round_trip(source_cluster, target_c
     b_keys = keys_by_offset(a.bootstrap_servers, f"B.{topic}")
     for partition in range(PARTITIONS):
         assert b_keys[partition][home[partition]] == f"b-{30 * PARTITIONS + partition}".encode()
+
+
+def test_exact_inside_a_compaction_gap(source_cluster, target_cluster, engine, unique_name):
+    topic = source_cluster.create_topic(unique_name("compact"), 1, {
+        "cleanup.policy": "compact", "segment.ms": "100", "min.cleanable.dirty.ratio": "0.001",
+        "delete.retention.ms": "0", "min.compaction.lag.ms": "0"})
+    # keys repeat, so compaction removes the older records and leaves offset gaps
+    first = [Record(0, f"keep-{i % 50}".encode(), f"v{i}".encode(), (), BASE_TIMESTAMP_MS + i) for i in range(500)]
+    produce(source_cluster.bootstrap_servers, topic, first)
+    import time
+
+    def poke() -> bool:
+        # segment.ms rolls on record timestamps: each poke carries the current time
+        produce(source_cluster.bootstrap_servers, topic,
+                [Record(0, b"keep-0", b"poke", (), int(time.time() * 1000))])
+        return True
+
+    wait_for(lambda: poke()
+             and len(keys_by_offset(source_cluster.bootstrap_servers, topic)[0])
+             < end_offsets(source_cluster.bootstrap_servers, topic)[0] - 100, 120,
+             "the log cleaner to compact the source topic", interval_s=1)
+    source_keys = keys_by_offset(source_cluster.bootstrap_servers, topic)[0]
+    holes = sorted(set(range(max(source_keys))) - set(source_keys))
+    group = f"compact-{uuid.uuid4().hex[:6]}"
+    groups = {group: {0: holes[len(holes) // 2]}}  # a position inside a compacted-away range
+    commit(source_cluster.bootstrap_servers, group, topic, groups[group])
+    run = engine(mm2_properties(source_cluster, target_cluster, {
+        "A->B.topics": topic, "emit.checkpoints.interval.seconds": "1"}))
+    wait_for(lambda: (group, 0) in checkpoints(target_cluster, topic), 60, "the checkpoint", run.log)
+    assert run.stop() == 0, run.log()
+    checkpoint = checkpoints(target_cluster, topic)[(group, 0)]
+    copied = read_from(target_cluster.bootstrap_servers, f"A.{topic}", 0, checkpoint.downstream_offset)
+    assert copied == [k for o, k in sorted(source_keys.items()) if o >= groups[group][0]]
