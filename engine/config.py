@@ -153,6 +153,7 @@ class FlowConfig(msgspec.Struct, frozen=True):
     record_filter: RecordFilterConfig | None = None
     emit_offset_syncs_enabled: bool = True
     emit_checkpoints_enabled: bool = True
+    offset_translation: str = "exact"  # or "mm2": MM2's own (last sync + 1)
     sync_group_offsets_enabled: bool = False
     sync_group_offsets_interval_s: float = 60.0
     emit_checkpoints_interval_s: float = 60.0
@@ -376,6 +377,13 @@ def _flow(props: dict[str, str], source: str, target: str) -> FlowConfig:
             raise ConfigError(name, f"replication policy {policy!r} is not supported; use one of "
                                     + ", ".join(POLICY_CLASSES))
         settings["policy_class"] = policy.strip()
+    name, value = get("offset.translation")
+    if value is not None:
+        if value.strip() not in ("exact", "mm2"):
+            raise ConfigError(name, f"expected exact or mm2, got {value!r}")
+        if value.strip() == "mm2" and settings.get("emit_offset_syncs_enabled") is False:
+            raise ConfigError(name, "mm2 translation reads offset syncs, but emit.offset-syncs.enabled is false")
+        settings["offset_translation"] = value.strip()
     name, value = get("offset-syncs.topic.location")
     if value is not None:
         if value.strip() not in ("source", "target"):

@@ -26,7 +26,7 @@ from engine.coordinator.config_sync import (
 )
 from engine.coordinator.supervisor import WorkerProcess
 from engine.filters import compile_list, load_python_filter
-from engine.offsets.checkpoints import CheckpointEmitter
+from engine.offsets.checkpoints import CheckpointEmitter, OffsetMapReader, OffsetSyncReader
 from engine.coordinator.topics import (
     METADATA_TIMEOUT_S,
     ClusterUnreachable,
@@ -149,6 +149,7 @@ class FlowRunner:
                 compile_list(self.flow.groups, self._key("groups")),
                 compile_list(self.flow.groups_exclude, self._key("groups.exclude")),
                 lambda: {t.topic: t.remote_topic for t in self.partitions},
+                self._translator(),
             )
         self.partitions = await self._sync_topics(target_topics, fail_fast=True)
         for assignment in self._assignments(self._plan()):
@@ -172,6 +173,13 @@ class FlowRunner:
             self._offset_syncs_topic(), 1, self.flow.offset_syncs_topic_replication_factor,
             {"cleanup.policy": "compact"}, self._key("offset-syncs.topic.replication.factor"),
         ), existing)
+
+    def _translator(self) -> OffsetMapReader | OffsetSyncReader:
+        role = f"{self.flow.name}|MirrorCheckpointConnector"
+        if self.flow.offset_translation == "mm2":
+            return OffsetSyncReader(self._offset_syncs_cluster(), self._offset_syncs_topic(),
+                                    f"{role}|offset-syncs-{self.flow.offset_syncs_topic_location}-consumer")
+        return OffsetMapReader(self.target, self.flow.source, f"{role}|offset-map-consumer")
 
     def _current_topics(self) -> set[str]:
         return {t.topic for t in self.partitions}

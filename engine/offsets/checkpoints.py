@@ -12,18 +12,20 @@ A position the copy has not reached yet gets no checkpoint until it has: never a
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import re
 import time
 from typing import Callable
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import KafkaException, Producer, TopicPartition
 from confluent_kafka import ConsumerGroupTopicPartitions
 from confluent_kafka.admin import AdminClient
 
 from engine import wire
 from engine.clients import client_config
 from engine.config import ClusterConfig
+from engine.offsets.follow import TopicFollower
 from engine.offsets.translation import OffsetMap
 
 log = logging.getLogger(__name__)
@@ -33,43 +35,62 @@ class OffsetMapReader:
     """Follows a flow's offset map on the target; read_to_end() before every translation."""
 
     def __init__(self, target: ClusterConfig, source_alias: str, client_id: str):
-        self.target = target
-        self.topic = wire.offset_map_topic(source_alias)
         self.offset_map = OffsetMap()
-        self.position = 0
-        self.consumer = Consumer(client_config(target, client_id, **{
-            "group.id": f"mirror-engine-{client_id}", "enable.auto.commit": False, "enable.partition.eof": True}))
-        self.consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
+        self.follower = TopicFollower(target, wire.offset_map_topic(source_alias), client_id, self._add)
 
-    def read_to_end(self, timeout_s: float = 30.0) -> OffsetMap:
-        """Reads the map to the end it has now (newest value per run wins).
+    def _add(self, key: bytes | None, value: bytes | None) -> None:
+        if key is not None and value is not None:
+            self.offset_map.add(wire.OffsetRun.decode(key, value))
 
-        Never less: translating with part of the map read would resume a consumer past records.
-        """
-        end = self.consumer.get_watermark_offsets(TopicPartition(self.topic, 0), timeout=10)[1]
-        deadline = time.monotonic() + timeout_s
-        while self.position < end:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{self.topic} on cluster {self.target.alias} not read to its end "
-                                   f"({self.position} of {end}) within {timeout_s:.0f}s")
-            for m in self.consumer.consume(1000, timeout=0.5):
-                if m.error() is not None:
-                    if m.error().code() == KafkaError._PARTITION_EOF:
-                        continue
-                    raise RuntimeError(f"reading {self.topic} on cluster {self.target.alias}: {m.error().str()}")
-                self.position = m.offset() + 1
-                if m.value() is not None:
-                    self.offset_map.add(wire.OffsetRun.decode(m.key(), m.value()))
+    def read_to_end(self) -> OffsetMap:
+        self.follower.read_to_end()
         return self.offset_map
 
+    def translate(self, topic: str, partition: int, position: int) -> int | None:
+        return self.offset_map.translate(topic, partition, position)
+
     def close(self) -> None:
-        self.consumer.close()
+        self.follower.close()
+
+
+class OffsetSyncReader:
+    """MM2's translation (offset.translation = mm2): the last offset sync at or before the group's
+    position, that sync's downstream offset when it is the position itself, else one past it."""
+
+    def __init__(self, cluster: ClusterConfig, topic: str, client_id: str):
+        self.syncs: dict[tuple[str, int], list[tuple[int, int]]] = {}
+        self.follower = TopicFollower(cluster, topic, client_id, self._add)
+
+    def _add(self, key: bytes | None, value: bytes | None) -> None:
+        if key is None or value is None:
+            return
+        sync = wire.OffsetSync.decode(key, value)
+        history = self.syncs.setdefault((sync.topic, sync.partition), [])
+        if history and sync.upstream_offset < history[-1][0]:
+            history.clear()  # an upstream rewind (a recreated topic): older syncs no longer apply
+        history.append((sync.upstream_offset, sync.downstream_offset))
+
+    def read_to_end(self) -> "OffsetSyncReader":
+        self.follower.read_to_end()
+        return self
+
+    def translate(self, topic: str, partition: int, position: int) -> int | None:
+        history = self.syncs.get((topic, partition), [])
+        index = bisect.bisect_right(history, (position, float("inf"))) - 1
+        if index < 0:
+            return None  # older than every sync: MM2 emits no checkpoint
+        upstream, downstream = history[index]
+        return downstream if upstream == position else downstream + 1
+
+    def close(self) -> None:
+        self.follower.close()
 
 
 class CheckpointEmitter:
     def __init__(self, flow_name: str, source: ClusterConfig, target: ClusterConfig, source_admin: AdminClient,
                  checkpoints_topic: str, groups: re.Pattern[str] | None, groups_exclude: re.Pattern[str] | None,
-                 replicated: Callable[[], dict[str, str]], clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)):
+                 replicated: Callable[[], dict[str, str]], translator: "OffsetMapReader | OffsetSyncReader",
+                 clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)):
         self.flow_name = flow_name
         self.source = source
         self.target = target
@@ -82,8 +103,7 @@ class CheckpointEmitter:
         self.emitted: dict[tuple[str, str, int], wire.Checkpoint] = {}
         self.written = 0
         role = f"{flow_name}|MirrorCheckpointConnector"
-        self.map_reader = OffsetMapReader(target, source.alias, f"{role}|offset-map-consumer")
-        self.offset_map = self.map_reader.offset_map
+        self.translator = translator
         self.target_admin = AdminClient(client_config(target, f"{role}|checkpoint-target-admin"))
         self.producer = Producer(client_config(target, f"{role}|checkpoints-target-producer", **{
             "acks": "all", "enable.idempotence": True, "linger.ms": 5}))
@@ -93,11 +113,8 @@ class CheckpointEmitter:
             return False
         return self.groups_exclude is None or not self.groups_exclude.fullmatch(group)
 
-    def read_map(self) -> None:
-        self.map_reader.read_to_end()
-
     async def emit_once(self) -> int:
-        await asyncio.to_thread(self.read_map)
+        await asyncio.to_thread(self.translator.read_to_end)
         listing = await asyncio.wrap_future(self.source_admin.list_consumer_groups(request_timeout=30))
         groups = sorted(g.group_id for g in listing.valid if self._selected(g.group_id))
         replicated = self.replicated()
@@ -116,7 +133,7 @@ class CheckpointEmitter:
                 remote = replicated.get(tp.topic)
                 if remote is None or tp.offset < 0:
                     continue
-                downstream = self.offset_map.translate(tp.topic, tp.partition, tp.offset)
+                downstream = self.translator.translate(tp.topic, tp.partition, tp.offset)
                 if downstream is None:
                     continue
                 checkpoint = wire.Checkpoint(group, remote, tp.partition, tp.offset, downstream,
@@ -194,5 +211,5 @@ class CheckpointEmitter:
             await asyncio.sleep(interval_s)
 
     def close(self) -> None:
-        self.map_reader.close()
+        self.translator.close()
         self.producer.flush(10)

@@ -8,15 +8,15 @@ unless --dry-run, commits the translated offsets to the group on the target.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, ConsumerGroupTopicPartitions, KafkaError, TopicPartition
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from engine import wire
 from engine.clients import client_config
 from engine.config import ConfigError, EngineConfig
+from engine.offsets.follow import TopicFollower
 
 
 class FailoverError(RuntimeError):
@@ -35,35 +35,25 @@ class Move:
 
 def read_checkpoints(config: EngineConfig, source: str, target: str, group: str) -> dict[tuple[str, int], wire.Checkpoint]:
     """Newest checkpoint per (remote topic, partition) of the group, read to the topic's end."""
-    topic = wire.checkpoints_topic(source)
-    cluster = config.cluster(target)
-    consumer = Consumer(client_config(cluster, f"{source}->{target}|failover|checkpoints-consumer", **{
-        "group.id": f"mirror-engine-failover-{uuid.uuid4().hex}", "enable.auto.commit": False,
-        "enable.partition.eof": True}))
+    latest: dict[tuple[str, int], wire.Checkpoint] = {}
+
+    def add(key: bytes | None, value: bytes | None) -> None:
+        if key is None or value is None:
+            return
+        try:
+            checkpoint = wire.Checkpoint.decode(key, value)
+        except wire.WireError:
+            return  # as MM2's readers: skip what does not decode
+        if checkpoint.group == group:
+            latest[(checkpoint.topic, checkpoint.partition)] = checkpoint
+
+    follower = TopicFollower(config.cluster(target), wire.checkpoints_topic(source),
+                             f"{source}->{target}|failover|checkpoints-consumer", add)
     try:
-        _low, end = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=15)
-        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
-        latest: dict[tuple[str, int], wire.Checkpoint] = {}
-        position = 0
-        while position < end:
-            for m in consumer.consume(1000, timeout=1.0):
-                if m.error() is not None:
-                    if m.error().code() == KafkaError._PARTITION_EOF:
-                        position = end
-                        continue
-                    raise FailoverError(f"reading {topic} on cluster {target}: {m.error().str()}")
-                position = m.offset() + 1
-                if m.value() is None:
-                    continue
-                try:
-                    checkpoint = wire.Checkpoint.decode(m.key(), m.value())
-                except wire.WireError:
-                    continue  # as MM2's readers: skip what does not decode
-                if checkpoint.group == group:
-                    latest[(checkpoint.topic, checkpoint.partition)] = checkpoint
-        return latest
+        follower.read_to_end()
     finally:
-        consumer.close()
+        follower.close()
+    return latest
 
 
 def _flow(config: EngineConfig, source: str, target: str):

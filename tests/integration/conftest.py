@@ -19,7 +19,6 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from engine.sandbox import KafkaCluster, SaslSettings
-from tests.helpers import wait_for
 
 
 @dataclass

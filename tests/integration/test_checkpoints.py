@@ -332,3 +332,24 @@ def test_exact_inside_a_compaction_gap(source_cluster, target_cluster, engine, u
     checkpoint = checkpoints(target_cluster, topic)[(group, 0)]
     copied = read_from(target_cluster.bootstrap_servers, f"A.{topic}", 0, checkpoint.downstream_offset)
     assert copied == [k for o, k in sorted(source_keys.items()) if o >= groups[group][0]]
+
+
+def test_mm2_translation_mode_resumes_at_the_last_sync_plus_one(source_cluster, target_cluster, engine,
+                                                               unique_name):
+    topic = source_cluster.create_topic(unique_name("mm2mode"), 1)
+    produce(source_cluster.bootstrap_servers, topic,
+            [Record(0, f"keep-{i}".encode(), b"v", (), BASE_TIMESTAMP_MS + i) for i in range(1000)])
+    group = f"mm2-{uuid.uuid4().hex[:6]}"
+    commit(source_cluster.bootstrap_servers, group, topic, {0: 550})
+    run = engine(mm2_properties(source_cluster, target_cluster, {
+        "A->B.topics": topic, "emit.checkpoints.interval.seconds": "1", "offset.translation": "mm2",
+        "offset.lag.max": "100"}))
+    wait_for(lambda: (group, 0) in checkpoints(target_cluster, topic), 60, "the checkpoint", run.log)
+    assert run.stop() == 0, run.log()
+    syncs = [wire.OffsetSync.decode(k, v) for k, v in raw_records(source_cluster.bootstrap_servers,
+                                                                   "mm2-offset-syncs.B.internal")]
+    mine = [(s.upstream_offset, s.downstream_offset) for s in syncs if s.topic == topic and s.upstream_offset <= 550]
+    upstream, downstream = max(mine)
+    assert upstream < 550  # syncs every 101 records: 550 itself is not one
+    checkpoint = checkpoints(target_cluster, topic)[(group, 0)]
+    assert checkpoint.downstream_offset == downstream + 1  # MM2's rule: re-reads from the sync on
