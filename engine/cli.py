@@ -85,6 +85,13 @@ def _failback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cutover(args: argparse.Namespace) -> int:
+    from engine import config
+    from engine.offsets.cutover import run_cutover
+
+    return run_cutover(config.load(args.config), args.source, args.target, args.groups, args.timeout)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from engine.demo import run_demo
 
@@ -135,6 +142,14 @@ def parser() -> argparse.ArgumentParser:
     back.add_argument("--to", dest="target", required=True, metavar="HOME", help="cluster it goes back to")
     back.add_argument("--dry-run", action="store_true", help="print the table, change nothing")
     back.set_defaults(handler=_failback)
+
+    cut = commands.add_parser("cutover", help="finish a migration: wait for lag 0, move every group, say what to switch")
+    cut.add_argument("config", help="path to mm2.properties")
+    cut.add_argument("--from", dest="source", required=True, metavar="OLD", help="cluster migrated from")
+    cut.add_argument("--to", dest="target", required=True, metavar="NEW", help="cluster migrated to")
+    cut.add_argument("--groups", default=None, help="groups to move (regex list; default: the flow's groups)")
+    cut.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for lag 0")
+    cut.set_defaults(handler=_cutover)
 
     demo = commands.add_parser("demo", help="two local clusters, sample data, replicate, report")
     demo.add_argument("--records", type=int, default=200_000, help="records per topic")

@@ -6,10 +6,14 @@ import time
 import uuid
 from typing import Callable
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from engine.clients import client_config
 from engine.config import ClusterConfig
+
+
+_NOT_YET = (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_PARTITION, KafkaError._UNKNOWN_TOPIC,
+            KafkaError.LEADER_NOT_AVAILABLE, KafkaError.NOT_LEADER_FOR_PARTITION)
 
 
 class TopicFollower:
@@ -28,7 +32,12 @@ class TopicFollower:
 
     def read_to_end(self, timeout_s: float = 30.0) -> None:
         """Never less than the end seen at the call: a reader that stops early translates wrongly."""
-        end = self.consumer.get_watermark_offsets(TopicPartition(self.topic, 0), timeout=10)[1]
+        try:
+            end = self.consumer.get_watermark_offsets(TopicPartition(self.topic, 0), timeout=10)[1]
+        except KafkaException as error:
+            if error.args[0].code() in _NOT_YET:
+                return  # not created yet, or its leader is settling: nothing to read so far
+            raise
         deadline = time.monotonic() + timeout_s
         while self.position < end:
             if time.monotonic() > deadline:

@@ -353,3 +353,31 @@ def test_mm2_translation_mode_resumes_at_the_last_sync_plus_one(source_cluster, 
     assert upstream < 550  # syncs every 101 records: 550 itself is not one
     checkpoint = checkpoints(target_cluster, topic)[(group, 0)]
     assert checkpoint.downstream_offset == downstream + 1  # MM2's rule: re-reads from the sync on
+
+
+def test_identity_migration_cutover(source_cluster, target_cluster, engine, unique_name):
+    import subprocess
+    import sys
+
+    topic = source_cluster.create_topic(unique_name("migrate"), PARTITIONS)
+    produce(source_cluster.bootstrap_servers, topic, records(3000))
+    group = f"migrate-{uuid.uuid4().hex[:6]}"
+    positions = {0: 400, 1: 1500}  # partition 1 fully consumed
+    commit(source_cluster.bootstrap_servers, group, topic, positions)
+    run = engine(mm2_properties(source_cluster, target_cluster, {
+        "A->B.topics": topic, "A->B.record.filter.key.prefix": "keep-",
+        "replication.policy.class": "org.apache.kafka.connect.mirror.IdentityReplicationPolicy"}))
+    config = str(run.folder / "mm2.properties")
+    cut = subprocess.run([sys.executable, "-m", "engine", "cutover", config, "--from", "A", "--to", "B",
+                          "--groups", group, "--timeout", "120"], capture_output=True, text=True, timeout=180)
+    assert run.stop() == 0, run.log()
+    assert cut.returncode == 0, cut.stdout + cut.stderr
+    assert f"lag 0 on all {PARTITIONS} partitions of 1 topics" in cut.stdout
+    assert f"group {group}: {PARTITIONS} offsets committed on B" in cut.stdout
+    assert f"switch producers of {topic} to B" in cut.stdout
+    # identity policy: the same topic name on B, and the group resumes exactly
+    on_b = committed_on(target_cluster, group, topic)
+    source_keys = keys_by_offset(source_cluster.bootstrap_servers, topic)
+    for partition, position in positions.items():
+        copied = read_from(target_cluster.bootstrap_servers, topic, partition, on_b[partition])
+        assert copied == expected_after(source_keys[partition], position)
