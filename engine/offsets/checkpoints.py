@@ -20,7 +20,7 @@ from typing import Callable
 
 from confluent_kafka import KafkaException, Producer, TopicPartition
 from confluent_kafka import ConsumerGroupTopicPartitions
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from engine import wire
 from engine.clients import client_config
@@ -39,8 +39,15 @@ class OffsetMapReader:
         self.follower = TopicFollower(target, wire.offset_map_topic(source_alias), client_id, self._add)
 
     def _add(self, key: bytes | None, value: bytes | None) -> None:
-        if key is not None and value is not None:
-            self.offset_map.add(wire.OffsetRun.decode(key, value))
+        if key is None:
+            return
+        if value is None:  # a tombstone: the run fell below the source log start
+            run = wire.OffsetRun.decode(key, b"\0" * 26)
+            partition_map = self.offset_map.partitions.get((run.topic, run.partition))
+            if partition_map is not None:
+                partition_map.runs.pop(run.first_upstream, None)
+            return
+        self.offset_map.add(wire.OffsetRun.decode(key, value))
 
     def read_to_end(self) -> OffsetMap:
         self.follower.read_to_end()
@@ -51,6 +58,17 @@ class OffsetMapReader:
 
     def close(self) -> None:
         self.follower.close()
+
+    def prune(self, log_starts: dict[tuple[str, int], int]) -> list[bytes]:
+        """Forgets runs that end before the source log start; returns their keys to tombstone."""
+        keys = []
+        for (topic, partition), start in log_starts.items():
+            partition_map = self.offset_map.partitions.get((topic, partition))
+            if partition_map is None:
+                continue
+            for first in partition_map.drop_below(start):
+                keys.append(wire.OffsetRun(topic, partition, first, 0, 0, 0).key())
+        return keys
 
 
 class OffsetSyncReader:
@@ -201,9 +219,31 @@ class CheckpointEmitter:
             except Exception as error:  # group sync must not stop replication
                 log.error("%s: group offset sync failed, retrying in %.0fs: %s", self.flow_name, interval_s, error)
 
+    async def prune_offset_map(self) -> int:
+        """Tombstones offset-map runs below the source log start (retention or deleted records)."""
+        if not isinstance(self.translator, OffsetMapReader):
+            return 0
+        partitions = [TopicPartition(t, p) for t, p in self.translator.offset_map.partitions]
+        if not partitions:
+            return 0
+        futures = self.source_admin.list_offsets({tp: OffsetSpec.earliest() for tp in partitions}, request_timeout=30)
+        starts = {}
+        for tp, future in futures.items():
+            try:
+                starts[(tp.topic, tp.partition)] = (await asyncio.wrap_future(future)).offset
+            except KafkaException:
+                continue  # e.g. the source topic is gone: keep its map for failover
+        keys = self.translator.prune(starts)
+        for key in keys:
+            self.producer.produce(wire.offset_map_topic(self.source.alias), key=key, value=None, partition=0)
+        if keys:
+            await asyncio.to_thread(self.producer.flush, 30)
+        return len(keys)
+
     async def run_forever(self, interval_s: float) -> None:
         while True:
             try:
+                await self.prune_offset_map()
                 written = await self.emit_once()
                 log.info("%s: %d checkpoints written", self.flow_name, written)
             except Exception as error:  # checkpointing must not stop replication

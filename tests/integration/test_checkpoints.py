@@ -381,3 +381,30 @@ def test_identity_migration_cutover(source_cluster, target_cluster, engine, uniq
     for partition, position in positions.items():
         copied = read_from(target_cluster.bootstrap_servers, topic, partition, on_b[partition])
         assert copied == expected_after(source_keys[partition], position)
+
+
+def test_offset_map_runs_below_the_source_log_start_are_tombstoned(source_cluster, target_cluster, engine,
+                                                                  unique_name):
+    topic = source_cluster.create_topic(unique_name("prune"), 1)
+    produce(source_cluster.bootstrap_servers, topic,
+            [Record(0, (b"skip-" if i % 10 == 9 else b"keep-") + str(i).encode(), b"v", (), BASE_TIMESTAMP_MS + i)
+             for i in range(1000)])
+    run = engine(mm2_properties(source_cluster, target_cluster, {
+        "A->B.topics": topic, "A->B.record.filter.key.prefix": "keep-", "emit.checkpoints.interval.seconds": "1"}))
+
+    def runs() -> dict[int, bool]:
+        found = {}
+        for key, value in raw_records(target_cluster.bootstrap_servers, "mm2-offset-map.A.internal"):
+            run_key = wire.OffsetRun.decode(key, b"\0" * 26)
+            if run_key.topic == topic and run_key.first_upstream >= 0:
+                found[run_key.first_upstream] = value is not None
+        return found
+
+    wait_for(lambda: len(runs()) == 100, 60, "100 runs of 9 copies in the offset map", run.log)
+    admin = source_cluster.admin()
+    admin.delete_records([TopicPartition(topic, 0, 505)])[TopicPartition(topic, 0, 505)].result(timeout=30)
+    # runs ending before 505 (first offsets 0, 10, ..., 490) get tombstones; the one covering 505 stays
+    wait_for(lambda: sorted(first for first, alive in runs().items() if not alive) == list(range(0, 500, 10)),
+             60, "tombstones for the runs below the log start", run.log)
+    assert all(alive for first, alive in runs().items() if first >= 500)
+    assert run.stop() == 0, run.log()
