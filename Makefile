@@ -32,8 +32,8 @@ test-unit: install
 test-integration: kafka
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
-bench: kafka
-	$(PY) -m pytest benchmarks $(PYTEST_ARGS)
+bench: install
+	$(PY) -m pytest benchmarks -o python_files='bench_*.py' $(PYTEST_ARGS)
 
 sandbox-down: install
 	$(PY) -m engine sandbox down

@@ -138,7 +138,9 @@ class FlowRunner:
         ), target_topics)
         if self.flow.emit_offset_syncs_enabled:
             await self._ensure_offset_syncs_topic()
-        if self.flow.emit_checkpoints_enabled:
+        # as MM2, whose checkpoint connector refuses to run without offset syncs:
+        # emit.offset-syncs.enabled = false writes neither
+        if self.flow.emit_checkpoints_enabled and self.flow.emit_offset_syncs_enabled:
             checkpoints = wire.checkpoints_topic(self.flow.source, self.policy.internal_separator)
             await ensure_topic(self.target_admin, self.target.alias, TopicSpec(
                 checkpoints, 1, self.flow.checkpoints_topic_replication_factor, {"cleanup.policy": "compact"},

@@ -52,6 +52,7 @@ def test_no_offset_syncs_when_disabled(source_cluster, target_cluster, engine, u
     produce(source_cluster.bootstrap_servers, topic, records(100, partitions=1))
     run = engine(mm2_properties(source_cluster, target_cluster, {
         "A->B.topics": topic, "emit.offset-syncs.enabled": "false", "offset-syncs.topic.location": "target",
+        "emit.checkpoints.interval.seconds": "1",
     }))
     wait_for(lambda: sum(end_offsets(target_cluster.bootstrap_servers, f"A.{topic}").values()) >= 100, 60,
              "the copy", run.log)
@@ -59,3 +60,8 @@ def test_no_offset_syncs_when_disabled(source_cluster, target_cluster, engine, u
     syncs = [wire.OffsetSync.decode(k, v) for k, v in raw_records(target_cluster.bootstrap_servers,
                                                                    "mm2-offset-syncs.A.internal")]
     assert [s for s in syncs if s.topic == topic] == []
+    # and no checkpoints either, as MM2's checkpoint connector refuses to run without offset syncs
+    assert "A.checkpoints.internal" not in target_cluster.admin().list_topics(timeout=10).topics or not [
+        c for c in (wire.Checkpoint.decode(k, v) for k, v in raw_records(target_cluster.bootstrap_servers,
+                                                                          "A.checkpoints.internal"))
+        if c.topic == f"A.{topic}"]
