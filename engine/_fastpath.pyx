@@ -17,9 +17,12 @@ behind the same interface (send / on_delivery / ledgers).
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc, realloc
 
+from time import monotonic
+
 from confluent_kafka import KafkaError, KafkaException
 
 cdef int _PARTITION_EOF = KafkaError._PARTITION_EOF
+cdef int _UNKNOWN_PARTITION = KafkaError._UNKNOWN_PARTITION
 
 
 class DeliveryFailed(RuntimeError):
@@ -329,6 +332,7 @@ cdef class Relay:
         cdef str remote
         cdef int partition
         cdef int64_t ts
+        cdef double unknown_since
         for message in messages:
             err = message.error()
             if err is not None:
@@ -343,6 +347,7 @@ cdef class Relay:
             if ledger.apply_filter and self.record_filter is not None and not self.record_filter.keep(message):
                 ledger.skip(message.offset())
                 continue
+            unknown_since = 0
             ts = message.timestamp()[1]
             if ts < 0:
                 ts = 0  # librdkafka: 0 means "now", as MM2 replaces -1 with the producer's clock
@@ -359,6 +364,14 @@ cdef class Relay:
                     if self.failure is not None:
                         return sent
                 except KafkaException as error:
+                    if error.args[0].code() == _UNKNOWN_PARTITION and unknown_since == 0:
+                        unknown_since = monotonic()
+                    if error.args[0].code() == _UNKNOWN_PARTITION and monotonic() - unknown_since < 60:
+                        # a partition just added to the remote topic: wait for the producer's
+                        # metadata to show it (MM2's producer blocks until it appears)
+                        producer.list_topics(remote, timeout=1)
+                        producer.poll(0.1)
+                        continue
                     raise DeliveryFailed(
                         f"cannot produce {message.topic()}[{partition}]@{message.offset()} "
                         f"to {remote}: {error.args[0].str()}"

@@ -172,12 +172,13 @@ class Worker:
 
     # -- progress --------------------------------------------------------------------------------
 
-    def _store_acked(self) -> None:
+    def _store_acked(self, batch_complete: bool = True) -> None:
         if self.offset_syncs is not None:
             # as MM2 does on each offset commit: the newest undue sync per partition is sent too
             self.relay.promote_delayed_syncs()
             self.offset_syncs.send(self.relay.take_offset_syncs())
-        self._pass_invisible_offsets()
+        if batch_complete:
+            self._pass_invisible_offsets()
         runs = self.relay.take_offset_runs() + self._read_through_entries()
         if runs:
             self.progress.store_runs(runs)
@@ -190,7 +191,10 @@ class Worker:
 
     def _pass_invisible_offsets(self) -> None:
         """Moves progress past offsets no consumer ever receives (transaction markers, aborted
-        records): when nothing is in flight, everything before the consumer's position is done."""
+        records): when nothing is in flight, everything before the consumer's position is done.
+
+        Only valid between batches, when every record the consumer returned went through the relay.
+        """
         idle = [l for l in self.relay.ledgers.values() if l.in_flight == 0]
         if not idle:
             return
@@ -214,7 +218,9 @@ class Worker:
 
     def _store_acked_quietly(self) -> None:
         try:
-            self._store_acked()
+            # a failure may leave a consumed batch half sent: the consumer's position is no
+            # measure of what was copied then, so only acked records count
+            self._store_acked(batch_complete=False)
         except Exception as error:  # already failing; the stored progress just stays older
             log.error("could not store progress while stopping: %s", error)
 
