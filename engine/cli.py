@@ -92,6 +92,23 @@ def _cutover(args: argparse.Namespace) -> int:
     return run_cutover(config.load(args.config), args.source, args.target, args.groups, args.timeout)
 
 
+def _audit(args: argparse.Namespace) -> int:
+    from engine import config
+    from engine.audit import audit_flow, report
+
+    engine_config = config.load(args.config)
+    flows = [f for f in engine_config.flows if args.flow in (None, f.name)]
+    if not flows:
+        raise CliError(f"--flow: no enabled flow named {args.flow!r}")
+    ok = True
+    for flow in flows:
+        results = audit_flow(engine_config, flow)
+        print(f"{flow.name}:")
+        print(report(results))
+        ok &= all(r.ok for r in results)
+    return 0 if ok else 1
+
+
 def _demo(args: argparse.Namespace) -> int:
     from engine.demo import run_demo
 
@@ -150,6 +167,11 @@ def parser() -> argparse.ArgumentParser:
     cut.add_argument("--groups", default=None, help="groups to move (regex list; default: the flow's groups)")
     cut.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for lag 0")
     cut.set_defaults(handler=_cutover)
+
+    audit = commands.add_parser("audit", help="check that every source record sits on the target unchanged")
+    audit.add_argument("config", help="path to mm2.properties")
+    audit.add_argument("--flow", default=None, help="one flow, e.g. A->B (default: every enabled flow)")
+    audit.set_defaults(handler=_audit)
 
     demo = commands.add_parser("demo", help="two local clusters, sample data, replicate, report")
     demo.add_argument("--records", type=int, default=200_000, help="records per topic")

@@ -1,0 +1,221 @@
+"""Audit: does every source record that should be on the target sit there, unchanged?
+
+Per partition, the offset map says which source offset was copied to which target offset. The
+audit reads both partitions and checks, record by record, an xxhash64 over key, value, headers
+(in order) and timestamp. It knows the flow's record filter (filtered records are expected gaps)
+and reports, with their offsets:
+  missing     source records the copy has passed but that are on the target nowhere
+  differing   copies whose bytes differ from their source record
+  duplicated  source records copied more than once (a restarted worker; at-least-once)
+  foreign     target records the flow never wrote (another producer on a remote topic)
+Source records below the source log start are not expected (retention removed them).
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+import uuid
+from collections import Counter
+
+import msgspec
+import xxhash
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+from engine.clients import client_config
+from engine.config import ClusterConfig, EngineConfig, FlowConfig
+from engine.offsets.checkpoints import OffsetMapReader
+from engine.policy import make_policy
+
+READ_TIMEOUT_S = 300.0
+
+
+class PartitionAudit(msgspec.Struct):
+    topic: str
+    partition: int
+    expected: int = 0  # source records the copy has passed that should be on the target
+    copied: int = 0  # of those, found on the target unchanged
+    filtered: int = 0
+    duplicated: int = 0
+    missing: list[tuple[int, int]] = []  # source offset ranges, inclusive
+    differing: list[tuple[int, int]] = []
+    foreign: list[tuple[int, int]] = []  # target offset ranges
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.differing or self.foreign)
+
+
+def record_digest(key: bytes | None, value: bytes | None, headers, timestamp: int) -> int:
+    digest = xxhash.xxh64()
+    for part in (key, value):
+        digest.update(struct.pack(">i", -1 if part is None else len(part)))
+        if part is not None:
+            digest.update(part)
+    headers = headers or ()
+    digest.update(struct.pack(">i", len(headers)))
+    for name, header_value in headers:
+        encoded = name.encode()
+        digest.update(struct.pack(">i", len(encoded)) + encoded)
+        digest.update(struct.pack(">i", -1 if header_value is None else len(header_value)))
+        if header_value is not None:
+            digest.update(header_value)
+    digest.update(struct.pack(">q", timestamp))
+    return digest.intdigest()
+
+
+def ranges(offsets: list[int]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for offset in sorted(offsets):
+        if out and offset == out[-1][1] + 1:
+            out[-1] = (out[-1][0], offset)
+        else:
+            out.append((offset, offset))
+    return out
+
+
+class _Message:
+    """What the fast path's RecordFilter reads of a record."""
+
+    __slots__ = ("_topic", "_partition", "_offset", "_key", "_value", "_headers")
+
+    def __init__(self, topic, partition, offset, key, value, headers):
+        self._topic, self._partition, self._offset = topic, partition, offset
+        self._key, self._value, self._headers = key, value, headers
+
+    def topic(self): return self._topic
+    def partition(self): return self._partition
+    def offset(self): return self._offset
+    def key(self): return self._key
+    def value(self): return self._value
+    def headers(self): return self._headers
+
+
+def read_partition(cluster: ClusterConfig, topic: str, partition: int) -> tuple[int, dict[int, tuple]]:
+    """(log start, {offset: (key, value, headers, timestamp)}) from the log start to the current end."""
+    consumer = Consumer(client_config(cluster, f"audit|{cluster.alias}", **{
+        "group.id": f"mirror-engine-audit-{uuid.uuid4().hex}", "enable.auto.commit": False,
+        "enable.partition.eof": True, "isolation.level": "read_committed"}))
+    try:
+        low, end = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=15)
+        records: dict[int, tuple] = {}
+        if end <= low:
+            return low, records
+        consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
+        deadline = time.monotonic() + READ_TIMEOUT_S
+        done = False
+        while not done:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"audit: {topic}[{partition}] on cluster {cluster.alias} not read in time")
+            for m in consumer.consume(5000, timeout=0.5):
+                if m.error() is not None:
+                    if m.error().code() == KafkaError._PARTITION_EOF:
+                        done = True
+                        continue
+                    raise RuntimeError(f"audit: reading {topic}[{partition}] on {cluster.alias}: {m.error().str()}")
+                if m.offset() >= end:
+                    done = True
+                    continue
+                records[m.offset()] = (m.key(), m.value(), m.headers(), m.timestamp()[1])
+                if m.offset() + 1 >= end:
+                    done = True
+        return low, records
+    finally:
+        consumer.close()
+
+
+def audit_partition(topic: str, partition: int, source_low: int, source: dict[int, tuple], target: dict[int, tuple],
+                    partition_map, keep) -> PartitionAudit:
+    result = PartitionAudit(topic, partition)
+    runs = partition_map.runs if partition_map is not None else {}
+    copied_through = -1
+    if partition_map is not None:
+        copied_through = max(partition_map.last_upstream,
+                             partition_map.read_through[0] if partition_map.read_through else -1)
+    coverage: Counter[int] = Counter()
+    covered_targets: set[int] = set()
+    differing: set[int] = set()
+    for first_up, (first_down, last_up, _last_down) in runs.items():
+        for upstream in range(max(first_up, source_low), last_up + 1):
+            downstream = first_down + (upstream - first_up)
+            copy = target.get(downstream)
+            if copy is None:
+                continue  # not on the target (deleted there): counted as missing below if expected
+            covered_targets.add(downstream)
+            original = source.get(upstream)
+            if original is None:
+                continue
+            coverage[upstream] += 1
+            if record_digest(*copy) != record_digest(*original):
+                differing.add(upstream)
+    missing = []
+    for offset, record in source.items():
+        if offset > copied_through or offset < source_low:
+            continue
+        if not keep(_Message(topic, partition, offset, record[0], record[1], record[2])):
+            result.filtered += 1
+            continue
+        result.expected += 1
+        if coverage[offset] == 0:
+            missing.append(offset)
+        elif offset not in differing:
+            result.copied += 1
+    result.duplicated = sum(count - 1 for count in coverage.values() if count > 1)
+    result.missing = ranges(missing)
+    result.differing = ranges(list(differing))
+    result.foreign = ranges([o for o in target if o not in covered_targets])
+    return result
+
+
+def audit_flow(config: EngineConfig, flow: FlowConfig, topics: list[str] | None = None) -> list[PartitionAudit]:
+    """Audits every partition of the flow's replicated topics (or of `topics`)."""
+    from confluent_kafka.admin import AdminClient
+
+    from engine.worker.loop import build_record_filter
+
+    source, target = config.cluster(flow.source), config.cluster(flow.target)
+    policy = make_policy(flow.policy_class, flow.source, flow.separator, flow.internal_separator_enabled)
+    admin = AdminClient(client_config(source, f"audit|{flow.name}|admin"))
+    metadata = admin.list_topics(timeout=15).topics
+    topic_filter = flow.topic_filter()
+    chosen = topics if topics is not None else sorted(
+        t for t in metadata if topic_filter.matches(t) and not policy.is_internal_topic(t)
+        and not policy.is_cycle(t, flow.target))
+    reader = OffsetMapReader(target, flow.source, f"{flow.name}|audit|offset-map-consumer")
+    try:
+        offset_map = reader.read_to_end()
+    finally:
+        reader.close()
+    record_filter = build_record_filter(flow.record_filter)
+    results = []
+    for topic in chosen:
+        keep_all = policy.is_heartbeats_topic(topic) or record_filter is None
+        keep = (lambda message: True) if keep_all else record_filter.keeps
+        remote = policy.format_remote_topic(flow.source, topic)
+        for partition in sorted(metadata[topic].partitions):
+            if flow.record_filter and flow.record_filter.partitions is not None \
+                    and partition not in flow.record_filter.partitions and not policy.is_heartbeats_topic(topic):
+                continue
+            source_low, source_records = read_partition(source, topic, partition)
+            _target_low, target_records = read_partition(target, remote, partition)
+            results.append(audit_partition(topic, partition, source_low, source_records, target_records,
+                                           offset_map.partitions.get((topic, partition)), keep))
+    return results
+
+
+def report(results: list[PartitionAudit]) -> str:
+    lines = [f"{'topic':<40} {'partition':>9} {'expected':>9} {'copied':>9} {'filtered':>9} {'dupl.':>6}  verdict"]
+    for r in results:
+        problems = []
+        if r.missing:
+            problems.append("missing " + ", ".join(f"{a}-{b}" for a, b in r.missing[:5]))
+        if r.differing:
+            problems.append("differing " + ", ".join(f"{a}-{b}" for a, b in r.differing[:5]))
+        if r.foreign:
+            problems.append("foreign target offsets " + ", ".join(f"{a}-{b}" for a, b in r.foreign[:5]))
+        lines.append(f"{r.topic:<40} {r.partition:>9} {r.expected:>9} {r.copied:>9} {r.filtered:>9} "
+                     f"{r.duplicated:>6}  {'; '.join(problems) or 'ok'}")
+    verdict = "AUDIT OK" if all(r.ok for r in results) else "AUDIT FAILED"
+    lines.append(f"{verdict}: {sum(r.copied for r in results)} of {sum(r.expected for r in results)} records "
+                 f"verified in {len(results)} partitions, {sum(r.duplicated for r in results)} duplicates")
+    return "\n".join(lines)
