@@ -25,7 +25,9 @@ class Record:
 
 
 def produce(servers: str, topic: str, records: list[Record]) -> None:
-    producer = Producer({"bootstrap.servers": servers, "enable.idempotence": True, "linger.ms": 5})
+    errors: list = []
+    producer = Producer({"bootstrap.servers": servers, "enable.idempotence": True, "linger.ms": 5,
+                         "on_delivery": lambda err, _m: err is not None and errors.append(err)})
     for r in records:
         while True:
             try:
@@ -35,6 +37,7 @@ def produce(servers: str, topic: str, records: list[Record]) -> None:
             except BufferError:
                 producer.poll(0.1)
     assert producer.flush(60) == 0, f"records to {topic} not acknowledged"
+    assert not errors, f"producing to {topic} failed: {errors[:3]}"
 
 
 def end_offsets(servers: str, topic: str) -> dict[int, int]:
