@@ -39,6 +39,7 @@ class Acked:
     def partition(self): return 0
     def offset(self): return self._offset
     def value(self): return b"v" * 100
+    def __len__(self): return 100
 
 
 class NullProducer:

@@ -404,7 +404,5 @@ cdef class Relay:
             ledger.record_sync(source_offset, ledger.last_acked_target, self.offset_lag_max)
         ledger.record_run(source_offset, ledger.last_acked_target)
         ledger.acked_records += 1
-        value = message.value()
-        if value is not None:
-            ledger.acked_value_bytes += len(value)
+        ledger.acked_value_bytes += len(message)  # the value's length, without copying the value
         self.records_acked += 1

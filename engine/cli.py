@@ -50,36 +50,25 @@ def _sandbox_down(args: argparse.Namespace) -> int:
     return 0
 
 
-def _failover(args: argparse.Namespace) -> int:
+def _move_group(args: argparse.Namespace) -> int:
+    """failover and failback: plan, print the table, then commit unless --dry-run."""
     from engine import config
     from engine.offsets import failover
 
     engine_config = config.load(args.config)
-    moves = failover.plan(engine_config, args.group, args.source, args.target)
-    print(failover.table(args.group, args.source, args.target, moves))
-    if args.dry_run:
-        print("dry run: nothing changed")
-        return 0
-    failover.apply(engine_config, args.group, args.target, moves)
-    print(f"committed {len(moves)} offsets for group {args.group} on cluster {args.target}")
-    return 0
-
-
-def _failback(args: argparse.Namespace) -> int:
-    from engine import config
-    from engine.offsets import failover
-
-    engine_config = config.load(args.config)
-    moves, unresolved = failover.plan_failback(engine_config, args.group, args.source, args.target)
+    if args.command == "failover":
+        moves, unresolved = failover.plan(engine_config, args.group, args.source, args.target), []
+    else:
+        moves, unresolved = failover.plan_failback(engine_config, args.group, args.source, args.target)
     print(failover.table(args.group, args.source, args.target, moves))
     for line in unresolved:
         print(f"not translated: {line}")
-    if unresolved and not args.dry_run:
-        raise failover.FailoverError(
-            f"{len(unresolved)} positions of group {args.group!r} cannot be translated; nothing changed")
     if args.dry_run:
         print("dry run: nothing changed")
         return 0
+    if unresolved:
+        raise failover.FailoverError(
+            f"{len(unresolved)} positions of group {args.group!r} cannot be translated; nothing changed")
     failover.apply(engine_config, args.group, args.target, moves)
     print(f"committed {len(moves)} offsets for group {args.group} on cluster {args.target}")
     return 0
@@ -144,21 +133,19 @@ def parser() -> argparse.ArgumentParser:
     down.add_argument("--clusters", default="", help="names (default: every sandbox cluster)")
     down.set_defaults(handler=_sandbox_down)
 
-    move = commands.add_parser("failover", help="move a consumer group's offsets to the replica cluster")
-    move.add_argument("config", help="path to mm2.properties")
-    move.add_argument("--group", required=True)
-    move.add_argument("--from", dest="source", required=True, metavar="SOURCE", help="source cluster alias")
-    move.add_argument("--to", dest="target", required=True, metavar="TARGET", help="target cluster alias")
-    move.add_argument("--dry-run", action="store_true", help="print the table, change nothing")
-    move.set_defaults(handler=_failover)
-
-    back = commands.add_parser("failback", help="move a failed-over consumer group back to its home cluster")
-    back.add_argument("config", help="path to mm2.properties")
-    back.add_argument("--group", required=True)
-    back.add_argument("--from", dest="source", required=True, metavar="CURRENT", help="cluster the group is on now")
-    back.add_argument("--to", dest="target", required=True, metavar="HOME", help="cluster it goes back to")
-    back.add_argument("--dry-run", action="store_true", help="print the table, change nothing")
-    back.set_defaults(handler=_failback)
+    for name, help_text, source_help, target_help in (
+        ("failover", "move a consumer group's offsets to the replica cluster", "source cluster alias",
+         "target cluster alias"),
+        ("failback", "move a failed-over consumer group back to its home cluster", "cluster the group is on now",
+         "cluster it goes back to"),
+    ):
+        move = commands.add_parser(name, help=help_text)
+        move.add_argument("config", help="path to mm2.properties")
+        move.add_argument("--group", required=True)
+        move.add_argument("--from", dest="source", required=True, help=source_help)
+        move.add_argument("--to", dest="target", required=True, help=target_help)
+        move.add_argument("--dry-run", action="store_true", help="print the table, change nothing")
+        move.set_defaults(handler=_move_group)
 
     cut = commands.add_parser("cutover", help="finish a migration: wait for lag 0, move every group, say what to switch")
     cut.add_argument("config", help="path to mm2.properties")

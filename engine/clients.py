@@ -21,3 +21,21 @@ def client_config(cluster: ClusterConfig | dict[str, str], client_id: str, **set
 
 def connection(cluster: ClusterConfig) -> dict[str, str]:
     return {**cluster.client, "bootstrap.servers": cluster.bootstrap_servers}
+
+
+class DeliveryTally:
+    """on_delivery for best-effort writes (heartbeats, offset syncs): counts, and logs the 1st and
+    every 100th failure instead of one line per record."""
+
+    def __init__(self, what: str):
+        self.what = what
+        self.sent = 0
+        self.failures = 0
+
+    def __call__(self, err, _message) -> None:
+        if err is None:
+            self.sent += 1
+            return
+        self.failures += 1
+        if self.failures == 1 or self.failures % 100 == 0:
+            logging.getLogger("engine").warning("%s failed (%d so far): %s", self.what, self.failures, err.str())

@@ -9,18 +9,15 @@ and counts hops, and how a flow's liveness and latency can be read on its target
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from typing import Callable
 
 from confluent_kafka import Producer
 
 from engine import wire
-from engine.clients import client_config
+from engine.clients import DeliveryTally, client_config
 from engine.config import ClusterConfig, HeartbeatConfig
 from engine.policy import HEARTBEATS_TOPIC
-
-log = logging.getLogger(__name__)
 
 
 class HeartbeatEmitter:
@@ -31,12 +28,15 @@ class HeartbeatEmitter:
         self.target = target
         self.pairs = pairs
         self.clock_ms = clock_ms
-        self.sent = 0
-        self.failures = 0
+        self.tally = DeliveryTally(f"heartbeat into {HEARTBEATS_TOPIC} on cluster {target.alias}")
         self.producer = Producer(client_config(
             target, f"{target.alias}|MirrorHeartbeatConnector|heartbeats-producer",
-            **{"acks": "all", "linger.ms": 0, "on_delivery": self._delivered},
+            **{"acks": "all", "linger.ms": 0, "on_delivery": self.tally},
         ))
+
+    @property
+    def sent(self) -> int:
+        return self.tally.sent
 
     def emit(self, pair: HeartbeatConfig) -> None:
         beat = wire.Heartbeat(pair.source, pair.target, self.clock_ms())
@@ -56,12 +56,3 @@ class HeartbeatEmitter:
 
     def close(self) -> None:
         self.producer.flush(5)
-
-    def _delivered(self, err, _message) -> None:
-        if err is None:
-            self.sent += 1
-            return
-        self.failures += 1
-        if self.failures == 1 or self.failures % 100 == 0:
-            log.warning("heartbeat into %s on cluster %s failed (%d so far): %s", HEARTBEATS_TOPIC,
-                        self.target.alias, self.failures, err.str())

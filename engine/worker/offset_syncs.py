@@ -12,7 +12,7 @@ import logging
 from confluent_kafka import Producer
 
 from engine import wire
-from engine.clients import client_config
+from engine.clients import DeliveryTally, client_config
 
 log = logging.getLogger(__name__)
 
@@ -20,10 +20,9 @@ log = logging.getLogger(__name__)
 class OffsetSyncWriter:
     def __init__(self, topic: str, cluster_client: dict[str, str], client_id: str):
         self.topic = topic
-        self.sent = 0
-        self.failures = 0
+        self.tally = DeliveryTally(f"offset sync to {topic}")
         self.producer = Producer(client_config(cluster_client, client_id, **{
-            "acks": "all", "linger.ms": 5, "enable.idempotence": True, "on_delivery": self._delivered,
+            "acks": "all", "linger.ms": 5, "enable.idempotence": True, "on_delivery": self.tally,
         }))
 
     def send(self, syncs: list[tuple[str, int, int, int]]) -> None:
@@ -35,11 +34,3 @@ class OffsetSyncWriter:
     def flush(self, timeout_s: float = 10.0) -> None:
         if self.producer.flush(timeout_s):
             log.warning("offset syncs to %s unacknowledged after %.0fs", self.topic, timeout_s)
-
-    def _delivered(self, err, _message) -> None:
-        if err is None:
-            self.sent += 1
-            return
-        self.failures += 1
-        if self.failures == 1 or self.failures % 100 == 0:
-            log.warning("offset sync to %s failed (%d so far): %s", self.topic, self.failures, err.str())

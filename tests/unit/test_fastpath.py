@@ -27,6 +27,7 @@ class FakeMessage:
     def headers(self): return self._headers
     def timestamp(self): return self._timestamp
     def error(self): return self._error
+    def __len__(self): return 0 if self._value is None else len(self._value)
 
 
 class FakeProducer:
