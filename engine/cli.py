@@ -14,12 +14,15 @@ class CliError(Exception):
 
 
 def _run(args: argparse.Namespace) -> int:
+    import msgspec
     import uvloop
 
     from engine import config
     from engine.coordinator.coordinator import Coordinator
 
     engine_config = config.load(args.config)
+    if args.loop is not None:
+        engine_config = msgspec.structs.replace(engine_config, loop=args.loop)
     return uvloop.run(Coordinator(engine_config, metrics_listen=args.metrics_listen).run())
 
 
@@ -121,6 +124,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("config", help="path to mm2.properties")
     run.add_argument("--metrics-listen", default=None, metavar="HOST:PORT",
                      help="Prometheus endpoint (default: mirror.engine.metrics.listen or 127.0.0.1:9464; '' turns it off)")
+    run.add_argument("--loop", choices=("c", "python"), default=None,
+                     help="the workers' relay loop (default: mirror.engine.loop or c): c runs on librdkafka's "
+                          "C API, python on confluent-kafka's Python API, the benchmarks' baseline")
     run.set_defaults(handler=_run)
 
     sandbox = commands.add_parser("sandbox", help="local Kafka KRaft clusters")

@@ -115,6 +115,9 @@ TARGET_TOPIC_CONFIG_PREFIX = "target.topic.config."
 RECORD_FILTER_OPTIONS = ("header.present", "header.absent", "header.equals", "key.prefix", "partitions", "python")
 DEFAULT_METRICS_LISTEN = "127.0.0.1:9464"
 METRICS_LISTEN_KEY = "mirror.engine.metrics.listen"
+LOOP_KEY = "mirror.engine.loop"
+LOOPS = ("c", "python")
+DEFAULT_LOOP = "python"
 DEFAULT_TOPICS_EXCLUDE = r"mm2.*\.internal, .*\.replica, __.*"
 
 
@@ -191,6 +194,9 @@ class EngineConfig(msgspec.Struct, frozen=True):
     heartbeats: list[HeartbeatConfig] = []
     # where the Prometheus endpoint listens; "" turns it off
     metrics_listen: str = DEFAULT_METRICS_LISTEN
+    # the workers' relay loop: "c" runs on librdkafka's C API, "python" on confluent-kafka's
+    # Python API (the in-run baseline of the benchmarks)
+    loop: str = DEFAULT_LOOP
 
     def cluster(self, alias: str) -> ClusterConfig:
         return self.clusters[alias]
@@ -262,8 +268,12 @@ def from_properties(props: dict[str, str]) -> EngineConfig:
     metrics_listen = props.get(METRICS_LISTEN_KEY, DEFAULT_METRICS_LISTEN).strip()
     if metrics_listen:
         parse_listen(METRICS_LISTEN_KEY, metrics_listen)
+    loop = props.get(LOOP_KEY, DEFAULT_LOOP).strip()
+    if loop not in LOOPS:
+        raise ConfigError(f"{LOOP_KEY} = {loop!r}: expected one of {', '.join(LOOPS)}")
     return EngineConfig(clusters=clusters, flows=flows, raw=dict(props),
-                        heartbeats=_heartbeats(props, aliases, clusters), metrics_listen=metrics_listen)
+                        heartbeats=_heartbeats(props, aliases, clusters), metrics_listen=metrics_listen,
+                        loop=loop)
 
 
 def parse_listen(key: str, value: str) -> tuple[str, int]:

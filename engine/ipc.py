@@ -39,6 +39,7 @@ class Assign(msgspec.Struct, tag="assign", frozen=True):
     offset_syncs_client: dict[str, str] = {}
     offset_syncs_role: str = "offset-syncs-source-producer"
     offset_lag_max: int = 100
+    loop: str = "c"  # "c" or "python" (mirror.engine.loop)
 
 
 class Stop(msgspec.Struct, tag="stop", frozen=True):

@@ -264,6 +264,7 @@ class FlowRunner:
                 offset_syncs_client=connection(self._offset_syncs_cluster()),
                 offset_syncs_role=f"offset-syncs-{self.flow.offset_syncs_topic_location}-producer",
                 offset_lag_max=self.flow.offset_lag_max,
+                loop=self.config.loop,
             )
             for index, group in enumerate(plan)
         ]
