@@ -107,6 +107,12 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(records_per_topic=args.records)
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from engine.bench.command import run
+
+    return run(args)
+
+
 def _names(value: str) -> list[str]:
     names = [n.strip() for n in value.split(",") if n.strip()]
     if not names:
@@ -169,6 +175,12 @@ def parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="two local clusters, sample data, replicate, report")
     demo.add_argument("--records", type=int, default=200_000, help="records per topic")
     demo.set_defaults(handler=_demo)
+
+    from engine.bench.command import add_arguments as bench_arguments
+
+    bench = commands.add_parser("bench", help="end-to-end benchmark: mirror-engine vs Java MM2 vs the ceiling")
+    bench_arguments(bench)
+    bench.set_defaults(handler=_bench)
     return root
 
 

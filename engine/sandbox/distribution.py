@@ -18,7 +18,7 @@ SCALA_VERSION = "2.13"
 LOG4J_VERSION = "2.25.4"
 SLF4J_VERSION = "2.0.17"
 
-# (groupId, artifactId, version); later issues add connect-mirror here.
+# (groupId, artifactId, version); MM2's own jars are MIRROR_MAKER_ARTIFACTS below.
 ARTIFACTS: tuple[tuple[str, str, str], ...] = (
     ("org.apache.kafka", f"kafka_{SCALA_VERSION}", KAFKA_VERSION),
     ("org.apache.kafka", "kafka-tools", KAFKA_VERSION),
@@ -77,6 +77,16 @@ MIRROR_CLIENT_ARTIFACTS: tuple[tuple[str, str, str], ...] = (
     ("org.apache.kafka", "connect-mirror-client", KAFKA_VERSION),
     ("org.slf4j", "slf4j-api", SLF4J_VERSION),
     ("org.slf4j", "slf4j-nop", SLF4J_VERSION),
+)
+
+
+# Java MirrorMaker 2 in dedicated mode (`org.apache.kafka.connect.mirror.MirrorMaker`), the
+# benchmarks' reference; logging through log4j2 into a file, as the brokers do
+MIRROR_MAKER_ARTIFACTS: tuple[tuple[str, str, str], ...] = (
+    ("org.apache.kafka", "connect-mirror", KAFKA_VERSION),
+    ("org.slf4j", "slf4j-api", SLF4J_VERSION),
+    ("org.apache.logging.log4j", "log4j-slf4j2-impl", LOG4J_VERSION),
+    ("org.apache.logging.log4j", "log4j-core", LOG4J_VERSION),
 )
 
 

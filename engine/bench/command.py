@@ -1,0 +1,150 @@
+"""`mirror-engine bench` arguments and entry point (kept free of heavy imports until it runs)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+RECORD_SIZES = {"100": 100, "100b": 100, "1k": 1024, "1kb": 1024, "1024": 1024, "10k": 10240, "10kb": 10240,
+                "10240": 10240}
+QUICK_RECORDS = 20_000
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a comma list of integers, got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def _sizes(text: str) -> list[int]:
+    sizes = []
+    for item in text.split(","):
+        key = item.strip().lower().replace(" ", "")
+        if key not in RECORD_SIZES:
+            raise argparse.ArgumentTypeError(f"record size {item!r}: use 100, 1k or 10k")
+        sizes.append(RECORD_SIZES[key])
+    return sizes
+
+
+def _names(choices: tuple[str, ...]):
+    def parse(text: str) -> list[str]:
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        unknown = [n for n in names if n not in choices]
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(f"{text!r}: choose from {', '.join(choices)}")
+        return names
+    return parse
+
+
+def default_out() -> Path:
+    return Path(__file__).resolve().parents[2] / "benchmarks" / "results" / time.strftime("%Y%m%d-%H%M%S")
+
+
+def add_arguments(bench: argparse.ArgumentParser) -> None:
+    bench.add_argument("--records", type=int, default=None,
+                       help="records per run (default 200000; 20000 with --quick)")
+    bench.add_argument("--record-size", type=_sizes, action="append", default=None, metavar="SIZES",
+                       help="value size: 100, 1k or 10k; repeatable or a comma list (default 1k; sweep: 100,1k)")
+    bench.add_argument("--partitions", type=_int_list, default=None, metavar="N[,N]",
+                       help="partitions of each topic (default 4; sweep: a list, default 2,4)")
+    bench.add_argument("--workers", type=_int_list, default=None, metavar="N[,N]",
+                       help="tasks.max (default: the CPU count; sweep: a list, default 1,2)")
+    bench.add_argument("--runs", type=int, default=None, help="measured runs per case (default 3; sweep 1)")
+    bench.add_argument("--compression", type=_names(("none", "lz4", "snappy", "zstd", "gzip")), default=None,
+                       help="target producer compression, comma list (default none,lz4; sweep: none)")
+    bench.add_argument("--replicators", type=_names(("ceiling", "mm2", "python", "c")),
+                       default=["ceiling", "mm2", "python", "c"], help="subset of ceiling,mm2,python,c")
+    bench.add_argument("--skip-latency", action="store_true", help="leave out the half-load latency phase")
+    bench.add_argument("--latency-seconds", type=float, default=None,
+                       help="seconds of load in the latency phase (default 15; 5 with --quick)")
+    bench.add_argument("--no-warmup", action="store_true", help="no discarded warm-up run (not for real numbers)")
+    bench.add_argument("--quick", action="store_true",
+                       help="smoke run: 20000 records, 1 run per case, no warm-up, short latency phase")
+    bench.add_argument("--sweep", action="store_true",
+                       help="capacity planning: mirror-engine (C loop) over partitions × workers × record size")
+    bench.add_argument("--target-mbps", type=float, default=100.0,
+                       help="the rate the sweep's sizing answer is for, MB/s (default 100)")
+    bench.add_argument("--source-bootstrap", default=None, help="existing source cluster (default: a sandbox)")
+    bench.add_argument("--target-bootstrap", default=None, help="existing target cluster")
+    bench.add_argument("--out", type=Path, default=None,
+                       help="results folder (default benchmarks/results/<timestamp>/)")
+
+
+def settings_from(args: argparse.Namespace):
+    from engine.bench.harness import Settings
+    from engine.bench.mm2 import cpu_count
+
+    sizes = [s for group in (args.record_size or []) for s in group]
+    partitions = args.partitions or ([2, 4] if args.sweep else [4])
+    workers = args.workers or ([1, 2] if args.sweep else [cpu_count()])
+    if not args.sweep and (len(partitions) > 1 or len(workers) > 1):
+        raise ValueError("--partitions and --workers take one value each unless --sweep")
+    settings = Settings(
+        records=args.records or (QUICK_RECORDS if args.quick else 200_000),
+        record_sizes=list(dict.fromkeys(sizes)) or ([100, 1024] if args.sweep else [1024]),
+        partitions=partitions[0],
+        runs=args.runs or (1 if args.quick or args.sweep else 3),
+        compressions=args.compression or (["none"] if args.sweep else ["none", "lz4"]),
+        replicators=args.replicators,
+        tasks_max=workers[0],
+        latency=not args.skip_latency and not args.sweep,
+        latency_seconds=args.latency_seconds or (5.0 if args.quick else 15.0),
+        warmup=not (args.no_warmup or args.quick),
+    )
+    return settings, partitions, workers
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.bench import report, sweep
+    from engine.bench.harness import Clusters, fetch_jars, run_benchmark
+
+    try:
+        settings, partitions, workers = settings_from(args)
+    except ValueError as error:
+        print(f"mirror-engine bench: {error}", file=sys.stderr)
+        return 2
+    out = (args.out or default_out()).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+
+    def say(text: str) -> None:
+        print(text, flush=True)
+
+    if args.sweep:
+        settings.replicators = [sweep.SWEEP_REPLICATOR]
+    fetch_jars(settings)
+    clusters = Clusters(args.source_bootstrap, args.target_bootstrap, say=say)
+    say(f"mirror-engine bench: results in {out}")
+    try:
+        clusters.start()
+        if args.sweep:
+            document = sweep.run_sweep(settings, partitions, workers, clusters, out, args.target_mbps, say)
+            written = sweep.write_sweep_report(out, document)
+            say("")
+            say(sweep.sweep_table(document["points"]))
+            say("")
+            for answer in document["sizing"]:
+                say(f"sizing: {answer['answer']}")
+        else:
+            document = run_benchmark(settings, clusters, out, say)
+            written = report.write_report(out, document)
+            say("")
+            say(report.markdown_table(document["summary"]))
+            if document["latency"]:
+                say("")
+                say(report.latency_table(document["latency"]))
+            for note in sorted({n for e in document["summary"] for n in e.get("notes", [])}):
+                say(f"note: {note}")
+    finally:
+        clusters.close()
+        if not clusters.external:
+            say("benchmark clusters stopped")
+    say("")
+    say("written: " + ", ".join(str(p.relative_to(out)) for p in written.values()) + f" in {out}")
+    failed = [r for r in document["runs"] if r.get("error")]
+    return 1 if failed else 0

@@ -1,0 +1,500 @@
+"""Runs the benchmark: clusters, preloaded topics, replicators, measured windows, latency.
+
+A throughput run: a fresh source topic is preloaded with N records, the replicator is started on
+it, and the target's end offsets are polled every POLL_S. The window runs from the first poll that
+sees a record on the target to the poll that sees all N; CPU is the utime+stime of every process
+of the replicator (the JVM; the engine's coordinator and its workers) between those two polls.
+"""
+
+from __future__ import annotations
+
+import secrets
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
+
+from engine.bench import payload, report
+from engine.bench.ceiling import run_ceiling, run_producer_performance
+from engine.bench.engine_runner import engine_properties, honours_compression, start_engine
+from engine.bench.launch import Launched, wait_exit
+from engine.bench.mm2 import bench_properties, cpu_count, mirror_maker_libs, render, start_mm2
+from engine.bench.procstat import TreeMeter
+from engine.sandbox import KafkaCluster
+from engine.sandbox.distribution import cache_root, kafka_libs
+
+POLL_S = 0.1
+FIRST_RECORD_TIMEOUT_S = 180.0
+REPLICATORS = ("ceiling", "mm2", "python", "c")
+LATENCY_METHOD = (
+    "Per replicator, a fresh source topic and its remote copy `<source alias>.<topic>` are created first, the "
+    "copy with message.timestamp.type=LogAppendTime (config sync is off, so no replicator resets it). Once one "
+    "primer record per partition has been copied, Kafka's ProducerPerformance produces to the source at half "
+    "the ceiling's measured records/s for the set number of seconds (same producer settings and compression). "
+    "Copies are matched to source records by partition and offset (the copy of a fresh topic keeps offsets); "
+    "latency = the target broker's LogAppendTime of the copy minus the source record's CreateTime, both from "
+    "this machine's clock. The primer records are left out.")
+
+
+class BenchError(RuntimeError):
+    """A run could not be measured; the message says what and where its log is."""
+
+
+@dataclass
+class Settings:
+    records: int = 200_000
+    record_sizes: list[int] = field(default_factory=lambda: [1024])
+    partitions: int = 4
+    runs: int = 3
+    compressions: list[str] = field(default_factory=lambda: ["none", "lz4"])
+    replicators: list[str] = field(default_factory=lambda: list(REPLICATORS))
+    tasks_max: int = field(default_factory=cpu_count)
+    latency: bool = True
+    latency_seconds: float = 15.0
+    warmup: bool = True
+    copy_timeout_s: float = 600.0
+
+
+# -- clusters -------------------------------------------------------------------------------------
+
+class Clusters:
+    """The source and target: two sandbox clusters started here, or existing ones.
+
+    On existing clusters the benchmark only touches names carrying its random token: topics under
+    `mebench-<token>.`, cluster aliases `mebench-<token>-src/-tgt` (so MM2's and the engine's internal
+    topics and Connect groups carry it too), no heartbeats topic; `close()` deletes them all.
+    """
+
+    def __init__(self, source_bootstrap: str | None = None, target_bootstrap: str | None = None,
+                 base_dir: Path | None = None, say: Callable[[str], None] = print):
+        self.token = secrets.token_hex(4)
+        self.prefix = f"mebench-{self.token}."
+        self.external = bool(source_bootstrap)
+        self.say = say
+        self.sandboxes: list[KafkaCluster] = []
+        if self.external:
+            if not target_bootstrap:
+                raise BenchError("--source-bootstrap needs --target-bootstrap too")
+            self.source_alias, self.target_alias = f"mebench-{self.token}-src", f"mebench-{self.token}-tgt"
+            self.source_servers, self.target_servers = source_bootstrap, target_bootstrap
+        else:
+            self.source_alias, self.target_alias = "A", "B"
+            self.base_dir = base_dir or cache_root() / "bench"
+            self.source_servers = self.target_servers = ""
+
+    @property
+    def heartbeats(self) -> bool:
+        return not self.external
+
+    def start(self) -> Clusters:
+        if not self.external:
+            for name in ("benchA", "benchB"):
+                self.say(f"starting sandbox cluster {name} ...")
+                self.sandboxes.append(KafkaCluster(name, nodes=1, base_dir=self.base_dir).start())
+            self.source_servers = self.sandboxes[0].bootstrap_servers
+            self.target_servers = self.sandboxes[1].bootstrap_servers
+        return self
+
+    def close(self) -> None:
+        if self.external:
+            for servers in (self.source_servers, self.target_servers):
+                try:
+                    self._delete_owned(servers)
+                except KafkaException as error:  # cleaning up must not hide the results
+                    self.say(f"could not delete the benchmark's topics on {servers}: {error}")
+        for cluster in self.sandboxes:
+            cluster.stop()
+        self.sandboxes.clear()
+
+    def _delete_owned(self, servers: str) -> None:
+        admin = AdminClient({"bootstrap.servers": servers})
+        owned = [t for t in admin.list_topics(timeout=30).topics if self.token in t]
+        if owned:
+            for future in admin.delete_topics(owned, operation_timeout=30).values():
+                future.result()
+        groups = [g.group_id for g in admin.list_consumer_groups().result().valid if self.token in g.group_id]
+        if groups:
+            for future in admin.delete_consumer_groups(groups).values():
+                try:
+                    future.result()
+                except KafkaException:
+                    pass
+        self.say(f"deleted {len(owned)} topics and {len(groups)} groups of this benchmark on {servers}")
+
+    def remote_topic(self, topic: str) -> str:
+        """The replicated topic's name under the default replication policy."""
+        return f"{self.source_alias}.{topic}"
+
+    def create_topic(self, servers: str, topic: str, partitions: int, config: dict[str, str] | None = None) -> None:
+        admin = AdminClient({"bootstrap.servers": servers})
+        admin.create_topics([NewTopic(topic, partitions, 1 if not self.external else -1,
+                                      config=config or {})])[topic].result(timeout=60)
+        deadline = time.monotonic() + 30
+        while end_offsets(admin, topic, partitions) is None:
+            if time.monotonic() > deadline:
+                raise BenchError(f"topic {topic} on {servers} has no leaders after 30s")
+            time.sleep(0.1)
+
+    def delete_topics(self, servers: str, topics: list[str]) -> None:
+        admin = AdminClient({"bootstrap.servers": servers})
+        existing = set(admin.list_topics(timeout=30).topics)
+        doomed = [t for t in topics if t in existing]
+        if doomed:
+            for future in admin.delete_topics(doomed, operation_timeout=30).values():
+                try:
+                    future.result()
+                except KafkaException:
+                    pass
+
+    def properties(self, topics: list[str], tasks_max: int, compression: str) -> dict[str, str]:
+        return bench_properties(self.source_alias, self.target_alias, self.source_servers, self.target_servers,
+                                topics, tasks_max, compression, heartbeats=self.heartbeats)
+
+
+def end_offsets(admin: AdminClient, topic: str, partitions: int) -> dict[int, int] | None:
+    """High watermark per partition, or None while the topic or a leader is missing."""
+    try:
+        futures = admin.list_offsets({TopicPartition(topic, p): OffsetSpec.latest() for p in range(partitions)},
+                                     request_timeout=5)
+        return {tp.partition: f.result().offset for tp, f in futures.items()}
+    except KafkaException:
+        return None
+
+
+# -- one throughput run ---------------------------------------------------------------------------
+
+def start_replicator(replicator: str, clusters: Clusters, topics: list[str], settings: Settings,
+                     compression: str, folder: Path) -> Launched:
+    folder.mkdir(parents=True, exist_ok=True)
+    props = clusters.properties(topics, settings.tasks_max, compression)
+    config = folder / "mm2.properties"
+    if replicator == "mm2":
+        config.write_text(render(props))
+        return start_mm2(config, clusters.target_alias, folder)
+    config.write_text(render({**props, **engine_properties(replicator)}))
+    return start_engine(config, replicator, folder)
+
+
+def replicator_notes(replicator: str, compression: str) -> list[str]:
+    if replicator in ("python", "c") and compression != "none" and not honours_compression():
+        return [(f"engine ignored producer.compression.type={compression} (not supported by this checkout's "
+                "config yet): its copies were written uncompressed")]
+    return []
+
+
+def measure_copy(process: Launched, admin: AdminClient, remote_topic: str, partitions: int, records: int,
+                 timeout_s: float) -> dict:
+    """Polls the target until all records are there; returns the window's numbers."""
+    meter = TreeMeter(process.pid)
+    started = time.monotonic()
+    first: tuple[float, int] | None = None
+    while True:
+        offsets = end_offsets(admin, remote_topic, partitions)
+        now = time.monotonic()
+        copied = sum(offsets.values()) if offsets else 0
+        if first is None:
+            if copied > 0:
+                meter.start_window()
+                first = (now, copied)
+            else:
+                meter.sample()
+        else:
+            meter.sample()
+        if copied >= records:
+            break
+        if not process.alive():
+            raise BenchError(f"{process.name} exited with code {process.process.returncode} after copying "
+                             f"{copied:,} of {records:,} records\n{process.log_tail()}")
+        limit = FIRST_RECORD_TIMEOUT_S if first is None else timeout_s
+        if now - (started if first is None else first[0]) > limit:
+            what = "the first record" if first is None else f"all {records:,} records ({copied:,} copied)"
+            raise BenchError(f"{process.name}: no {what} on {remote_topic} within {limit:.0f}s\n{process.log_tail()}")
+        process.tree()  # remembers every descendant, so a stop can reach them
+        time.sleep(POLL_S)
+    assert first is not None
+    window_s = max(now - first[0], POLL_S)
+    return {"startup_s": first[0] - started, "window_start_copied": first[1], "window_s": window_s,
+            "window_records": records - first[1], "cpu_s": meter.cpu_seconds(),
+            "peak_rss_total_bytes": meter.peak_total_rss, "processes": meter.processes()}
+
+
+def throughput_run(clusters: Clusters, replicator: str, record_size: int, compression: str, settings: Settings,
+                   folder: Path, run_index: int, warmup: bool) -> dict:
+    """One run of one replicator on a freshly preloaded topic; returns its record (see report.py)."""
+    topic = f"{clusters.prefix}tp-{replicator}-{record_size}-{compression}-{run_index}-{uuid.uuid4().hex[:6]}"
+    base = {"replicator": replicator, "record_size": record_size, "compression": compression,
+            "partitions": settings.partitions, "tasks_max": settings.tasks_max, "records": settings.records,
+            "run": run_index, "warmup": warmup, "topic": topic, "folder": str(folder)}
+    target_topic = f"{clusters.prefix}ceiling-{uuid.uuid4().hex[:8]}" if replicator == "ceiling" \
+        else clusters.remote_topic(topic)
+    clusters.create_topic(clusters.source_servers, topic, settings.partitions)
+    try:
+        preload_s = payload.preload(clusters.source_servers, topic, settings.records, record_size,
+                                    settings.partitions, compression)
+        bytes_total = payload.total_bytes(settings.records, record_size)
+        bytes_per_record = bytes_total / settings.records
+        if replicator == "ceiling":
+            clusters.create_topic(clusters.target_servers, target_topic, settings.partitions)
+            payload_file = payload.write_payload_file(folder / f"payload-{record_size}.txt", record_size)
+            rates = run_ceiling(clusters.source_servers, clusters.target_servers, topic, target_topic,
+                                settings.records, payload_file, compression, folder)
+            rps = rates["records_per_s"]
+            return {**base, "preload_s": preload_s, **rates,
+                    "mb_per_s": rps * bytes_per_record / report.MB,
+                    "value_mb_per_s": rps * record_size / report.MB,
+                    "notes": [("ceiling MB/s = its records/s times the benchmark's key+value+header bytes; "
+                              "ProducerPerformance itself sends values only")]}
+        process = start_replicator(replicator, clusters, [topic], settings, compression, folder)
+        try:
+            window = measure_copy(process, AdminClient({"bootstrap.servers": clusters.target_servers}),
+                                  target_topic, settings.partitions, settings.records, settings.copy_timeout_s)
+        finally:
+            stop_started = time.monotonic()
+            exit_code = process.stop()
+            stop_s = time.monotonic() - stop_started
+        records_in_window = window["window_records"]
+        metrics = report.window_metrics(records_in_window, records_in_window * bytes_per_record,
+                                        records_in_window * record_size, window["window_s"], window["cpu_s"])
+        processes = window.pop("processes")
+        return {**base, "preload_s": preload_s, **window, **metrics,
+                "max_rss_process_bytes": max((p["hwm_bytes"] for p in processes), default=0),
+                "processes": processes, "exit_code": exit_code, "stop_s": stop_s,
+                "notes": replicator_notes(replicator, compression)}
+    finally:
+        clusters.delete_topics(clusters.source_servers, [topic])
+        clusters.delete_topics(clusters.target_servers, [target_topic])
+
+
+# -- latency at half load -------------------------------------------------------------------------
+
+def read_timestamps(servers: str, topic: str, ends: dict[int, int], first_offset: int,
+                    timeout_s: float = 120.0) -> dict[tuple[int, int], tuple[int, int]]:
+    """(partition, offset) -> (timestamp type, timestamp) of every record from first_offset to the ends."""
+    consumer = Consumer({"bootstrap.servers": servers, "group.id": f"mebench-reader-{uuid.uuid4().hex}",
+                         "enable.auto.commit": False, "log_level": 3, "fetch.max.bytes": 52428800})
+    found: dict[tuple[int, int], tuple[int, int]] = {}
+    try:
+        consumer.assign([TopicPartition(topic, p, first_offset) for p, end in ends.items() if end > first_offset])
+        pending = {p for p, end in ends.items() if end > first_offset}
+        deadline = time.monotonic() + timeout_s
+        while pending:
+            if time.monotonic() > deadline:
+                raise BenchError(f"reading {topic}: partitions {sorted(pending)} not read to the end")
+            for m in consumer.consume(10_000, timeout=0.5):
+                if m.error():
+                    if m.error().code() != KafkaError._PARTITION_EOF:
+                        raise BenchError(f"reading {topic}: {m.error()}")
+                    continue
+                if m.offset() < ends[m.partition()]:
+                    found[(m.partition(), m.offset())] = m.timestamp()
+                if m.offset() + 1 >= ends[m.partition()]:
+                    pending.discard(m.partition())
+        return found
+    finally:
+        consumer.close()
+
+
+def latency_run(clusters: Clusters, replicator: str, record_size: int, compression: str, settings: Settings,
+                rate: float, folder: Path) -> dict:
+    """Latency at a steady offered load (LATENCY_METHOD): p50/p99 of copy LogAppendTime - source CreateTime."""
+    folder.mkdir(parents=True, exist_ok=True)
+    topic = f"{clusters.prefix}lat-{replicator}-{record_size}-{uuid.uuid4().hex[:6]}"
+    remote = clusters.remote_topic(topic)
+    partitions = settings.partitions
+    records = max(1, int(rate * settings.latency_seconds))
+    base = {"replicator": replicator, "record_size": record_size, "compression": compression,
+            "offered_records_per_s": rate, "records": records, "topic": topic}
+    clusters.create_topic(clusters.source_servers, topic, partitions)
+    # LogAppendTime on the copy: the broker stamps each record when it appends it
+    clusters.create_topic(clusters.target_servers, remote, partitions, {"message.timestamp.type": "LogAppendTime"})
+    admin = AdminClient({"bootstrap.servers": clusters.target_servers})
+    process = start_replicator(replicator, clusters, [topic], settings, compression, folder)
+    try:
+        # one primer record per partition: the replicator is copying once all are on the target
+        primer = Producer({"bootstrap.servers": clusters.source_servers, "log_level": 3})
+        for p in range(partitions):
+            primer.produce(topic, value=b"primer", partition=p)
+        if primer.flush(30):
+            raise BenchError(f"primer records to {topic} not acknowledged")
+        deadline = time.monotonic() + FIRST_RECORD_TIMEOUT_S
+        while sum((end_offsets(admin, remote, partitions) or {}).values()) < partitions:
+            if not process.alive() or time.monotonic() > deadline:
+                raise BenchError(f"{process.name} did not copy the primer records\n{process.log_tail()}")
+            process.tree()
+            time.sleep(POLL_S)
+        payload_file = payload.write_payload_file(folder / f"payload-{record_size}.txt", record_size)
+        producer = run_producer_performance(clusters.source_servers, topic, records, payload_file, compression,
+                                            folder, throughput=rate, name="latency-producer")
+        try:
+            if wait_exit(producer, settings.latency_seconds * 4 + 120) != 0:
+                raise BenchError(f"ProducerPerformance failed\n{producer.log_tail()}")
+        finally:
+            producer.stop(deadline_s=5)
+        source_ends = end_offsets(AdminClient({"bootstrap.servers": clusters.source_servers}), topic, partitions)
+        if source_ends is None:
+            raise BenchError(f"no end offsets for {topic}")
+        deadline = time.monotonic() + 120
+        while True:
+            target_ends = end_offsets(admin, remote, partitions) or {}
+            if all(target_ends.get(p, 0) >= end for p, end in source_ends.items()):
+                break
+            if not process.alive() or time.monotonic() > deadline:
+                raise BenchError(f"{process.name} did not copy every latency record\n{process.log_tail()}")
+            process.tree()
+            time.sleep(POLL_S)
+    finally:
+        process.stop()
+    try:
+        sources = read_timestamps(clusters.source_servers, topic, source_ends, 1)
+        copies = read_timestamps(clusters.target_servers, remote, source_ends, 1)
+        latencies, wrong_type = [], 0
+        for position, (_, created) in sources.items():
+            copy = copies.get(position)
+            if copy is None:
+                continue
+            kind, appended = copy
+            if kind != 2:  # confluent_kafka.TIMESTAMP_LOG_APPEND_TIME
+                wrong_type += 1
+                continue
+            latencies.append(float(appended - created))
+        if wrong_type:
+            raise BenchError(f"{wrong_type} copies on {remote} do not carry LogAppendTime; was its config reset?")
+        if not latencies:
+            raise BenchError(f"no latency samples from {remote}")
+        return {**base, **report.latency_summary(latencies), "missing_copies": len(sources) - len(latencies),
+                "target_records": sum(source_ends.values())}
+    finally:
+        clusters.delete_topics(clusters.source_servers, [topic])
+        clusters.delete_topics(clusters.target_servers, [remote])
+
+
+# -- the whole benchmark ---------------------------------------------------------------------------
+
+def environment(settings: Settings) -> dict:
+    return {
+        "cpus": cpu_count(),
+        "cpu_model": _cpu_model(),
+        "kafka_version": "4.3.1",
+        "python": sys.version.split()[0],
+        "engine_honours_compression": honours_compression(),
+        "settings": {k: v for k, v in vars(settings).items()},
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def fetch_jars(settings: Settings) -> None:
+    kafka_libs()
+    if "mm2" in settings.replicators:
+        mirror_maker_libs()
+
+
+def plan(settings: Settings) -> list[tuple[int, str, int, str]]:
+    """(record size, compression, run index, replicator) in execution order; run 0 is the warm-up.
+    Replicators take turns within each run so that drift of the machine spreads over all of them."""
+    order = [r for r in REPLICATORS if r in settings.replicators]
+    first_run = 0 if settings.warmup else 1
+    return [(size, compression, run, replicator)
+            for size in settings.record_sizes for compression in settings.compressions
+            for run in range(first_run, settings.runs + 1) for replicator in order]
+
+
+def latency_rate(runs: list[dict], record_size: int, compression: str) -> tuple[float, str]:
+    """Half the ceiling's median records/s; without a ceiling, half the fastest replicator's median."""
+    def median_of(replicator: str | None) -> float | None:
+        values = [r["records_per_s"] for r in runs if not r.get("warmup") and not r.get("error")
+                  and r["record_size"] == record_size and r["compression"] == compression
+                  and (replicator is None or r["replicator"] == replicator)]
+        return statistics.median(values) if values else None
+
+    ceiling = median_of("ceiling")
+    if ceiling:
+        return ceiling / 2, "half the ceiling"
+    fastest = max((v for v in (median_of(r) for r in REPLICATORS[1:]) if v), default=None)
+    if fastest:
+        return fastest / 2, "half the fastest replicator (no ceiling measured)"
+    return 1000.0, "1000 records/s (nothing measured)"
+
+
+def run_benchmark(settings: Settings, clusters: Clusters, out: Path, say: Callable[[str], None]) -> dict:
+    """Every planned throughput run, then the latency phase; returns the report document."""
+    from tqdm import tqdm
+
+    runs: list[dict] = []
+    latency: list[dict] = []
+    steps = plan(settings)
+    latency_cases = [(size, settings.compressions[0], r) for size in settings.record_sizes
+                     for r in REPLICATORS if r in settings.replicators and r != "ceiling"] if settings.latency else []
+    with tqdm(total=len(steps) + len(latency_cases), unit="run", dynamic_ncols=True) as bar:
+        for size, compression, run_index, replicator in steps:
+            label = f"{replicator:<7} {report.size_text(size):>6} {compression:<4} " + (
+                "warm-up" if run_index == 0 else f"run {run_index}/{settings.runs}")
+            bar.set_description(label)
+            folder = out / "runs" / f"{size}-{compression}" / f"{replicator}-{run_index}"
+            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                result = throughput_run(clusters, replicator, size, compression, settings, folder, run_index,
+                                        warmup=run_index == 0)
+                line = f"{report.num_text(result['records_per_s'], 0)} records/s, " \
+                       f"{report.num_text(result['mb_per_s'])} MB/s"
+                if result.get("cpu_s") is not None:
+                    line += f", {report.num_text(result['cpu_s_per_gb'])} CPU-s/GB, " \
+                            f"peak RSS {result['peak_rss_total_bytes'] / 2**20:,.0f} MiB, " \
+                            f"window {result['window_s']:.2f}s"
+            except (BenchError, RuntimeError, KafkaException) as error:
+                result = {"replicator": replicator, "record_size": size, "compression": compression, "run": run_index,
+                          "warmup": run_index == 0, "error": str(error), "folder": str(folder)}
+                line = "FAILED: " + str(error).splitlines()[0]
+            runs.append(result)
+            bar.write(f"{label}: {line}")
+            bar.update()
+        for size, compression, replicator in latency_cases:
+            rate, basis = latency_rate(runs, size, compression)
+            label = f"latency {replicator:<7} {report.size_text(size):>6} {compression}"
+            bar.set_description(label)
+            try:
+                result = latency_run(clusters, replicator, size, compression, settings, rate,
+                                     out / "latency" / f"{replicator}-{size}")
+                result["rate_basis"] = basis
+                line = f"{rate:,.0f} records/s offered ({basis}): p50 {result['p50_ms']:.1f} ms, " \
+                       f"p99 {result['p99_ms']:.1f} ms"
+            except (BenchError, RuntimeError, KafkaException) as error:
+                result = {"replicator": replicator, "record_size": size, "compression": compression,
+                          "offered_records_per_s": rate, "rate_basis": basis, "error": str(error)}
+                line = "FAILED: " + str(error).splitlines()[0]
+            latency.append(result)
+            bar.write(f"{label}: {line}")
+            bar.update()
+    summary = report.summarise(runs)
+    return {"kind": "mirror-engine bench", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "environment": environment(settings),
+            "clusters": {"mode": "external" if clusters.external else "sandbox",
+                         "source_alias": clusters.source_alias, "target_alias": clusters.target_alias},
+            "units": {"MB": "10^6 bytes", "GB": "10^9 bytes",
+                      "mb_per_s": "key + value + header bytes per second",
+                      "value_mb_per_s": "value bytes per second (what MM2's byte-rate counts)",
+                      "cpu_s_per_gb": "CPU-seconds (utime+stime of every replicator process) per GB of "
+                                      "key+value+header bytes"},
+            "method": {"window": __doc__.strip().split("\n\n")[1].replace("\n", " "),
+                       "latency": LATENCY_METHOD},
+            "summary": summary, "latency": latency, "runs": runs}
