@@ -4,12 +4,14 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+# extra flags for `mirror-engine bench`, e.g. BENCH_ARGS='--record-size 100,1k,10k --records 1000000'
+BENCH_ARGS ?=
 
-.PHONY: install kafka demo test test-unit test-integration bench clean sandbox-down
+.PHONY: install kafka demo test test-unit test-integration bench bench-sweep clean sandbox-down
 
 $(STAMP): pyproject.toml setup.py engine/_fastpath.pyx engine/_fastpath.pxd
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -32,8 +34,16 @@ test-unit: install
 test-integration: kafka
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
-bench: install
+# fast-path micro-benchmarks, then the end-to-end comparison on two local clusters (mirror-engine's
+# Python and C loops, Java MM2 4.3.1, the perf-tool ceiling): a few minutes on 2 cores; results and
+# plots in benchmarks/results/<timestamp>/
+bench: kafka
 	$(PY) -m pytest benchmarks -o python_files='bench_*.py' $(PYTEST_ARGS)
+	$(PY) -m engine bench $(BENCH_ARGS)
+
+# capacity planning: mirror-engine (C loop) over partitions x workers x record size, and a sizing answer
+bench-sweep: kafka
+	$(PY) -m engine bench --sweep $(BENCH_ARGS)
 
 sandbox-down: install
 	$(PY) -m engine sandbox down

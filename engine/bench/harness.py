@@ -36,6 +36,7 @@ from engine.sandbox import KafkaCluster
 from engine.sandbox.distribution import cache_root, kafka_libs
 
 POLL_S = 0.1
+SHORT_WINDOW_S = 2.0
 FIRST_RECORD_TIMEOUT_S = 180.0
 REPLICATORS = ("ceiling", "mm2", "python", "c")
 LATENCY_METHOD = (
@@ -268,10 +269,14 @@ def throughput_run(clusters: Clusters, replicator: str, record_size: int, compre
         metrics = report.window_metrics(records_in_window, records_in_window * bytes_per_record,
                                         records_in_window * record_size, window["window_s"], window["cpu_s"])
         processes = window.pop("processes")
+        notes = replicator_notes(replicator, compression)
+        if window["window_s"] < SHORT_WINDOW_S:
+            notes.append(f"a window was shorter than {SHORT_WINDOW_S:.0f} s (the target is polled every "
+                         f"{POLL_S} s): its rates and CPU are rough; give more --records")
         return {**base, "preload_s": preload_s, **window, **metrics,
                 "max_rss_process_bytes": max((p["hwm_bytes"] for p in processes), default=0),
                 "processes": processes, "exit_code": exit_code, "stop_s": stop_s,
-                "notes": replicator_notes(replicator, compression)}
+                "notes": notes}
     finally:
         clusters.delete_topics(clusters.source_servers, [topic])
         clusters.delete_topics(clusters.target_servers, [target_topic])

@@ -141,9 +141,10 @@ class TreeMeter:
         return sum(e.last_ticks - e.first_ticks for e in self.tracked.values()) / CLOCK_TICKS
 
     def processes(self) -> list[dict]:
-        """Per process: pid, command name, CPU seconds in the window, peak RSS and VmHWM in bytes."""
+        """Per process: pid, root (the process started) or child, command name, CPU seconds in the window, peak RSS and VmHWM in bytes."""
         return [
-            {"pid": pid, "comm": e.comm, "cpu_s": (e.last_ticks - e.first_ticks) / CLOCK_TICKS,
+            {"pid": pid, "role": "root" if pid == self.root else "child", "comm": e.comm,
+             "cpu_s": (e.last_ticks - e.first_ticks) / CLOCK_TICKS,
              "peak_rss_bytes": e.peak_rss, "hwm_bytes": e.hwm}
             for (pid, _), e in sorted(self.tracked.items())
         ]

@@ -64,9 +64,10 @@ def summarise(runs: list[dict]) -> list[dict]:
     for run in runs:
         if not run.get("warmup") and run.get("error") is None:
             groups.setdefault(case_key(run), []).append(run)
+    compressions = list(dict.fromkeys(run["compression"] for run in runs))  # in the order they ran
     summary = []
     for (size, compression, replicator), members in sorted(
-            groups.items(), key=lambda kv: (kv[0][0], kv[0][1], _order(kv[0][2]))):
+            groups.items(), key=lambda kv: (kv[0][0], compressions.index(kv[0][1]), _order(kv[0][2]))):
         entry: dict = {"record_size": size, "compression": compression, "replicator": replicator,
                        "runs": len(members)}
         for name in MEDIAN_FIELDS:

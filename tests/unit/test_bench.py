@@ -1,0 +1,290 @@
+"""The benchmark harness's pure parts: statistics, /proc parsing, mm2.properties, tool output, sizing."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+import pytest
+
+from engine import config as engine_config
+from engine.bench import payload, report
+from engine.bench.ceiling import parse_consumer_performance, parse_producer_performance
+from engine.bench.command import add_arguments, settings_from
+from engine.bench.harness import Settings, latency_rate, plan
+from engine.bench.mm2 import bench_properties, exact_topic_regex, render
+from engine.bench.procstat import CLOCK_TICKS, TreeMeter, parse_stat, parse_status_memory
+from engine.bench.sweep import sizing, sweep_plan
+
+# -- statistics ---------------------------------------------------------------------------------
+
+
+def test_percentile_interpolates_between_closest_ranks():
+    assert report.percentile([4, 1, 3, 2], 50) == 2.5
+    assert report.percentile([10, 20, 30, 40, 50], 99) == pytest.approx(49.6)
+    assert report.percentile([10, 20, 30, 40, 50], 0) == 10
+    assert report.percentile([10, 20, 30, 40, 50], 100) == 50
+    assert report.percentile([7], 99) == 7
+
+
+def test_percentile_of_nothing_is_an_error():
+    with pytest.raises(ValueError):
+        report.percentile([], 50)
+
+
+def test_cpu_seconds_per_gb():
+    assert report.cpu_seconds_per_gb(3.0, 1.5e9) == 2.0
+    assert report.cpu_seconds_per_gb(0.5, 250e6) == 2.0
+
+
+def test_window_metrics():
+    m = report.window_metrics(1000, 1_100_000, 1_000_000, 2.0, 0.5)
+    assert m["records_per_s"] == 500
+    assert m["mb_per_s"] == pytest.approx(0.55)
+    assert m["value_mb_per_s"] == pytest.approx(0.5)
+    assert m["cpu_s_per_gb"] == pytest.approx(0.5 / 0.0011)
+    assert m["cpu_s_per_value_gb"] == pytest.approx(500.0)
+    assert m["cores_used"] == 0.25
+    assert report.window_metrics(10, 10, 10, 1.0, None)["cpu_s_per_gb"] is None
+
+
+def _run(replicator, rps, cpu_per_gb, run=1, warmup=False, compression="none"):
+    return {"replicator": replicator, "record_size": 1024, "compression": compression, "run": run,
+            "warmup": warmup, "records_per_s": rps, "cpu_s_per_gb": cpu_per_gb}
+
+
+def test_summary_takes_medians_of_measured_runs_and_ratios():
+    runs = [
+        _run("mm2", 999_999, 1.0, run=0, warmup=True),  # the warm-up does not count
+        _run("mm2", 100, 40.0, 1), _run("mm2", 300, 20.0, 2), _run("mm2", 200, 30.0, 3),
+        _run("c", 400, 10.0, 1), _run("c", 600, 15.0, 2), _run("c", 500, 12.0, 3),
+        _run("ceiling", 1000, None, 1),
+        {"replicator": "python", "record_size": 1024, "compression": "none", "run": 1, "error": "boom"},
+    ]
+    summary = {e["replicator"]: e for e in report.summarise(runs)}
+    assert [e["replicator"] for e in report.summarise(runs)] == ["ceiling", "mm2", "c"]
+    assert summary["mm2"]["records_per_s"] == 200 and summary["mm2"]["runs"] == 3
+    assert summary["mm2"]["cpu_s_per_gb"] == 30.0
+    assert summary["c"]["records_per_s"] == 500
+    assert summary["c"]["throughput_vs_mm2"] == 2.5
+    assert summary["c"]["cpu_per_gb_vs_mm2"] == pytest.approx(0.4)
+    assert summary["c"]["throughput_vs_ceiling"] == 0.5
+    assert summary["mm2"]["throughput_vs_ceiling"] == 0.2
+    assert summary["ceiling"]["cpu_s_per_gb"] is None and summary["ceiling"]["cpu_per_gb_vs_mm2"] is None
+
+
+def test_ratios_only_within_the_same_compression():
+    summary = report.summarise([_run("mm2", 100, 10.0), _run("c", 300, 5.0, compression="lz4")])
+    assert all(e["throughput_vs_mm2"] is None for e in summary if e["replicator"] == "c")
+
+
+def test_latency_summary():
+    s = report.latency_summary([float(v) for v in range(1, 101)])
+    assert s == {"samples": 100, "p50_ms": 50.5, "p99_ms": pytest.approx(99.01), "max_ms": 100.0,
+                 "mean_ms": 50.5}
+
+
+def test_markdown_table_has_one_row_per_case():
+    table = report.markdown_table(report.summarise([_run("mm2", 100, 10.0), _run("c", 300, 5.0)]))
+    lines = table.splitlines()
+    assert len(lines) == 4
+    assert lines[1].count("---") == lines[0].count("|") - 1
+    assert "| 1 KiB | none | c | 1 | 300 |" in lines[3] and "| 3.00× | 0.50× |" in lines[3]
+
+
+# -- /proc --------------------------------------------------------------------------------------
+
+STAT_LINE = ("4242 (python3 -m (x) y) S 4200 4242 4200 0 -1 4194304 5000 0 0 0 "
+             "1234 567 8 9 20 0 5 0 987654 123456789 4321 18446744073709551615 1 1 0 0 0 0 0 16781312 2 0 0 "
+             "0 17 1 0 0 0 0 0")
+
+
+def test_parse_stat_with_spaces_and_parentheses_in_the_command_name():
+    stat = parse_stat(STAT_LINE)
+    assert stat.pid == 4242
+    assert stat.comm == "python3 -m (x) y"
+    assert stat.state == "S"
+    assert stat.ppid == 4200
+    assert (stat.utime_ticks, stat.stime_ticks, stat.cpu_ticks) == (1234, 567, 1801)
+    assert stat.start_ticks == 987654
+
+
+def test_parse_status_memory():
+    text = "Name:\tjava\nVmPeak:\t 9000 kB\nVmHWM:\t  204800 kB\nVmRSS:\t  102400 kB\nThreads:\t40\n"
+    assert parse_status_memory(text) == (102400 * 1024, 204800 * 1024)
+    assert parse_status_memory("Name:\tkthreadd\n") == (0, 0)  # kernel threads have no Vm lines
+
+
+def _fake_process(proc, pid, ppid, utime, stime, children=(), start=100, rss_kb=1000, hwm_kb=2000):
+    folder = proc / str(pid)
+    (folder / "task" / str(pid)).mkdir(parents=True, exist_ok=True)
+    (folder / "stat").write_text(
+        f"{pid} (p{pid}) S {ppid} 1 1 0 -1 0 0 0 0 0 {utime} {stime} 0 0 20 0 1 0 {start} 1 1 0")
+    (folder / "status").write_text(f"VmHWM:\t{hwm_kb} kB\nVmRSS:\t{rss_kb} kB\n")
+    (folder / "task" / str(pid) / "children").write_text(" ".join(str(c) for c in children))
+
+
+def test_tree_meter_counts_every_process_of_the_tree_inside_the_window(tmp_path):
+    proc = tmp_path
+    _fake_process(proc, 10, 1, 100, 50, children=[11])
+    _fake_process(proc, 11, 10, 1000, 0)
+    _fake_process(proc, 99, 1, 5000, 5000)  # not ours
+    meter = TreeMeter(10, proc)
+    meter.start_window()
+    # the window: the coordinator uses 30 ticks, the worker 400, and a new worker starts with 70
+    _fake_process(proc, 10, 1, 120, 60, children=[11, 12])
+    _fake_process(proc, 11, 10, 1400, 0, rss_kb=3000, hwm_kb=3000)
+    _fake_process(proc, 12, 10, 50, 20, start=500)
+    meter.sample()
+    assert meter.cpu_seconds() == pytest.approx(500 / CLOCK_TICKS)
+    assert meter.peak_total_rss == (1000 + 3000 + 1000) * 1024
+    by_pid = {p["pid"]: p for p in meter.processes()}
+    assert sorted(by_pid) == [10, 11, 12]
+    assert by_pid[11]["hwm_bytes"] == 3000 * 1024
+    assert by_pid[12]["cpu_s"] == pytest.approx(70 / CLOCK_TICKS)
+
+
+# -- records and mm2.properties ---------------------------------------------------------------
+
+
+def test_values_compress_but_not_to_nothing():
+    pool = payload.value_pool(1024, count=8)
+    assert len(pool) == 8 and len(set(pool)) == 8
+    assert all(len(v) == 1024 and v[:512] == v[512:] for v in pool)
+    assert all(re.fullmatch(rb"[A-Za-z0-9]+", v) for v in pool)
+    assert [len(v) for v in payload.value_pool(101, count=2)] == [101, 101]
+
+
+def test_record_bytes_and_their_total():
+    assert payload.key_for(5) == b"k0000005"
+    assert payload.record_bytes(5, 100) == 8 + 100 + 3 + 8
+    assert payload.total_bytes(1000, 100) == sum(payload.record_bytes(i, 100) for i in range(1000))
+    assert payload.total_bytes(10**7 + 5, 100) == (10**7 + 5) * 119 + 5
+    assert len(payload.key_for(10**7 + 4)) == 9
+
+
+def test_bench_properties_for_mm2_and_the_engine():
+    props = bench_properties("A", "B", "a:1", "b:2", ["mebench-x.tp-c-1024"], 2, "lz4")
+    assert props["clusters"] == "A, B"
+    assert props["A->B.enabled"] == "true" and props["B->A.enabled"] == "false"
+    assert props["B->A.emit.heartbeats.enabled"] == "false"
+    assert props["tasks.max"] == "2"
+    assert props["A->B.topics"] == r"mebench\-x\.tp\-c\-1024"
+    for key in ("replication.factor", "offset.storage.replication.factor", "config.storage.replication.factor",
+                "status.storage.replication.factor", "heartbeats.topic.replication.factor",
+                "checkpoints.topic.replication.factor", "offset-syncs.topic.replication.factor"):
+        assert props[key] == "1", key
+    for key in ("sync.topic.configs.enabled", "sync.topic.acls.enabled", "emit.checkpoints.enabled"):
+        assert props[key] == "false", key
+    assert props["B.producer.compression.type"] == props["producer.compression.type"] == "lz4"
+    assert props["B.producer.acks"] == "all" and props["B.producer.batch.size"] == "262144"
+    assert props["A.consumer.max.poll.records"] == "4000"
+    assert "mirror.engine.metrics.listen" not in props
+
+
+def test_rendered_properties_read_back_as_the_same_flow():
+    topic = "mebench-x.tp-c-1024"
+    props = bench_properties("A", "B", "a:1", "b:2", [topic], 2, "none", heartbeats=False)
+    parsed = engine_config.parse_properties(render(props))
+    assert parsed == props
+    loaded = engine_config.from_properties(parsed)
+    [flow] = loaded.flows
+    assert (flow.source, flow.target, flow.tasks_max, flow.replication_factor) == ("A", "B", 2, 1)
+    assert not flow.sync_topic_configs_enabled and not flow.emit_checkpoints_enabled
+    assert loaded.heartbeats == []
+    assert flow.topic_filter().matches(topic)
+    assert not flow.topic_filter().matches("mebench-xXtp-c-1024")
+
+
+def test_exact_topic_regex():
+    assert re.fullmatch(exact_topic_regex("a.b-c"), "a.b-c")
+    assert not re.fullmatch(exact_topic_regex("a.b-c"), "aXb-c")
+
+
+# -- Kafka's perf tools -------------------------------------------------------------------------
+
+PRODUCER_OUT = """Reading payloads from: /x/payload.txt
+Number of records read: 512
+Warmup first 10000 records. Steady state results will print after the complete test summary.
+40000 records sent, 50062.578223 records/sec (48.89 MB/sec), 60.84 ms avg latency, 351.00 ms max latency, \
+43 ms 50th, 147 ms 95th, 151 ms 99th, 152 ms 99.9th.
+30000 steady state records sent, 81743.869210 records/sec (79.83 MB/sec), 76.46 ms avg latency, \
+152.00 ms max latency, 69 ms 50th, 149 ms 95th, 150 ms 99th, 152 ms 99.9th.
+"""
+
+CONSUMER_OUT = """start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, \
+rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec
+2026-11-25 16:24:43:643, 2026-11-25 16:24:44:605, 98.4192, 102.3068, 100000, 103950.1040, 438, 524, \
+187.8229, 190839.6947
+"""
+
+
+def test_parse_producer_performance_prefers_the_steady_state():
+    result = parse_producer_performance(PRODUCER_OUT)
+    assert (result.records, result.records_per_s, result.mb_per_s) == (30000, 81743.869210, 79.83)
+    assert (result.latency_p50_ms, result.latency_p99_ms) == (69, 150)
+    first_line_only = "\n".join(PRODUCER_OUT.splitlines()[:4])
+    assert parse_producer_performance(first_line_only).records_per_s == 50062.578223
+    with pytest.raises(ValueError):
+        parse_producer_performance("Exception in thread main")
+
+
+def test_parse_consumer_performance():
+    result = parse_consumer_performance(CONSUMER_OUT)
+    assert result["fetch.nMsg.sec"] == 190839.6947
+    assert result["data.consumed.in.nMsg"] == 100000
+    assert "start.time" not in result
+
+
+# -- plan, latency rate, sizing -----------------------------------------------------------------
+
+
+def test_plan_interleaves_replicators_and_starts_with_a_warm_up():
+    settings = Settings(record_sizes=[100], compressions=["none"], runs=2, replicators=["c", "mm2"])
+    assert plan(settings) == [(100, "none", 0, "mm2"), (100, "none", 0, "c"), (100, "none", 1, "mm2"),
+                              (100, "none", 1, "c"), (100, "none", 2, "mm2"), (100, "none", 2, "c")]
+    settings.warmup = False
+    assert plan(settings)[0] == (100, "none", 1, "mm2")
+
+
+def test_latency_rate_is_half_the_ceiling():
+    runs = [_run("ceiling", 1000, None, 1), _run("ceiling", 3000, None, 2), _run("ceiling", 2000, None, 3),
+            _run("c", 700, 1.0)]
+    assert latency_rate(runs, 1024, "none") == (1000.0, "half the ceiling")
+    assert latency_rate(runs[3:], 1024, "none") == (350.0, "half the fastest replicator (no ceiling measured)")
+
+
+def test_sweep_plan_leaves_out_idle_workers():
+    assert sweep_plan([1, 4], [1, 2], [100]) == [(100, 1, 1), (100, 4, 1), (100, 4, 2)]
+
+
+def test_sizing_answer():
+    points = [
+        {"record_size": 1024, "partitions": 4, "tasks_max": 1, "mb_per_s": 40.0, "cpu_s_per_gb": 25.0},
+        {"record_size": 1024, "partitions": 4, "tasks_max": 2, "mb_per_s": 60.0, "cpu_s_per_gb": 30.0},
+        {"record_size": 1024, "partitions": 2, "tasks_max": 2, "error": "boom"},
+    ]
+    [answer] = sizing(points, 100.0)
+    assert answer["mb_per_s_per_worker"] == 40.0
+    assert answer["cpu_s_per_gb"] == 25.0
+    assert answer["cores"] == 3  # 100 MB/s × 25 CPU-s/GB = 2.5 cores
+    assert answer["workers"] == 3  # 100 / 40 per worker = 2.5
+    assert answer["best_measured_at"] == {"partitions": 4, "workers": 2}
+    assert answer["answer"] == ("1 KiB records: 3 workers on 3 cores for 100 MB/s (measured 40.0 MB/s per "
+                                "worker, 25.0 CPU-s/GB; give the topics at least 3 partitions)")
+    assert sizing(points, 40.0)[0]["workers"] == 1
+
+
+def test_command_defaults():
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    settings, partitions, workers = settings_from(parser.parse_args(["--quick", "--record-size", "100,1k",
+                                                                     "--record-size", "10k"]))
+    assert (settings.records, settings.runs, settings.warmup) == (20_000, 1, False)
+    assert settings.record_sizes == [100, 1024, 10240]
+    assert settings.compressions == ["none", "lz4"]
+    settings, partitions, workers = settings_from(parser.parse_args(["--sweep"]))
+    assert (partitions, workers, settings.record_sizes, settings.runs) == ([2, 4], [1, 2], [100, 1024], 1)
+    assert settings.latency is False
+    with pytest.raises(ValueError):
+        settings_from(parser.parse_args(["--partitions", "2,4"]))
