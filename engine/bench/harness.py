@@ -1,9 +1,10 @@
 """Runs the benchmark: clusters, preloaded topics, replicators, measured windows, latency.
 
 A throughput run: a fresh source topic is preloaded with N records, the replicator is started on
-it, and the target's end offsets are polled every POLL_S. The window runs from the first poll that
-sees a record on the target to the poll that sees all N; CPU is the utime+stime of every process
-of the replicator (the JVM; the engine's coordinator and its workers) between those two polls.
+it, and the target's end offsets are polled every POLL_S. The window runs from the last poll that
+sees no record on the target (at most one poll before the first record) to the first poll that sees
+all N, so it holds exactly the N records; CPU is the utime+stime of every process of the replicator
+(the JVM; the engine's coordinator and its workers) between those two polls.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import secrets
 import statistics
 import sys
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -120,7 +122,7 @@ class Clusters:
         self.sandboxes.clear()
 
     def _delete_owned(self, servers: str) -> None:
-        admin = AdminClient({"bootstrap.servers": servers})
+        admin = admin_client(servers)
         owned = [t for t in admin.list_topics(timeout=30).topics if self.token in t]
         if owned:
             for future in admin.delete_topics(owned, operation_timeout=30).values():
@@ -139,7 +141,7 @@ class Clusters:
         return f"{self.source_alias}.{topic}"
 
     def create_topic(self, servers: str, topic: str, partitions: int, config: dict[str, str] | None = None) -> None:
-        admin = AdminClient({"bootstrap.servers": servers})
+        admin = admin_client(servers)
         admin.create_topics([NewTopic(topic, partitions, 1 if not self.external else -1,
                                       config=config or {})])[topic].result(timeout=60)
         deadline = time.monotonic() + 30
@@ -149,7 +151,7 @@ class Clusters:
             time.sleep(0.1)
 
     def delete_topics(self, servers: str, topics: list[str]) -> None:
-        admin = AdminClient({"bootstrap.servers": servers})
+        admin = admin_client(servers)
         existing = set(admin.list_topics(timeout=30).topics)
         doomed = [t for t in topics if t in existing]
         if doomed:
@@ -162,6 +164,11 @@ class Clusters:
     def properties(self, topics: list[str], tasks_max: int, compression: str) -> dict[str, str]:
         return bench_properties(self.source_alias, self.target_alias, self.source_servers, self.target_servers,
                                 topics, tasks_max, compression, heartbeats=self.heartbeats)
+
+
+def admin_client(servers: str) -> AdminClient:
+    # log_level 3: a broker closing an idle connection is not news on the benchmark's console
+    return AdminClient({"bootstrap.servers": servers, "log_level": 3})
 
 
 def end_offsets(admin: AdminClient, topic: str, partitions: int) -> dict[int, int] | None:
@@ -200,17 +207,20 @@ def measure_copy(process: Launched, admin: AdminClient, remote_topic: str, parti
     """Polls the target until all records are there; returns the window's numbers."""
     meter = TreeMeter(process.pid)
     started = time.monotonic()
+    last_empty = started
     first: tuple[float, int] | None = None
     while True:
         offsets = end_offsets(admin, remote_topic, partitions)
         now = time.monotonic()
         copied = sum(offsets.values()) if offsets else 0
         if first is None:
-            if copied > 0:
+            if copied == 0:
+                # the window's zero moves with every empty poll: it starts at the last one
                 meter.start_window()
-                first = (now, copied)
+                last_empty = now
             else:
                 meter.sample()
+                first = (last_empty, 0)
         else:
             meter.sample()
         if copied >= records:
@@ -226,7 +236,7 @@ def measure_copy(process: Launched, admin: AdminClient, remote_topic: str, parti
         time.sleep(POLL_S)
     assert first is not None
     window_s = max(now - first[0], POLL_S)
-    return {"startup_s": first[0] - started, "window_start_copied": first[1], "window_s": window_s,
+    return {"startup_s": first[0] - started, "window_s": window_s,
             "window_records": records - first[1], "cpu_s": meter.cpu_seconds(),
             "peak_rss_total_bytes": meter.peak_total_rss, "processes": meter.processes()}
 
@@ -259,7 +269,7 @@ def throughput_run(clusters: Clusters, replicator: str, record_size: int, compre
                               "ProducerPerformance itself sends values only")]}
         process = start_replicator(replicator, clusters, [topic], settings, compression, folder)
         try:
-            window = measure_copy(process, AdminClient({"bootstrap.servers": clusters.target_servers}),
+            window = measure_copy(process, admin_client(clusters.target_servers),
                                   target_topic, settings.partitions, settings.records, settings.copy_timeout_s)
         finally:
             stop_started = time.monotonic()
@@ -324,7 +334,7 @@ def latency_run(clusters: Clusters, replicator: str, record_size: int, compressi
     clusters.create_topic(clusters.source_servers, topic, partitions)
     # LogAppendTime on the copy: the broker stamps each record when it appends it
     clusters.create_topic(clusters.target_servers, remote, partitions, {"message.timestamp.type": "LogAppendTime"})
-    admin = AdminClient({"bootstrap.servers": clusters.target_servers})
+    admin = admin_client(clusters.target_servers)
     process = start_replicator(replicator, clusters, [topic], settings, compression, folder)
     try:
         # one primer record per partition: the replicator is copying once all are on the target
@@ -347,7 +357,7 @@ def latency_run(clusters: Clusters, replicator: str, record_size: int, compressi
                 raise BenchError(f"ProducerPerformance failed\n{producer.log_tail()}")
         finally:
             producer.stop(deadline_s=5)
-        source_ends = end_offsets(AdminClient({"bootstrap.servers": clusters.source_servers}), topic, partitions)
+        source_ends = end_offsets(admin_client(clusters.source_servers), topic, partitions)
         if source_ends is None:
             raise BenchError(f"no end offsets for {topic}")
         deadline = time.monotonic() + 120
@@ -441,6 +451,13 @@ def latency_rate(runs: list[dict], record_size: int, compression: str) -> tuple[
     return 1000.0, "1000 records/s (nothing measured)"
 
 
+def failure_log(folder: Path, error: BaseException) -> None:
+    """The failed run's traceback, next to its logs."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "error.txt", "a") as file:
+        file.write("".join(traceback.format_exception(error)))
+
+
 def run_benchmark(settings: Settings, clusters: Clusters, out: Path, say: Callable[[str], None]) -> dict:
     """Every planned throughput run, then the latency phase; returns the report document."""
     from tqdm import tqdm
@@ -466,7 +483,8 @@ def run_benchmark(settings: Settings, clusters: Clusters, out: Path, say: Callab
                     line += f", {report.num_text(result['cpu_s_per_gb'])} CPU-s/GB, " \
                             f"peak RSS {result['peak_rss_total_bytes'] / 2**20:,.0f} MiB, " \
                             f"window {result['window_s']:.2f}s"
-            except (BenchError, RuntimeError, KafkaException) as error:
+            except Exception as error:  # noqa: BLE001 - one failed run is reported, the others still run
+                failure_log(folder, error)
                 result = {"replicator": replicator, "record_size": size, "compression": compression, "run": run_index,
                           "warmup": run_index == 0, "error": str(error), "folder": str(folder)}
                 line = "FAILED: " + str(error).splitlines()[0]
@@ -483,7 +501,8 @@ def run_benchmark(settings: Settings, clusters: Clusters, out: Path, say: Callab
                 result["rate_basis"] = basis
                 line = f"{rate:,.0f} records/s offered ({basis}): p50 {result['p50_ms']:.1f} ms, " \
                        f"p99 {result['p99_ms']:.1f} ms"
-            except (BenchError, RuntimeError, KafkaException) as error:
+            except Exception as error:  # noqa: BLE001 - one failed run is reported, the others still run
+                failure_log(out / "latency", error)
                 result = {"replicator": replicator, "record_size": size, "compression": compression,
                           "offered_records_per_s": rate, "rate_basis": basis, "error": str(error)}
                 line = "FAILED: " + str(error).splitlines()[0]

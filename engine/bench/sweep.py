@@ -15,10 +15,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from confluent_kafka import KafkaException
-
 from engine.bench import report
-from engine.bench.harness import BenchError, Clusters, Settings, environment, throughput_run
+from engine.bench.harness import Clusters, Settings, environment, failure_log, throughput_run
 
 SWEEP_REPLICATOR = "c"
 
@@ -119,7 +117,8 @@ def run_sweep(settings: Settings, partitions: list[int], workers: list[int], clu
                                      index, warmup=what == "warm-up")
                 line = (f"{run['mb_per_s']:,.1f} MB/s, {run['cpu_s_per_gb']:,.1f} CPU-s/GB, "
                         f"{run['cores_used']:.2f} cores")
-            except (BenchError, RuntimeError, KafkaException) as error:
+            except Exception as error:  # noqa: BLE001 - one failed point is reported, the others still run
+                failure_log(folder, error)
                 run = {"record_size": size, "partitions": p, "tasks_max": w, "error": str(error),
                        "warmup": what == "warm-up"}
                 line = "FAILED: " + str(error).splitlines()[0]
