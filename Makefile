@@ -9,7 +9,7 @@ BENCH_ARGS ?=
 
 .PHONY: install kafka demo test test-unit test-integration bench bench-sweep clean sandbox-down
 
-$(STAMP): pyproject.toml setup.py engine/_fastpath.pyx engine/_fastpath.pxd
+$(STAMP): pyproject.toml setup.py engine/_fastpath.pyx engine/_fastpath.pxd engine/_librdkafka.pxd engine/_librdkafka.h
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	touch $(STAMP)

@@ -34,7 +34,10 @@ def extensions():
         sys.exit("mirror-engine: Cython >= 3 is required to build engine/_fastpath.pyx (pip install 'Cython>=3')")
 
     return cythonize(
-        [Extension("engine._fastpath", ["engine/_fastpath.pyx"], extra_compile_args=["-O2"])],
+        [Extension("engine._fastpath", ["engine/_fastpath.pyx"], include_dirs=["engine"], extra_compile_args=["-O2"],
+                   # librdkafka's symbols stay unresolved here: engine/librdkafka.py loads the library
+                   # of the confluent-kafka wheel before the module is imported
+                   depends=["engine/_librdkafka.h", "engine/_librdkafka.pxd", "engine/_fastpath.pxd"])],
         compiler_directives={"language_level": "3", "boundscheck": False, "wraparound": False},
     )
 

@@ -1,5 +1,7 @@
 from libc.stdint cimport int64_t
 
+from engine._librdkafka cimport rd_kafka_headers_t, rd_kafka_message_t
+
 
 cdef class PartitionLedger:
     cdef int64_t *ring
@@ -13,6 +15,8 @@ cdef class PartitionLedger:
     cdef public int64_t reported_records, reported_value_bytes
     # records a record filter dropped: gaps that progress moves past once earlier records are acked
     cdef public int64_t filtered_records, reported_filtered, pending_filtered
+    # the provenance header's value up to the offset (engine.wire.provenance_prefix), or None
+    cdef public bytes provenance_prefix
 
     # MM2's offset-sync rule (MM2-REFERENCE §3.9), evaluated on every ack: the previous ack, the
     # downstream offset of the last due sync, the due syncs not yet sent (pairs upstream,
@@ -40,8 +44,13 @@ cdef class PartitionLedger:
 cdef class RecordFilter:
     cdef tuple header_present, header_absent, header_equals, key_prefixes
     cdef object python
+    cdef bint needs_headers
 
+    cdef bint _passes(self, const char *key, Py_ssize_t key_len, object py_headers,
+                      const rd_kafka_headers_t *c_headers) except -1
     cdef bint keep(self, object message) except -1
+    cdef bint keep_native(self, rd_kafka_message_t *m, str topic) except -1
+    cdef bint _ask_python(self, str topic, int partition, int64_t offset, key, value, headers) except -1
 
 
 cdef class Relay:
@@ -51,4 +60,12 @@ cdef class Relay:
     cdef dict remote_topics
     cdef public object failure
     cdef public int64_t records_sent, records_acked
+    cdef public int64_t bytes_sent  # keys and values handed to the producer (bandwidth limit)
     cdef public int64_t offset_lag_max  # -1: no offset syncs (emit.offset-syncs.enabled = false)
+    # provenance headers: this hop's origin cluster, and the target's name to stop cycles at
+    cdef public str provenance_cluster
+    cdef public bytes cycle_cluster
+
+    cdef bint _filtered(self, PartitionLedger ledger, object message) except -1
+    cdef int _acked(self, PartitionLedger ledger, int64_t source_offset, str error, int64_t target_offset,
+                    int64_t value_bytes) except -1

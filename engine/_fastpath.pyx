@@ -10,16 +10,36 @@ the target offset) back to its source offset, each target partition keeps a FIFO
 offsets in flight, in a C ring buffer: the producer is idempotent, so reports of one partition
 arrive in the order the records were produced, and the head of the FIFO is the record acked.
 
-This first version drives confluent-kafka's Python API; the C-API loop replaces it later
-behind the same interface (send / on_delivery / ledgers).
+Two loops share the ledgers, the filter and the ack bookkeeping:
+  NativeRelay  the worker's loop on librdkafka's C API: batches consumed from the consumer queue
+               are produced without copying keys, values or headers (the consumed message stays
+               alive until its delivery report, then both are freed); delivery reports arrive as
+               batched events. No Python object per record unless a Python record filter asks.
+  Relay        the same over confluent-kafka's Python API: `mirror.engine.loop = python`, the
+               benchmarks' in-run baseline and the differential tests' reference.
 """
 
-from libc.stdint cimport int64_t
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.ref cimport PyObject
+from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcmp, memcpy, strcmp
 
+from engine._librdkafka cimport *
+
+import logging
 from time import monotonic
 
 from confluent_kafka import KafkaError, KafkaException
+
+from engine.wire import PROVENANCE_HEADER
+
+_librdkafka_log = logging.getLogger("librdkafka")
+cdef bytes _PROVENANCE_NAME = PROVENANCE_HEADER.encode()
+# a provenance value: INT16 version, STRING cluster, STRING topic (<= 249 B), INT32, INT64
+DEF PROVENANCE_MAX = 2 + 2 + 32767 + 2 + 255 + 4 + 8
+DEF ACKS_PER_CALL = 512
+DEF UNKNOWN_PARTITION_WAIT_S = 60.0
 
 cdef int _PARTITION_EOF = KafkaError._PARTITION_EOF
 cdef int _UNKNOWN_PARTITION = KafkaError._UNKNOWN_PARTITION
@@ -203,61 +223,137 @@ cdef class PartitionLedger:
         return self.last_acked_source > self.last_committed_source
 
 
+
 cdef class RecordFilter:
-    """A flow's built-in record filter (engine.filters.RecordFilterConfig); keep() per record."""
+    """A flow's built-in record filter (engine.filters.RecordFilterConfig).
+
+    One rule for both loops: keep() reads a confluent-kafka message, keep_native() a librdkafka
+    message; both end in _passes(), which sees the key as bytes and headers through _has_header().
+    """
 
     def __init__(self, header_present=(), header_absent=(), header_equals=(), key_prefixes=(), python=None):
-        self.header_present = tuple(header_present)
-        self.header_absent = tuple(header_absent)
-        self.header_equals = tuple((name, bytes(value)) for name, value in header_equals)
+        self.header_present = tuple((name, name.encode()) for name in header_present)
+        self.header_absent = tuple((name, name.encode()) for name in header_absent)
+        self.header_equals = tuple((name, name.encode(), bytes(value)) for name, value in header_equals)
         self.key_prefixes = tuple(bytes(p) for p in key_prefixes)
         self.python = python
+        self.needs_headers = bool(self.header_present or self.header_absent or self.header_equals)
+
+    cdef bint _passes(self, const char *key, Py_ssize_t key_len, object py_headers,
+                      const rd_kafka_headers_t *c_headers) except -1:
+        cdef bytes prefix
+        cdef bint matched
+        if self.key_prefixes:
+            if key == NULL:
+                return False
+            matched = False
+            for prefix in self.key_prefixes:
+                if key_len >= len(prefix) and memcmp(key, PyBytes_AS_STRING(prefix), len(prefix)) == 0:
+                    matched = True
+                    break
+            if not matched:
+                return False
+        for name, name_b in self.header_present:
+            if not _has_header(py_headers, c_headers, name, name_b, None):
+                return False
+        for name, name_b in self.header_absent:
+            if _has_header(py_headers, c_headers, name, name_b, None):
+                return False
+        for name, name_b, wanted in self.header_equals:
+            if not _has_header(py_headers, c_headers, name, name_b, wanted):
+                return False
+        return True
 
     cdef bint keep(self, object message) except -1:
-        cdef object key
-        cdef object headers
-        cdef object name
-        cdef object wanted
-        cdef bint found
-        if self.key_prefixes:
-            key = message.key()
-            if key is None or not key.startswith(self.key_prefixes):
-                return False
-        if self.header_present or self.header_absent or self.header_equals:
-            headers = message.headers() or ()
-            for name in self.header_present:
-                if not _has_header(headers, name):
-                    return False
-            for name in self.header_absent:
-                if _has_header(headers, name):
-                    return False
-            for name, wanted in self.header_equals:
-                found = False
-                for header in headers:
-                    if header[0] == name and header[1] == wanted:
-                        found = True
-                        break
-                if not found:
-                    return False
+        cdef bytes key = message.key()
+        headers = message.headers() if self.needs_headers else None
+        if not self._passes(NULL if key is None else PyBytes_AS_STRING(key), 0 if key is None else len(key),
+                            headers or (), NULL):
+            return False
         if self.python is not None:
-            try:
-                return bool(self.python(message.topic(), message.partition(), message.key(), message.value(),
-                                        message.headers()))
-            except Exception as error:
-                # stop rather than guess: skipping would lose the record, copying would leak it
-                raise RecordFilterFailed(
-                    f"record.filter.python raised on {message.topic()}[{message.partition()}]@{message.offset()}: "
-                    f"{error!r}") from error
+            return self._ask_python(message.topic(), message.partition(), message.offset(), key,
+                                    message.value(), message.headers())
         return True
+
+    cdef bint keep_native(self, rd_kafka_message_t *m, str topic) except -1:
+        cdef rd_kafka_headers_t *headers = NULL
+        if self.needs_headers or self.python is not None:
+            rd_kafka_message_headers(m, &headers)  # NULL when the record has none
+        if not self._passes(<const char *> m.key, m.key_len, (), headers):
+            return False
+        if self.python is not None:
+            return self._ask_python(
+                topic, m.partition, m.offset,
+                None if m.key == NULL else PyBytes_FromStringAndSize(<char *> m.key, m.key_len),
+                None if m.payload == NULL else PyBytes_FromStringAndSize(<char *> m.payload, m.len),
+                _python_headers(headers))
+        return True
+
+    cdef bint _ask_python(self, str topic, int partition, int64_t offset, key, value, headers) except -1:
+        try:
+            return bool(self.python(topic, partition, key, value, headers))
+        except Exception as error:
+            # stop rather than guess: skipping would lose the record, copying would leak it
+            raise RecordFilterFailed(
+                f"record.filter.python raised on {topic}[{partition}]@{offset}: {error!r}") from error
 
     def keeps(self, message):
         """keep() for tests and the Python side."""
         return self.keep(message)
 
 
-cdef inline bint _has_header(object headers, object name):
-    for header in headers:
-        if header[0] == name:
+cdef bint _has_header(object py_headers, const rd_kafka_headers_t *c_headers, str name, bytes name_b,
+                      object wanted) except -1:
+    """Whether a header `name` (with value `wanted`, unless None) is there, in either form."""
+    cdef size_t index = 0, size
+    cdef const char *header_name
+    cdef const void *value
+    if c_headers != NULL:
+        while rd_kafka_header_get_all(c_headers, index, &header_name, &value, &size) == 0:
+            index += 1
+            if strcmp(header_name, PyBytes_AS_STRING(name_b)) != 0:
+                continue
+            if wanted is None:
+                return True
+            if value != NULL and <Py_ssize_t> size == len(wanted) and memcmp(value, PyBytes_AS_STRING(wanted), size) == 0:
+                return True
+        return False
+    for header in py_headers:
+        if header[0] == name and (wanted is None or header[1] == wanted):
+            return True
+    return False
+
+
+cdef list _python_headers(const rd_kafka_headers_t *headers):
+    """confluent-kafka's form [(name, value)] of a librdkafka header list; None when empty."""
+    cdef size_t index = 0, size
+    cdef const char *name
+    cdef const void *value
+    if headers == NULL:
+        return None
+    result = []
+    while rd_kafka_header_get_all(headers, index, &name, &value, &size) == 0:
+        index += 1
+        result.append((name.decode("utf-8", "replace"),
+                       None if value == NULL else PyBytes_FromStringAndSize(<const char *> value, size)))
+    return result or None
+
+
+cdef bint _came_from(const rd_kafka_headers_t *headers, bytes cluster) except -1:
+    """Whether a provenance header names `cluster` as an origin: copying the record there would
+    close a record-level cycle (two clusters replicating each other under the identity policy)."""
+    cdef size_t index = 0, size, cluster_len = len(cluster)
+    cdef const char *name
+    cdef const unsigned char *value
+    if headers == NULL:
+        return False
+    while rd_kafka_header_get_all(headers, index, &name, <const void **> &value, &size) == 0:
+        index += 1
+        if strcmp(name, PyBytes_AS_STRING(_PROVENANCE_NAME)) != 0 or value == NULL or size < 4:
+            continue
+        # INT16 version, then the cluster STRING: INT16 length + UTF-8
+        if ((value[2] << 8) | value[3]) == cluster_len and size >= 4 + cluster_len \
+                and memcmp(value + 4, PyBytes_AS_STRING(cluster), cluster_len) == 0:
             return True
     return False
 
@@ -265,7 +361,7 @@ cdef inline bint _has_header(object headers, object name):
 cdef class Relay:
     """Relays batches of consumed messages through one producer and tracks acks per partition.
 
-    Give `relay.on_delivery` to the producer as its `on_delivery` callback.
+    This is the Python-API loop: give `relay.on_delivery` to the producer as its `on_delivery`.
     """
 
     def __init__(self):
@@ -275,15 +371,27 @@ cdef class Relay:
         self.failure = None
         self.records_sent = 0
         self.records_acked = 0
+        self.bytes_sent = 0
         self.record_filter = None
         self.offset_lag_max = -1
+        self.provenance_cluster = None
+        self.cycle_cluster = None
 
     def attach(self, producer):
         self.producer = producer
 
+    def enable_provenance(self, str source_cluster, str target_cluster):
+        """Append a provenance header to every copy and drop records that came from the target."""
+        self.provenance_cluster = source_cluster
+        self.cycle_cluster = target_cluster.encode()
+
     def add_partition(self, str source_topic, str remote_topic, int partition, int64_t last_committed_offset=-1,
                       bint apply_filter=True):
+        from engine.wire import provenance_prefix
+
         ledger = PartitionLedger(source_topic, remote_topic, partition, last_committed_offset, apply_filter)
+        if self.provenance_cluster is not None:
+            ledger.provenance_prefix = provenance_prefix(self.provenance_cluster, source_topic, partition)
         self.ledgers[(remote_topic, partition)] = ledger
         self.remote_topics[source_topic] = remote_topic
         return ledger
@@ -321,6 +429,15 @@ cdef class Relay:
             total += ledger.count
         return total
 
+    cdef bint _filtered(self, PartitionLedger ledger, object message) except -1:
+        cdef bytes origin = self.cycle_cluster
+        if self.cycle_cluster is not None and message.headers():
+            for name, value in message.headers():
+                if name == PROVENANCE_HEADER and value is not None and len(value) >= 4 + len(origin) \
+                        and int.from_bytes(value[2:4], "big") == len(origin) and value[4:4 + len(origin)] == origin:
+                    return True
+        return ledger.apply_filter and self.record_filter is not None and not self.record_filter.keep(message)
+
     def send(self, list messages):
         """Produces every record of the batch; returns how many were handed to the producer."""
         cdef PartitionLedger ledger
@@ -344,19 +461,20 @@ cdef class Relay:
             remote = remote_topics[message.topic()]
             partition = message.partition()
             ledger = ledgers[(remote, partition)]
-            if ledger.apply_filter and self.record_filter is not None and not self.record_filter.keep(message):
+            if self._filtered(ledger, message):
                 ledger.skip(message.offset())
                 continue
+            headers = message.headers()
+            if ledger.provenance_prefix is not None:
+                headers = (headers or []) + [(PROVENANCE_HEADER,
+                                              ledger.provenance_prefix + message.offset().to_bytes(8, "big"))]
             unknown_since = 0
             ts = message.timestamp()[1]
             if ts < 0:
                 ts = 0  # librdkafka: 0 means "now", as MM2 replaces -1 with the producer's clock
             while True:
                 try:
-                    producer.produce(
-                        remote, message.value(), message.key(), partition,
-                        timestamp=ts, headers=message.headers(),
-                    )
+                    producer.produce(remote, message.value(), message.key(), partition, timestamp=ts, headers=headers)
                     break
                 except BufferError:
                     # the local queue is full: serve delivery reports, then retry this record
@@ -366,7 +484,7 @@ cdef class Relay:
                 except KafkaException as error:
                     if error.args[0].code() == _UNKNOWN_PARTITION and unknown_since == 0:
                         unknown_since = monotonic()
-                    if error.args[0].code() == _UNKNOWN_PARTITION and monotonic() - unknown_since < 60:
+                    if error.args[0].code() == _UNKNOWN_PARTITION and monotonic() - unknown_since < UNKNOWN_PARTITION_WAIT_S:
                         # a partition just added to the remote topic: wait for the producer's
                         # metadata to show it (MM2's producer blocks until it appears)
                         producer.list_topics(remote, timeout=1)
@@ -377,32 +495,472 @@ cdef class Relay:
                         f"to {remote}: {error.args[0].str()}"
                     ) from None
             ledger.push(message.offset())
+            self.bytes_sent += len(message) + (len(message.key()) if message.key() is not None else 0)
             sent += 1
         self.records_sent += sent
         return sent
 
     def on_delivery(self, err, message):
         cdef PartitionLedger ledger = self.ledgers.get((message.topic(), message.partition()))
-        cdef int64_t source_offset
         if ledger is None:
             return  # partition revoked while the record was in flight; its progress is not ours
-        source_offset = ledger.pop()
-        if err is not None:
+        self._acked(ledger, ledger.pop(), None if err is None else err.str(), message.offset(), len(message))
+
+    cdef int _acked(self, PartitionLedger ledger, int64_t source_offset, str error, int64_t target_offset,
+                    int64_t value_bytes) except -1:
+        """One delivery report, in produce order per partition: the progress and offset-map rule."""
+        if error is not None:
             if self.failure is None:
                 self.failure = DeliveryFailed(
                     f"target refused {ledger.source_topic}[{ledger.partition}]@{source_offset} "
-                    f"(as {ledger.remote_topic}): {err.str()}"
+                    f"(as {ledger.remote_topic}): {error}"
                 )
-            return
+            return 0
         if self.failure is not None:
-            return  # after a failure nothing later counts as progress
+            return 0  # after a failure nothing later counts as progress
         ledger.last_acked_source = source_offset
         if ledger.count == 0 and ledger.pending_filtered > source_offset:
             ledger.last_acked_source = ledger.pending_filtered  # filtered records behind the last ack
-        ledger.last_acked_target = message.offset()
+        ledger.last_acked_target = target_offset
         if self.offset_lag_max >= 0:
-            ledger.record_sync(source_offset, ledger.last_acked_target, self.offset_lag_max)
-        ledger.record_run(source_offset, ledger.last_acked_target)
+            ledger.record_sync(source_offset, target_offset, self.offset_lag_max)
+        ledger.record_run(source_offset, target_offset)
         ledger.acked_records += 1
-        ledger.acked_value_bytes += len(message)  # the value's length, without copying the value
+        ledger.acked_value_bytes += value_bytes
         self.records_acked += 1
+        return 0
+
+
+cdef class TopicRoute:
+    """A source topic on the C path: its remote topic's producer handle and ledgers by partition.
+
+    The route is the remote topic handle's opaque, so a delivery report finds its ledger without a
+    lookup by name.
+    """
+    cdef str source_topic, remote_topic
+    cdef rd_kafka_topic_t *remote  # opened at the first record, when the producer has brokers
+    cdef list ledgers
+
+    def __dealloc__(self):
+        if self.remote != NULL:
+            rd_kafka_topic_destroy(self.remote)
+
+
+cdef class NativeRelay(Relay):
+    """The worker's loop on librdkafka's C API: owns the source consumer and the target producer.
+
+    Configs are librdkafka properties (strings); progress, filters and offset syncs go through the
+    same ledgers as the Python loop. Logs of both clients are queued and written by pump().
+    """
+    cdef rd_kafka_t *consumer
+    cdef rd_kafka_t *producer
+    cdef rd_kafka_queue_t *consumer_queue
+    cdef rd_kafka_queue_t *producer_queue
+    cdef rd_kafka_queue_t *log_queue
+    cdef rd_kafka_message_t **batch
+    cdef int batch_size
+    cdef dict routes  # source topic -> TopicRoute
+    cdef dict routes_by_handle  # address of the consumer's topic handle -> TopicRoute
+    cdef str source_cluster, target_cluster
+
+    def __cinit__(self):
+        self.consumer = NULL
+        self.producer = NULL
+        self.batch = NULL
+
+    def __init__(self, dict consumer_config, dict producer_config, int batch_size=2000,
+                 str source_cluster="source", str target_cluster="target"):
+        Relay.__init__(self)
+        self.routes = {}
+        self.routes_by_handle = {}
+        self.source_cluster = source_cluster
+        self.target_cluster = target_cluster
+        self.batch_size = batch_size
+        self.batch = <rd_kafka_message_t **> malloc(batch_size * sizeof(rd_kafka_message_t *))
+        if self.batch == NULL:
+            raise MemoryError()
+        self.consumer = _new_client(RD_KAFKA_CONSUMER, consumer_config, source_cluster)
+        self.producer = _new_client(RD_KAFKA_PRODUCER, producer_config, target_cluster)
+        rd_kafka_poll_set_consumer(self.consumer)
+        self.consumer_queue = rd_kafka_queue_get_consumer(self.consumer)
+        self.producer_queue = rd_kafka_queue_get_main(self.producer)
+        self.log_queue = rd_kafka_queue_new(self.consumer)
+        rd_kafka_set_log_queue(self.consumer, self.log_queue)
+        rd_kafka_set_log_queue(self.producer, self.log_queue)
+
+    def __dealloc__(self):
+        self._destroy()
+
+    cdef void _destroy(self) noexcept:
+        self.routes = None  # the remote topic handles go before the producer that made them
+        if self.log_queue != NULL:
+            rd_kafka_queue_destroy(self.log_queue)
+            self.log_queue = NULL
+        if self.consumer_queue != NULL:
+            rd_kafka_queue_destroy(self.consumer_queue)
+            self.consumer_queue = NULL
+        if self.producer_queue != NULL:
+            rd_kafka_queue_destroy(self.producer_queue)
+            self.producer_queue = NULL
+        if self.consumer != NULL:
+            with nogil:
+                rd_kafka_destroy(self.consumer)
+            self.consumer = NULL
+        if self.producer != NULL:
+            with nogil:
+                rd_kafka_destroy(self.producer)
+            self.producer = NULL
+        free(self.batch)
+        self.batch = NULL
+
+    def close(self):
+        """Leaves the source (nothing is committed to its group) and frees both clients.
+
+        Records still in flight are purged: their delivery reports free the consumed messages."""
+        if self.producer != NULL:
+            with nogil:
+                rd_kafka_purge(self.producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT)
+            failure = self.failure
+            self._serve(100)
+            self.failure = failure  # purge reports are no new failure
+        if self.consumer != NULL:
+            with nogil:
+                rd_kafka_consumer_close(self.consumer)
+        self._drain_logs()
+        self._destroy()
+
+    # -- partitions --------------------------------------------------------------------------------
+
+    def add_partition(self, str source_topic, str remote_topic, int partition, int64_t last_committed_offset=-1,
+                      bint apply_filter=True):
+        cdef TopicRoute route = self.routes.get(source_topic)
+        ledger = Relay.add_partition(self, source_topic, remote_topic, partition, last_committed_offset, apply_filter)
+        if route is None:
+            route = TopicRoute()
+            route.source_topic = source_topic
+            route.remote_topic = remote_topic
+            route.ledgers = []
+            self.routes[source_topic] = route
+        while len(route.ledgers) <= partition:
+            route.ledgers.append(None)
+        route.ledgers[partition] = ledger
+        return ledger
+
+    def remove_partition(self, str remote_topic, int partition):
+        cdef TopicRoute route
+        ledger = Relay.remove_partition(self, remote_topic, partition)
+        route = self.routes.get(ledger.source_topic)
+        if route is not None:
+            route.ledgers[partition] = None  # reports still in flight for it free their records only
+        return ledger
+
+    def assign(self, list positions):
+        """[(topic, partition, offset)]: replaces what the consumer reads; offset -2 = earliest."""
+        cdef rd_kafka_topic_partition_list_t *partitions = rd_kafka_topic_partition_list_new(len(positions) or 1)
+        cdef rd_kafka_resp_err_t err
+        for topic, partition, offset in positions:
+            rd_kafka_topic_partition_list_add(partitions, topic.encode(), partition).offset = offset
+        with nogil:
+            err = rd_kafka_assign(self.consumer, partitions if positions else NULL)
+        rd_kafka_topic_partition_list_destroy(partitions)
+        if err:
+            raise SourceReadFailed(f"cannot assign partitions on cluster {self.source_cluster}: "
+                                   f"{rd_kafka_err2str(err).decode()}")
+
+    def positions(self, list partitions):
+        """[(topic, partition)] -> [next offset to read or -1001 when unknown]."""
+        cdef rd_kafka_topic_partition_list_t *wanted = rd_kafka_topic_partition_list_new(len(partitions) or 1)
+        cdef int i
+        for topic, partition in partitions:
+            rd_kafka_topic_partition_list_add(wanted, topic.encode(), partition)
+        rd_kafka_position(self.consumer, wanted)
+        result = [wanted.elems[i].offset for i in range(wanted.cnt)]
+        rd_kafka_topic_partition_list_destroy(wanted)
+        return result
+
+    def high_watermark(self, str topic, int partition):
+        """The source's high watermark from the last fetch response (no request); -1 if unknown."""
+        cdef int64_t low = -1, high = -1
+        if rd_kafka_get_watermark_offsets(self.consumer, topic.encode(), partition, &low, &high):
+            return -1
+        return high
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def pump(self, int timeout_ms):
+        """Consumes one batch (waiting up to timeout_ms), produces it, serves delivery reports.
+        Returns the number of records consumed."""
+        cdef ssize_t count
+        with nogil:
+            count = rd_kafka_consume_batch_queue(self.consumer_queue, timeout_ms, self.batch, self.batch_size)
+        if count > 0:
+            self._send_batch(count)
+        self._serve(0)
+        self._drain_logs()
+        return max(count, 0)
+
+    def serve(self, int timeout_ms):
+        """Delivery reports only (waiting up to timeout_ms for the first)."""
+        self._serve(timeout_ms)
+        self._drain_logs()
+
+    def flush(self, double timeout_s):
+        """Waits until every record in flight is acknowledged or failed; returns how many remain."""
+        deadline = monotonic() + timeout_s
+        while self.in_flight() and monotonic() < deadline:
+            self._serve(100)
+        self._drain_logs()
+        return self.in_flight()
+
+    cdef int _send_batch(self, ssize_t count) except -1:
+        cdef ssize_t i = 0
+        cdef int sent = 0
+        try:
+            while i < count:
+                if self.failure is not None:
+                    break
+                i += 1  # _send_one frees or hands over the record, also when it raises
+                sent += self._send_one(self.batch[i - 1])
+        finally:
+            while i < count:  # not handed to the producer: ours to free
+                rd_kafka_message_destroy(self.batch[i])
+                i += 1
+        self.records_sent += sent
+        return 0
+
+    cdef TopicRoute _route(self, rd_kafka_message_t *m):
+        cdef size_t handle = <size_t> m.rkt
+        route = self.routes_by_handle.get(handle)
+        if route is None:
+            topic = rd_kafka_topic_name(m.rkt).decode()
+            route = self.routes[topic]
+            self.routes_by_handle[handle] = route
+        return <TopicRoute> route
+
+    cdef int _send_one(self, rd_kafka_message_t *m) except -1:
+        """1 if the producer took the record (freed at its delivery report), 0 if it was freed here."""
+        cdef TopicRoute route
+        cdef PartitionLedger ledger
+        cdef rd_kafka_headers_t *headers = NULL
+        cdef rd_kafka_timestamp_type_t timestamp_type
+        cdef rd_kafka_vu_t values[7]
+        cdef rd_kafka_error_t *error
+        cdef rd_kafka_resp_err_t code
+        cdef size_t value_count = 6
+        cdef char provenance[PROVENANCE_MAX]
+        cdef Py_ssize_t prefix_len
+        cdef int64_t timestamp
+        cdef double unknown_since = 0
+        if m.err:
+            err = m.err
+            if err == RD_KAFKA_RESP_ERR__PARTITION_EOF:
+                rd_kafka_message_destroy(m)
+                return 0
+            where = f"{rd_kafka_topic_name(m.rkt).decode()}[{m.partition}]" if m.rkt != NULL else "the cluster"
+            reason = (<char *> m.payload)[:m.len].decode("utf-8", "replace") if m.payload != NULL else ""
+            rd_kafka_message_destroy(m)
+            raise SourceReadFailed(f"source {where} on cluster {self.source_cluster}: "
+                                   f"{rd_kafka_err2str(err).decode()} {reason}".rstrip())
+        route = self._route(m)
+        ledger = <PartitionLedger> route.ledgers[m.partition]
+        if route.remote == NULL:
+            self._open_remote(route, m)
+        try:
+            if self.cycle_cluster is not None:
+                rd_kafka_message_headers(m, &headers)
+                if _came_from(headers, self.cycle_cluster):
+                    ledger.skip(m.offset)
+                    rd_kafka_message_destroy(m)
+                    return 0
+            if ledger.apply_filter and self.record_filter is not None \
+                    and not self.record_filter.keep_native(m, route.source_topic):
+                ledger.skip(m.offset)
+                rd_kafka_message_destroy(m)
+                return 0
+        except BaseException:
+            rd_kafka_message_destroy(m)
+            raise
+        headers = NULL
+        # the consumed headers move to the copy: no copy of them either
+        if rd_kafka_message_detach_headers(m, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR:
+            headers = NULL
+        if ledger.provenance_prefix is not None:
+            if headers == NULL:
+                headers = rd_kafka_headers_new(1)
+            prefix_len = PyBytes_GET_SIZE(ledger.provenance_prefix)
+            memcpy(provenance, PyBytes_AS_STRING(ledger.provenance_prefix), prefix_len)
+            _put_int64(provenance + prefix_len, m.offset)
+            rd_kafka_header_add(headers, PyBytes_AS_STRING(_PROVENANCE_NAME), -1, provenance, prefix_len + 8)
+        timestamp = rd_kafka_message_timestamp(m, &timestamp_type)
+        if timestamp < 0:
+            timestamp = 0  # librdkafka: 0 means "now", as MM2 replaces -1 with the producer's clock
+        values[0].vtype = RD_KAFKA_VTYPE_RKT
+        values[0].u.rkt = route.remote
+        values[1].vtype = RD_KAFKA_VTYPE_PARTITION
+        values[1].u.i32 = m.partition
+        values[2].vtype = RD_KAFKA_VTYPE_VALUE
+        values[2].u.mem.ptr = m.payload  # NULL stays a null value, a 0-length buffer an empty one
+        values[2].u.mem.size = m.len
+        values[3].vtype = RD_KAFKA_VTYPE_KEY
+        values[3].u.mem.ptr = m.key
+        values[3].u.mem.size = m.key_len
+        values[4].vtype = RD_KAFKA_VTYPE_OPAQUE
+        values[4].u.ptr = <void *> m  # freed when its delivery report arrives
+        values[5].vtype = RD_KAFKA_VTYPE_TIMESTAMP
+        values[5].u.i64 = timestamp
+        if headers != NULL:
+            values[6].vtype = RD_KAFKA_VTYPE_HEADERS
+            values[6].u.headers = headers
+            value_count = 7
+        while True:
+            error = rd_kafka_produceva(self.producer, values, value_count)
+            if error == NULL:
+                break
+            code = rd_kafka_error_code(error)
+            reason = rd_kafka_error_string(error).decode()
+            rd_kafka_error_destroy(error)
+            if code == RD_KAFKA_RESP_ERR__QUEUE_FULL:
+                # the local queue is full: serve delivery reports, then retry this record
+                self._serve(50)
+                if self.failure is None:
+                    continue
+            elif code == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
+                # a partition just added to the remote topic: wait for the producer's metadata to
+                # show it (MM2's producer blocks until it appears)
+                if unknown_since == 0:
+                    unknown_since = monotonic()
+                if monotonic() - unknown_since < UNKNOWN_PARTITION_WAIT_S:
+                    self._refresh_metadata(route)
+                    self._serve(100)
+                    continue
+            if headers != NULL:
+                rd_kafka_headers_destroy(headers)  # still ours when produce fails
+            offset = m.offset
+            rd_kafka_message_destroy(m)
+            if self.failure is not None:
+                return 0
+            raise DeliveryFailed(
+                f"cannot produce {route.source_topic}[{ledger.partition}]@{offset} "
+                f"to {ledger.remote_topic} on cluster {self.target_cluster}: {reason}")
+        ledger.push(m.offset)
+        self.bytes_sent += m.len + m.key_len
+        return 1
+
+    cdef int _open_remote(self, TopicRoute route, rd_kafka_message_t *m) except -1:
+        cdef rd_kafka_topic_conf_t *topic_conf = rd_kafka_default_topic_conf_dup(self.producer)  # acks etc.
+        rd_kafka_topic_conf_set_opaque(topic_conf, <void *> route)
+        route.remote = rd_kafka_topic_new(self.producer, route.remote_topic.encode(), topic_conf)
+        if route.remote == NULL:
+            rd_kafka_message_destroy(m)
+            raise DeliveryFailed(f"cannot open remote topic {route.remote_topic} on cluster {self.target_cluster}")
+        return 0
+
+    cdef void _refresh_metadata(self, TopicRoute route):
+        cdef const rd_kafka_metadata_t *metadata = NULL
+        with nogil:
+            if rd_kafka_metadata(self.producer, 0, route.remote, &metadata, 1000) == 0:
+                rd_kafka_metadata_destroy(metadata)
+
+    cdef int _serve(self, int timeout_ms) except -1:
+        """Serves the producer's events: delivery reports in batches, and errors."""
+        cdef rd_kafka_event_t *event
+        with nogil:
+            event = rd_kafka_queue_poll(self.producer_queue, timeout_ms)
+        while event != NULL:
+            try:
+                kind = rd_kafka_event_type(event)
+                if kind == RD_KAFKA_EVENT_DR:
+                    self._on_delivery_reports(event)
+                elif kind == RD_KAFKA_EVENT_ERROR:
+                    message = (f"producer for cluster {self.target_cluster}: "
+                               f"{rd_kafka_event_error_string(event).decode('utf-8', 'replace')}")
+                    if rd_kafka_event_error_is_fatal(event):
+                        if self.failure is None:
+                            self.failure = DeliveryFailed(message)
+                    else:
+                        _librdkafka_log.warning("%s", message)
+            finally:
+                rd_kafka_event_destroy(event)
+            event = rd_kafka_queue_poll(self.producer_queue, 0)
+        return 0
+
+    cdef int _on_delivery_reports(self, rd_kafka_event_t *event) except -1:
+        cdef const rd_kafka_message_t *acks[ACKS_PER_CALL]
+        cdef const rd_kafka_message_t *ack
+        cdef rd_kafka_message_t *source
+        cdef size_t count, i
+        cdef TopicRoute route
+        cdef object ledger
+        cdef int64_t source_offset
+        while True:
+            count = rd_kafka_event_message_array(event, acks, ACKS_PER_CALL)
+            if count == 0:
+                return 0
+            for i in range(count):
+                ack = acks[i]
+                source = <rd_kafka_message_t *> ack._private
+                try:
+                    route = <TopicRoute> rd_kafka_topic_opaque(ack.rkt)
+                    ledger = route.ledgers[ack.partition] if ack.partition < len(route.ledgers) else None
+                    if ledger is None:
+                        continue  # partition revoked while the record was in flight
+                    source_offset = (<PartitionLedger> ledger).pop()
+                    if source_offset != source.offset and self.failure is None:
+                        self.failure = DeliveryFailed(
+                            f"delivery report for {route.source_topic}[{ack.partition}]@{source.offset} "
+                            f"arrived out of order (expected @{source_offset})")
+                    self._acked(<PartitionLedger> ledger, source_offset,
+                                rd_kafka_err2str(ack.err).decode() if ack.err else None, ack.offset, ack.len)
+                finally:
+                    rd_kafka_message_destroy(source)
+
+    cdef void _drain_logs(self):
+        cdef rd_kafka_event_t *event
+        cdef const char *facility
+        cdef const char *text
+        cdef int level
+        if self.log_queue == NULL:
+            return
+        event = rd_kafka_queue_poll(self.log_queue, 0)
+        while event != NULL:
+            if rd_kafka_event_log(event, &facility, &text, &level) == 0:
+                # syslog levels: 0-3 errors, 4 warning, 5-6 notice/info, 7 debug
+                _librdkafka_log.log(
+                    logging.ERROR if level <= 3 else logging.WARNING if level == 4
+                    else logging.INFO if level <= 6 else logging.DEBUG,
+                    "%s %s", facility.decode("utf-8", "replace"), text.decode("utf-8", "replace"))
+            rd_kafka_event_destroy(event)
+            event = rd_kafka_queue_poll(self.log_queue, 0)
+
+
+cdef inline void _put_int64(char *out, int64_t value) noexcept:
+    cdef int i
+    for i in range(8):
+        out[7 - i] = <char> ((value >> (8 * i)) & 0xff)
+
+
+_SECRET_WORDS = ("password", "secret", "jaas", "token", "key.pem", "private")
+
+
+cdef rd_kafka_t *_new_client(rd_kafka_type_t kind, dict config, str cluster) except NULL:
+    """A librdkafka client from string properties; a refused property is named, its value only
+    when it is no secret."""
+    cdef char errstr[512]
+    cdef rd_kafka_conf_t *conf = rd_kafka_conf_new()
+    cdef rd_kafka_t *client
+    role = "producer" if kind == RD_KAFKA_PRODUCER else "consumer"
+    settings = dict(config)
+    settings["log.queue"] = "true"  # logs are written by the loop's thread, never by librdkafka's
+    for name, value in settings.items():
+        if rd_kafka_conf_set(conf, str(name).encode(), str(value).encode(), errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK:
+            rd_kafka_conf_destroy(conf)
+            shown = "<redacted>" if any(word in name for word in _SECRET_WORDS) else repr(value)
+            raise ValueError(f"{role} for cluster {cluster}: {name} = {shown} refused: {errstr.decode()}")
+    if kind == RD_KAFKA_PRODUCER:
+        rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR)
+    with nogil:
+        client = rd_kafka_new(kind, conf, errstr, sizeof(errstr))  # owns conf from here on success
+    if client == NULL:
+        rd_kafka_conf_destroy(conf)  # still ours when rd_kafka_new fails
+        raise ValueError(f"cannot create the {role} for cluster {cluster}: {errstr.decode()}")
+    return client

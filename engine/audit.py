@@ -22,6 +22,7 @@ import msgspec
 import xxhash
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
+from engine import wire
 from engine.clients import client_config
 from engine.config import ClusterConfig, EngineConfig, FlowConfig
 from engine.offsets.checkpoints import OffsetMapReader
@@ -125,7 +126,9 @@ def read_partition(cluster: ClusterConfig, topic: str, partition: int) -> tuple[
 
 
 def audit_partition(topic: str, partition: int, source_low: int, source: dict[int, tuple], target: dict[int, tuple],
-                    partition_map, keep) -> PartitionAudit:
+                    partition_map, keep, provenance_from: str | None = None) -> PartitionAudit:
+    """`provenance_from`: the flow writes provenance headers naming this source cluster; each
+    copy's last header must then name its source record, and is not part of the comparison."""
     result = PartitionAudit(topic, partition)
     runs = partition_map.runs if partition_map is not None else {}
     copied_through = -1
@@ -146,7 +149,9 @@ def audit_partition(topic: str, partition: int, source_low: int, source: dict[in
             if original is None:
                 continue
             coverage[upstream] += 1
-            if record_digest(*copy) != record_digest(*original):
+            if provenance_from is not None:
+                copy = _without_provenance(copy, wire.Provenance(provenance_from, topic, partition, upstream))
+            if copy is None or record_digest(*copy) != record_digest(*original):
                 differing.add(upstream)
     missing = []
     for offset, record in source.items():
@@ -165,6 +170,31 @@ def audit_partition(topic: str, partition: int, source_low: int, source: dict[in
     result.differing = ranges(list(differing))
     result.foreign = ranges([o for o in target if o not in covered_targets])
     return result
+
+
+def _without_provenance(copy: tuple, expected: wire.Provenance) -> tuple | None:
+    """The copy without this hop's provenance header; None when that header is not as expected."""
+    key, value, headers, timestamp = copy
+    if not headers or headers[-1][0] != wire.PROVENANCE_HEADER:
+        return None
+    try:
+        if wire.Provenance.decode(headers[-1][1] or b"") != expected:
+            return None
+    except wire.WireError:
+        return None
+    return key, value, headers[:-1] or None, timestamp
+
+
+def _came_from(headers, cluster: str) -> bool:
+    """A record the flow skips as a record-level cycle: its provenance names the target cluster."""
+    for name, value in headers or ():
+        if name == wire.PROVENANCE_HEADER and value:
+            try:
+                if wire.Provenance.decode(value).cluster == cluster:
+                    return True
+            except wire.WireError:
+                continue
+    return False
 
 
 def audit_flow(config: EngineConfig, flow: FlowConfig, topics: list[str] | None = None) -> list[PartitionAudit]:
@@ -191,6 +221,8 @@ def audit_flow(config: EngineConfig, flow: FlowConfig, topics: list[str] | None 
     for topic in chosen:
         keep_all = policy.is_heartbeats_topic(topic) or record_filter is None
         keep = (lambda message: True) if keep_all else record_filter.keeps
+        if flow.provenance_header_enabled:
+            keep = _also_skipping_cycles(keep, flow.target)
         remote = policy.format_remote_topic(flow.source, topic)
         for partition in sorted(metadata[topic].partitions):
             if flow.record_filter and flow.record_filter.partitions is not None \
@@ -199,8 +231,13 @@ def audit_flow(config: EngineConfig, flow: FlowConfig, topics: list[str] | None 
             source_low, source_records = read_partition(source, topic, partition)
             _target_low, target_records = read_partition(target, remote, partition)
             results.append(audit_partition(topic, partition, source_low, source_records, target_records,
-                                           offset_map.partitions.get((topic, partition)), keep))
+                                           offset_map.partitions.get((topic, partition)), keep,
+                                           flow.source if flow.provenance_header_enabled else None))
     return results
+
+
+def _also_skipping_cycles(keep, target: str):
+    return lambda message: not _came_from(message.headers(), target) and keep(message)
 
 
 def report(results: list[PartitionAudit]) -> str:

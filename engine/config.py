@@ -116,8 +116,11 @@ RECORD_FILTER_OPTIONS = ("header.present", "header.absent", "header.equals", "ke
 DEFAULT_METRICS_LISTEN = "127.0.0.1:9464"
 METRICS_LISTEN_KEY = "mirror.engine.metrics.listen"
 LOOP_KEY = "mirror.engine.loop"
+PROVENANCE_KEY = "mirror.engine.provenance.header.enabled"
+BANDWIDTH_KEY = "mirror.engine.bandwidth.limit.bytes.per.second"
+COMPRESSION_TYPES = ("none", "gzip", "snappy", "lz4", "zstd")
 LOOPS = ("c", "python")
-DEFAULT_LOOP = "python"
+DEFAULT_LOOP = "c"
 DEFAULT_TOPICS_EXCLUDE = r"mm2.*\.internal, .*\.replica, __.*"
 
 
@@ -166,6 +169,11 @@ class FlowConfig(msgspec.Struct, frozen=True):
     offset_lag_max: int = 100
     offset_syncs_topic_location: str = "source"
     offset_syncs_topic_replication_factor: int = 3
+    # the target producer's compression.type (MM2 default: none; lz4 or zstd for WAN links)
+    producer_compression: str = "none"
+    # mirror-engine's own: a provenance header on every copy; a byte budget per second (0: none)
+    provenance_header_enabled: bool = False
+    bandwidth_limit_bytes_per_s: int = 0
 
     @property
     def name(self) -> str:
@@ -246,7 +254,7 @@ def from_properties(props: dict[str, str]) -> EngineConfig:
 
     flows = []
     for key, value in props.items():
-        match = re.fullmatch(r"(.+?)->(.+?)\.enabled", key)
+        match = re.fullmatch(r"([^.]+?)->([^.]+)\.enabled", key)  # not A->B.emit.*.enabled
         if not match or not _bool(key, value):
             continue
         source, target = match.groups()
@@ -270,7 +278,7 @@ def from_properties(props: dict[str, str]) -> EngineConfig:
         parse_listen(METRICS_LISTEN_KEY, metrics_listen)
     loop = props.get(LOOP_KEY, DEFAULT_LOOP).strip()
     if loop not in LOOPS:
-        raise ConfigError(f"{LOOP_KEY} = {loop!r}: expected one of {', '.join(LOOPS)}")
+        raise ConfigError(LOOP_KEY, f"{loop!r}: expected one of {', '.join(LOOPS)}")
     return EngineConfig(clusters=clusters, flows=flows, raw=dict(props),
                         heartbeats=_heartbeats(props, aliases, clusters), metrics_listen=metrics_listen,
                         loop=loop)
@@ -359,6 +367,8 @@ def _flow(props: dict[str, str], source: str, target: str) -> FlowConfig:
         ("refresh_topics_enabled", "refresh.topics.enabled", "bool"),
         ("refresh_topics_interval_s", "refresh.topics.interval.seconds", "seconds"),
         ("consumer_poll_timeout_ms", "consumer.poll.timeout.ms", "count"),
+        ("provenance_header_enabled", PROVENANCE_KEY, "bool"),
+        ("bandwidth_limit_bytes_per_s", BANDWIDTH_KEY, "non-negative"),
     ):
         name, value = get(key)
         if value is not None:
@@ -373,6 +383,13 @@ def _flow(props: dict[str, str], source: str, target: str) -> FlowConfig:
             if name in props:
                 settings[attr] = _convert(name, props[name], kind)
                 break
+    for name in (f"{prefix}producer.compression.type", f"{target}.producer.compression.type",
+                 "producer.compression.type"):
+        if name in props:
+            if props[name].strip() not in COMPRESSION_TYPES:
+                raise ConfigError(name, f"expected one of {', '.join(COMPRESSION_TYPES)}, got {props[name]!r}")
+            settings["producer_compression"] = props[name].strip()
+            break
     name, separator = get("replication.policy.separator")
     if separator is not None:
         if separator == "":

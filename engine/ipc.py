@@ -40,6 +40,9 @@ class Assign(msgspec.Struct, tag="assign", frozen=True):
     offset_syncs_role: str = "offset-syncs-source-producer"
     offset_lag_max: int = 100
     loop: str = "c"  # "c" or "python" (mirror.engine.loop)
+    compression: str = "none"  # the target producer's compression.type
+    provenance: bool = False  # append a provenance header to every copy
+    bandwidth_limit_bytes_per_s: int = 0  # this worker's share of the flow's budget; 0: none
 
 
 class Stop(msgspec.Struct, tag="stop", frozen=True):

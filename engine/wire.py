@@ -227,3 +227,35 @@ class OffsetRun(msgspec.Struct, frozen=True, order=True):
         topic, partition, first_upstream = k.string(), k.int32(), k.int64()
         v.int16()
         return cls(topic, partition, first_upstream, v.int64(), v.int64(), v.int64())
+
+
+# -- provenance header (mirror-engine's own, opt-in) ----------------------------------------------
+#   header name  mirror-engine-origin
+#   value        version INT16 (0), origin cluster STRING, topic STRING, partition INT32, offset INT64
+# Appended by each hop after the record's own headers, so a record that crossed A->B->C carries A's
+# origin first, then B's. The fast path writes the prefix built here plus the offset per record.
+
+PROVENANCE_HEADER = "mirror-engine-origin"
+
+
+class Provenance(msgspec.Struct, frozen=True):
+    cluster: str
+    topic: str
+    partition: int
+    offset: int
+
+    def encode(self) -> bytes:
+        return provenance_prefix(self.cluster, self.topic, self.partition) + struct.pack(">q", self.offset)
+
+    @classmethod
+    def decode(cls, value: bytes) -> "Provenance":
+        reader = _Reader(value)
+        version = reader.int16()
+        if version != 0:
+            raise WireError(f"{PROVENANCE_HEADER}: unknown version {version}")
+        return cls(reader.string(), reader.string(), reader.int32(), reader.int64())
+
+
+def provenance_prefix(cluster: str, topic: str, partition: int) -> bytes:
+    """Everything of a provenance value but its offset: fixed per source partition."""
+    return struct.pack(">h", 0) + _string(cluster) + _string(topic) + struct.pack(">i", partition)

@@ -9,6 +9,7 @@ all N, so it holds exactly the N records; CPU is the utime+stime of every proces
 
 from __future__ import annotations
 
+import os
 import secrets
 import statistics
 import sys
@@ -103,7 +104,8 @@ class Clusters:
 
     def start(self) -> Clusters:
         if not self.external:
-            for name in ("benchA", "benchB"):
+            # named by this process: two benchmark runs (or a run and the tests) never share clusters
+            for name in (f"bench{os.getpid()}A", f"bench{os.getpid()}B"):
                 self.say(f"starting sandbox cluster {name} ...")
                 self.sandboxes.append(KafkaCluster(name, nodes=1, base_dir=self.base_dir).start())
             self.source_servers = self.sandboxes[0].bootstrap_servers

@@ -265,6 +265,10 @@ class FlowRunner:
                 offset_syncs_role=f"offset-syncs-{self.flow.offset_syncs_topic_location}-producer",
                 offset_lag_max=self.flow.offset_lag_max,
                 loop=self.config.loop,
+                compression=self.flow.producer_compression,
+                provenance=self.flow.provenance_header_enabled,
+                # the flow's budget, shared evenly by its workers
+                bandwidth_limit_bytes_per_s=self.flow.bandwidth_limit_bytes_per_s // max(len(plan), 1),
             )
             for index, group in enumerate(plan)
         ]

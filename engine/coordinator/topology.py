@@ -33,19 +33,22 @@ def check_same_cluster_aliases(cluster_ids: dict[str, str]) -> None:
 
 
 def check_identity_cycles(flows: list[FlowConfig]) -> None:
-    """Any directed cycle of enabled flows that includes an identity-policy flow is refused."""
+    """Any directed cycle of enabled flows that includes an identity-policy flow is refused,
+    unless every flow of the cycle writes provenance headers: then a record is never copied back
+    to a cluster it came from (engine._fastpath stops it record by record)."""
     edges: dict[str, list[FlowConfig]] = defaultdict(list)
     for flow in flows:
         edges[flow.source].append(flow)
     for start in [f for f in flows if f.policy_class == IDENTITY_POLICY_CLASS]:
         # a path from the identity flow's target back to its source closes a cycle through it
         path = _find_path(edges, start.target, start.source)
-        if path is not None:
+        if path is not None and not all(f.provenance_header_enabled for f in [start, *path]):
             cycle = " -> ".join([start.source, start.target] + [f.target for f in path])
             raise TopologyError(
                 f"flows {cycle} form a cycle and {start.name} uses IdentityReplicationPolicy, which keeps "
                 "topic names, so records would be copied round the cycle forever; use "
-                "DefaultReplicationPolicy on one of these flows or disable one"
+                "DefaultReplicationPolicy on one of these flows, disable one, or set "
+                "mirror.engine.provenance.header.enabled = true on every flow of the cycle"
             )
 
 

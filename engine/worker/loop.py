@@ -12,19 +12,19 @@ import queue
 import time
 from typing import Callable
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING
 
 from engine import ipc
 from engine.clients import client_config
-from engine._fastpath import DeliveryFailed, RecordFilter, Relay
+from engine._fastpath import DeliveryFailed, RecordFilter
 from engine.filters import RecordFilterConfig, load_python_filter
 from engine.offsets.translation import READ_THROUGH
 from engine.worker.offset_syncs import OffsetSyncWriter
 from engine.worker.progress import ProgressStore
+from engine.worker.relays import make_relay
 
 log = logging.getLogger(__name__)
 
-BATCH_SIZE = 2000
 SHUTDOWN_FLUSH_S = 60.0
 
 
@@ -38,28 +38,14 @@ class Worker:
         self.inbox = inbox
         self.report = report
         self.clock = clock
-        self.relay = Relay()
         role = f"{assignment.flow}|MirrorSourceConnector-{assignment.worker_index}"
-        self.consumer = Consumer(client_config(
-            assignment.source_client, f"{role}|replication-consumer",
-            # librdkafka wants a group id even for assign(); nothing is ever committed to it
-            **{"group.id": f"mirror-engine-{assignment.flow}",
-               "enable.auto.commit": False,
-               "enable.auto.offset.store": False,
-               "auto.offset.reset": "earliest",
-               "isolation.level": "read_committed"},
-        ))
-        self.producer = Producer(client_config(
-            assignment.target_client, f"{role}|replication-producer",
-            # idempotence keeps each partition's delivery reports in produce order (see _fastpath)
-            **{"acks": "all",
-               "enable.idempotence": True,
-               "linger.ms": 5,
-               "compression.type": "none",
-               "on_delivery": self.relay.on_delivery},
-        ))
-        self.relay.attach(self.producer)
+        self.relay = make_relay(assignment.loop, assignment.source_client, assignment.target_client,
+                                assignment.flow, role, assignment.source_alias, assignment.target_alias,
+                                compression=assignment.compression)
+        if assignment.provenance:
+            self.relay.enable_provenance(assignment.source_alias, assignment.target_alias)
         self._last_report_at = clock()
+        self.budget = ByteBudget(assignment.bandwidth_limit_bytes_per_s, clock)
         self._read_through_written: dict[tuple[str, int], tuple] = {}
         self.offset_syncs = (
             OffsetSyncWriter(assignment.offset_syncs_topic, assignment.offset_syncs_client,
@@ -86,10 +72,10 @@ class Worker:
             self.report(ipc.Failed(self.assignment.worker_index, str(error)))
             return 1
         finally:
-            self.consumer.close()
+            self.relay.close()
 
     def _loop(self) -> None:
-        poll_s = min(self.assignment.poll_timeout_ms, 200) / 1000
+        poll_ms = min(self.assignment.poll_timeout_ms, 200)
         next_store = self.clock() + self.assignment.offset_flush_interval_ms / 1000
         next_report = self.clock() + self.assignment.report_interval_ms / 1000
         while True:
@@ -106,12 +92,14 @@ class Worker:
                 self._drain()
                 self._assign(command)
             if self.relay.ledgers:
-                batch = self.consumer.consume(BATCH_SIZE, timeout=poll_s)
-                if batch:
-                    self.relay.send(batch)
+                ahead_s = self.budget.ahead_s(self.relay.bytes_sent)
+                if ahead_s > 0:
+                    time.sleep(min(ahead_s, 0.2))  # short: the inbox and acks stay served
+                    self.relay.serve(0)
+                else:
+                    self.relay.pump(poll_ms)
             else:
-                time.sleep(poll_s)  # nothing assigned: only the inbox matters
-            self.producer.poll(0)
+                time.sleep(poll_ms / 1000)  # nothing assigned: only the inbox matters
             if self.relay.failure is not None:
                 raise self.relay.failure
             if self.offset_syncs is not None:
@@ -135,8 +123,8 @@ class Worker:
             self.relay.add_partition(task.topic, task.remote_topic, task.partition, last, task.apply_filter)
             # resume after the last replicated offset, as MM2 does (offset + 1)
             start = last + 1 if last >= 0 else OFFSET_BEGINNING
-            positions.append(TopicPartition(task.topic, task.partition, start))
-        self.consumer.assign(positions)
+            positions.append((task.topic, task.partition, start))
+        self.relay.assign(positions)
         log.info("worker %s of %s assigned %d partitions", assignment.worker_index, assignment.flow,
                  len(positions))
 
@@ -145,7 +133,7 @@ class Worker:
         self._flush_producer()
         self._store_acked()
         self.report(self._snapshot())  # before the ledgers go, or their last deltas are lost
-        self.consumer.unassign()
+        self.relay.assign([])
         for key in list(self.relay.ledgers):
             self.relay.remove_partition(*key)
 
@@ -158,7 +146,7 @@ class Worker:
         return flushed
 
     def _flush_producer(self, raise_on_failure: bool = True) -> bool:
-        remaining = self.producer.flush(SHUTDOWN_FLUSH_S)
+        remaining = self.relay.flush(SHUTDOWN_FLUSH_S)
         if self.relay.failure is not None:
             if raise_on_failure:
                 raise self.relay.failure
@@ -198,10 +186,10 @@ class Worker:
         idle = [l for l in self.relay.ledgers.values() if l.in_flight == 0]
         if not idle:
             return
-        positions = self.consumer.position([TopicPartition(l.source_topic, l.partition) for l in idle])
+        positions = self.relay.positions([(l.source_topic, l.partition) for l in idle])
         for ledger, position in zip(idle, positions):
-            if position.offset > ledger.last_acked_source + 1 and ledger.pending_filtered < position.offset:
-                ledger.last_acked_source = position.offset - 1
+            if position > ledger.last_acked_source + 1 and ledger.pending_filtered < position:
+                ledger.last_acked_source = position - 1
 
     def _read_through_entries(self) -> list[tuple[str, int, int, int, int, int]]:
         """Offset-map entries saying how far each partition was read and where its next copy goes."""
@@ -228,12 +216,7 @@ class Worker:
         now = self.clock()
         partitions = []
         for ledger in self.relay.ledgers.values():
-            try:
-                # cached: the high watermark from the last fetch response, no request
-                end = self.consumer.get_watermark_offsets(
-                    TopicPartition(ledger.source_topic, ledger.partition), cached=True)[1]
-            except KafkaException:
-                end = -1
+            end = self.relay.high_watermark(ledger.source_topic, ledger.partition)
             partitions.append(ipc.PartitionProgress(
                 topic=ledger.source_topic, partition=ledger.partition,
                 last_acked_offset=ledger.last_acked_source,
@@ -242,7 +225,7 @@ class Worker:
                 value_bytes_delta=ledger.acked_value_bytes - ledger.reported_value_bytes,
                 filtered_delta=ledger.filtered_records - ledger.reported_filtered,
                 in_flight=ledger.in_flight,
-                source_end_offset=end if end is not None and end >= 0 else -1,
+                source_end_offset=end,
             ))
             ledger.reported_records = ledger.acked_records
             ledger.reported_value_bytes = ledger.acked_value_bytes
@@ -250,6 +233,21 @@ class Worker:
         report = ipc.Report(self.assignment.worker_index, now - self._last_report_at, partitions)
         self._last_report_at = now
         return report
+
+
+class ByteBudget:
+    """A worker's share of its flow's bandwidth limit: how far ahead of it the worker is."""
+
+    def __init__(self, bytes_per_s: int, clock: Callable[[], float] = time.monotonic):
+        self.bytes_per_s = bytes_per_s
+        self.clock = clock
+        self.started_at = clock()
+
+    def ahead_s(self, bytes_sent: int) -> float:
+        """Seconds to wait before sending more; 0 without a limit."""
+        if not self.bytes_per_s:
+            return 0.0
+        return max(0.0, bytes_sent / self.bytes_per_s - (self.clock() - self.started_at))
 
 
 def build_record_filter(config: RecordFilterConfig | None) -> RecordFilter | None:

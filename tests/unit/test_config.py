@@ -210,3 +210,31 @@ def test_target_overrides_flow_beats_top_level():
                           "target.topic.config.cleanup.policy": "compact"})
     (flow,) = from_properties(props).flows
     assert flow.target_topic_overrides == {"retention.ms": "2", "cleanup.policy": "compact"}
+
+
+def test_loop_compression_provenance_and_bandwidth_keys():
+    base = {"clusters": "A, B", "A.bootstrap.servers": "a:9092", "B.bootstrap.servers": "b:9092",
+            "A->B.enabled": "true", "B->A.enabled": "true"}
+    defaults = from_properties(base)
+    assert defaults.loop == "c"
+    assert [(f.producer_compression, f.provenance_header_enabled, f.bandwidth_limit_bytes_per_s)
+            for f in defaults.flows] == [("none", False, 0), ("none", False, 0)]
+
+    tuned = from_properties({**base, "mirror.engine.loop": "python", "producer.compression.type": "zstd",
+                             "A.producer.compression.type": "gzip", "A->B.producer.compression.type": "lz4",
+                             "A->B.mirror.engine.provenance.header.enabled": "true",
+                             "mirror.engine.bandwidth.limit.bytes.per.second": "1048576"})
+    flows = {f.name: f for f in tuned.flows}
+    assert tuned.loop == "python"
+    # flow key first, then the target cluster's producer key, then the top-level one
+    assert flows["A->B"].producer_compression == "lz4"
+    assert flows["B->A"].producer_compression == "gzip"
+    assert (flows["A->B"].provenance_header_enabled, flows["B->A"].provenance_header_enabled) == (True, False)
+    assert flows["B->A"].bandwidth_limit_bytes_per_s == 1048576
+
+    with pytest.raises(ConfigError, match=r"mirror.engine.loop: 'jit': expected one of c, python"):
+        from_properties({**base, "mirror.engine.loop": "jit"})
+    with pytest.raises(ConfigError, match=r"B.producer.compression.type.*expected one of none, gzip, snappy, lz4, zstd"):
+        from_properties({**base, "B.producer.compression.type": "brotli"})
+    with pytest.raises(ConfigError, match=r"mirror.engine.bandwidth.limit.bytes.per.second"):
+        from_properties({**base, "mirror.engine.bandwidth.limit.bytes.per.second": "-1"})

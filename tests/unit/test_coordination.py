@@ -42,3 +42,15 @@ def test_unobserved_partitions_weigh_the_average():
     tasks = [ipc.PartitionTask("t", p, "A.t") for p in range(3)]
     groups = assign_balanced(tasks, 2, {("t", 0): 100.0, ("t", 1): 100.0})
     assert sorted(len(g) for g in groups) == [1, 2]
+
+
+def test_byte_budget_says_how_long_a_worker_is_ahead_of_its_share():
+    from engine.worker.loop import ByteBudget
+
+    now = [100.0]
+    budget = ByteBudget(1_000_000, clock=lambda: now[0])
+    assert budget.ahead_s(500_000) == 0.5  # half a second's budget sent at once
+    now[0] = 100.5
+    assert budget.ahead_s(500_000) == 0.0
+    assert budget.ahead_s(3_000_000) == 2.5
+    assert ByteBudget(0, clock=lambda: now[0]).ahead_s(10**12) == 0.0  # no limit

@@ -7,10 +7,11 @@ from engine.coordinator.topology import TopologyError, check_identity_cycles, ch
 from engine.policy import IDENTITY_POLICY_CLASS
 
 
-def flow(source, target, identity=False):
+def flow(source, target, identity=False, provenance=False):
     if identity:
-        return FlowConfig(source=source, target=target, policy_class=IDENTITY_POLICY_CLASS)
-    return FlowConfig(source=source, target=target)
+        return FlowConfig(source=source, target=target, policy_class=IDENTITY_POLICY_CLASS,
+                          provenance_header_enabled=provenance)
+    return FlowConfig(source=source, target=target, provenance_header_enabled=provenance)
 
 
 def test_default_policy_cycles_are_allowed():
@@ -30,6 +31,13 @@ def test_identity_active_active_is_refused():
 def test_longer_identity_cycle_is_refused():
     with pytest.raises(TopologyError, match=r"B -> C -> A -> B"):
         check_identity_cycles([flow("A", "B"), flow("B", "C", identity=True), flow("C", "A")])
+
+
+def test_identity_cycle_is_allowed_when_every_flow_of_it_writes_provenance_headers():
+    check_identity_cycles([flow("A", "B", identity=True, provenance=True), flow("B", "A", identity=True, provenance=True)])
+    with pytest.raises(TopologyError, match="mirror.engine.provenance.header.enabled = true on every flow"):
+        check_identity_cycles([flow("A", "B", identity=True, provenance=True), flow("B", "C", provenance=True),
+                               flow("C", "A")])
 
 
 def test_two_aliases_of_one_cluster_are_refused():

@@ -1,0 +1,102 @@
+"""The worker's two relay loops behind one interface, and the client settings they share.
+
+    relay.assign([(topic, partition, start offset)])   what the source consumer reads
+    relay.pump(timeout_ms) -> records consumed           consume one batch, produce it, serve acks
+    relay.serve(timeout_ms) / relay.flush(timeout_s)     delivery reports only
+    relay.positions([(topic, partition)]) / relay.high_watermark(topic, partition)
+    relay.close()
+plus Relay's ledgers, failure and take_offset_syncs / take_offset_runs.
+
+`c` is engine._fastpath.NativeRelay on librdkafka's C API; `python` is PythonRelay below on
+confluent-kafka's Python API, the benchmarks' baseline. Both get the same librdkafka settings.
+"""
+
+from __future__ import annotations
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
+from engine._fastpath import NativeRelay, Relay
+from engine.clients import client_config
+
+BATCH_SIZE = 2000
+
+
+def consumer_settings(flow: str) -> dict[str, str]:
+    return {
+        # librdkafka wants a group id even for assign(); nothing is ever committed to it
+        "group.id": f"mirror-engine-{flow}",
+        "enable.auto.commit": "false",
+        "enable.auto.offset.store": "false",
+        "auto.offset.reset": "earliest",
+        "isolation.level": "read_committed",
+        # prefetch bound: the source's share of a worker's memory (librdkafka default 64 MiB)
+        "queued.max.messages.kbytes": "32768",
+    }
+
+
+def producer_settings(compression: str = "none", linger_ms: int = 5) -> dict[str, str]:
+    return {
+        "acks": "all",
+        # idempotence keeps each partition's delivery reports in produce order (see _fastpath)
+        "enable.idempotence": "true",
+        "linger.ms": str(linger_ms),
+        "compression.type": compression,
+        # records in flight (librdkafka default 1 GiB): the target's share of a worker's memory;
+        # on the C loop these bytes are the consumed records themselves, held until acked
+        "queue.buffering.max.kbytes": "65536",
+    }
+
+
+class PythonRelay(Relay):
+    """The relay loop on confluent-kafka's Python API: a Python object per record."""
+
+    def __init__(self, consumer_config: dict[str, str], producer_config: dict[str, str],
+                 consumer_id: str, producer_id: str, batch_size: int = BATCH_SIZE):
+        super().__init__()
+        self.batch_size = batch_size
+        self.consumer = Consumer(client_config(consumer_config, consumer_id))
+        self.producer = Producer(client_config(producer_config, producer_id, on_delivery=self.on_delivery))
+        self.attach(self.producer)
+
+    def assign(self, positions: list[tuple[str, int, int]]) -> None:
+        self.consumer.assign([TopicPartition(t, p, o) for t, p, o in positions])
+
+    def pump(self, timeout_ms: int) -> int:
+        batch = self.consumer.consume(self.batch_size, timeout=timeout_ms / 1000)
+        if batch:
+            self.send(batch)
+        self.producer.poll(0)
+        return len(batch)
+
+    def serve(self, timeout_ms: int) -> None:
+        self.producer.poll(timeout_ms / 1000)
+
+    def flush(self, timeout_s: float) -> int:
+        return self.producer.flush(timeout_s)
+
+    def positions(self, partitions: list[tuple[str, int]]) -> list[int]:
+        return [p.offset for p in self.consumer.position([TopicPartition(t, p) for t, p in partitions])]
+
+    def high_watermark(self, topic: str, partition: int) -> int:
+        try:
+            # cached: the high watermark from the last fetch response, no request
+            end = self.consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)[1]
+        except KafkaException:
+            return -1
+        return end if end is not None and end >= 0 else -1
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def make_relay(loop: str, source: dict[str, str], target: dict[str, str], flow: str, role: str,
+               source_alias: str, target_alias: str, compression: str = "none") -> Relay:
+    """A relay of the given loop kind, with client.ids in MM2's format."""
+    consumer = {**source, **consumer_settings(flow)}
+    producer = {**target, **producer_settings(compression)}
+    consumer_id, producer_id = f"{role}|replication-consumer", f"{role}|replication-producer"
+    if loop == "python":
+        return PythonRelay(consumer, producer, consumer_id, producer_id)
+    return NativeRelay({**consumer, "client.id": consumer_id}, {**producer, "client.id": producer_id},
+                       BATCH_SIZE, source_alias, target_alias)
+
