@@ -87,8 +87,52 @@ def test_python_baseline(benchmark):
     benchmark(python_baseline_batch)
 
 
+RUNS = [(run * 10, run * 9, run * 10 + 8, run * 9 + 8) for run in range(1000)]  # a gap every 10 records
+
+
 def test_exact_translation_lookup(benchmark):
     partition_map = PartitionMap()
-    for run in range(1000):  # a gap every 10 records
-        partition_map.add(run * 10, run * 9, run * 10 + 8, run * 9 + 8)
+    for run in RUNS:
+        partition_map.add(*run)
     benchmark(lambda: [partition_map.translate(p) for p in range(0, 10_000, 97)])
+
+
+def test_translation_lookup_baseline_linear_scan(benchmark):
+    """The naive lookup: scan the runs for the one holding the position."""
+
+    def translate(position):
+        for first_up, first_down, last_up, _ in RUNS:
+            if first_up <= position <= last_up:
+                return first_down + position - first_up
+        return None
+
+    benchmark(lambda: [translate(p) for p in range(0, 10_000, 97)])
+
+
+AUDIT_RECORDS = [(f"key-{i}".encode(), bytes(range(256)) * 4, [("trace", b"t"), ("n", str(i).encode())],
+                  1_700_000_000_000 + i) for i in range(2_000)]
+
+
+def test_audit_checksum(benchmark):
+    from engine.audit import record_digest
+
+    benchmark(lambda: [record_digest(*record) for record in AUDIT_RECORDS])
+
+
+def test_audit_checksum_baseline_md5(benchmark):
+    """The same fields through hashlib's md5: what the audit would cost with a stock digest."""
+    import hashlib
+    import struct
+
+    def digest(key, value, headers, timestamp):
+        h = hashlib.md5()
+        for part in (key, value):
+            h.update(struct.pack(">i", len(part)))
+            h.update(part)
+        for name, header_value in headers:
+            h.update(name.encode())
+            h.update(header_value)
+        h.update(struct.pack(">q", timestamp))
+        return h.digest()
+
+    benchmark(lambda: [digest(*record) for record in AUDIT_RECORDS])

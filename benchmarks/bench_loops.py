@@ -62,10 +62,12 @@ def mock_cluster():
     del owner  # the mock cluster lives as long as the client that made it
 
 
-def relay_all(loop: str, servers: str, topic: str) -> float:
+def relay_all(loop: str, servers: str, topic: str, provenance: bool = False) -> float:
     """Relays every record; returns the process CPU seconds it took."""
     client = {"bootstrap.servers": servers}
     relay = make_relay(loop, client, client, f"bench-{loop}", "bench", "A", "B")
+    if provenance:
+        relay.enable_provenance("A", "B")
     remote = f"A.{topic}.{uuid.uuid4().hex[:6]}"
     for partition in range(PARTITIONS):
         relay.add_partition(topic, remote, partition)
@@ -84,9 +86,12 @@ def relay_all(loop: str, servers: str, topic: str) -> float:
     return cpu
 
 
+@pytest.mark.parametrize("provenance", [False, True], ids=["plain", "provenance-header"])
 @pytest.mark.parametrize("loop", ["python", "c"])
-def test_relay_loop_over_mock_cluster(benchmark, mock_cluster, loop):
+def test_relay_loop_over_mock_cluster(benchmark, mock_cluster, loop, provenance):
+    """Header rewrite: the provenance variant appends one header per record on the way."""
     servers, topic = mock_cluster
     cpu_seconds = []
-    benchmark.pedantic(lambda: cpu_seconds.append(relay_all(loop, servers, topic)), rounds=3, iterations=1)
+    benchmark.pedantic(lambda: cpu_seconds.append(relay_all(loop, servers, topic, provenance)), rounds=3,
+                       iterations=1)
     benchmark.extra_info["cpu_us_per_record"] = round(min(cpu_seconds) / RECORDS * 1e6, 3)

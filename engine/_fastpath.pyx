@@ -53,6 +53,15 @@ class RecordFilterFailed(RuntimeError):
     """The flow's Python record filter raised; the message names the record."""
 
 
+class TransactionFailed(RuntimeError):
+    """A transaction of the exactly-once mode failed; `fatal` when the producer cannot go on
+    (fenced by a newer instance with the same transactional.id, or a fatal idempotence error)."""
+
+    def __init__(self, message: str, fatal: bool):
+        super().__init__(message)
+        self.fatal = fatal
+
+
 class SourceReadFailed(RuntimeError):
     """The source consumer reported an error for a partition."""
 
@@ -562,6 +571,7 @@ cdef class NativeRelay(Relay):
     cdef dict routes  # source topic -> TopicRoute
     cdef dict routes_by_handle  # address of the consumer's topic handle -> TopicRoute
     cdef str source_cluster, target_cluster
+    cdef int64_t control_in_flight  # produce_record() writes not yet acknowledged
 
     def __cinit__(self):
         self.consumer = NULL
@@ -573,6 +583,7 @@ cdef class NativeRelay(Relay):
         Relay.__init__(self)
         self.routes = {}
         self.routes_by_handle = {}
+        self.control_in_flight = 0
         self.source_cluster = source_cluster
         self.target_cluster = target_cluster
         self.batch_size = batch_size
@@ -707,10 +718,81 @@ cdef class NativeRelay(Relay):
     def flush(self, double timeout_s):
         """Waits until every record in flight is acknowledged or failed; returns how many remain."""
         deadline = monotonic() + timeout_s
-        while self.in_flight() and monotonic() < deadline:
+        while (self.in_flight() or self.control_in_flight) and monotonic() < deadline:
             self._serve(100)
         self._drain_logs()
-        return self.in_flight()
+        return self.in_flight() + self.control_in_flight
+
+    def produce_record(self, str topic, int partition, key, value):
+        """One record of the engine's own (progress, offset map) through the relay's producer, so
+        that in exactly-once mode it joins the open transaction. partition -1: by the key."""
+        cdef rd_kafka_vu_t values[6]
+        cdef rd_kafka_error_t *error
+        cdef bytes topic_name = topic.encode()
+        cdef bytes key_bytes = key
+        cdef bytes value_bytes = value
+        values[0].vtype = RD_KAFKA_VTYPE_TOPIC
+        values[0].u.cstr = topic_name
+        values[1].vtype = RD_KAFKA_VTYPE_PARTITION
+        values[1].u.i32 = partition
+        values[2].vtype = RD_KAFKA_VTYPE_KEY
+        values[2].u.mem.ptr = NULL if key_bytes is None else <void *> PyBytes_AS_STRING(key_bytes)
+        values[2].u.mem.size = 0 if key_bytes is None else len(key_bytes)
+        values[3].vtype = RD_KAFKA_VTYPE_VALUE
+        values[3].u.mem.ptr = NULL if value_bytes is None else <void *> PyBytes_AS_STRING(value_bytes)
+        values[3].u.mem.size = 0 if value_bytes is None else len(value_bytes)
+        values[4].vtype = RD_KAFKA_VTYPE_MSGFLAGS
+        values[4].u.i = RD_KAFKA_MSG_F_COPY
+        values[5].vtype = RD_KAFKA_VTYPE_OPAQUE
+        values[5].u.ptr = NULL  # no consumed record behind it
+        while True:
+            error = rd_kafka_produceva(self.producer, values, 6)
+            if error == NULL:
+                self.control_in_flight += 1
+                return
+            code = rd_kafka_error_code(error)
+            reason = rd_kafka_error_string(error).decode()
+            rd_kafka_error_destroy(error)
+            if code != RD_KAFKA_RESP_ERR__QUEUE_FULL:
+                raise DeliveryFailed(f"cannot write {topic} on cluster {self.target_cluster}: {reason}")
+            self._serve(50)
+
+    # -- exactly-once mode -------------------------------------------------------------------------
+
+    def init_transactions(self, double timeout_s):
+        """Registers the transactional.id, fencing any older producer that has it."""
+        cdef rd_kafka_error_t *error
+        cdef int timeout_ms = <int> (timeout_s * 1000)
+        with nogil:
+            error = rd_kafka_init_transactions(self.producer, timeout_ms)
+        self._check_transaction(error, "initialise transactions")
+
+    def begin_transaction(self):
+        self._check_transaction(rd_kafka_begin_transaction(self.producer), "begin a transaction")
+
+    def commit_transaction(self, double timeout_s):
+        """Every record produced since begin_transaction() must be acknowledged (flush) first."""
+        cdef rd_kafka_error_t *error
+        cdef int timeout_ms = <int> (timeout_s * 1000)
+        with nogil:
+            error = rd_kafka_commit_transaction(self.producer, timeout_ms)
+        self._check_transaction(error, "commit a transaction")
+
+    def abort_transaction(self, double timeout_s):
+        cdef rd_kafka_error_t *error
+        cdef int timeout_ms = <int> (timeout_s * 1000)
+        with nogil:
+            error = rd_kafka_abort_transaction(self.producer, timeout_ms)
+        self._serve(0)  # the aborted records' reports free their consumed records
+        self._check_transaction(error, "abort a transaction")
+
+    cdef int _check_transaction(self, rd_kafka_error_t *error, str what) except -1:
+        if error == NULL:
+            return 0
+        fatal = bool(rd_kafka_error_is_fatal(error))
+        reason = rd_kafka_error_string(error).decode("utf-8", "replace")
+        rd_kafka_error_destroy(error)
+        raise TransactionFailed(f"cannot {what} on cluster {self.target_cluster}: {reason}", fatal)
 
     cdef int _send_batch(self, ssize_t count) except -1:
         cdef ssize_t i = 0
@@ -899,6 +981,13 @@ cdef class NativeRelay(Relay):
             for i in range(count):
                 ack = acks[i]
                 source = <rd_kafka_message_t *> ack._private
+                if source == NULL:  # produce_record(): no ledger, no consumed record
+                    self.control_in_flight -= 1
+                    if ack.err and self.failure is None:
+                        self.failure = DeliveryFailed(
+                            f"writing {rd_kafka_topic_name(ack.rkt).decode()} on cluster {self.target_cluster} "
+                            f"failed: {rd_kafka_err2str(ack.err).decode()}")
+                    continue
                 try:
                     route = <TopicRoute> rd_kafka_topic_opaque(ack.rkt)
                     ledger = route.ledgers[ack.partition] if ack.partition < len(route.ledgers) else None

@@ -41,6 +41,8 @@ typedef enum { RD_KAFKA_PRODUCER = 0, RD_KAFKA_CONSUMER = 1 } rd_kafka_type_t;
 #define RD_KAFKA_RESP_ERR__QUEUE_FULL (-184)
 #define RD_KAFKA_RESP_ERR__NOENT (-156)
 #define RD_KAFKA_OFFSET_BEGINNING (-2)
+#define RD_KAFKA_PARTITION_UA ((int32_t)-1)
+#define RD_KAFKA_MSG_F_COPY 0x2
 #define RD_KAFKA_EVENT_DR 0x1
 #define RD_KAFKA_EVENT_LOG 0x4
 #define RD_KAFKA_EVENT_ERROR 0x8
@@ -162,6 +164,12 @@ rd_kafka_resp_err_t rd_kafka_error_code(const rd_kafka_error_t *error);
 const char *rd_kafka_error_string(const rd_kafka_error_t *error);
 void rd_kafka_error_destroy(rd_kafka_error_t *error);
 rd_kafka_resp_err_t rd_kafka_purge(rd_kafka_t *rk, int purge_flags);
+int rd_kafka_error_is_fatal(const rd_kafka_error_t *error);
+int rd_kafka_error_txn_requires_abort(const rd_kafka_error_t *error);
+rd_kafka_error_t *rd_kafka_init_transactions(rd_kafka_t *rk, int timeout_ms);
+rd_kafka_error_t *rd_kafka_begin_transaction(rd_kafka_t *rk);
+rd_kafka_error_t *rd_kafka_commit_transaction(rd_kafka_t *rk, int timeout_ms);
+rd_kafka_error_t *rd_kafka_abort_transaction(rd_kafka_t *rk, int timeout_ms);
 int rd_kafka_outq_len(rd_kafka_t *rk);
 rd_kafka_resp_err_t rd_kafka_fatal_error(rd_kafka_t *rk, char *errstr, size_t errstr_size);
 

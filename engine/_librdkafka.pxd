@@ -29,6 +29,8 @@ cdef extern from "_librdkafka.h" nogil:
     int RD_KAFKA_RESP_ERR__QUEUE_FULL
     int RD_KAFKA_RESP_ERR__NOENT
     int64_t RD_KAFKA_OFFSET_BEGINNING
+    int32_t RD_KAFKA_PARTITION_UA
+    int RD_KAFKA_MSG_F_COPY
     int RD_KAFKA_EVENT_DR
     int RD_KAFKA_EVENT_LOG
     int RD_KAFKA_EVENT_ERROR
@@ -58,11 +60,13 @@ cdef extern from "_librdkafka.h" nogil:
 
     ctypedef enum rd_kafka_vtype_t:
         RD_KAFKA_VTYPE_END
+        RD_KAFKA_VTYPE_TOPIC
         RD_KAFKA_VTYPE_RKT
         RD_KAFKA_VTYPE_PARTITION
         RD_KAFKA_VTYPE_VALUE
         RD_KAFKA_VTYPE_KEY
         RD_KAFKA_VTYPE_OPAQUE
+        RD_KAFKA_VTYPE_MSGFLAGS
         RD_KAFKA_VTYPE_TIMESTAMP
         RD_KAFKA_VTYPE_HEADERS
 
@@ -71,6 +75,8 @@ cdef extern from "_librdkafka.h" nogil:
         size_t size
 
     ctypedef union rd_kafka_vu_value_t:
+        const char *cstr
+        int i
         rd_kafka_topic_t *rkt
         int32_t i32
         int64_t i64
@@ -142,6 +148,12 @@ cdef extern from "_librdkafka.h" nogil:
     const char *rd_kafka_error_string(const rd_kafka_error_t *error)
     void rd_kafka_error_destroy(rd_kafka_error_t *error)
     rd_kafka_resp_err_t rd_kafka_purge(rd_kafka_t *rk, int purge_flags)
+    int rd_kafka_error_is_fatal(const rd_kafka_error_t *error)
+    int rd_kafka_error_txn_requires_abort(const rd_kafka_error_t *error)
+    rd_kafka_error_t *rd_kafka_init_transactions(rd_kafka_t *rk, int timeout_ms)
+    rd_kafka_error_t *rd_kafka_begin_transaction(rd_kafka_t *rk)
+    rd_kafka_error_t *rd_kafka_commit_transaction(rd_kafka_t *rk, int timeout_ms)
+    rd_kafka_error_t *rd_kafka_abort_transaction(rd_kafka_t *rk, int timeout_ms)
     int rd_kafka_outq_len(rd_kafka_t *rk)
 
     rd_kafka_event_t *rd_kafka_queue_poll(rd_kafka_queue_t *rkqu, int timeout_ms)

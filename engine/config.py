@@ -118,6 +118,7 @@ METRICS_LISTEN_KEY = "mirror.engine.metrics.listen"
 LOOP_KEY = "mirror.engine.loop"
 PROVENANCE_KEY = "mirror.engine.provenance.header.enabled"
 BANDWIDTH_KEY = "mirror.engine.bandwidth.limit.bytes.per.second"
+WORKER_TIMEOUT_KEY = "mirror.engine.worker.timeout.ms"
 COMPRESSION_TYPES = ("none", "gzip", "snappy", "lz4", "zstd")
 LOOPS = ("c", "python")
 DEFAULT_LOOP = "c"
@@ -174,6 +175,10 @@ class FlowConfig(msgspec.Struct, frozen=True):
     # mirror-engine's own: a provenance header on every copy; a byte budget per second (0: none)
     provenance_header_enabled: bool = False
     bandwidth_limit_bytes_per_s: int = 0
+    # exactly.once.source.support = enabled on the target: records and progress in one transaction
+    exactly_once: bool = False
+    # a worker silent this long is replaced (its transactional id fenced in exactly-once mode)
+    worker_timeout_ms: int = 120_000
 
     @property
     def name(self) -> str:
@@ -369,6 +374,7 @@ def _flow(props: dict[str, str], source: str, target: str) -> FlowConfig:
         ("consumer_poll_timeout_ms", "consumer.poll.timeout.ms", "count"),
         ("provenance_header_enabled", PROVENANCE_KEY, "bool"),
         ("bandwidth_limit_bytes_per_s", BANDWIDTH_KEY, "non-negative"),
+        ("worker_timeout_ms", WORKER_TIMEOUT_KEY, "count"),
     ):
         name, value = get(key)
         if value is not None:
@@ -383,6 +389,14 @@ def _flow(props: dict[str, str], source: str, target: str) -> FlowConfig:
             if name in props:
                 settings[attr] = _convert(name, props[name], kind)
                 break
+    # a Connect worker setting of the herder source->target: the target cluster's key, as MM2 reads it
+    for name in (f"{target}.exactly.once.source.support", "exactly.once.source.support"):
+        if name in props:
+            mode = props[name].strip().lower()
+            if mode not in ("enabled", "disabled", "preparing"):
+                raise ConfigError(name, f"expected enabled, disabled or preparing, got {props[name]!r}")
+            settings["exactly_once"] = mode == "enabled"
+            break
     for name in (f"{prefix}producer.compression.type", f"{target}.producer.compression.type",
                  "producer.compression.type"):
         if name in props:

@@ -43,6 +43,8 @@ class Assign(msgspec.Struct, tag="assign", frozen=True):
     compression: str = "none"  # the target producer's compression.type
     provenance: bool = False  # append a provenance header to every copy
     bandwidth_limit_bytes_per_s: int = 0  # this worker's share of the flow's budget; 0: none
+    # exactly-once mode: the worker's transactional.id, the same for every start of this worker
+    transactional_id: str | None = None
 
 
 class Stop(msgspec.Struct, tag="stop", frozen=True):

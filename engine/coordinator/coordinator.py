@@ -82,6 +82,21 @@ def assign_balanced(partitions: list[ipc.PartitionTask], workers: int,
     return [sorted(group) for group in groups]
 
 
+def assign_sticky(current: list[list[ipc.PartitionTask]], partitions: list[ipc.PartitionTask],
+                  workers: int) -> list[list[ipc.PartitionTask]]:
+    """Keeps every partition on its worker, drops gone ones, deals new ones to the smallest groups.
+
+    The exactly-once mode's plan: a partition never moves from a live worker to another, so two
+    workers never hold open transactions for one partition."""
+    wanted = set(partitions)
+    groups = [[t for t in group if t in wanted] for group in current[:workers]]
+    groups += [[] for _ in range(workers - len(groups))]
+    placed = {t for group in groups for t in group}
+    for task in sorted(t for t in partitions if t not in placed):
+        min(groups, key=len).append(task)
+    return groups
+
+
 def max_load(groups: list[list[ipc.PartitionTask]], weights: dict[tuple[str, int], float]) -> float:
     return max((sum(weights.get((t.topic, t.partition), 0.0) for t in g) for g in groups), default=0.0)
 
@@ -155,7 +170,8 @@ class FlowRunner:
             )
         self.partitions = await self._sync_topics(target_topics, fail_fast=True)
         for assignment in self._assignments(self._plan()):
-            worker = WorkerProcess(assignment, self._on_message)
+            worker = WorkerProcess(assignment, self._on_message, self._worker_timeout_s(),
+                                   kill_when_silent=not self.flow.exactly_once)
             self.workers.append(worker)
             await worker.start()
 
@@ -244,6 +260,9 @@ class FlowRunner:
         workers = self.flow.tasks_max or os.cpu_count() or 1
         return max(1, min(workers, len(self.partitions)))
 
+    def _worker_timeout_s(self) -> float:
+        return self.flow.worker_timeout_ms / 1000
+
     def _weights(self) -> dict[tuple[str, int], float]:
         return {key: state.bytes_per_s for key, state in self.partition_state.items()}
 
@@ -269,6 +288,7 @@ class FlowRunner:
                 provenance=self.flow.provenance_header_enabled,
                 # the flow's budget, shared evenly by its workers
                 bandwidth_limit_bytes_per_s=self.flow.bandwidth_limit_bytes_per_s // max(len(plan), 1),
+                transactional_id=f"mirror-engine-{self.flow.name}-{index}" if self.flow.exactly_once else None,
             )
             for index, group in enumerate(plan)
         ]
@@ -298,6 +318,11 @@ class FlowRunner:
         self.partitions = partitions
         plan = self._plan()
         weights = self._weights()
+        if self.flow.exactly_once:
+            if changed:
+                log.info("%s: partition set changed; new partitions join workers, none moves", self.flow.name)
+                await self._apply(self._assignments(assign_sticky(current, partitions, self._worker_count())))
+            return
         if not changed:
             if max_load(current, weights) <= REBALANCE_GAIN * max_load(plan, weights) or not any(weights.values()):
                 return
@@ -312,7 +337,8 @@ class FlowRunner:
             if worker.assignment.partitions != assignment.partitions:
                 await worker.reassign(assignment)
         for assignment in assignments[len(self.workers):]:
-            worker = WorkerProcess(assignment, self._on_message)
+            worker = WorkerProcess(assignment, self._on_message, self._worker_timeout_s(),
+                                   kill_when_silent=not self.flow.exactly_once)
             self.workers.append(worker)
             await worker.start()
         for worker in self.workers[len(assignments):]:

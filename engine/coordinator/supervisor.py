@@ -1,10 +1,19 @@
-"""Worker processes: start, talk to, stop, and restart when they die."""
+"""Worker processes: start, talk to, stop, restart when they die, replace when they fall silent.
+
+A worker reports every second. One silent for longer than `mirror.engine.worker.timeout.ms` is
+hung (stopped, swapped out, stuck in a call) and replaced by a new process with the same
+assignment. The silent one is killed in at-least-once mode. In exactly-once mode it is left as it
+is, as a hung process on another host would be: when it wakes it goes on, and the first record or
+commit it sends is refused, because the replacement fenced its transactional id; it then exits.
+One still alive when the coordinator stops is killed then.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import sys
+import time
 from typing import Callable
 
 import msgspec
@@ -20,13 +29,19 @@ MAX_RESTART_DELAY_S = 30.0
 class WorkerProcess:
     """One `python -m engine.worker` child; restarted with its last assignment if it dies."""
 
-    def __init__(self, assignment: ipc.Assign, on_message: Callable[[ipc.Report | ipc.Failed], None]):
+    def __init__(self, assignment: ipc.Assign, on_message: Callable[[ipc.Report | ipc.Failed], None],
+                 silence_timeout_s: float = 120.0, kill_when_silent: bool = True):
         self.assignment = assignment
         self.on_message = on_message
+        self.silence_timeout_s = silence_timeout_s
+        self.kill_when_silent = kill_when_silent
         self.process: asyncio.subprocess.Process | None = None
         self.restarts = 0
+        self._abandoned: list[asyncio.subprocess.Process] = []  # replaced while silent
         self._stopping = False
         self._watch: asyncio.Task | None = None
+        self._watchdog: asyncio.Task | None = None
+        self._last_heard = time.monotonic()
 
     @property
     def pid(self) -> int | None:
@@ -37,8 +52,12 @@ class WorkerProcess:
             sys.executable, "-m", "engine.worker",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         )
+        self._last_heard = time.monotonic()
         await self._send(self.assignment)
-        self._watch = asyncio.create_task(self._read_until_exit(), name=f"worker-{self.assignment.worker_index}")
+        self._watch = asyncio.create_task(self._read_until_exit(self.process),
+                                          name=f"worker-{self.assignment.worker_index}")
+        if self._watchdog is None:
+            self._watchdog = asyncio.create_task(self._replace_when_silent())
         log.info("started worker %d of %s (pid %d, %d partitions)", self.assignment.worker_index,
                  self.assignment.flow, self.process.pid, len(self.assignment.partitions))
 
@@ -49,6 +68,11 @@ class WorkerProcess:
     async def stop(self) -> int | None:
         """Asks for a clean stop (flush, store progress); kills only after STOP_TIMEOUT_S."""
         self._stopping = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        for process in self._abandoned:  # still asleep at shutdown: ours to end
+            if process.returncode is None:
+                process.kill()
         if self.process is None or self.process.returncode is not None:
             return self.process.returncode if self.process else None
         try:
@@ -72,16 +96,19 @@ class WorkerProcess:
         self.process.stdin.write(ipc.encode_line(message))
         await self.process.stdin.drain()
 
-    async def _read_until_exit(self) -> None:
-        assert self.process is not None and self.process.stdout is not None
-        while line := await self.process.stdout.readline():
+    async def _read_until_exit(self, process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None
+        while line := await process.stdout.readline():
+            if process is not self.process:
+                continue  # a replaced process: nothing it says counts any more
+            self._last_heard = time.monotonic()
             try:
                 self.on_message(ipc.from_worker_decoder.decode(line))
             except msgspec.DecodeError:
                 log.warning("worker %d wrote a line that is not a message: %r",
                             self.assignment.worker_index, line[:200])
-        code = await self.process.wait()
-        if self._stopping:
+        code = await process.wait()
+        if self._stopping or process is not self.process:
             return
         self.restarts += 1
         delay = min(MAX_RESTART_DELAY_S, 0.5 * 2 ** min(self.restarts, 6))
@@ -89,4 +116,23 @@ class WorkerProcess:
                   self.assignment.worker_index, self.assignment.flow, self.process.pid, code, delay)
         await asyncio.sleep(delay)
         if not self._stopping:
+            await self.start()
+
+    async def _replace_when_silent(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(min(1.0, self.silence_timeout_s / 4))
+            process = self.process
+            silent_s = time.monotonic() - self._last_heard
+            if process is None or process.returncode is not None or silent_s < self.silence_timeout_s:
+                continue
+            self.restarts += 1
+            self._abandoned.append(process)
+            log.error("worker %d of %s (pid %d) silent for %.0fs; %s and replacing it",
+                      self.assignment.worker_index, self.assignment.flow, process.pid, silent_s,
+                      "killing it" if self.kill_when_silent else "fencing it out")
+            if self.kill_when_silent:
+                try:
+                    process.kill()
+                except ProcessLookupError:
+                    pass
             await self.start()

@@ -26,6 +26,9 @@ from engine.worker.relays import make_relay
 log = logging.getLogger(__name__)
 
 SHUTDOWN_FLUSH_S = 60.0
+# exactly-once mode: records and their progress are committed together this often
+TRANSACTION_INTERVAL_S = 0.1
+TRANSACTION_TIMEOUT_S = 60.0
 
 
 class Worker:
@@ -39,9 +42,10 @@ class Worker:
         self.report = report
         self.clock = clock
         role = f"{assignment.flow}|MirrorSourceConnector-{assignment.worker_index}"
+        self.exactly_once = assignment.transactional_id is not None
         self.relay = make_relay(assignment.loop, assignment.source_client, assignment.target_client,
                                 assignment.flow, role, assignment.source_alias, assignment.target_alias,
-                                compression=assignment.compression)
+                                compression=assignment.compression, transactional_id=assignment.transactional_id)
         if assignment.provenance:
             self.relay.enable_provenance(assignment.source_alias, assignment.target_alias)
         self._last_report_at = clock()
@@ -63,12 +67,20 @@ class Worker:
     def run(self) -> int:
         """Returns the process exit code: 0 after a clean stop, 1 after a fatal error."""
         try:
+            if self.exactly_once:
+                # fences every older process with this worker's transactional id, and aborts what
+                # it left open (a killed or hung predecessor)
+                self.relay.init_transactions(TRANSACTION_TIMEOUT_S)
+                self.relay.begin_transaction()
             self._assign(self.assignment)
             self._loop()
             return 0 if self._shutdown() else 1
         except (DeliveryFailed, RuntimeError) as error:
             log.error("worker %s of %s stopped: %s", self.assignment.worker_index, self.assignment.flow, error)
-            self._store_acked_quietly()
+            if self.exactly_once:
+                self._abort_quietly()
+            else:
+                self._store_acked_quietly()
             self.report(ipc.Failed(self.assignment.worker_index, str(error)))
             return 1
         finally:
@@ -76,7 +88,9 @@ class Worker:
 
     def _loop(self) -> None:
         poll_ms = min(self.assignment.poll_timeout_ms, 200)
-        next_store = self.clock() + self.assignment.offset_flush_interval_ms / 1000
+        store_interval_s = (TRANSACTION_INTERVAL_S if self.exactly_once
+                            else self.assignment.offset_flush_interval_ms / 1000)
+        next_store = self.clock() + store_interval_s
         next_report = self.clock() + self.assignment.report_interval_ms / 1000
         while True:
             try:
@@ -102,12 +116,12 @@ class Worker:
                 time.sleep(poll_ms / 1000)  # nothing assigned: only the inbox matters
             if self.relay.failure is not None:
                 raise self.relay.failure
-            if self.offset_syncs is not None:
+            if self.offset_syncs is not None and not self.exactly_once:
                 self.offset_syncs.send(self.relay.take_offset_syncs())
             now = self.clock()
             if now >= next_store:
                 self._store_acked()
-                next_store = now + self.assignment.offset_flush_interval_ms / 1000
+                next_store = now + store_interval_s
             if now >= next_report:
                 self.report(self._snapshot())
                 next_report = now + self.assignment.report_interval_ms / 1000
@@ -138,8 +152,12 @@ class Worker:
             self.relay.remove_partition(*key)
 
     def _shutdown(self) -> bool:
-        flushed = self._flush_producer(raise_on_failure=False)
-        self._store_acked()
+        if self.exactly_once:
+            self._commit_transaction(begin_next=False)  # raises rather than store anything else
+            flushed = True
+        else:
+            flushed = self._flush_producer(raise_on_failure=False)
+            self._store_acked()
         if self.offset_syncs is not None:
             self.offset_syncs.flush()
         self.report(self._snapshot())
@@ -161,6 +179,9 @@ class Worker:
     # -- progress --------------------------------------------------------------------------------
 
     def _store_acked(self, batch_complete: bool = True) -> None:
+        if self.exactly_once:
+            self._commit_transaction()
+            return
         if self.offset_syncs is not None:
             # as MM2 does on each offset commit: the newest undue sync per partition is sent too
             self.relay.promote_delayed_syncs()
@@ -176,6 +197,36 @@ class Worker:
         self.progress.store([(l.source_topic, l.partition, l.last_acked_source) for l in changed])
         for ledger in changed:
             ledger.last_committed_source = ledger.last_acked_source
+
+    def _commit_transaction(self, begin_next: bool = True) -> None:
+        """Exactly-once mode: the open transaction's records, their offset map and their progress
+        are committed together; offset syncs (on the source, outside it) follow the commit."""
+        self._flush_producer()  # every record acked: the map and progress below are final
+        if self.offset_syncs is not None:
+            self.relay.promote_delayed_syncs()
+        syncs = self.relay.take_offset_syncs()
+        self._pass_invisible_offsets()
+        records = self.progress.run_records(self.relay.take_offset_runs() + self._read_through_entries())
+        changed = [ledger for ledger in self.relay.ledgers.values() if ledger.uncommitted()]
+        records += self.progress.progress_records([(l.source_topic, l.partition, l.last_acked_source) for l in changed])
+        for topic, partition, key, value in records:
+            self.relay.produce_record(topic, partition, key, value)
+        self._flush_producer()
+        self.relay.commit_transaction(TRANSACTION_TIMEOUT_S)
+        for ledger in changed:
+            ledger.last_committed_source = ledger.last_acked_source
+        if self.offset_syncs is not None:
+            self.offset_syncs.send(syncs)
+        if begin_next:
+            self.relay.begin_transaction()
+
+    def _abort_quietly(self) -> None:
+        """Exactly-once mode after a failure: nothing of the open transaction becomes visible.
+        A fenced worker cannot abort either; the broker aborted it for the fencing instance."""
+        try:
+            self.relay.abort_transaction(10.0)
+        except Exception as error:
+            log.error("could not abort the open transaction: %s", error)
 
     def _pass_invisible_offsets(self) -> None:
         """Moves progress past offsets no consumer ever receives (transaction markers, aborted

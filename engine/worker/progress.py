@@ -112,26 +112,34 @@ class ProgressStore:
                     ) from None
                 time.sleep(0.2)
 
+    def run_records(self, runs: list[tuple[str, int, int, int, int, int]]) -> list[tuple[str, int, bytes, bytes]]:
+        """(topic, partition, key, value) of offset-map entries: partition 0 of the map topic."""
+        return [(self.offset_map_topic, 0, entry.key(), entry.value()) for entry in (wire.OffsetRun(*r) for r in runs)]
+
+    def progress_records(self, progress: list[tuple[str, int, int]]) -> list[tuple[str, int, bytes, bytes]]:
+        """(topic, partition, key, value) of progress entries; partition -1: murmur2 of the key."""
+        return [(self.offsets_topic, -1, wire.source_offset_key(self.source_alias, topic, partition),
+                 wire.source_offset_value(offset)) for topic, partition, offset in progress]
+
     def store_runs(self, runs: list[tuple[str, int, int, int, int, int]], timeout_s: float = 30.0) -> None:
         """Writes runs of copies to the offset map and waits for the acks.
 
         Called before the progress they cover is stored: a consumer translated through a map
         with a missing run would skip that run's records.
         """
-        for run in runs:
-            entry = wire.OffsetRun(*run)
-            self._producer.produce(self.offset_map_topic, key=entry.key(), value=entry.value(), partition=0)
-        self._wait(timeout_s, self.offset_map_topic)
+        self._write(self.run_records(runs), timeout_s, self.offset_map_topic)
 
     def store(self, progress: list[tuple[str, int, int]], timeout_s: float = 30.0) -> None:
         """Writes (topic, partition, last replicated offset) entries and waits for the acks."""
-        for topic, partition, offset in progress:
-            self._producer.produce(
-                self.offsets_topic,
-                key=wire.source_offset_key(self.source_alias, topic, partition),
-                value=wire.source_offset_value(offset),
-            )
-        self._wait(timeout_s, self.offsets_topic)
+        self._write(self.progress_records(progress), timeout_s, self.offsets_topic)
+
+    def _write(self, records: list[tuple[str, int, bytes, bytes]], timeout_s: float, topic: str) -> None:
+        for record_topic, partition, key, value in records:
+            if partition < 0:
+                self._producer.produce(record_topic, key=key, value=value)
+            else:
+                self._producer.produce(record_topic, key=key, value=value, partition=partition)
+        self._wait(timeout_s, topic)
 
     def _wait(self, timeout_s: float, topic: str) -> None:
         remaining = self._producer.flush(timeout_s)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from engine._fastpath import NativeRelay, Relay
+from engine._fastpath import DeliveryFailed, NativeRelay, Relay, TransactionFailed
 from engine.clients import client_config
 
 BATCH_SIZE = 2000
@@ -34,8 +34,13 @@ def consumer_settings(flow: str) -> dict[str, str]:
     }
 
 
-def producer_settings(compression: str = "none", linger_ms: int = 5) -> dict[str, str]:
+def producer_settings(compression: str = "none", linger_ms: int = 5,
+                      transactional_id: str | None = None) -> dict[str, str]:
+    transactions = {"transactional.id": transactional_id} if transactional_id else {}
     return {
+        **transactions,
+        # records without a partition (progress in exactly-once mode) go where Connect puts them
+        "partitioner": "murmur2_random",
         "acks": "all",
         # idempotence keeps each partition's delivery reports in produce order (see _fastpath)
         "enable.idempotence": "true",
@@ -88,12 +93,47 @@ class PythonRelay(Relay):
     def close(self) -> None:
         self.consumer.close()
 
+    def produce_record(self, topic: str, partition: int, key: bytes | None, value: bytes | None) -> None:
+        while True:
+            try:
+                if partition < 0:
+                    self.producer.produce(topic, value, key, on_delivery=self._control_delivered)
+                else:
+                    self.producer.produce(topic, value, key, partition, on_delivery=self._control_delivered)
+                return
+            except BufferError:
+                self.producer.poll(0.05)
+
+    def _control_delivered(self, err, message) -> None:
+        if err is not None and self.failure is None:
+            self.failure = DeliveryFailed(f"writing {message.topic()} failed: {err.str()}")
+
+    def init_transactions(self, timeout_s: float) -> None:
+        self._transaction(lambda: self.producer.init_transactions(timeout_s), "initialise transactions")
+
+    def begin_transaction(self) -> None:
+        self._transaction(self.producer.begin_transaction, "begin a transaction")
+
+    def commit_transaction(self, timeout_s: float) -> None:
+        self._transaction(lambda: self.producer.commit_transaction(timeout_s), "commit a transaction")
+
+    def abort_transaction(self, timeout_s: float) -> None:
+        self._transaction(lambda: self.producer.abort_transaction(timeout_s), "abort a transaction")
+
+    @staticmethod
+    def _transaction(call, what: str) -> None:
+        try:
+            call()
+        except KafkaException as error:
+            raise TransactionFailed(f"cannot {what}: {error.args[0].str()}", error.args[0].fatal()) from None
+
 
 def make_relay(loop: str, source: dict[str, str], target: dict[str, str], flow: str, role: str,
-               source_alias: str, target_alias: str, compression: str = "none") -> Relay:
+               source_alias: str, target_alias: str, compression: str = "none",
+               transactional_id: str | None = None) -> Relay:
     """A relay of the given loop kind, with client.ids in MM2's format."""
     consumer = {**source, **consumer_settings(flow)}
-    producer = {**target, **producer_settings(compression)}
+    producer = {**target, **producer_settings(compression, transactional_id=transactional_id)}
     consumer_id, producer_id = f"{role}|replication-consumer", f"{role}|replication-producer"
     if loop == "python":
         return PythonRelay(consumer, producer, consumer_id, producer_id)

@@ -64,11 +64,13 @@ def _high_watermark(consumer: Consumer, topic: str, partition: int) -> int:
             time.sleep(0.1)
 
 
-def read_all(servers: str, topic: str, timeout_s: float = 60) -> dict[int, list[Record]]:
+def read_all(servers: str, topic: str, timeout_s: float = 60,
+             isolation: str = "read_uncommitted") -> dict[int, list[Record]]:
     """Every record of every partition, from the beginning to the end offsets seen at the start."""
     ends = end_offsets(servers, topic)
     consumer = Consumer({"bootstrap.servers": servers, "group.id": "reader-" + uuid.uuid4().hex,
-                         "enable.auto.commit": False, "enable.partition.eof": True})
+                         "enable.auto.commit": False, "enable.partition.eof": True,
+                         "isolation.level": isolation})
     result: dict[int, list[Record]] = {p: [] for p in ends}
     last_offset: dict[int, int] = {}
     try:
@@ -80,7 +82,8 @@ def read_all(servers: str, topic: str, timeout_s: float = 60) -> dict[int, list[
             for m in consumer.consume(1000, timeout=0.5):
                 if m.error():
                     if m.error().code() == KafkaError._PARTITION_EOF:
-                        if last_offset.get(m.partition(), -1) + 1 >= ends[m.partition()]:
+                        # the position: past transaction markers too, unlike the last record read
+                        if max(last_offset.get(m.partition(), -1) + 1, m.offset()) >= ends[m.partition()]:
                             pending.discard(m.partition())
                         continue
                     raise AssertionError(f"reading {topic}: {m.error()}")

@@ -238,3 +238,16 @@ def test_loop_compression_provenance_and_bandwidth_keys():
         from_properties({**base, "B.producer.compression.type": "brotli"})
     with pytest.raises(ConfigError, match=r"mirror.engine.bandwidth.limit.bytes.per.second"):
         from_properties({**base, "mirror.engine.bandwidth.limit.bytes.per.second": "-1"})
+
+
+def test_exactly_once_source_support_is_read_from_the_target_cluster():
+    base = {"clusters": "A, B", "A.bootstrap.servers": "a:9092", "B.bootstrap.servers": "b:9092",
+            "A->B.enabled": "true", "B->A.enabled": "true"}
+    flows = {f.name: f for f in from_properties({**base, "B.exactly.once.source.support": "enabled",
+                                                  "exactly.once.source.support": "disabled"}).flows}
+    assert (flows["A->B"].exactly_once, flows["B->A"].exactly_once) == (True, False)
+    assert all(f.exactly_once for f in from_properties({**base, "exactly.once.source.support": "enabled"}).flows)
+    assert not any(f.exactly_once for f in from_properties({**base, "exactly.once.source.support": "preparing"}).flows)
+    with pytest.raises(ConfigError, match=r"A.exactly.once.source.support: expected enabled, disabled or preparing"):
+        from_properties({**base, "A.exactly.once.source.support": "yes"})
+    assert from_properties({**base, "mirror.engine.worker.timeout.ms": "5000"}).flows[0].worker_timeout_ms == 5000

@@ -54,3 +54,15 @@ def test_byte_budget_says_how_long_a_worker_is_ahead_of_its_share():
     assert budget.ahead_s(500_000) == 0.0
     assert budget.ahead_s(3_000_000) == 2.5
     assert ByteBudget(0, clock=lambda: now[0]).ahead_s(10**12) == 0.0  # no limit
+
+
+def test_sticky_plan_keeps_partitions_on_their_workers_and_deals_new_ones():
+    from engine.coordinator.coordinator import assign_sticky
+    from engine.ipc import PartitionTask
+
+    t = [PartitionTask("t", p, "A.t") for p in range(6)]
+    current = [[t[0], t[1], t[2]], [t[3]]]
+    # t[1] is gone; t[4] and t[5] are new: both to the smaller group, nothing moves
+    assert assign_sticky(current, [t[0], t[2], t[3], t[4], t[5]], 2) == [[t[0], t[2], t[5]], [t[3], t[4]]]
+    # a third worker gets only new partitions
+    assert assign_sticky(current, t[:4] + [t[5]], 3) == [[t[0], t[1], t[2]], [t[3]], [t[5]]]

@@ -1,0 +1,128 @@
+"""exactly.once.source.support = enabled: records and source progress in one transaction per worker.
+
+A read_committed consumer on the target sees every source record exactly once, across a kill -9
+of a worker and across a worker that hangs (SIGSTOP), is replaced, and wakes up fenced.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from engine.audit import audit_flow
+from engine.config import from_properties, parse_properties
+from tests.helpers import wait_for
+from tests.integration.kafka_io import BASE_TIMESTAMP_MS, Record, end_offsets, mm2_properties, produce, read_all
+
+PARTITIONS = 3
+
+
+class SteadyProducer:
+    """Writes numbered records to the source in the background until stopped."""
+
+    def __init__(self, servers: str, topic: str, batch: int = 200):
+        self.servers, self.topic, self.batch = servers, topic, batch
+        self.written: list[Record] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "SteadyProducer":
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            first = len(self.written)
+            records = [Record(i % PARTITIONS, f"k{i}".encode(), f"v{i}".encode(), (("n", str(i).encode()),),
+                              BASE_TIMESTAMP_MS + i) for i in range(first, first + self.batch)]
+            produce(self.servers, self.topic, records)
+            self.written.extend(records)
+            time.sleep(0.05)
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+
+def exactly_once_properties(source_cluster, target_cluster, topic: str, loop: str, **extra: str) -> str:
+    return mm2_properties(source_cluster, target_cluster, {
+        "A->B.topics": topic, "B.exactly.once.source.support": "enabled", "mirror.engine.loop": loop,
+        "tasks.max": "1", **extra})
+
+
+def assert_exactly_once(source_cluster, target_cluster, properties: str, topic: str, written: list[Record]) -> None:
+    remote = f"A.{topic}"
+    copies = read_all(target_cluster.bootstrap_servers, remote, isolation="read_committed")
+    for partition in range(PARTITIONS):
+        want = [r for r in written if r.partition == partition]
+        got = copies[partition]
+        assert [r.key for r in got] == [r.key for r in want], f"partition {partition}: {len(got)} vs {len(want)}"
+        assert got == want
+    config = from_properties(parse_properties(properties))
+    for result in audit_flow(config, config.flows[0], [topic]):
+        assert result.ok and result.duplicated == 0 and result.copied == result.expected, result
+
+
+@pytest.mark.parametrize("loop", ["c", "python"])
+def test_read_committed_sees_each_record_once_across_a_killed_worker(loop, source_cluster, target_cluster, engine,
+                                                                     unique_name):
+    topic = source_cluster.create_topic(unique_name("eos-kill"), PARTITIONS)
+    properties = exactly_once_properties(source_cluster, target_cluster, topic, loop)
+    run = engine(properties)
+    remote = f"A.{topic}"
+    with SteadyProducer(source_cluster.bootstrap_servers, topic) as producer:
+        wait_for(lambda: sum(end_offsets(target_cluster.bootstrap_servers, remote).values()) > 2000, 60,
+                 "a first part of the copy", run.log)
+        os.kill(run.worker_pids()[0], signal.SIGKILL)  # mid-transaction, most likely
+        wait_for(lambda: run.log().count("started worker 0") == 2, 60, "the worker restarted", run.log)
+        written_at_restart = len(producer.written)
+        wait_for(lambda: len(producer.written) > written_at_restart + 1000, 60, "more source records", run.log)
+    written = producer.written
+    wait_for(lambda: _committed_count(target_cluster, remote) >= len(written), 90, "the whole copy", run.log)
+    assert run.stop() == 0, run.log()
+    assert "exited with code -9" in run.log()
+    assert_exactly_once(source_cluster, target_cluster, properties, topic, written)
+
+
+def test_a_hung_worker_is_replaced_and_fenced_when_it_wakes(source_cluster, target_cluster, engine, unique_name):
+    topic = source_cluster.create_topic(unique_name("eos-zombie"), PARTITIONS)
+    properties = exactly_once_properties(source_cluster, target_cluster, topic, "c",
+                                         **{"mirror.engine.worker.timeout.ms": "4000"})
+    run = engine(properties)
+    remote = f"A.{topic}"
+    with SteadyProducer(source_cluster.bootstrap_servers, topic) as producer:
+        wait_for(lambda: sum(end_offsets(target_cluster.bootstrap_servers, remote).values()) > 1000, 60,
+                 "a first part of the copy", run.log)
+        hung = run.worker_pids()[0]
+        os.kill(hung, signal.SIGSTOP)
+        wait_for(lambda: run.worker_pids()[0] != hung, 30, "a replacement worker", run.log)
+        copied = sum(end_offsets(target_cluster.bootstrap_servers, remote).values())
+        wait_for(lambda: sum(end_offsets(target_cluster.bootstrap_servers, remote).values()) > copied + 1000, 60,
+                 "the replacement copying", run.log)
+        os.kill(hung, signal.SIGCONT)  # wakes with an open transaction and records to send
+        wait_for(lambda: not os.path.exists(f"/proc/{hung}") or _zombie(hung), 60, "the old worker to exit",
+                 run.log)
+    written = producer.written
+    wait_for(lambda: _committed_count(target_cluster, remote) >= len(written), 90, "the whole copy", run.log)
+    assert run.stop() == 0, run.log()
+    log = run.log()
+    assert f"(pid {hung}) silent for" in log and "fencing it out" in log
+    assert "fenced" in log.lower()  # what the old worker was told when it tried to go on
+    assert_exactly_once(source_cluster, target_cluster, properties, topic, written)
+
+
+def _committed_count(cluster, topic: str) -> int:
+    return sum(len(records) for records in read_all(cluster.bootstrap_servers, topic, isolation="read_committed").values())
+
+
+def _zombie(pid: int) -> bool:
+    """A child that exited but was not reaped yet (the coordinator reaps it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
