@@ -67,5 +67,8 @@ cdef class Relay:
     cdef public bytes cycle_cluster
 
     cdef bint _filtered(self, PartitionLedger ledger, object message) except -1
-    cdef int _acked(self, PartitionLedger ledger, int64_t source_offset, str error, int64_t target_offset,
-                    int64_t value_bytes) except -1
+    cdef int64_t failed_size  # value bytes of the record the current failure names
+    cdef object failed_ledger  # the partition of a record error; None: every partition stops
+    cdef public str flow_name  # named in errors, e.g. A->B
+    cdef int _acked(self, PartitionLedger ledger, int64_t source_offset, str error, int error_code,
+                    int64_t target_offset, int64_t value_bytes) except -1

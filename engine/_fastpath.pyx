@@ -45,11 +45,22 @@ cdef int _PARTITION_EOF = KafkaError._PARTITION_EOF
 cdef int _UNKNOWN_PARTITION = KafkaError._UNKNOWN_PARTITION
 
 
-class DeliveryFailed(RuntimeError):
+class PartitionFailed(RuntimeError):
+    """An error; with `topic` and `partition` set, one that only that source partition has (a
+    record the target refuses, records lost to retention): the coordinator stops that partition
+    alone and retries it at the next topic refresh."""
+
+    def __init__(self, message: str, topic: str | None = None, partition: int | None = None):
+        super().__init__(message)
+        self.topic = topic
+        self.partition = partition
+
+
+class DeliveryFailed(PartitionFailed):
     """The target refused or lost a record; nothing after the last acked offset is committed."""
 
 
-class RecordFilterFailed(RuntimeError):
+class RecordFilterFailed(PartitionFailed):
     """The flow's Python record filter raised; the message names the record."""
 
 
@@ -62,8 +73,35 @@ class TransactionFailed(RuntimeError):
         self.fatal = fatal
 
 
-class SourceReadFailed(RuntimeError):
+class SourceReadFailed(PartitionFailed):
     """The source consumer reported an error for a partition."""
+
+
+# errors that belong to one record or one partition, not to the link or the cluster
+_MSG_SIZE_TOO_LARGE = KafkaError.MSG_SIZE_TOO_LARGE
+_RECORD_ERRORS = frozenset((KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_RECORD, KafkaError.INVALID_MSG,
+                            KafkaError.RECORD_LIST_TOO_LARGE, KafkaError.INVALID_TIMESTAMP,
+                            KafkaError.TOPIC_AUTHORIZATION_FAILED))
+_AUTO_OFFSET_RESET = KafkaError._AUTO_OFFSET_RESET
+
+
+def source_error(str flow, str cluster, str topic, int partition, int code, str reason, int64_t offset, watermarks):
+    """The exception for a consumer error on one partition. `watermarks()` -> (log start, end) is
+    asked only when the position fell out of the log: retention outran the copy (MM2 would jump
+    to the earliest offset without a word) or the topic was recreated."""
+    if code == _AUTO_OFFSET_RESET:
+        low, high = watermarks()
+        if 0 <= offset < low:
+            return SourceReadFailed(
+                f"source {topic}[{partition}] on cluster {cluster}: records {offset}..{low - 1} were deleted "
+                f"(retention) before they were copied; nothing past them is copied. To accept the loss and go on "
+                f"from the log start: mirror-engine skip <config> --flow {flow} --topic {topic} "
+                f"--partition {partition} --past {low - 1}", topic, partition)
+        return SourceReadFailed(
+            f"source {topic}[{partition}] on cluster {cluster}: position {offset} is outside the log "
+            f"({low}..{high}); was the topic deleted and created again? {reason}", topic, partition)
+    return SourceReadFailed(f"source {topic}[{partition}] on cluster {cluster}: {reason}",
+                            topic if code in _RECORD_ERRORS else None, partition if code in _RECORD_ERRORS else None)
 
 
 cdef class PartitionLedger:
@@ -380,6 +418,9 @@ cdef class Relay:
         self.failure = None
         self.records_sent = 0
         self.records_acked = 0
+        self.flow_name = "<flow>"
+        self.failed_size = 0
+        self.failed_ledger = None
         self.bytes_sent = 0
         self.record_filter = None
         self.offset_lag_max = -1
@@ -464,9 +505,11 @@ cdef class Relay:
             if err is not None:
                 if err.code() == _PARTITION_EOF:
                     continue
-                raise SourceReadFailed(
-                    f"source topic {message.topic()}[{message.partition()}]: {err.str()}"
-                )
+                if message.topic() is None:
+                    raise SourceReadFailed(f"source cluster: {err.str()}")
+                raise source_error(self.flow_name, getattr(self, "source_alias", "source"), message.topic(), message.partition(), err.code(), err.str(),
+                                   message.offset() if message.offset() is not None else -1,
+                                   lambda: self.source_watermarks(message.topic(), message.partition()))
             remote = remote_topics[message.topic()]
             partition = message.partition()
             ledger = ledgers[(remote, partition)]
@@ -499,10 +542,12 @@ cdef class Relay:
                         producer.list_topics(remote, timeout=1)
                         producer.poll(0.1)
                         continue
+                    code = error.args[0].code()
                     raise DeliveryFailed(
                         f"cannot produce {message.topic()}[{partition}]@{message.offset()} "
-                        f"to {remote}: {error.args[0].str()}"
-                    ) from None
+                        f"to {remote}: {error.args[0].str()}{_skip_hint(self.flow_name, code, message.topic(), partition, message.offset())}",
+                        message.topic() if code in _RECORD_ERRORS else None,
+                        partition if code in _RECORD_ERRORS else None) from None
             ledger.push(message.offset())
             self.bytes_sent += len(message) + (len(message.key()) if message.key() is not None else 0)
             sent += 1
@@ -513,20 +558,36 @@ cdef class Relay:
         cdef PartitionLedger ledger = self.ledgers.get((message.topic(), message.partition()))
         if ledger is None:
             return  # partition revoked while the record was in flight; its progress is not ours
-        self._acked(ledger, ledger.pop(), None if err is None else err.str(), message.offset(), len(message))
+        if err is None:
+            self._acked(ledger, ledger.pop(), None, 0, message.offset(), len(message))
+        else:  # a failed report has no target offset
+            self._acked(ledger, ledger.pop(), err.str(), err.code(), -1, len(message))
 
-    cdef int _acked(self, PartitionLedger ledger, int64_t source_offset, str error, int64_t target_offset,
-                    int64_t value_bytes) except -1:
+    def source_watermarks(self, str topic, int partition):
+        """(log start, end) of a source partition, asked of the broker."""
+        raise NotImplementedError
+
+    cdef int _acked(self, PartitionLedger ledger, int64_t source_offset, str error, int error_code,
+                    int64_t target_offset, int64_t value_bytes) except -1:
         """One delivery report, in produce order per partition: the progress and offset-map rule."""
         if error is not None:
-            if self.failure is None:
+            record_error = error_code in _RECORD_ERRORS
+            # the broker refuses a whole batch for one oversized record: name the largest of them
+            if self.failure is None or (error_code == _MSG_SIZE_TOO_LARGE and value_bytes > self.failed_size
+                                        and getattr(self.failure, "partition", None) == ledger.partition
+                                        and getattr(self.failure, "topic", None) == ledger.source_topic):
+                self.failed_size = value_bytes
+                self.failed_ledger = ledger if record_error else None
                 self.failure = DeliveryFailed(
                     f"target refused {ledger.source_topic}[{ledger.partition}]@{source_offset} "
-                    f"(as {ledger.remote_topic}): {error}"
-                )
+                    f"(as {ledger.remote_topic}, {value_bytes} value bytes): {error}"
+                    f"{_skip_hint(self.flow_name, error_code, ledger.source_topic, ledger.partition, source_offset)}",
+                    ledger.source_topic if record_error else None, ledger.partition if record_error else None)
             return 0
-        if self.failure is not None:
-            return 0  # after a failure nothing later counts as progress
+        if self.failure is not None and (self.failed_ledger is None or self.failed_ledger is ledger):
+            # past a refused record nothing counts as progress: in its partition, or everywhere when
+            # the failure is the link's; the other partitions' acks still count after a record error
+            return 0
         ledger.last_acked_source = source_offset
         if ledger.count == 0 and ledger.pending_filtered > source_offset:
             ledger.last_acked_source = ledger.pending_filtered  # filtered records behind the last ack
@@ -538,6 +599,13 @@ cdef class Relay:
         ledger.acked_value_bytes += value_bytes
         self.records_acked += 1
         return 0
+
+
+def _skip_hint(str flow, int code, str topic, int partition, int64_t offset):
+    if code not in _RECORD_ERRORS:
+        return ""
+    return (f". The partition stops here and is retried at each topic refresh; to leave this record out: "
+            f"mirror-engine skip <config> --flow {flow} --topic {topic} --partition {partition} --past {offset}")
 
 
 cdef class TopicRoute:
@@ -689,6 +757,15 @@ cdef class NativeRelay(Relay):
         rd_kafka_topic_partition_list_destroy(wanted)
         return result
 
+    def source_watermarks(self, str topic, int partition):
+        cdef int64_t low = -1, high = -1
+        cdef bytes name = topic.encode()
+        cdef const char *c_name = name
+        cdef rd_kafka_resp_err_t err
+        with nogil:
+            err = rd_kafka_query_watermark_offsets(self.consumer, c_name, partition, &low, &high, 10000)
+        return (low, high)
+
     def high_watermark(self, str topic, int partition):
         """The source's high watermark from the last fetch response (no request); -1 if unknown."""
         cdef int64_t low = -1, high = -1
@@ -838,11 +915,15 @@ cdef class NativeRelay(Relay):
             if err == RD_KAFKA_RESP_ERR__PARTITION_EOF:
                 rd_kafka_message_destroy(m)
                 return 0
-            where = f"{rd_kafka_topic_name(m.rkt).decode()}[{m.partition}]" if m.rkt != NULL else "the cluster"
-            reason = (<char *> m.payload)[:m.len].decode("utf-8", "replace") if m.payload != NULL else ""
+            reason = f"{rd_kafka_err2str(err).decode()} " + (
+                (<char *> m.payload)[:m.len].decode("utf-8", "replace") if m.payload != NULL else "")
+            topic = rd_kafka_topic_name(m.rkt).decode() if m.rkt != NULL else None
+            partition, offset = m.partition, m.offset
             rd_kafka_message_destroy(m)
-            raise SourceReadFailed(f"source {where} on cluster {self.source_cluster}: "
-                                   f"{rd_kafka_err2str(err).decode()} {reason}".rstrip())
+            if topic is None:
+                raise SourceReadFailed(f"source cluster {self.source_cluster}: {reason.rstrip()}")
+            raise source_error(self.flow_name, self.source_cluster, topic, partition, err, reason.rstrip(), offset,
+                               lambda: self.source_watermarks(topic, partition))
         route = self._route(m)
         ledger = <PartitionLedger> route.ledgers[m.partition]
         if route.remote == NULL:
@@ -921,9 +1002,12 @@ cdef class NativeRelay(Relay):
             rd_kafka_message_destroy(m)
             if self.failure is not None:
                 return 0
+            record_error = code in _RECORD_ERRORS
             raise DeliveryFailed(
                 f"cannot produce {route.source_topic}[{ledger.partition}]@{offset} "
-                f"to {ledger.remote_topic} on cluster {self.target_cluster}: {reason}")
+                f"to {ledger.remote_topic} on cluster {self.target_cluster}: {reason}"
+                f"{_skip_hint(self.flow_name, code, route.source_topic, ledger.partition, offset)}",
+                route.source_topic if record_error else None, ledger.partition if record_error else None)
         ledger.push(m.offset)
         self.bytes_sent += m.len + m.key_len
         return 1
@@ -999,7 +1083,8 @@ cdef class NativeRelay(Relay):
                             f"delivery report for {route.source_topic}[{ack.partition}]@{source.offset} "
                             f"arrived out of order (expected @{source_offset})")
                     self._acked(<PartitionLedger> ledger, source_offset,
-                                rd_kafka_err2str(ack.err).decode() if ack.err else None, ack.offset, ack.len)
+                                rd_kafka_err2str(ack.err).decode() if ack.err else None, ack.err, ack.offset,
+                                ack.len)
                 finally:
                     rd_kafka_message_destroy(source)
 

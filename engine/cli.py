@@ -101,6 +101,34 @@ def _audit(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _skip(args: argparse.Namespace) -> int:
+    """Moves a stopped partition's stored progress past records it must leave out."""
+    from engine import config, wire
+    from engine.clients import client_config
+    from engine.worker.progress import ProgressStore
+
+    engine_config = config.load(args.config)
+    flows = {f.name: f for f in engine_config.flows}
+    flow = flows.get(args.flow)
+    if flow is None:
+        raise CliError(f"--flow: no enabled flow named {args.flow!r} (enabled: {', '.join(flows) or 'none'})")
+    if args.past < 0:
+        raise CliError("--past: an offset, 0 or more")
+    target = engine_config.cluster(flow.target)
+    store = ProgressStore(flow.source, flow.target, wire.connect_offsets_topic(flow.source),
+                          consumer_config=client_config(target, f"{flow.name}|skip|progress-consumer"),
+                          producer_config=client_config(target, f"{flow.name}|skip|progress-producer"))
+    before = store.load().get((args.topic, args.partition), -1)
+    if args.past <= before:
+        print(f"{flow.name}: {args.topic}[{args.partition}] is already past offset {args.past} (stored progress "
+              f"{before}); nothing changed")
+        return 0
+    store.store([(args.topic, args.partition, args.past)])
+    print(f"{flow.name}: {args.topic}[{args.partition}] continues at offset {args.past + 1}; records "
+          f"{before + 1}..{args.past} are left out (the audit will list them as missing)")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from engine.demo import run_demo
 
@@ -172,6 +200,15 @@ def parser() -> argparse.ArgumentParser:
     audit.add_argument("--flow", default=None, help="one flow, e.g. A->B (default: every enabled flow)")
     audit.set_defaults(handler=_audit)
 
+    skip = commands.add_parser("skip", help="leave records out of a stopped partition: store progress past them")
+    skip.add_argument("config", help="path to mm2.properties")
+    skip.add_argument("--flow", required=True, help="e.g. A->B")
+    skip.add_argument("--topic", required=True, help="source topic")
+    skip.add_argument("--partition", type=int, required=True)
+    skip.add_argument("--past", type=int, required=True, metavar="OFFSET",
+                      help="the last source offset to leave out; copying continues after it")
+    skip.set_defaults(handler=_skip)
+
     demo = commands.add_parser("demo", help="two local clusters, sample data, replicate, report")
     demo.add_argument("--records", type=int, default=200_000, help="records per topic")
     demo.set_defaults(handler=_demo)
@@ -191,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     from engine.offsets.failover import FailoverError
     from engine.logs import setup_logging
     from engine.sandbox import SandboxError
+    from engine.worker.progress import ProgressError
 
     args = parser().parse_args(argv)
     setup_logging(args.log_level)
@@ -198,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except (CliError, ConfigError, SandboxError, TopicCreationError, ClusterUnreachable, TopologyError,
-            FailoverError) as error:
+            FailoverError, ProgressError) as error:
         print(f"mirror-engine: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

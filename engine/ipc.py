@@ -45,6 +45,8 @@ class Assign(msgspec.Struct, tag="assign", frozen=True):
     bandwidth_limit_bytes_per_s: int = 0  # this worker's share of the flow's budget; 0: none
     # exactly-once mode: the worker's transactional.id, the same for every start of this worker
     transactional_id: str | None = None
+    # the smallest max.message.bytes of the flow's remote topics when the worker started
+    max_message_bytes: int | None = None
 
 
 class Stop(msgspec.Struct, tag="stop", frozen=True):
@@ -74,6 +76,10 @@ class Failed(msgspec.Struct, tag="failed", frozen=True):
 
     worker_index: int
     error: str
+    # set when the error is one partition's own (engine._fastpath.PartitionFailed): that
+    # partition stops alone, the worker goes on without it
+    topic: str | None = None
+    partition: int | None = None
 
 
 ToWorker = Assign | Stop

@@ -48,6 +48,9 @@ class EngineCollector:
                                        labels=["flow"])
         stopped = GaugeMetricFamily("mirror_engine_stopped_topics", "Topics whose replication stopped",
                                     labels=["flow", "topic", "reason"])
+        stopped_partitions = GaugeMetricFamily(
+            "mirror_engine_stopped_partitions", "Partitions stopped by an error of their own (retried at refresh)",
+            labels=PARTITION_LABELS)
         for flow in self.coordinator.flows:
             name = flow.flow.name
             for (topic, partition), state in sorted(flow.partition_state.items()):
@@ -65,12 +68,14 @@ class EngineCollector:
             restarts.add_metric([name], sum(w.restarts for w in flow.workers))
             for topic, reason in sorted(flow.stopped_topics.items()):
                 stopped.add_metric([name, topic, reason], 1)
+            for topic, partition in sorted(flow.stopped_partitions):
+                stopped_partitions.add_metric([name, topic, str(partition)], 1)
         heartbeats = CounterMetricFamily("mirror_engine_heartbeats_sent", "Heartbeats the target acknowledged",
                                          labels=["target"])
         for emitter in self.coordinator.heartbeat_emitters:
             heartbeats.add_metric([emitter.target.alias], emitter.sent)
         yield from (records, value_bytes, filtered, replicated, stored, lag, in_flight, rate, workers, restarts, stopped,
-                    heartbeats)
+                    stopped_partitions, heartbeats)
 
 
 def serve(coordinator: "Coordinator", listen: str):

@@ -9,6 +9,8 @@ import signal
 import time
 from dataclasses import dataclass
 
+import msgspec
+
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
@@ -117,6 +119,10 @@ class FlowRunner:
         self.partitions: list[ipc.PartitionTask] = []
         self.partition_state: dict[tuple[str, int], PartitionState] = {}
         self.stopped_topics: dict[str, str] = {}
+        # partitions stopped by an error of their own (a record the target refuses, records lost to
+        # retention), with the error; retried at each topic refresh
+        self.stopped_partitions: dict[tuple[str, int], str] = {}
+        self.max_message_bytes: int | None = None
         self.offsets_topic = wire.connect_offsets_topic(flow.source)
         self.config_exclude = compile_list(flow.config_properties_exclude, self._key("config.properties.exclude"))
         self.acl_sync = AclSync(self.source_admin, self.target_admin, flow.source, flow.target)
@@ -244,7 +250,20 @@ class FlowRunner:
             tasks.extend(ipc.PartitionTask(topic, p, remote[topic], apply_filter=not heartbeats) for p in partitions)
             self.stopped_topics.pop(topic, None)
         log.info("%s: replicating %d topics, %d partitions", self.flow.name, len(wanted), len(tasks))
+        await self._read_record_size_limit(sorted({t.remote_topic for t in tasks}))
         return tasks
+
+    async def _read_record_size_limit(self, remote_topics: list[str]) -> None:
+        """The smallest max.message.bytes of the remote topics: the workers' producers refuse a larger
+        record before it joins a batch, so only that record is refused, never its neighbours."""
+        configs = await describe_topic_configs(self.target_admin, self.target.alias, remote_topics)
+        limits = [int(e.value) for entries in configs.values() for e in entries
+                  if e.name == "max.message.bytes" and e.value]
+        # the flow's own override, also while a just-created topic does not describe yet
+        override = self.flow.target_topic_overrides.get("max.message.bytes")
+        if override:
+            limits.append(int(override))
+        self.max_message_bytes = min(limits) if limits else None
 
     def _report_deleted(self, topic: str, source_topics: dict[str, int]) -> None:
         reason = "source topic deleted" if topic not in source_topics else "no longer selected by topics"
@@ -267,7 +286,10 @@ class FlowRunner:
         return {key: state.bytes_per_s for key, state in self.partition_state.items()}
 
     def _plan(self) -> list[list[ipc.PartitionTask]]:
-        return assign_balanced(self.partitions, self._worker_count(), self._weights())
+        return assign_balanced(self._running_partitions(), self._worker_count(), self._weights())
+
+    def _running_partitions(self) -> list[ipc.PartitionTask]:
+        return [t for t in self.partitions if (t.topic, t.partition) not in self.stopped_partitions]
 
     def _assignments(self, plan: list[list[ipc.PartitionTask]]) -> list[ipc.Assign]:
         return [
@@ -289,6 +311,7 @@ class FlowRunner:
                 # the flow's budget, shared evenly by its workers
                 bandwidth_limit_bytes_per_s=self.flow.bandwidth_limit_bytes_per_s // max(len(plan), 1),
                 transactional_id=f"mirror-engine-{self.flow.name}-{index}" if self.flow.exactly_once else None,
+                max_message_bytes=self.max_message_bytes,
             )
             for index, group in enumerate(plan)
         ]
@@ -296,6 +319,8 @@ class FlowRunner:
     def _on_message(self, message: ipc.Report | ipc.Failed) -> None:
         if isinstance(message, ipc.Failed):
             log.error("%s worker %d failed: %s", self.flow.name, message.worker_index, message.error)
+            if message.topic is not None and message.partition is not None:
+                self._stop_partition(message.worker_index, message.topic, message.partition, message.error)
             return
         for progress in message.partitions:
             state = self.partition_state.setdefault((progress.topic, progress.partition), PartitionState())
@@ -310,18 +335,33 @@ class FlowRunner:
                 observed = progress.value_bytes_delta / message.interval_s
                 state.bytes_per_s += RATE_SMOOTHING * (observed - state.bytes_per_s)
 
+    def _stop_partition(self, worker_index: int, topic: str, partition: int, error: str) -> None:
+        """The failed worker restarts without the partition; the others never had it."""
+        self.stopped_partitions[(topic, partition)] = error
+        log.error("%s: %s[%d] stopped; the other partitions go on; retried at the next topic refresh",
+                  self.flow.name, topic, partition)
+        worker = self.workers[worker_index]
+        worker.assignment = msgspec.structs.replace(worker.assignment, partitions=[
+            t for t in worker.assignment.partitions if (t.topic, t.partition) != (topic, partition)])
+
     async def refresh(self) -> None:
         """Picks up new, grown and deleted topics; moves partitions when the set or the load changed."""
         partitions = await self._sync_topics()
         current = [w.assignment.partitions for w in self.workers]
-        changed = sorted(partitions) != sorted(self.partitions)
+        retried = bool(self.stopped_partitions)
+        if retried:
+            log.info("%s: retrying stopped partitions %s", self.flow.name,
+                     ", ".join(f"{t}[{p}]" for t, p in sorted(self.stopped_partitions)))
+            self.stopped_partitions.clear()
+        changed = retried or sorted(partitions) != sorted(self.partitions)
         self.partitions = partitions
         plan = self._plan()
         weights = self._weights()
         if self.flow.exactly_once:
             if changed:
                 log.info("%s: partition set changed; new partitions join workers, none moves", self.flow.name)
-                await self._apply(self._assignments(assign_sticky(current, partitions, self._worker_count())))
+                await self._apply(self._assignments(assign_sticky(current, self._running_partitions(),
+                                                                  self._worker_count())))
             return
         if not changed:
             if max_load(current, weights) <= REBALANCE_GAIN * max_load(plan, weights) or not any(weights.values()):

@@ -45,7 +45,9 @@ class Worker:
         self.exactly_once = assignment.transactional_id is not None
         self.relay = make_relay(assignment.loop, assignment.source_client, assignment.target_client,
                                 assignment.flow, role, assignment.source_alias, assignment.target_alias,
-                                compression=assignment.compression, transactional_id=assignment.transactional_id)
+                                compression=assignment.compression, transactional_id=assignment.transactional_id,
+                                max_message_bytes=assignment.max_message_bytes)
+        self.relay.flow_name = assignment.flow
         if assignment.provenance:
             self.relay.enable_provenance(assignment.source_alias, assignment.target_alias)
         self._last_report_at = clock()
@@ -81,7 +83,8 @@ class Worker:
                 self._abort_quietly()
             else:
                 self._store_acked_quietly()
-            self.report(ipc.Failed(self.assignment.worker_index, str(error)))
+            self.report(ipc.Failed(self.assignment.worker_index, str(error),
+                                   getattr(error, "topic", None), getattr(error, "partition", None)))
             return 1
         finally:
             self.relay.close()
@@ -141,6 +144,7 @@ class Worker:
         self.relay.assign(positions)
         log.info("worker %s of %s assigned %d partitions", assignment.worker_index, assignment.flow,
                  len(positions))
+        log.debug("positions: %s", positions)
 
     def _drain(self) -> None:
         """Waits for every record in flight, stores progress, drops the current partitions."""
@@ -257,6 +261,8 @@ class Worker:
 
     def _store_acked_quietly(self) -> None:
         try:
+            # records of the other partitions are still on their way: their acks count
+            self.relay.flush(SHUTDOWN_FLUSH_S / 2)
             # a failure may leave a consumed batch half sent: the consumer's position is no
             # measure of what was copied then, so only acked records count
             self._store_acked(batch_complete=False)

@@ -27,7 +27,8 @@ def consumer_settings(flow: str) -> dict[str, str]:
         "group.id": f"mirror-engine-{flow}",
         "enable.auto.commit": "false",
         "enable.auto.offset.store": "false",
-        "auto.offset.reset": "earliest",
+        # a stored position outside the log is an error, never a silent jump (MM2 jumps to earliest)
+        "auto.offset.reset": "error",
         "isolation.level": "read_committed",
         # prefetch bound: the source's share of a worker's memory (librdkafka default 64 MiB)
         "queued.max.messages.kbytes": "32768",
@@ -35,10 +36,15 @@ def consumer_settings(flow: str) -> dict[str, str]:
 
 
 def producer_settings(compression: str = "none", linger_ms: int = 5,
-                      transactional_id: str | None = None) -> dict[str, str]:
+                      transactional_id: str | None = None, max_message_bytes: int | None = None) -> dict[str, str]:
     transactions = {"transactional.id": transactional_id} if transactional_id else {}
+    # the remote topics' record limit: a larger record is refused alone at produce(), and no batch
+    # of small records outgrows it (librdkafka defaults: 1,000,000 both)
+    limits = ({"message.max.bytes": str(max_message_bytes), "batch.size": str(min(max_message_bytes, 1_000_000))}
+              if max_message_bytes else {})
     return {
         **transactions,
+        **limits,
         # records without a partition (progress in exactly-once mode) go where Connect puts them
         "partitioner": "murmur2_random",
         "acks": "all",
@@ -56,8 +62,9 @@ class PythonRelay(Relay):
     """The relay loop on confluent-kafka's Python API: a Python object per record."""
 
     def __init__(self, consumer_config: dict[str, str], producer_config: dict[str, str],
-                 consumer_id: str, producer_id: str, batch_size: int = BATCH_SIZE):
+                 consumer_id: str, producer_id: str, batch_size: int = BATCH_SIZE, source_alias: str = "source"):
         super().__init__()
+        self.source_alias = source_alias
         self.batch_size = batch_size
         self.consumer = Consumer(client_config(consumer_config, consumer_id))
         self.producer = Producer(client_config(producer_config, producer_id, on_delivery=self.on_delivery))
@@ -81,6 +88,9 @@ class PythonRelay(Relay):
 
     def positions(self, partitions: list[tuple[str, int]]) -> list[int]:
         return [p.offset for p in self.consumer.position([TopicPartition(t, p) for t, p in partitions])]
+
+    def source_watermarks(self, topic: str, partition: int) -> tuple[int, int]:
+        return self.consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
 
     def high_watermark(self, topic: str, partition: int) -> int:
         try:
@@ -130,13 +140,14 @@ class PythonRelay(Relay):
 
 def make_relay(loop: str, source: dict[str, str], target: dict[str, str], flow: str, role: str,
                source_alias: str, target_alias: str, compression: str = "none",
-               transactional_id: str | None = None) -> Relay:
+               transactional_id: str | None = None, max_message_bytes: int | None = None) -> Relay:
     """A relay of the given loop kind, with client.ids in MM2's format."""
     consumer = {**source, **consumer_settings(flow)}
-    producer = {**target, **producer_settings(compression, transactional_id=transactional_id)}
+    producer = {**target, **producer_settings(compression, transactional_id=transactional_id,
+                                              max_message_bytes=max_message_bytes)}
     consumer_id, producer_id = f"{role}|replication-consumer", f"{role}|replication-producer"
     if loop == "python":
-        return PythonRelay(consumer, producer, consumer_id, producer_id)
+        return PythonRelay(consumer, producer, consumer_id, producer_id, source_alias=source_alias)
     return NativeRelay({**consumer, "client.id": consumer_id}, {**producer, "client.id": producer_id},
                        BATCH_SIZE, source_alias, target_alias)
 

@@ -11,7 +11,7 @@ from confluent_kafka.admin import NewPartitions
 
 from engine import wire
 from tests.helpers import wait_for
-from tests.integration.kafka_io import Record, end_offsets, mm2_properties, produce, read_all, stored_progress
+from tests.integration.kafka_io import end_offsets, mm2_properties, produce, read_all, stored_progress
 from tests.integration.test_topologies import count, per_partition, records
 
 
@@ -139,27 +139,3 @@ def test_an_existing_remote_topic_is_grown_or_kept(source_cluster, target_cluste
     assert read_all(target_cluster.bootstrap_servers, f"A.{wide}") == expected_wide
     assert expected_wide[2] == [] and expected_wide[3] == []
 
-
-def test_an_oversized_record_stops_its_worker_without_losing_or_skipping_anything(
-    source_cluster, target_cluster, engine, unique_name
-):
-    topic = source_cluster.create_topic(unique_name("big"), 1)
-    small = records(300, "small", partitions=1)
-    big = Record(0, b"big", b"x" * 20_000, (), small[-1].timestamp + 1)
-    after = records(50, "after", partitions=1)
-    produce(source_cluster.bootstrap_servers, topic, small + [big] + after)
-    run = engine(mm2_properties(source_cluster, target_cluster, {
-        "A->B.topics": topic, "A->B.target.topic.config.max.message.bytes": "10000"}))
-    wait_for(lambda: run.log().count("exited with code 1; restarting") >= 2, 60,
-             "the worker to stop on the refused batch, twice", run.log)
-    run.stop()
-    log = run.log()
-    # the broker refuses the whole batch that holds the big record; the error names where
-    assert re.search(rf"target refused {re.escape(topic)}\[0\]@\d+ \(as A\.{re.escape(topic)}\): "
-                     r"Broker: Message size too large", log)
-    # nothing past the refused record was copied or counted as done
-    copied = read_all(target_cluster.bootstrap_servers, f"A.{topic}")[0]
-    assert copied == small[: len(copied)]
-    stored = stored_progress(target_cluster.bootstrap_servers, "mm2-offsets.A.internal").get(
-        wire.source_offset_key("A", topic, 0))
-    assert stored is None or stored["offset"] < 300

@@ -141,8 +141,24 @@ def test_partition_eof_is_skipped_and_other_source_errors_raise():
     eof = FakeMessage("t", 0, 5, error=KafkaError(KafkaError._PARTITION_EOF))
     assert relay.send([eof]) == 0
     broken = FakeMessage("t", 0, 5, error=KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED))
-    with pytest.raises(SourceReadFailed, match=r"source topic t\[0\]"):
+    with pytest.raises(SourceReadFailed, match=r"source t\[0\] on cluster source: Broker: Topic authorization failed") as raised:
         relay.send([broken])
+    assert (raised.value.topic, raised.value.partition) == ("t", 0)  # this partition's own problem
+
+
+def test_a_position_below_the_log_start_names_the_records_retention_deleted():
+    from engine._fastpath import source_error
+
+    lost = source_error("A->B", "A", "orders", 2, KafkaError._AUTO_OFFSET_RESET, "Offset out of range", 120, lambda: (500, 900))
+    assert isinstance(lost, SourceReadFailed) and (lost.topic, lost.partition) == ("orders", 2)
+    assert str(lost).startswith("source orders[2] on cluster A: records 120..499 were deleted (retention) before "
+                                "they were copied")
+    assert "mirror-engine skip <config> --flow A->B --topic orders --partition 2 --past 499" in str(lost)
+    recreated = source_error("A->B", "A", "orders", 2, KafkaError._AUTO_OFFSET_RESET, "Offset out of range", 950,
+                             lambda: (0, 10))
+    assert "position 950 is outside the log (0..10); was the topic deleted and created again?" in str(recreated)
+    transient = source_error("A->B", "A", "orders", 2, KafkaError._TRANSPORT, "Broker: transport", 7, lambda: (0, 0))
+    assert transient.topic is None  # the link's problem, not the partition's: the worker restarts
 
 
 def test_delivery_report_without_a_record_in_flight_is_an_error():

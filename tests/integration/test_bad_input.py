@@ -1,0 +1,100 @@
+"""Bad input that concerns one partition stops that partition alone, names the culprit, loses
+nothing, and `mirror-engine skip` is the documented way past it."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from confluent_kafka import TopicPartition
+
+from engine.audit import audit_flow
+from engine.config import from_properties, parse_properties
+from tests.helpers import wait_for
+from tests.integration.kafka_io import BASE_TIMESTAMP_MS, Record, end_offsets, mm2_properties, produce, read_all
+from tests.integration.test_topologies import records
+
+
+def skip(properties_file, topic: str, partition: int, past: int) -> str:
+    done = subprocess.run([sys.executable, "-m", "engine", "skip", str(properties_file), "--flow", "A->B",
+                           "--topic", topic, "--partition", str(partition), "--past", str(past)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_an_oversized_record_stops_its_partition_alone_until_skipped(source_cluster, target_cluster, engine,
+                                                                     unique_name, tmp_path):
+    topic = source_cluster.create_topic(unique_name("big"), 2)
+    before = [Record(0, f"small-{i}".encode(), b"s" * 100, (), BASE_TIMESTAMP_MS + i) for i in range(300)]
+    big = Record(0, b"big", b"x" * 20_000, (), BASE_TIMESTAMP_MS + 300)
+    after = [Record(0, f"after-{i}".encode(), b"a", (), BASE_TIMESTAMP_MS + 301 + i) for i in range(50)]
+    other = records(400, "other", partitions=2)
+    other = [r for r in other if r.partition == 1]
+    produce(source_cluster.bootstrap_servers, topic, before + [big] + after + other)
+    properties = mm2_properties(source_cluster, target_cluster, {
+        "A->B.topics": topic, "A->B.target.topic.config.max.message.bytes": "10000", "tasks.max": "1"})
+    run = engine(properties)
+    remote = f"A.{topic}"
+    wait_for(lambda: "stopped; the other partitions go on" in run.log(), 60, "the partition to stop", run.log)
+    # the other partition of the same worker is copied in full meanwhile
+    wait_for(lambda: end_offsets(target_cluster.bootstrap_servers, remote).get(1, 0) >= len(other), 60,
+             "partition 1 copied", run.log)
+    log = run.log()
+    # the producer knows the remote topic's limit and refuses the culprit alone, naming it
+    assert re.search(rf"cannot produce {re.escape(topic)}\[0\]@300 to {re.escape(remote)} on cluster B: .*too large",
+                     log), log
+    assert f"mirror-engine skip <config> --flow A->B --topic {topic} --partition 0 --past 300" in log
+    copied = read_all(target_cluster.bootstrap_servers, remote)[0]
+    assert copied == before[: len(copied)]  # nothing past the refused record
+
+    config_file = tmp_path / "mm2.properties"
+    config_file.write_text(properties)
+    out = skip(config_file, topic, 0, 300)
+    assert f"{topic}[0] continues at offset 301" in out
+    wait_for(lambda: end_offsets(target_cluster.bootstrap_servers, remote).get(0, 0) >= len(before) + len(after), 60,
+             "partition 0 going on after the skip", run.log)
+    assert run.stop() == 0, run.log()
+    copies = read_all(target_cluster.bootstrap_servers, remote)
+    assert copies[0] == before + after and copies[1] == other
+    config = from_properties(parse_properties(properties))
+    results = {r.partition: r for r in audit_flow(config, config.flows[0], [topic])}
+    assert results[0].missing == [(300, 300)] and results[1].ok  # the audit tells the skip, nothing else
+
+
+def test_retention_outrunning_the_copy_is_an_alarm_naming_the_lost_range(source_cluster, target_cluster, engine,
+                                                                        unique_name, tmp_path):
+    topic = source_cluster.create_topic(unique_name("retention"), 2)
+    first = records(200, "first", partitions=2)
+    produce(source_cluster.bootstrap_servers, topic, first)
+    properties = mm2_properties(source_cluster, target_cluster, {"A->B.topics": topic})
+    remote = f"A.{topic}"
+    run = engine(properties)
+    wait_for(lambda: sum(end_offsets(target_cluster.bootstrap_servers, remote).values()) >= 200, 60, "the copy",
+             run.log)
+    assert run.stop() == 0, run.log()
+    # while the engine is down, partition 0 gets 100 more records and loses 150 to "retention"
+    second = records(200, "second", partitions=2)
+    produce(source_cluster.bootstrap_servers, topic, second)
+    admin = source_cluster.admin()
+    admin.delete_records([TopicPartition(topic, 0, 150)])[TopicPartition(topic, 0, 150)].result(timeout=30)
+
+    run = engine(properties)
+    wait_for(lambda: "stopped; the other partitions go on" in run.log(), 60, "the alarm", run.log)
+    wait_for(lambda: end_offsets(target_cluster.bootstrap_servers, remote).get(1, 0) >= 200, 60,
+             "partition 1 going on", run.log)
+    log = run.log()
+    assert (f"source {topic}[0] on cluster A: records 100..149 were deleted (retention) before they were copied"
+            in log), log
+    assert end_offsets(target_cluster.bootstrap_servers, remote)[0] == 100  # no silent jump
+
+    config_file = tmp_path / "mm2.properties"
+    config_file.write_text(properties)
+    skip(config_file, topic, 0, 149)
+    wait_for(lambda: end_offsets(target_cluster.bootstrap_servers, remote).get(0, 0) >= 150, 60,
+             "partition 0 from the log start", run.log)
+    assert run.stop() == 0, run.log()
+    copies = read_all(target_cluster.bootstrap_servers, remote)
+    on_source = [r for r in first + second if r.partition == 0]
+    assert copies[0] == on_source[:100] + on_source[150:]
