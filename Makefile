@@ -31,6 +31,10 @@ test: kafka
 test-unit: install
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
+# the long fault runs: the target frozen for a minute instead of 15 s
+soak: kafka
+	MIRROR_ENGINE_SOAK=1 $(PY) -m pytest tests/integration/test_faults.py tests/integration/test_exactly_once.py -s $(PYTEST_ARGS)
+
 test-integration: kafka
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 

@@ -46,12 +46,12 @@ class ClusterHandle:
         return "\n".join(self.cluster.log_tail(n.node_id) for n in self.cluster.members)
 
 
-def _cluster(alias: str, env: str, base: Path):
+def _cluster(alias: str, env: str, base: Path, nodes: int = 1):
     servers = os.environ.get(env)
     if servers:
         yield ClusterHandle(alias, servers, None)
         return
-    cluster = KafkaCluster(f"{alias}-{os.getpid()}", nodes=1, base_dir=base).start()
+    cluster = KafkaCluster(f"{alias}{nodes if nodes > 1 else ''}-{os.getpid()}", nodes=nodes, base_dir=base).start()
     try:
         yield ClusterHandle(alias, cluster.bootstrap_servers, cluster)
     finally:
@@ -71,6 +71,17 @@ def source_cluster(sandbox_dir):
 @pytest.fixture(scope="session")
 def target_cluster(sandbox_dir):
     yield from _cluster("B", "MIRROR_ENGINE_TEST_TARGET", sandbox_dir)
+
+
+@pytest.fixture(scope="session")
+def source_cluster_3(sandbox_dir):
+    """A 3-node source cluster, for broker restarts; started only by the tests that ask for it."""
+    yield from _cluster("A", "MIRROR_ENGINE_TEST_SOURCE_3", sandbox_dir, nodes=3)
+
+
+@pytest.fixture(scope="session")
+def target_cluster_3(sandbox_dir):
+    yield from _cluster("B", "MIRROR_ENGINE_TEST_TARGET_3", sandbox_dir, nodes=3)
 
 
 @pytest.fixture(scope="session")
