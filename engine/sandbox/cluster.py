@@ -127,6 +127,9 @@ class Node:
         return pid is not None and _pid_runs(pid, self.config_file)
 
 
+START_ATTEMPTS = 3
+
+
 @dataclass
 class KafkaCluster:
     """One KRaft cluster of 1 to 3 combined nodes. Use as a context manager or start()/stop()."""
@@ -184,6 +187,17 @@ class KafkaCluster:
             if self._load_state_running():
                 raise SandboxError(f"cluster {self.name} is already running in {self.folder}")
             shutil.rmtree(self.folder)
+        for attempt in range(START_ATTEMPTS):
+            try:
+                return self._start_on_free_ports(java, jars)
+            except SandboxError as error:
+                self.stop()
+                # a free port picked here can be taken by another process before the JVM binds it
+                if "exited during start-up" not in str(error) or attempt == START_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start_on_free_ports(self, java: str, jars: str) -> "KafkaCluster":
         self.folder.mkdir(parents=True)
         ports = free_ports(self.nodes * (2 + bool(self.sasl) + self.tls))
         port_iter = iter(ports)
@@ -208,11 +222,7 @@ class KafkaCluster:
         for node in self.members:
             self._launch(java, jars, node)
         self._save_state()
-        try:
-            self.wait_ready()
-        except SandboxError:
-            self.stop()
-            raise
+        self.wait_ready()
         return self
 
     def stop(self, remove_data: bool = True) -> None:
