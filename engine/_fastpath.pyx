@@ -640,11 +640,14 @@ cdef class NativeRelay(Relay):
     cdef dict routes_by_handle  # address of the consumer's topic handle -> TopicRoute
     cdef str source_cluster, target_cluster
     cdef int64_t control_in_flight  # produce_record() writes not yet acknowledged
+    cdef rd_kafka_topic_t *last_handle  # the consumer's topic handle of the previous record
+    cdef TopicRoute last_route
 
     def __cinit__(self):
         self.consumer = NULL
         self.producer = NULL
         self.batch = NULL
+        self.last_handle = NULL
 
     def __init__(self, dict consumer_config, dict producer_config, int batch_size=2000,
                  str source_cluster="source", str target_cluster="target"):
@@ -778,9 +781,15 @@ cdef class NativeRelay(Relay):
     def pump(self, int timeout_ms):
         """Consumes one batch (waiting up to timeout_ms), produces it, serves delivery reports.
         Returns the number of records consumed."""
-        cdef ssize_t count
+        cdef ssize_t count, more
+        # wait for one record only, then take what is already fetched: a batch never waits to fill
+        # up (consume_batch_queue would hold the first record until the batch is full or timed out)
         with nogil:
-            count = rd_kafka_consume_batch_queue(self.consumer_queue, timeout_ms, self.batch, self.batch_size)
+            count = rd_kafka_consume_batch_queue(self.consumer_queue, timeout_ms, self.batch, 1)
+            if count == 1:
+                more = rd_kafka_consume_batch_queue(self.consumer_queue, 0, self.batch + 1, self.batch_size - 1)
+                if more > 0:
+                    count += more
         if count > 0:
             self._send_batch(count)
         self._serve(0)
@@ -888,13 +897,18 @@ cdef class NativeRelay(Relay):
         return 0
 
     cdef TopicRoute _route(self, rd_kafka_message_t *m):
+        # records of a batch come in runs of one partition: compare the handle, no lookup
+        if m.rkt == self.last_handle and m.rkt != NULL:
+            return self.last_route
         cdef size_t handle = <size_t> m.rkt
         route = self.routes_by_handle.get(handle)
         if route is None:
             topic = rd_kafka_topic_name(m.rkt).decode()
             route = self.routes[topic]
             self.routes_by_handle[handle] = route
-        return <TopicRoute> route
+        self.last_handle = m.rkt
+        self.last_route = <TopicRoute> route
+        return self.last_route
 
     cdef int _send_one(self, rd_kafka_message_t *m) except -1:
         """1 if the producer took the record (freed at its delivery report), 0 if it was freed here."""

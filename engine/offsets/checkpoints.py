@@ -41,13 +41,19 @@ class OffsetMapReader:
     def _add(self, key: bytes | None, value: bytes | None) -> None:
         if key is None:
             return
-        if value is None:  # a tombstone: the run fell below the source log start
-            run = wire.OffsetRun.decode(key, b"\0" * 26)
+        try:
+            # a tombstone: the run fell below the source log start
+            run = wire.OffsetRun.decode(key, value if value is not None else b"\0" * 26)
+        except ValueError as damaged:
+            # without the run its positions get no checkpoint (never a wrong one)
+            log.error("damaged record in %s, ignored: %s", self.follower.topic, damaged)
+            return
+        if value is None:
             partition_map = self.offset_map.partitions.get((run.topic, run.partition))
             if partition_map is not None:
                 partition_map.runs.pop(run.first_upstream, None)
             return
-        self.offset_map.add(wire.OffsetRun.decode(key, value))
+        self.offset_map.add(run)
 
     def read_to_end(self) -> OffsetMap:
         self.follower.read_to_end()

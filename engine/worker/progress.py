@@ -7,11 +7,14 @@ can take over from each other. Never a consumer group on the source.
 
 from __future__ import annotations
 
+import logging
 import time
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from engine import wire
+
+log = logging.getLogger(__name__)
 
 LOAD_TIMEOUT_S = 60.0
 _SETTLING = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART,
@@ -85,7 +88,15 @@ class ProgressStore:
                         raise ProgressError(
                             f"reading {self.offsets_topic} on cluster {self.target_alias}: {error.str()}"
                         )
-                    decoded = wire.decode_source_offset(message.key(), message.value())
+                    try:
+                        decoded = wire.decode_source_offset(message.key(), message.value())
+                    except ValueError as damaged:  # WireError, bad UTF-8 or JSON
+                        # an older entry of that partition (or none) stays: records are copied
+                        # again, never skipped
+                        log.error("damaged progress record in %s[%d]@%d on cluster %s, ignored: %s; the "
+                                  "partition resumes from the entry before it", self.offsets_topic,
+                                  message.partition(), message.offset(), self.target_alias, damaged)
+                        decoded = None
                     if decoded is not None and decoded[0].cluster == self.source_alias:
                         where, offset = decoded
                         if offset is None:

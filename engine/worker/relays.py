@@ -74,7 +74,10 @@ class PythonRelay(Relay):
         self.consumer.assign([TopicPartition(t, p, o) for t, p, o in positions])
 
     def pump(self, timeout_ms: int) -> int:
-        batch = self.consumer.consume(self.batch_size, timeout=timeout_ms / 1000)
+        # one record waited for, then what is already fetched: a batch never waits to fill up
+        batch = self.consumer.consume(1, timeout=timeout_ms / 1000)
+        if batch:
+            batch += self.consumer.consume(self.batch_size - 1, timeout=0)
         if batch:
             self.send(batch)
         self.producer.poll(0)

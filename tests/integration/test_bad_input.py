@@ -98,3 +98,41 @@ def test_retention_outrunning_the_copy_is_an_alarm_naming_the_lost_range(source_
     copies = read_all(target_cluster.bootstrap_servers, remote)
     on_source = [r for r in first + second if r.partition == 0]
     assert copies[0] == on_source[:100] + on_source[150:]
+
+
+def test_damaged_progress_and_map_records_are_named_and_cost_duplicates_never_records(
+        source_cluster, target_cluster, engine, unique_name):
+    from confluent_kafka import Producer
+
+    from engine import wire
+
+    topic = source_cluster.create_topic(unique_name("damaged"), 2)
+    first = records(400, "first", partitions=2)
+    produce(source_cluster.bootstrap_servers, topic, first)
+    properties = mm2_properties(source_cluster, target_cluster, {"A->B.topics": topic,
+                                                                 "emit.checkpoints.interval.seconds": "1"})
+    remote = f"A.{topic}"
+    run = engine(properties)
+    wait_for(lambda: sum(end_offsets(target_cluster.bootstrap_servers, remote).values()) >= 400, 60, "the copy",
+             run.log)
+    assert run.stop() == 0, run.log()
+    # garbage where partition 0's progress and the offset map are kept
+    writer = Producer({"bootstrap.servers": target_cluster.bootstrap_servers, "partitioner": "murmur2_random"})
+    writer.produce(wire.connect_offsets_topic("A"), key=wire.source_offset_key("A", topic, 0), value=b"{not json")
+    writer.produce(wire.offset_map_topic("A"), key=b"\x00\x03abc", value=b"short", partition=0)
+    assert writer.flush(30) == 0
+
+    second = records(200, "second", partitions=2)
+    produce(source_cluster.bootstrap_servers, topic, second)
+    run = engine(properties)
+    wait_for(lambda: sum(end_offsets(target_cluster.bootstrap_servers, remote).values()) >= 600, 60,
+             "the copy after the damage", run.log)
+    wait_for(lambda: "damaged record in mm2-offset-map.A.internal" in run.log(), 30, "the map's reader", run.log)
+    assert run.stop() == 0, run.log()
+    log = run.log()
+    assert re.search(rf"damaged progress record in mm2-offsets\.A\.internal\[\d+\]@\d+ on cluster B, ignored: "
+                     rf"bad Connect offset value for .*{re.escape(topic)}", log), log
+    assert "damaged record in mm2-offset-map.A.internal, ignored" in log
+    config = from_properties(parse_properties(properties))
+    for result in audit_flow(config, config.flows[0], [topic]):
+        assert not result.missing and not result.differing and result.copied == result.expected == 300, result
