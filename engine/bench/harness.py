@@ -243,13 +243,18 @@ def measure_copy(process: Launched, admin: AdminClient, remote_topic: str, parti
             "peak_rss_total_bytes": meter.peak_total_rss, "processes": meter.processes()}
 
 
+def _relative(folder: Path) -> str:
+    """runs/<case>/<run>: the report names no path of the machine it ran on."""
+    return "/".join(folder.parts[-3:])
+
+
 def throughput_run(clusters: Clusters, replicator: str, record_size: int, compression: str, settings: Settings,
                    folder: Path, run_index: int, warmup: bool) -> dict:
     """One run of one replicator on a freshly preloaded topic; returns its record (see report.py)."""
     topic = f"{clusters.prefix}tp-{replicator}-{record_size}-{compression}-{run_index}-{uuid.uuid4().hex[:6]}"
     base = {"replicator": replicator, "record_size": record_size, "compression": compression,
             "partitions": settings.partitions, "tasks_max": settings.tasks_max, "records": settings.records,
-            "run": run_index, "warmup": warmup, "topic": topic, "folder": str(folder)}
+            "run": run_index, "warmup": warmup, "topic": topic, "folder": _relative(folder)}
     target_topic = f"{clusters.prefix}ceiling-{uuid.uuid4().hex[:8]}" if replicator == "ceiling" \
         else clusters.remote_topic(topic)
     clusters.create_topic(clusters.source_servers, topic, settings.partitions)
@@ -488,7 +493,7 @@ def run_benchmark(settings: Settings, clusters: Clusters, out: Path, say: Callab
             except Exception as error:  # noqa: BLE001 - one failed run is reported, the others still run
                 failure_log(folder, error)
                 result = {"replicator": replicator, "record_size": size, "compression": compression, "run": run_index,
-                          "warmup": run_index == 0, "error": str(error), "folder": str(folder)}
+                          "warmup": run_index == 0, "error": str(error), "folder": _relative(folder)}
                 line = "FAILED: " + str(error).splitlines()[0]
             runs.append(result)
             bar.write(f"{label}: {line}")
