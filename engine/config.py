@@ -119,6 +119,7 @@ LOOP_KEY = "mirror.engine.loop"
 PROVENANCE_KEY = "mirror.engine.provenance.header.enabled"
 BANDWIDTH_KEY = "mirror.engine.bandwidth.limit.bytes.per.second"
 WORKER_TIMEOUT_KEY = "mirror.engine.worker.timeout.ms"
+AUDIT_INTERVAL_KEY = "mirror.engine.audit.interval.seconds"
 COMPRESSION_TYPES = ("none", "gzip", "snappy", "lz4", "zstd")
 LOOPS = ("c", "python")
 DEFAULT_LOOP = "c"
@@ -179,6 +180,8 @@ class FlowConfig(msgspec.Struct, frozen=True):
     exactly_once: bool = False
     # a worker silent this long is replaced (its transactional id fenced in exactly-once mode)
     worker_timeout_ms: int = 120_000
+    # the continuous sampling audit: one pass this often (0: off)
+    audit_interval_s: float = 60.0
 
     @property
     def name(self) -> str:
@@ -375,6 +378,7 @@ def _flow(props: dict[str, str], source: str, target: str) -> FlowConfig:
         ("provenance_header_enabled", PROVENANCE_KEY, "bool"),
         ("bandwidth_limit_bytes_per_s", BANDWIDTH_KEY, "non-negative"),
         ("worker_timeout_ms", WORKER_TIMEOUT_KEY, "count"),
+        ("audit_interval_s", AUDIT_INTERVAL_KEY, "non-negative"),
     ):
         name, value = get(key)
         if value is not None:

@@ -51,8 +51,17 @@ class EngineCollector:
         stopped_partitions = GaugeMetricFamily(
             "mirror_engine_stopped_partitions", "Partitions stopped by an error of their own (retried at refresh)",
             labels=PARTITION_LABELS)
+        verified = GaugeMetricFamily("mirror_engine_audit_verified_offset",
+                                     "Newest source offset the sampling audit found copied unchanged",
+                                     labels=PARTITION_LABELS)
+        mismatches = CounterMetricFamily("mirror_engine_audit_mismatches", "Audit samples that differed",
+                                         labels=["flow"])
         for flow in self.coordinator.flows:
             name = flow.flow.name
+            if flow.auditor is not None:
+                for (topic, partition), offset in sorted(flow.auditor.verified.items()):
+                    verified.add_metric([name, topic, str(partition)], offset)
+                mismatches.add_metric([name], flow.auditor.mismatches)
             for (topic, partition), state in sorted(flow.partition_state.items()):
                 labels = [name, topic, str(partition)]
                 records.add_metric(labels, state.records)
@@ -75,7 +84,7 @@ class EngineCollector:
         for emitter in self.coordinator.heartbeat_emitters:
             heartbeats.add_metric([emitter.target.alias], emitter.sent)
         yield from (records, value_bytes, filtered, replicated, stored, lag, in_flight, rate, workers, restarts, stopped,
-                    stopped_partitions, heartbeats)
+                    stopped_partitions, verified, mismatches, heartbeats)
 
 
 def serve(coordinator: "Coordinator", listen: str):

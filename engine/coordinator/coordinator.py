@@ -123,6 +123,7 @@ class FlowRunner:
         # retention), with the error; retried at each topic refresh
         self.stopped_partitions: dict[tuple[str, int], str] = {}
         self.max_message_bytes: int | None = None
+        self.auditor = None  # engine.audit.SamplingAuditor once its job runs
         self.offsets_topic = wire.connect_offsets_topic(flow.source)
         self.config_exclude = compile_list(flow.config_properties_exclude, self._key("config.properties.exclude"))
         self.acl_sync = AclSync(self.source_admin, self.target_admin, flow.source, flow.target)
@@ -424,7 +425,20 @@ class FlowRunner:
             self.sync_forever(self.sync_acls, flow.sync_topic_acls_enabled, flow.sync_topic_acls_interval_s, "ACL"),
         ] + ([self.checkpoints.run_forever(flow.emit_checkpoints_interval_s)] if self.checkpoints else []) + (
             [self.checkpoints.sync_groups_forever(flow.sync_group_offsets_interval_s)]
-            if self.checkpoints and flow.sync_group_offsets_enabled else [])
+            if self.checkpoints and flow.sync_group_offsets_enabled else []) + (
+            [self.audit_forever()] if flow.audit_interval_s > 0 else [])
+
+    async def audit_forever(self) -> None:
+        from engine.audit import SamplingAuditor
+
+        self.auditor = await asyncio.to_thread(SamplingAuditor, self.config, self.flow)
+        while True:
+            await asyncio.sleep(self.flow.audit_interval_s)
+            partitions = [(t.topic, t.partition, t.remote_topic) for t in self._running_partitions()]
+            try:
+                await asyncio.to_thread(self.auditor.sample, partitions)
+            except Exception as error:  # an audit failure must not stop running replication
+                log.error("%s: audit sample failed: %s", self.flow.name, error)
 
     async def refresh_forever(self) -> None:
         if not self.flow.refresh_topics_enabled:
