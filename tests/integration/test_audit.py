@@ -80,15 +80,18 @@ def test_the_engine_audits_by_sampling_and_exports_the_verified_offset(source_cl
     run = engine(mm2_properties(source_cluster, target_cluster, {
         "A->B.topics": topic, "mirror.engine.audit.interval.seconds": "1"}))
 
+    wait_for(lambda: "metrics on http" in run.log(), 30, "the metrics endpoint", run.log)
+
     def verified() -> dict[int, int]:
         with urllib.request.urlopen(run.metrics_url(), timeout=5) as response:
             text = response.read().decode()
         return {int(p): int(float(v)) for p, v in re.findall(
-            rf'mirror_engine_audit_verified_offset{{flow="A->B",topic="{re.escape(topic)}",partition="(\d+)"}} (\S+)',
+            rf'mirror_engine_audit_verified_offset{{flow="A->B",partition="(\d+)",topic="{re.escape(topic)}"}} (\S+)',
             text)}
 
     # the newest record of each partition (offset 299 of 300) was read on both sides and matched
-    wait_for(lambda: verified() == {0: 299, 1: 299}, 60, "sampled partitions verified to their end", run.log)
+    wait_for(lambda: verified() == {0: 299, 1: 299}, 30, "sampled partitions verified to their end",
+             lambda: urllib.request.urlopen(run.metrics_url(), timeout=5).read().decode()[-3000:])
     with urllib.request.urlopen(run.metrics_url(), timeout=5) as response:
         assert 'mirror_engine_audit_mismatches_total{flow="A->B"} 0.0' in response.read().decode()
     assert run.stop() == 0, run.log()
