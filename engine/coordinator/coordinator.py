@@ -557,6 +557,6 @@ async def cluster_id(cluster: ClusterConfig) -> str:
     except KafkaException as error:
         raise ClusterUnreachable(
             f"cluster {cluster.alias} ({cluster.bootstrap_servers}) did not answer within "
-            f"{METADATA_TIMEOUT_S:.0f}s: {error.args[0].str()}"
+            f"{METADATA_TIMEOUT_S:.0f}s: {error.args[0].str()} (config key: {cluster.alias}.bootstrap.servers)"
         ) from None
     return description.cluster_id

@@ -37,7 +37,8 @@ async def topic_partition_counts(admin: AdminClient, alias: str, servers: str) -
         metadata = await asyncio.to_thread(admin.list_topics, timeout=METADATA_TIMEOUT_S)
     except KafkaException as error:
         raise ClusterUnreachable(
-            f"cluster {alias} ({servers}) did not answer within {METADATA_TIMEOUT_S:.0f}s: {error.args[0].str()}"
+            f"cluster {alias} ({servers}) did not answer within {METADATA_TIMEOUT_S:.0f}s: {error.args[0].str()} "
+            f"(config key: {alias}.bootstrap.servers)"
         ) from None
     return {
         name: len(topic.partitions)

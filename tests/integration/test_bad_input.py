@@ -136,3 +136,20 @@ def test_damaged_progress_and_map_records_are_named_and_cost_duplicates_never_re
     config = from_properties(parse_properties(properties))
     for result in audit_flow(config, config.flows[0], [topic]):
         assert not result.missing and not result.differing and result.copied == result.expected == 300, result
+
+
+def test_an_unreachable_target_is_an_error_naming_the_cluster_and_key(source_cluster, target_cluster, engine,
+                                                                      unique_name):
+    import socket
+
+    with socket.socket() as closed:  # a port nothing listens on: bound, never accepting
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        properties = mm2_properties(source_cluster, target_cluster, {
+            "A->B.topics": unique_name("nowhere"), "B.bootstrap.servers": f"127.0.0.1:{port}"})
+        run = engine(properties)
+        code = run.wait(90)
+    log = run.log()
+    assert code == 2, log
+    assert re.search(rf"cluster B \(127\.0\.0\.1:{port}\) did not answer within 15s: .*"
+                     r"\(config key: B\.bootstrap\.servers\)", log), log
