@@ -14,7 +14,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.bench.launch import java_command, launch, log4j2_file_config, wait_exit
+from engine.bench.launch import java_command, launch, wait_exit
+from engine.sandbox.distribution import log4j2_file_config
 from engine.bench.mm2 import CONSUMER_TUNING, PRODUCER_TUNING
 from engine.sandbox.distribution import kafka_libs
 

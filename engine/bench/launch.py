@@ -15,17 +15,6 @@ from engine.sandbox.distribution import require_tool
 STOP_DEADLINE_S = 45.0
 
 
-def log4j2_file_config(log_file: Path, level: str = "INFO") -> str:
-    """log4j2 properties that send every logger to one file and nothing to the console."""
-    return f"""status = warn
-appender.file.type = File
-appender.file.name = FILE
-appender.file.fileName = {log_file}
-appender.file.layout.type = PatternLayout
-appender.file.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = {level}
-rootLogger.appenderRef.file.ref = FILE
-"""
 
 
 def java_command(jars: Path, main_class: str, args: list[str], log_config: Path,

@@ -14,7 +14,8 @@ import os
 import re
 from pathlib import Path
 
-from engine.bench.launch import Launched, java_command, launch, log4j2_file_config
+from engine.bench.launch import Launched, java_command, launch
+from engine.sandbox.distribution import log4j2_file_config
 from engine.sandbox.distribution import MIRROR_MAKER_ARTIFACTS, kafka_libs
 
 MM2_MAIN = "org.apache.kafka.connect.mirror.MirrorMaker"

@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.sandbox.distribution import SandboxError, cache_root, classpath, require_tool
+from engine.sandbox.distribution import SandboxError, cache_root, classpath, log4j2_file_config, require_tool
 
 # The default heap is a quarter of RAM per JVM; six brokers, the engine and a Java MM2 must fit
 # on 2 cores and 24 GiB, so keep every broker small and on the serial collector.
@@ -493,15 +493,7 @@ class KafkaCluster:
 
 
 def _log4j2_properties(log_file: Path) -> str:
-    return f"""status = warn
-appender.file.type = File
-appender.file.name = FILE
-appender.file.fileName = {log_file}
-appender.file.layout.type = PatternLayout
-appender.file.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = INFO
-rootLogger.appenderRef.file.ref = FILE
-logger.request.name = kafka.request.logger
+    return log4j2_file_config(log_file) + """logger.request.name = kafka.request.logger
 logger.request.level = WARN
 logger.state.name = state.change.logger
 logger.state.level = WARN

@@ -123,3 +123,16 @@ def kafka_libs(artifacts: tuple[tuple[str, str, str], ...] = ARTIFACTS, name: st
 
 def classpath() -> str:
     return str(kafka_libs() / "*")
+
+
+def log4j2_file_config(log_file: Path, level: str = "INFO") -> str:
+    """log4j2 properties that send every logger to one file and nothing to the console."""
+    return f"""status = warn
+appender.file.type = File
+appender.file.name = FILE
+appender.file.fileName = {log_file}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = {level}
+rootLogger.appenderRef.file.ref = FILE
+"""

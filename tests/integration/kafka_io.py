@@ -158,3 +158,31 @@ def stored_progress(servers: str, offsets_topic: str) -> dict[bytes, dict]:
         if key is not None:
             latest[key] = json.loads(value) if value is not None else None
     return latest
+
+
+class SteadyProducer:
+    """Writes batches of records to a topic in the background until the `with` block ends;
+    `written` holds every record acknowledged, in order. `make(first_index)` makes a batch."""
+
+    def __init__(self, servers: str, topic: str, make):
+        import threading
+
+        self.servers, self.topic, self.make = servers, topic, make
+        self.written: list[Record] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "SteadyProducer":
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            batch = self.make(len(self.written))
+            produce(self.servers, self.topic, batch)
+            self.written.extend(batch)
+            self._stop.wait(0.05)
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)

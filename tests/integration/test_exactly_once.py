@@ -8,44 +8,20 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
-import time
 
 import pytest
 
 from engine.audit import audit_flow
 from engine.config import from_properties, parse_properties
 from tests.helpers import wait_for
-from tests.integration.kafka_io import BASE_TIMESTAMP_MS, Record, end_offsets, mm2_properties, produce, read_all
+from tests.integration.kafka_io import BASE_TIMESTAMP_MS, Record, SteadyProducer, end_offsets, mm2_properties, read_all
 
 PARTITIONS = 3
 
 
-class SteadyProducer:
-    """Writes numbered records to the source in the background until stopped."""
-
-    def __init__(self, servers: str, topic: str, batch: int = 200):
-        self.servers, self.topic, self.batch = servers, topic, batch
-        self.written: list[Record] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> "SteadyProducer":
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            first = len(self.written)
-            records = [Record(i % PARTITIONS, f"k{i}".encode(), f"v{i}".encode(), (("n", str(i).encode()),),
-                              BASE_TIMESTAMP_MS + i) for i in range(first, first + self.batch)]
-            produce(self.servers, self.topic, records)
-            self.written.extend(records)
-            time.sleep(0.05)
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(timeout=60)
+def numbered(first: int, count: int = 200) -> list[Record]:
+    return [Record(i % PARTITIONS, f"k{i}".encode(), f"v{i}".encode(), (("n", str(i).encode()),), BASE_TIMESTAMP_MS + i)
+            for i in range(first, first + count)]
 
 
 def exactly_once_properties(source_cluster, target_cluster, topic: str, loop: str, **extra: str) -> str:
@@ -74,7 +50,7 @@ def test_read_committed_sees_each_record_once_across_a_killed_worker(loop, sourc
     properties = exactly_once_properties(source_cluster, target_cluster, topic, loop)
     run = engine(properties)
     remote = f"A.{topic}"
-    with SteadyProducer(source_cluster.bootstrap_servers, topic) as producer:
+    with SteadyProducer(source_cluster.bootstrap_servers, topic, numbered) as producer:
         wait_for(lambda: sum(end_offsets(target_cluster.bootstrap_servers, remote).values()) > 2000, 60,
                  "a first part of the copy", run.log)
         os.kill(run.worker_pids()[0], signal.SIGKILL)  # mid-transaction, most likely
@@ -94,7 +70,7 @@ def test_a_hung_worker_is_replaced_and_fenced_when_it_wakes(source_cluster, targ
                                          **{"mirror.engine.worker.timeout.ms": "4000"})
     run = engine(properties)
     remote = f"A.{topic}"
-    with SteadyProducer(source_cluster.bootstrap_servers, topic) as producer:
+    with SteadyProducer(source_cluster.bootstrap_servers, topic, numbered) as producer:
         wait_for(lambda: sum(end_offsets(target_cluster.bootstrap_servers, remote).values()) > 1000, 60,
                  "a first part of the copy", run.log)
         hung = run.worker_pids()[0]

@@ -4,13 +4,12 @@ at-least-once allows (records acknowledged after the last stored progress), coun
 from __future__ import annotations
 
 import os
-import threading
 import time
 
 from engine.audit import audit_flow
 from engine.config import from_properties, parse_properties
 from tests.helpers import wait_for
-from tests.integration.kafka_io import end_offsets, mm2_properties, produce
+from tests.integration.kafka_io import SteadyProducer, end_offsets, mm2_properties, produce
 from tests.integration.test_topologies import records
 
 WORKER_RSS_LIMIT = 256 * 1024 * 1024
@@ -78,18 +77,7 @@ def test_a_frozen_target_broker_stalls_the_copy_which_resumes_on_its_own(source_
     properties = mm2_properties(source_cluster, target_cluster, {"A->B.topics": topic, "tasks.max": "1"})
     remote = f"A.{topic}"
     run = engine(properties)
-    written = []
-    stop = threading.Event()
-
-    def keep_producing():
-        while not stop.is_set():
-            batch = records(500, f"r{len(written)}")
-            produce(source_cluster.bootstrap_servers, topic, batch)
-            written.extend(batch)
-
-    producer = threading.Thread(target=keep_producing, daemon=True)
-    producer.start()
-    try:
+    with SteadyProducer(source_cluster.bootstrap_servers, topic, lambda first: records(500, f"r{first}")) as producer:
         wait_for(lambda: sum(end_offsets(target_cluster.bootstrap_servers, remote).values()) > 1000, 60,
                  "a part of the copy", run.log)
         worker = run.worker_pids()[0]
@@ -100,13 +88,10 @@ def test_a_frozen_target_broker_stalls_the_copy_which_resumes_on_its_own(source_
             deadline = time.monotonic() + FREEZE_S
             while time.monotonic() < deadline:
                 peak_rss = max(peak_rss, rss_bytes(worker))
-                stop.wait(0.5)
+                time.sleep(0.5)  # sampling memory while the freeze lasts: nothing to wait for
         finally:
             target_cluster.cluster.resume(node)
-        stop.set()
-        producer.join(timeout=60)
-    finally:
-        stop.set()
+    written = producer.written
     assert run.worker_pids()[0] == worker and alive(worker)  # no restart was needed
     assert peak_rss < WORKER_RSS_LIMIT, f"worker RSS {peak_rss / 2**20:.0f} MiB while the target was frozen"
     wait_for(lambda: sum(end_offsets(target_cluster.bootstrap_servers, remote).values()) >= len(written), 120,
@@ -132,18 +117,8 @@ def test_broker_restarts_on_both_sides_lose_nothing(source_cluster_3, target_clu
     properties = mm2_properties(source_cluster_3, target_cluster_3, {"A->B.topics": topic, "tasks.max": "2", **rf3})
     remote = f"A.{topic}"
     run = engine(properties)
-    written = []
-    stop = threading.Event()
-
-    def keep_producing():
-        while not stop.is_set():
-            batch = records(300, f"r{len(written)}", partitions=3)
-            produce(source_cluster_3.bootstrap_servers, topic, batch)
-            written.extend(batch)
-
-    producer = threading.Thread(target=keep_producing, daemon=True)
-    producer.start()
-    try:
+    with SteadyProducer(source_cluster_3.bootstrap_servers, topic,
+                        lambda first: records(300, f"r{first}", partitions=3)) as producer:
         wait_for(lambda: sum(end_offsets(target_cluster_3.bootstrap_servers, remote).values()) > 1000, 90,
                  "a part of the copy", run.log)
         for cluster in (source_cluster_3, target_cluster_3):
@@ -151,9 +126,7 @@ def test_broker_restarts_on_both_sides_lose_nothing(source_cluster_3, target_clu
             cluster.cluster.restart(cluster.cluster.members[1].node_id)
             wait_for(lambda: sum(end_offsets(target_cluster_3.bootstrap_servers, remote).values()) > copied + 1000,
                      90, f"the copy going on after a {cluster.alias} broker restart", run.log)
-    finally:
-        stop.set()
-        producer.join(timeout=60)
+    written = producer.written
     wait_for(lambda: sum(end_offsets(target_cluster_3.bootstrap_servers, remote).values()) >= len(written), 120,
              "the whole copy", run.log)
     assert run.stop() == 0, run.log()
