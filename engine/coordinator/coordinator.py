@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import msgspec
 
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import KafkaException, Producer, TopicCollection, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from engine import ipc, wire
 from engine.clients import client_config, connection
@@ -29,6 +29,7 @@ from engine.coordinator.config_sync import (
 from engine.coordinator.supervisor import WorkerProcess
 from engine.filters import compile_list, load_python_filter
 from engine.offsets.checkpoints import CheckpointEmitter, OffsetMapReader, OffsetSyncReader
+from engine.offsets.translation import READ_THROUGH
 from engine.coordinator.topics import (
     METADATA_TIMEOUT_S,
     ClusterUnreachable,
@@ -84,6 +85,24 @@ def assign_balanced(partitions: list[ipc.PartitionTask], workers: int,
     return [sorted(group) for group in groups]
 
 
+def _write_reset(store, target: ClusterConfig, map_topic: str, tombstones: list[bytes],
+                 progress: list[tuple[str, int, int]]) -> None:
+    """Tombstones first, then progress: the map never covers what progress says is not copied."""
+    producer = Producer(client_config(target, "mirror-engine|reset|offset-map-producer", **{"acks": "all"}))
+    for key in tombstones:
+        producer.produce(map_topic, key=key, value=None, partition=0)
+    if producer.flush(30):
+        raise RuntimeError(f"tombstones for {map_topic} on cluster {target.alias} not acknowledged")
+    store.store(progress)
+
+
+def _write_syncs(cluster: ClusterConfig, topic: str, syncs: list) -> None:
+    producer = Producer(client_config(cluster, "mirror-engine|reset|offset-syncs-producer", **{"acks": "all"}))
+    for sync in syncs:
+        producer.produce(topic, key=sync.key(), value=sync.value(), partition=0)
+    producer.flush(30)
+
+
 def assign_sticky(current: list[list[ipc.PartitionTask]], partitions: list[ipc.PartitionTask],
                   workers: int) -> list[list[ipc.PartitionTask]]:
     """Keeps every partition on its worker, drops gone ones, deals new ones to the smallest groups.
@@ -124,6 +143,9 @@ class FlowRunner:
         self.stopped_partitions: dict[tuple[str, int], str] = {}
         self.max_message_bytes: int | None = None
         self.auditor = None  # engine.audit.SamplingAuditor once its job runs
+        # source topic ids: a changed id means the topic was deleted and created again
+        self.topic_ids: dict[str, str] = {}
+        self.pending_resets: set[str] = set()  # recreated topics whose old partitions are draining
         self.offsets_topic = wire.connect_offsets_topic(flow.source)
         self.config_exclude = compile_list(flow.config_properties_exclude, self._key("config.properties.exclude"))
         self.acl_sync = AclSync(self.source_admin, self.target_admin, flow.source, flow.target)
@@ -252,7 +274,77 @@ class FlowRunner:
             self.stopped_topics.pop(topic, None)
         log.info("%s: replicating %d topics, %d partitions", self.flow.name, len(wanted), len(tasks))
         await self._read_record_size_limit(sorted({t.remote_topic for t in tasks}))
+        await self._notice_recreated_topics(tasks)
         return tasks
+
+    async def _notice_recreated_topics(self, tasks: list[ipc.PartitionTask]) -> None:
+        """A source topic with a new topic id was deleted and created again: its stored progress and
+        offset map describe the old topic, so it starts over from its first offset."""
+        topics = sorted({t.topic for t in tasks})
+        ids = {}
+        if topics:
+            futures = self.source_admin.describe_topics(TopicCollection(topics), request_timeout=30)
+            for topic, future in futures.items():
+                try:
+                    ids[topic] = str((await asyncio.wrap_future(future)).topic_id)
+                except KafkaException:
+                    continue  # gone again meanwhile: the next refresh sees it
+        recreated = sorted(t for t, topic_id in ids.items() if self.topic_ids.get(t, topic_id) != topic_id)
+        self.topic_ids.update(ids)
+        for topic in recreated:
+            log.warning("%s: source topic %s was deleted and created again (new topic id); it is copied again "
+                        "from its first offset, after the old copies on %s", self.flow.name, topic,
+                        self.policy.format_remote_topic(self.flow.source, topic))
+            for key in [k for k in self.partition_state if k[0] == topic]:
+                del self.partition_state[key]
+            if topic in self._current_topics():
+                # workers still hold the old partitions: they drain now, the reset follows at the next refresh
+                for task in tasks:
+                    if task.topic == topic:
+                        self.stopped_partitions[(topic, task.partition)] = "source topic created again"
+                self.pending_resets.add(topic)
+            else:
+                await self._restart_from_the_beginning(topic)
+
+    async def _restart_from_the_beginning(self, topic: str) -> None:
+        """Progress before the first offset, the old offset-map runs tombstoned, and per partition an
+        offset sync that rewinds: upstream 0 is downstream where the old copies end (as MM2 writes one
+        when upstream offsets go back)."""
+        from engine.worker.progress import ProgressStore
+
+        remote = self.policy.format_remote_topic(self.flow.source, topic)
+        partitions = sorted(p for p in range((await self._source_partition_count(topic))))
+        store = ProgressStore(self.flow.source, self.flow.target, self.offsets_topic,
+                              consumer_config=client_config(self.target, f"{self.flow.name}|reset|progress-consumer"),
+                              producer_config=client_config(self.target, f"{self.flow.name}|reset|progress-producer"))
+        reader = OffsetMapReader(self.target, self.flow.source, f"{self.flow.name}|reset|offset-map-consumer")
+        try:
+            offset_map = await asyncio.to_thread(reader.read_to_end)
+        finally:
+            reader.close()
+        tombstones = [wire.OffsetRun(topic, p, first, 0, 0, 0).key() for p in partitions
+                      for first in list(getattr(offset_map.partitions.get((topic, p)), "runs", {})) + [READ_THROUGH]]
+        ends = await self._end_offsets(remote, partitions)
+        await asyncio.to_thread(_write_reset, store, self.target, wire.offset_map_topic(self.flow.source), tombstones,
+                                [(topic, p, -1) for p in partitions])
+        if self.flow.emit_offset_syncs_enabled:
+            syncs = [wire.OffsetSync(topic, p, 0, ends.get(p, 0)) for p in partitions]
+            await asyncio.to_thread(_write_syncs, self._offset_syncs_cluster(), self._offset_syncs_topic(), syncs)
+
+    async def _source_partition_count(self, topic: str) -> int:
+        counts = await topic_partition_counts(self.source_admin, self.source.alias, self.source.bootstrap_servers)
+        return counts.get(topic, 0)
+
+    async def _end_offsets(self, topic: str, partitions: list[int]) -> dict[int, int]:
+        futures = self.target_admin.list_offsets({TopicPartition(topic, p): OffsetSpec.latest() for p in partitions},
+                                                 request_timeout=30)
+        ends = {}
+        for tp, future in futures.items():
+            try:
+                ends[tp.partition] = (await asyncio.wrap_future(future)).offset
+            except KafkaException:
+                continue
+        return ends
 
     async def _read_record_size_limit(self, remote_topics: list[str]) -> None:
         """The smallest max.message.bytes of the remote topics: the workers' producers refuse a larger
@@ -347,14 +439,17 @@ class FlowRunner:
 
     async def refresh(self) -> None:
         """Picks up new, grown and deleted topics; moves partitions when the set or the load changed."""
-        partitions = await self._sync_topics()
-        current = [w.assignment.partitions for w in self.workers]
+        for topic in sorted(self.pending_resets):
+            await self._restart_from_the_beginning(topic)
+        self.pending_resets.clear()
         retried = bool(self.stopped_partitions)
         if retried:
             log.info("%s: retrying stopped partitions %s", self.flow.name,
                      ", ".join(f"{t}[{p}]" for t, p in sorted(self.stopped_partitions)))
             self.stopped_partitions.clear()
-        changed = retried or sorted(partitions) != sorted(self.partitions)
+        partitions = await self._sync_topics()
+        current = [w.assignment.partitions for w in self.workers]
+        changed = retried or bool(self.pending_resets) or sorted(partitions) != sorted(self.partitions)
         self.partitions = partitions
         plan = self._plan()
         weights = self._weights()

@@ -153,3 +153,49 @@ def test_an_unreachable_target_is_an_error_naming_the_cluster_and_key(source_clu
     assert code == 2, log
     assert re.search(rf"cluster B \(127\.0\.0\.1:{port}\) did not answer within 15s: .*"
                      r"\(config key: B\.bootstrap\.servers\)", log), log
+
+
+def test_a_source_topic_deleted_and_created_again_is_copied_again_from_its_start(source_cluster, target_cluster,
+                                                                                 engine, unique_name):
+    from confluent_kafka import KafkaException
+
+    from engine import wire
+    from tests.integration.kafka_io import raw_records, stored_progress
+
+    topic = source_cluster.create_topic(unique_name("recreated"), 2)
+    old = records(100, "old", partitions=2)
+    produce(source_cluster.bootstrap_servers, topic, old)
+    properties = mm2_properties(source_cluster, target_cluster, {"A->B.topics": topic,
+                                                                 "refresh.topics.interval.seconds": "2"})
+    remote = f"A.{topic}"
+    run = engine(properties)
+    wait_for(lambda: sum(end_offsets(target_cluster.bootstrap_servers, remote).values()) >= 100, 60, "the copy",
+             run.log)
+    source_cluster.delete_topic(topic)
+
+    def create_again() -> bool:
+        try:
+            source_cluster.create_topic(topic, 2)
+            return True
+        except KafkaException:  # still being deleted
+            return False
+
+    wait_for(create_again, 60, "the topic created again", run.log)
+    new = records(60, "new", partitions=2)
+    produce(source_cluster.bootstrap_servers, topic, new)
+    wait_for(lambda: "was deleted and created again" in run.log(), 60, "the engine to notice", run.log)
+    wait_for(lambda: sum(end_offsets(target_cluster.bootstrap_servers, remote).values()) >= 160, 60,
+             "the new topic copied", run.log)
+    assert run.stop() == 0, run.log()
+    copies = read_all(target_cluster.bootstrap_servers, remote)
+    for partition in (0, 1):
+        # the old topic's copies stay; the new topic's records follow them, from its offset 0
+        assert copies[partition] == [r for r in old + new if r.partition == partition]
+    progress = stored_progress(target_cluster.bootstrap_servers, wire.connect_offsets_topic("A"))
+    for partition in (0, 1):
+        key = wire.source_offset_key("A", topic, partition)
+        assert progress[key] == {"offset": 29}
+    syncs = [wire.OffsetSync.decode(k, v) for k, v in raw_records(source_cluster.bootstrap_servers,
+                                                                   "mm2-offset-syncs.B.internal")]
+    rewinds = {s.partition: s.downstream_offset for s in syncs if s.topic == topic and s.upstream_offset == 0}
+    assert rewinds[0] >= 50 and rewinds[1] >= 50  # upstream 0 of the new topic: after the old copies
