@@ -109,17 +109,24 @@ def test_damaged_progress_and_map_records_are_named_and_cost_duplicates_never_re
     topic = source_cluster.create_topic(unique_name("damaged"), 2)
     first = records(400, "first", partitions=2)
     produce(source_cluster.bootstrap_servers, topic, first)
-    properties = mm2_properties(source_cluster, target_cluster, {"A->B.topics": topic,
-                                                                 "emit.checkpoints.interval.seconds": "1"})
-    remote = f"A.{topic}"
+    # aliases of its own: the damage goes into internal topics no other test reads
+    properties = "".join(f"{k} = {v}\n" for k, v in {
+        "clusters": "DA, DB", "DA.bootstrap.servers": source_cluster.bootstrap_servers,
+        "DB.bootstrap.servers": target_cluster.bootstrap_servers, "DA->DB.enabled": "true", "DA->DB.topics": topic,
+        "replication.factor": "1", "offset.storage.replication.factor": "1", "DB.offset.flush.interval.ms": "1000",
+        "refresh.topics.interval.seconds": "5", "mirror.engine.metrics.listen": "127.0.0.1:0",
+        "heartbeats.topic.replication.factor": "1", "offset-syncs.topic.replication.factor": "1",
+        "checkpoints.topic.replication.factor": "1", "emit.checkpoints.interval.seconds": "1",
+        "emit.heartbeats.enabled": "false"}.items())
+    remote = f"DA.{topic}"
     run = engine(properties)
     wait_for(lambda: sum(end_offsets(target_cluster.bootstrap_servers, remote).values()) >= 400, 60, "the copy",
              run.log)
     assert run.stop() == 0, run.log()
     # garbage where partition 0's progress and the offset map are kept
     writer = Producer({"bootstrap.servers": target_cluster.bootstrap_servers, "partitioner": "murmur2_random"})
-    writer.produce(wire.connect_offsets_topic("A"), key=wire.source_offset_key("A", topic, 0), value=b"{not json")
-    writer.produce(wire.offset_map_topic("A"), key=b"\x00\x03abc", value=b"short", partition=0)
+    writer.produce(wire.connect_offsets_topic("DA"), key=wire.source_offset_key("DA", topic, 0), value=b"{not json")
+    writer.produce(wire.offset_map_topic("DA"), key=b"\x00\x03abc", value=b"short", partition=0)
     assert writer.flush(30) == 0
 
     second = records(200, "second", partitions=2)
@@ -127,12 +134,12 @@ def test_damaged_progress_and_map_records_are_named_and_cost_duplicates_never_re
     run = engine(properties)
     wait_for(lambda: sum(end_offsets(target_cluster.bootstrap_servers, remote).values()) >= 600, 60,
              "the copy after the damage", run.log)
-    wait_for(lambda: "damaged record in mm2-offset-map.A.internal" in run.log(), 30, "the map's reader", run.log)
+    wait_for(lambda: "damaged record in mm2-offset-map.DA.internal" in run.log(), 30, "the map's reader", run.log)
     assert run.stop() == 0, run.log()
     log = run.log()
-    assert re.search(rf"damaged progress record in mm2-offsets\.A\.internal\[\d+\]@\d+ on cluster B, ignored: "
+    assert re.search(rf"damaged progress record in mm2-offsets\.DA\.internal\[\d+\]@\d+ on cluster DB, ignored: "
                      rf"bad Connect offset value for .*{re.escape(topic)}", log), log
-    assert "damaged record in mm2-offset-map.A.internal, ignored" in log
+    assert "damaged record in mm2-offset-map.DA.internal, ignored" in log
     config = from_properties(parse_properties(properties))
     for result in audit_flow(config, config.flows[0], [topic]):
         assert not result.missing and not result.differing and result.copied == result.expected == 300, result
