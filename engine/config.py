@@ -7,6 +7,7 @@ default. Keys this engine does not know yet are kept in `raw` and ignored.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -251,7 +252,41 @@ def load(path: str | os.PathLike) -> EngineConfig:
     return from_properties(parse_properties(text))
 
 
+class _ReadKeys(dict):
+    """The properties, remembering which keys the engine looked at: the others are reported unused
+    (a warning, never an error: real MM2 files carry Connect worker keys)."""
+
+    def __init__(self, props: dict[str, str]):
+        super().__init__(props)
+        self.read: set[str] = set()
+
+    def __getitem__(self, key: str) -> str:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        self.read.add(key)  # type: ignore[arg-type]
+        return super().__contains__(key)
+
+    def get(self, key: str, default=None):  # type: ignore[override]
+        self.read.add(key)
+        return super().get(key, default)
+
+    def unused(self) -> list[str]:
+        return sorted(k for k in self if k not in self.read)
+
+
 def from_properties(props: dict[str, str]) -> EngineConfig:
+    props = _ReadKeys(props)
+    config = _from_properties(props)
+    unused = props.unused()
+    if unused:
+        logging.getLogger("engine.config").warning(
+            "%d keys of the configuration are not used by mirror-engine (ignored): %s", len(unused), ", ".join(unused))
+    return config
+
+
+def _from_properties(props: "_ReadKeys") -> EngineConfig:
     if "clusters" not in props:
         raise ConfigError("clusters", "missing: list the cluster aliases, e.g. clusters = A, B")
     aliases = [a.strip() for a in props["clusters"].split(",") if a.strip()]
@@ -263,6 +298,8 @@ def from_properties(props: dict[str, str]) -> EngineConfig:
     flows = []
     for key, value in props.items():
         match = re.fullmatch(r"([^.]+?)->([^.]+)\.enabled", key)  # not A->B.emit.*.enabled
+        if match:
+            props.read.add(key)
         if not match or not _bool(key, value):
             continue
         source, target = match.groups()
@@ -336,9 +373,11 @@ def _client(props: dict[str, str], alias: str) -> dict[str, str]:
     for key, value in props.items():
         if key.startswith(_CONNECTION_PREFIXES):
             client[key] = value
+            _mark_read(props, key)
     for key, value in props.items():
         if key.startswith(f"{alias}.") and key[len(alias) + 1 :].startswith(_CONNECTION_PREFIXES):
             client[key[len(alias) + 1 :]] = value
+            _mark_read(props, key)
     return client
 
 
@@ -448,6 +487,7 @@ def _flow(props: dict[str, str], source: str, target: str) -> FlowConfig:
         for key, value in props.items():
             if key.startswith(scope) and len(key) > len(scope):
                 overrides[key[len(scope):]] = value.strip()
+                _mark_read(props, key)
     settings["target_topic_overrides"] = overrides
     for key in props:
         for scope in (RECORD_FILTER_PREFIX, prefix + RECORD_FILTER_PREFIX):
@@ -461,6 +501,11 @@ def _flow(props: dict[str, str], source: str, target: str) -> FlowConfig:
     if settings.get("tasks_max", 0) == 0 and get("tasks.max")[1] is not None:
         raise ConfigError(get("tasks.max")[0], "must be at least 1")
     return FlowConfig(**settings)  # type: ignore[arg-type]
+
+
+def _mark_read(props: dict[str, str], key: str) -> None:
+    if isinstance(props, _ReadKeys):
+        props.read.add(key)
 
 
 def _convert(key: str, value: str, kind: str) -> object:

@@ -251,3 +251,22 @@ def test_exactly_once_source_support_is_read_from_the_target_cluster():
     with pytest.raises(ConfigError, match=r"A.exactly.once.source.support: expected enabled, disabled or preparing"):
         from_properties({**base, "A.exactly.once.source.support": "yes"})
     assert from_properties({**base, "mirror.engine.worker.timeout.ms": "5000"}).flows[0].worker_timeout_ms == 5000
+
+
+def test_keys_the_engine_does_not_use_are_named_in_one_warning_never_an_error(caplog):
+    import logging
+
+    base = {"clusters": "A, B", "A.bootstrap.servers": "a:9092", "B.bootstrap.servers": "b:9092",
+            "A->B.enabled": "true", "B->A.enabled": "false", "A->B.topics": "orders",
+            "A->B.target.topic.config.retention.ms": "1000", "security.protocol": "PLAINTEXT",
+            "B.sasl.mechanism": "PLAIN"}
+    with caplog.at_level(logging.WARNING, logger="engine.config"):
+        from_properties({**base, "key.converter": "org.apache.kafka.connect.converters.ByteArrayConverter",
+                         "config.storage.replication.factor": "1"})
+    assert [r.getMessage() for r in caplog.records] == [
+        "2 keys of the configuration are not used by mirror-engine (ignored): config.storage.replication.factor, "
+        "key.converter"]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="engine.config"):
+        from_properties(base)
+    assert caplog.records == []
