@@ -20,7 +20,7 @@ from engine._fastpath import DeliveryFailed, RecordFilter
 from engine.filters import RecordFilterConfig, load_python_filter
 from engine.offsets.translation import READ_THROUGH
 from engine.worker.offset_syncs import OffsetSyncWriter
-from engine.worker.progress import ProgressStore
+from engine.worker.progress import ProgressError, ProgressStore
 from engine.worker.relays import make_relay
 
 log = logging.getLogger(__name__)
@@ -193,12 +193,18 @@ class Worker:
         if batch_complete:
             self._pass_invisible_offsets()
         runs = self.relay.take_offset_runs() + self._read_through_entries()
-        if runs:
-            self.progress.store_runs(runs)
         changed = [ledger for ledger in self.relay.ledgers.values() if ledger.uncommitted()]
-        if not changed:
+        try:
+            if runs:
+                self.progress.store_runs(runs)
+            if changed:
+                self.progress.store([(l.source_topic, l.partition, l.last_acked_source) for l in changed])
+        except ProgressError as error:
+            if not error.pending:
+                raise
+            # the target is away: the writes stay queued in order; progress is stored again next time
+            log.warning("%s; progress is stored again at the next interval", error)
             return
-        self.progress.store([(l.source_topic, l.partition, l.last_acked_source) for l in changed])
         for ledger in changed:
             ledger.last_committed_source = ledger.last_acked_source
 

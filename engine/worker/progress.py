@@ -26,7 +26,13 @@ def _settling(error: KafkaError) -> bool:
 
 
 class ProgressError(RuntimeError):
-    """Source progress could not be read or stored; the message names the topic and cluster."""
+    """Source progress could not be read or stored; the message names the topic and cluster.
+    `pending`: the writes were not refused, only not acknowledged yet (the target is slow or away);
+    they stay queued in order, so the next store can simply try again."""
+
+    def __init__(self, message: str, pending: bool = False):
+        super().__init__(message)
+        self.pending = pending
 
 
 class ProgressStore:
@@ -160,7 +166,7 @@ class ProgressStore:
         if remaining:
             raise ProgressError(
                 f"writing {topic} on cluster {self.target_alias}: {remaining} writes unacknowledged after "
-                f"{timeout_s:.0f}s"
+                f"{timeout_s:.0f}s", pending=True
             )
 
     def _delivered(self, err, _message) -> None:
