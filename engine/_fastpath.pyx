@@ -740,6 +740,9 @@ cdef class NativeRelay(Relay):
         """[(topic, partition, offset)]: replaces what the consumer reads; offset -2 = earliest."""
         cdef rd_kafka_topic_partition_list_t *partitions = rd_kafka_topic_partition_list_new(len(positions) or 1)
         cdef rd_kafka_resp_err_t err
+        # the consumer's topic handles may be freed and their addresses reused once unassigned
+        self.routes_by_handle.clear()
+        self.last_handle = NULL
         for topic, partition, offset in positions:
             rd_kafka_topic_partition_list_add(partitions, topic.encode(), partition).offset = offset
         with nogil:
