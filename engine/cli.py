@@ -228,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     from engine.offsets.failover import FailoverError
     from engine.logs import setup_logging
     from engine.sandbox import SandboxError
+    from engine.security.secrets import redact
     from engine.worker.progress import ProgressError
 
     args = parser().parse_args(argv)
@@ -237,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except (CliError, ConfigError, SandboxError, TopicCreationError, ClusterUnreachable, TopologyError,
             FailoverError, ProgressError) as error:
-        print(f"mirror-engine: error: {error}", file=sys.stderr)
+        print(redact(f"mirror-engine: error: {error}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

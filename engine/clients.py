@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from confluent_kafka import KafkaError
+
 from engine.config import ClusterConfig
 
 _librdkafka_log = logging.getLogger("librdkafka")
@@ -39,3 +41,43 @@ class DeliveryTally:
         self.failures += 1
         if self.failures == 1 or self.failures % 100 == 0:
             logging.getLogger("engine").warning("%s failed (%d so far): %s", self.what, self.failures, err.str())
+
+
+# what a connection error says, and the keys that decide it
+_CONNECTION_HINTS = (
+    ("SASL authentication", "SASL authentication failed", ("sasl.jaas.config", "sasl.mechanism")),
+    ("certificate verify failed", "the broker's certificate is not trusted", ("ssl.truststore.location",)),
+    ("alert", "the broker refused the client certificate", ("ssl.keystore.location",)),
+    ("security.protocol", "the listener speaks another protocol", ("security.protocol",)),
+)
+
+
+class ConnectionErrors:
+    """error_cb of a client: keeps the last error of a connection, so that a request that waits in
+    vain can say why (a wrong password, an untrusted certificate) rather than only that it timed out."""
+
+    def __init__(self) -> None:
+        self.last: KafkaError | None = None
+
+    def __call__(self, error: KafkaError) -> None:
+        if error.code() in (KafkaError._AUTHENTICATION, KafkaError._SSL, KafkaError._TRANSPORT,
+                            KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE):
+            if self.last is None or self.last.code() not in (KafkaError._AUTHENTICATION, KafkaError._SSL) \
+                    or error.code() in (KafkaError._AUTHENTICATION, KafkaError._SSL):
+                self.last = error
+
+    @property
+    def refused(self) -> bool:
+        """The cluster answered and refused us: waiting longer will not help."""
+        return self.last is not None and (self.last.code() in (KafkaError._AUTHENTICATION, KafkaError._SSL)
+                                          or "alert" in self.last.str())
+
+
+def connection_failure(cluster: ClusterConfig, error: str, waited_s: float) -> str:
+    """One line that names the cluster, what went wrong and the config keys to look at."""
+    for marker, meaning, keys in _CONNECTION_HINTS:
+        if marker in error:
+            named = ", ".join(f"{cluster.alias}.{key}" for key in keys)
+            return f"cluster {cluster.alias} ({cluster.bootstrap_servers}): {meaning}: {error} (config keys: {named})"
+    return (f"cluster {cluster.alias} ({cluster.bootstrap_servers}) did not answer within {waited_s:.0f}s: {error} "
+            f"(config key: {cluster.alias}.bootstrap.servers)")

@@ -16,6 +16,9 @@ import msgspec
 
 from engine.filters import RECORD_FILTER_PREFIX, RecordFilterConfig, TopicFilter, compile_list, record_filter
 from engine.policy import DEFAULT_POLICY_CLASS, POLICY_CLASSES
+from engine.properties import parse_properties
+from engine.security.client_keys import cluster_security
+from engine.security.secrets import hide, resolve_references, secret_values
 
 
 class ConfigError(ValueError):
@@ -24,79 +27,6 @@ class ConfigError(ValueError):
     def __init__(self, key: str, message: str):
         super().__init__(f"{key}: {message}")
         self.key = key
-
-
-# -- Java .properties parsing --------------------------------------------------------------------
-
-_ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "f": "\f"}
-
-
-def _logical_lines(text: str):
-    """Joins continuation lines (an odd number of trailing backslashes) as java.util.Properties does."""
-    pending = None
-    for physical in text.splitlines():
-        line = physical.lstrip(" \t\f") if pending is not None else physical
-        if pending is None:
-            stripped = line.lstrip(" \t\f")
-            if not stripped or stripped[0] in "#!":
-                continue
-            line = stripped
-        trailing = len(line) - len(line.rstrip("\\"))
-        if trailing % 2 == 1:
-            pending = (pending or "") + line[:-1]
-            continue
-        yield (pending or "") + line
-        pending = None
-    if pending is not None:
-        yield pending
-
-
-def _unescape(text: str) -> str:
-    out = []
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if ch != "\\" or i + 1 == len(text):
-            out.append(ch)
-            i += 1
-            continue
-        nxt = text[i + 1]
-        if nxt == "u" and i + 6 <= len(text):
-            try:
-                out.append(chr(int(text[i + 2 : i + 6], 16)))
-            except ValueError as error:
-                raise ValueError(f"malformed \\uxxxx escape in {text!r}") from error
-            i += 6
-            continue
-        out.append(_ESCAPES.get(nxt, nxt))
-        i += 2
-    return "".join(out)
-
-
-def parse_properties(text: str) -> dict[str, str]:
-    """Parses Java .properties text; the last occurrence of a key wins, as in Java."""
-    result: dict[str, str] = {}
-    for line in _logical_lines(text):
-        i, value_start = 0, len(line)
-        while i < len(line):
-            ch = line[i]
-            if ch == "\\":
-                i += 2
-                continue
-            if ch in "=:":
-                value_start = i + 1
-                break
-            if ch in " \t\f":
-                # whitespace ends the key; one '=' or ':' may still follow it
-                j = i
-                while j < len(line) and line[j] in " \t\f":
-                    j += 1
-                value_start = j + 1 if j < len(line) and line[j] in "=:" else j
-                break
-            i += 1
-        key = line[: min(i, len(line))]
-        result[_unescape(key)] = _unescape(line[value_start:].lstrip(" \t\f"))
-    return result
 
 
 # -- the MM2 model -----------------------------------------------------------------------------
@@ -214,6 +144,8 @@ class EngineConfig(msgspec.Struct, frozen=True):
     # the workers' relay loop: "c" runs on librdkafka's C API, "python" on confluent-kafka's
     # Python API (the in-run baseline of the benchmarks)
     loop: str = DEFAULT_LOOP
+    # every secret value of the file (provider results, passwords, key material), for redaction
+    secrets: frozenset[str] = frozenset()
 
     def cluster(self, alias: str) -> ClusterConfig:
         return self.clusters[alias]
@@ -277,8 +209,15 @@ class _ReadKeys(dict):
 
 
 def from_properties(props: dict[str, str]) -> EngineConfig:
-    props = _ReadKeys(props)
+    resolved, provided = resolve_references(props)
+    props = _ReadKeys(resolved)
+    props.read.update(k for k in props if k.startswith("config.providers"))
     config = _from_properties(props)
+    secrets = provided | secret_values(resolved)
+    for cluster in config.clusters.values():
+        secrets |= secret_values(cluster.client)
+    hide(secrets)  # from here on, no log line or error of this process prints them
+    config = msgspec.structs.replace(config, secrets=frozenset(secrets))
     unused = props.unused()
     if unused:
         logging.getLogger("engine.config").warning(
@@ -369,16 +308,17 @@ def _heartbeats(props: dict[str, str], aliases: list[str], clusters: dict[str, C
 
 
 def _client(props: dict[str, str], alias: str) -> dict[str, str]:
-    client = {}
-    for key, value in props.items():
-        if key.startswith(_CONNECTION_PREFIXES):
-            client[key] = value
-            _mark_read(props, key)
-    for key, value in props.items():
-        if key.startswith(f"{alias}.") and key[len(alias) + 1 :].startswith(_CONNECTION_PREFIXES):
-            client[key[len(alias) + 1 :]] = value
-            _mark_read(props, key)
-    return client
+    """The cluster's security keys (top level, then `<alias>.`, which wins) in librdkafka's names."""
+    keys: dict[str, tuple[str, str]] = {}
+    for scope in ("", f"{alias}."):
+        for key, value in props.items():
+            if key.startswith(scope) and key[len(scope):].startswith(_CONNECTION_PREFIXES):
+                keys[key[len(scope):]] = (key, value)
+                _mark_read(props, key)
+    security = cluster_security(alias, keys)
+    for note in security.notes:
+        logging.getLogger("engine.config").info("%s", note)
+    return security.settings
 
 
 def _flow(props: dict[str, str], source: str, target: str) -> FlowConfig:

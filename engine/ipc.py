@@ -47,6 +47,8 @@ class Assign(msgspec.Struct, tag="assign", frozen=True):
     transactional_id: str | None = None
     # the smallest max.message.bytes of the flow's remote topics when the worker started
     max_message_bytes: int | None = None
+    # the configuration's secrets: the worker's log lines print them as [hidden]
+    secrets: list[str] = []
 
 
 class Stop(msgspec.Struct, tag="stop", frozen=True):

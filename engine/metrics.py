@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from engine.config import METRICS_LISTEN_KEY, ConfigError, parse_listen
+from engine.security.secrets import redact
 
 if TYPE_CHECKING:
     from engine.coordinator.coordinator import Coordinator
@@ -83,8 +84,11 @@ class EngineCollector:
                                          labels=["target"])
         for emitter in self.coordinator.heartbeat_emitters:
             heartbeats.add_metric([emitter.target.alias], emitter.sent)
-        yield from (records, value_bytes, filtered, replicated, stored, lag, in_flight, rate, workers, restarts, stopped,
-                    stopped_partitions, verified, mismatches, heartbeats)
+        for family in (records, value_bytes, filtered, replicated, stored, lag, in_flight, rate, workers, restarts,
+                       stopped, stopped_partitions, verified, mismatches, heartbeats):
+            # a label such as a stop reason quotes an error text, which must not carry a secret
+            family.samples = [s._replace(labels={k: redact(v) for k, v in s.labels.items()}) for s in family.samples]
+            yield family
 
 
 def serve(coordinator: "Coordinator", listen: str):

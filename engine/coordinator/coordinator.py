@@ -15,7 +15,7 @@ from confluent_kafka import KafkaException, Producer, TopicCollection, TopicPart
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from engine import ipc, wire
-from engine.clients import client_config, connection
+from engine.clients import ConnectionErrors, client_config, connection, connection_failure
 from engine.config import ClusterConfig, EngineConfig, FlowConfig
 from engine.config import RECORD_FILTER_PREFIX, TARGET_TOPIC_CONFIG_PREFIX
 from engine.coordinator.acl_sync import AclSync
@@ -405,6 +405,7 @@ class FlowRunner:
                 bandwidth_limit_bytes_per_s=self.flow.bandwidth_limit_bytes_per_s // max(len(plan), 1),
                 transactional_id=f"mirror-engine-{self.flow.name}-{index}" if self.flow.exactly_once else None,
                 max_message_bytes=self.max_message_bytes,
+                secrets=sorted(self.config.secrets),
             )
             for index, group in enumerate(plan)
         ]
@@ -646,12 +647,18 @@ class Coordinator:
 
 
 async def cluster_id(cluster: ClusterConfig) -> str:
-    admin = AdminClient(client_config(cluster, f"{cluster.alias}|mirror-engine|cluster-check"))
+    """The cluster's id; the first request to each cluster, so its error says why it failed."""
+    errors = ConnectionErrors()
+    admin = AdminClient(client_config(cluster, f"{cluster.alias}|mirror-engine|cluster-check", error_cb=errors))
+    future = admin.describe_cluster(request_timeout=METADATA_TIMEOUT_S)
+    # error_cb is served by poll(); a refused login or handshake ends the wait at once
+    while not future.done() and not errors.refused:
+        await asyncio.to_thread(admin.poll, 0.1)
+    if errors.refused:
+        raise ClusterUnreachable(connection_failure(cluster, errors.last.str(), METADATA_TIMEOUT_S))
     try:
-        description = await asyncio.wrap_future(admin.describe_cluster(request_timeout=METADATA_TIMEOUT_S))
+        description = future.result()
     except KafkaException as error:
-        raise ClusterUnreachable(
-            f"cluster {cluster.alias} ({cluster.bootstrap_servers}) did not answer within "
-            f"{METADATA_TIMEOUT_S:.0f}s: {error.args[0].str()} (config key: {cluster.alias}.bootstrap.servers)"
-        ) from None
+        reason = errors.last.str() if errors.last is not None else error.args[0].str()
+        raise ClusterUnreachable(connection_failure(cluster, reason, METADATA_TIMEOUT_S)) from None
     return description.cluster_id

@@ -11,6 +11,7 @@ import threading
 
 from engine import ipc
 from engine.logs import setup_logging
+from engine.security.secrets import hide
 from engine.worker.loop import Worker
 
 
@@ -35,7 +36,10 @@ class LineReader:
 
 def _read_inbox(reader: LineReader, inbox: "queue.Queue[ipc.Assign | ipc.Stop | None]") -> None:
     while line := reader.readline():
-        inbox.put(ipc.to_worker_decoder.decode(line))
+        message = ipc.to_worker_decoder.decode(line)
+        if isinstance(message, ipc.Assign):
+            hide(message.secrets)
+        inbox.put(message)
     inbox.put(None)  # the coordinator is gone: stop rather than run orphaned
 
 
@@ -48,6 +52,7 @@ def main() -> int:
     assignment = ipc.to_worker_decoder.decode(first)
     if not isinstance(assignment, ipc.Assign):
         return 0
+    hide(assignment.secrets)
     inbox: "queue.Queue[ipc.Assign | ipc.Stop | None]" = queue.Queue()
     # Ctrl-C in a terminal reaches the whole process group: treat it as a clean stop
     for sig in (signal.SIGTERM, signal.SIGINT):
