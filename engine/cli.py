@@ -23,7 +23,27 @@ def _run(args: argparse.Namespace) -> int:
     engine_config = config.load(args.config)
     if args.loop is not None:
         engine_config = msgspec.structs.replace(engine_config, loop=args.loop)
-    return uvloop.run(Coordinator(engine_config, metrics_listen=args.metrics_listen).run())
+    return uvloop.run(Coordinator(engine_config, metrics_listen=args.metrics_listen, config_path=args.config).run())
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    """Prints the resolved clusters and flows; secrets show as [hidden]."""
+    from engine import config
+    from engine.security.secrets import masked, redact
+
+    engine_config = config.load(args.config)
+    lines = ["clusters:"]
+    for alias, cluster in sorted(engine_config.clusters.items()):
+        lines.append(f"  {alias}: bootstrap.servers = {cluster.bootstrap_servers}")
+        for key, value in sorted(masked(cluster.client).items()):
+            shown = f"(PEM, {value.count('-----BEGIN')} blocks)" if value.startswith("-----BEGIN") else value
+            lines.append(f"    {key} = {shown}")
+    lines.append("flows:")
+    for flow in engine_config.flows:
+        lines.append(f"  {flow.name}: topics = {flow.topics}; topics.exclude = {flow.topics_exclude}; "
+                     f"tasks.max = {flow.tasks_max or 'CPUs'}; exactly-once = {flow.exactly_once}")
+    print(redact("\n".join(lines)))
+    return 0
 
 
 def _sandbox_up(args: argparse.Namespace) -> int:
@@ -162,6 +182,10 @@ def parser() -> argparse.ArgumentParser:
                      help="the workers' relay loop (default: mirror.engine.loop or c): c runs on librdkafka's "
                           "C API, python on confluent-kafka's Python API, the benchmarks' baseline")
     run.set_defaults(handler=_run)
+
+    check = commands.add_parser("check-config", help="print the resolved clusters and flows (secrets hidden)")
+    check.add_argument("config", help="path to mm2.properties")
+    check.set_defaults(handler=_check_config)
 
     sandbox = commands.add_parser("sandbox", help="local Kafka KRaft clusters")
     sandbox_commands = sandbox.add_subparsers(dest="sandbox_command", required=True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import weakref
+from collections import defaultdict
 
 from confluent_kafka import KafkaError
 
@@ -23,6 +25,25 @@ def client_config(cluster: ClusterConfig | dict[str, str], client_id: str, **set
 
 def connection(cluster: ClusterConfig) -> dict[str, str]:
     return {**cluster.client, "bootstrap.servers": cluster.bootstrap_servers}
+
+
+# the process's long-lived clients per cluster alias, so rotated SASL credentials reach them
+_long_lived: dict[str, weakref.WeakSet] = defaultdict(weakref.WeakSet)
+
+
+def track(alias: str, client):
+    """Registers a client that lives as long as the engine runs; returns it."""
+    _long_lived[alias].add(client)
+    return client
+
+
+def rotate_sasl_credentials(alias: str, username: str, password: str) -> int:
+    """Gives every long-lived client of the cluster new PLAIN/SCRAM credentials, used from its next
+    login on (a reconnect, or the re-authentication the broker asks for: connections.max.reauth.ms)."""
+    clients = list(_long_lived[alias])
+    for client in clients:
+        client.set_sasl_credentials(username, password)
+    return len(clients)
 
 
 class DeliveryTally:

@@ -51,6 +51,7 @@ PROVENANCE_KEY = "mirror.engine.provenance.header.enabled"
 BANDWIDTH_KEY = "mirror.engine.bandwidth.limit.bytes.per.second"
 WORKER_TIMEOUT_KEY = "mirror.engine.worker.timeout.ms"
 AUDIT_INTERVAL_KEY = "mirror.engine.audit.interval.seconds"
+SECRETS_RELOAD_KEY = "mirror.engine.secrets.reload.interval.seconds"
 COMPRESSION_TYPES = ("none", "gzip", "snappy", "lz4", "zstd")
 LOOPS = ("c", "python")
 DEFAULT_LOOP = "c"
@@ -146,6 +147,8 @@ class EngineConfig(msgspec.Struct, frozen=True):
     loop: str = DEFAULT_LOOP
     # every secret value of the file (provider results, passwords, key material), for redaction
     secrets: frozenset[str] = frozenset()
+    # the running engine reads the file and its providers again this often (0: on SIGHUP only)
+    secrets_reload_interval_s: float = 60.0
 
     def cluster(self, alias: str) -> ClusterConfig:
         return self.clusters[alias]
@@ -220,8 +223,8 @@ def from_properties(props: dict[str, str]) -> EngineConfig:
     config = msgspec.structs.replace(config, secrets=frozenset(secrets))
     unused = props.unused()
     if unused:
-        logging.getLogger("engine.config").warning(
-            "%d keys of the configuration are not used by mirror-engine (ignored): %s", len(unused), ", ".join(unused))
+        _say_once(logging.WARNING, f"{len(unused)} keys of the configuration are not used by mirror-engine "
+                                   f"(ignored): {', '.join(unused)}")
     return config
 
 
@@ -263,9 +266,11 @@ def _from_properties(props: "_ReadKeys") -> EngineConfig:
     loop = props.get(LOOP_KEY, DEFAULT_LOOP).strip()
     if loop not in LOOPS:
         raise ConfigError(LOOP_KEY, f"{loop!r}: expected one of {', '.join(LOOPS)}")
+    reload_interval = _int(SECRETS_RELOAD_KEY, props[SECRETS_RELOAD_KEY], minimum=0) \
+        if SECRETS_RELOAD_KEY in props else 60
     return EngineConfig(clusters=clusters, flows=flows, raw=dict(props),
                         heartbeats=_heartbeats(props, aliases, clusters), metrics_listen=metrics_listen,
-                        loop=loop)
+                        loop=loop, secrets_reload_interval_s=float(reload_interval))
 
 
 def parse_listen(key: str, value: str) -> tuple[str, int]:
@@ -317,7 +322,7 @@ def _client(props: dict[str, str], alias: str) -> dict[str, str]:
                 _mark_read(props, key)
     security = cluster_security(alias, keys)
     for note in security.notes:
-        logging.getLogger("engine.config").info("%s", note)
+        _say_once(logging.INFO, note)
     return security.settings
 
 
@@ -441,6 +446,16 @@ def _flow(props: dict[str, str], source: str, target: str) -> FlowConfig:
     if settings.get("tasks_max", 0) == 0 and get("tasks.max")[1] is not None:
         raise ConfigError(get("tasks.max")[0], "must be at least 1")
     return FlowConfig(**settings)  # type: ignore[arg-type]
+
+
+_said: set[str] = set()
+
+
+def _say_once(level: int, message: str) -> None:
+    """Logs a remark on the file once per process: a running engine reads its file again and again."""
+    if message not in _said:
+        _said.add(message)
+        logging.getLogger("engine.config").log(level, "%s", message)
 
 
 def _mark_read(props: dict[str, str], key: str) -> None:

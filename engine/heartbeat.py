@@ -15,7 +15,7 @@ from typing import Callable
 from confluent_kafka import Producer
 
 from engine import wire
-from engine.clients import DeliveryTally, client_config
+from engine.clients import DeliveryTally, client_config, track
 from engine.config import ClusterConfig, HeartbeatConfig
 from engine.policy import HEARTBEATS_TOPIC
 
@@ -29,10 +29,10 @@ class HeartbeatEmitter:
         self.pairs = pairs
         self.clock_ms = clock_ms
         self.tally = DeliveryTally(f"heartbeat into {HEARTBEATS_TOPIC} on cluster {target.alias}")
-        self.producer = Producer(client_config(
+        self.producer = track(target.alias, Producer(client_config(
             target, f"{target.alias}|MirrorHeartbeatConnector|heartbeats-producer",
             **{"acks": "all", "linger.ms": 0, "on_delivery": self.tally},
-        ))
+        )))
 
     @property
     def sent(self) -> int:

@@ -15,7 +15,7 @@ from confluent_kafka import KafkaException, Producer, TopicCollection, TopicPart
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from engine import ipc, wire
-from engine.clients import ConnectionErrors, client_config, connection, connection_failure
+from engine.clients import ConnectionErrors, client_config, connection, connection_failure, rotate_sasl_credentials, track
 from engine.config import ClusterConfig, EngineConfig, FlowConfig
 from engine.config import RECORD_FILTER_PREFIX, TARGET_TOPIC_CONFIG_PREFIX
 from engine.coordinator.acl_sync import AclSync
@@ -132,8 +132,8 @@ class FlowRunner:
         self.target = config.cluster(flow.target)
         self.policy = make_policy(flow.policy_class, flow.source, flow.separator, flow.internal_separator_enabled)
         role = f"{flow.name}|MirrorSourceConnector"
-        self.source_admin = AdminClient(client_config(self.source, f"{role}|replication-source-admin"))
-        self.target_admin = AdminClient(client_config(self.target, f"{role}|replication-target-admin"))
+        self.source_admin = track(self.source.alias, AdminClient(client_config(self.source, f"{role}|replication-source-admin")))
+        self.target_admin = track(self.target.alias, AdminClient(client_config(self.target, f"{role}|replication-target-admin")))
         self.workers: list[WorkerProcess] = []
         self.partitions: list[ipc.PartitionTask] = []
         self.partition_state: dict[tuple[str, int], PartitionState] = {}
@@ -151,6 +151,8 @@ class FlowRunner:
         self.acl_sync = AclSync(self.source_admin, self.target_admin, flow.source, flow.target)
         self.config_sync_failures = 0
         self.checkpoints: CheckpointEmitter | None = None
+        # a refresh and a reload both change workers: one at a time
+        self.workers_lock = asyncio.Lock()
 
     def _key(self, key: str) -> str:
         """The name under which a flow setting was given (per flow or top level)."""
@@ -469,7 +471,28 @@ class FlowRunner:
             log.info("%s: partition set changed; reassigning %d partitions", self.flow.name, len(partitions))
         await self._apply(self._assignments(plan))
 
+    async def use_clusters(self, config: EngineConfig, changed: set[str]) -> None:
+        """New connection settings (rotated credentials or certificates): each worker that uses a
+        changed cluster stores its progress, stops and starts again with them, one after another,
+        so the flow never stops as a whole and nothing is copied twice."""
+        self.config = config
+        self.source, self.target = config.cluster(self.flow.source), config.cluster(self.flow.target)
+        if self.auditor is not None:
+            self.auditor.source, self.auditor.target = self.source, self.target
+        if not {self.flow.source, self.flow.target} & changed:
+            return
+        async with self.workers_lock:
+            assignments = self._assignments([w.assignment.partitions for w in self.workers])
+            for worker, assignment in zip(self.workers, assignments):
+                await worker.replace(assignment)
+        log.info("%s: %d workers restarted with the new settings of cluster %s", self.flow.name,
+                 len(self.workers), ", ".join(sorted(changed & {self.flow.source, self.flow.target})))
+
     async def _apply(self, assignments: list[ipc.Assign]) -> None:
+        async with self.workers_lock:
+            await self._apply_unlocked(assignments)
+
+    async def _apply_unlocked(self, assignments: list[ipc.Assign]) -> None:
         for worker, assignment in zip(self.workers, assignments):
             if worker.assignment.partitions != assignment.partitions:
                 await worker.reassign(assignment)
@@ -565,8 +588,11 @@ class FlowRunner:
 
 
 class Coordinator:
-    def __init__(self, config: EngineConfig, metrics_listen: str | None = None):
+    def __init__(self, config: EngineConfig, metrics_listen: str | None = None, config_path: str | None = None):
         self.config = config
+        self.config_path = config_path
+        self.reload_requested = asyncio.Event()
+        self.unapplied_raw: dict[str, str] = {}
         self.flows = [FlowRunner(config, flow) for flow in config.flows]
         self.heartbeat_emitters: list[HeartbeatEmitter] = []
         self.metrics_listen = config.metrics_listen if metrics_listen is None else metrics_listen
@@ -577,6 +603,7 @@ class Coordinator:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload_requested.set)
         if not self.flows:
             log.error("no flow is enabled: set e.g. A->B.enabled = true")
             return 2
@@ -594,6 +621,8 @@ class Coordinator:
                 await flow.start()
             background += [asyncio.create_task(job) for f in self.flows for job in f.background_jobs()]
             background.append(asyncio.create_task(self._log_progress()))
+            if self.config_path is not None:
+                background.append(asyncio.create_task(self._reload_forever()))
             await self.stopping.wait()
             log.info("stopping: flushing workers and storing progress")
         finally:
@@ -637,6 +666,56 @@ class Coordinator:
                 log.warning("%s; no heartbeats are emitted into cluster %s", error, target_alias)
                 continue
             self.heartbeat_emitters.append(HeartbeatEmitter(target, pairs))
+
+    async def _reload_forever(self) -> None:
+        """Re-reads the file and its config providers on SIGHUP and every
+        mirror.engine.secrets.reload.interval.seconds, so a rotated secret takes effect by itself."""
+        interval = self.config.secrets_reload_interval_s or None
+        while True:
+            try:
+                await asyncio.wait_for(self.reload_requested.wait(), interval)
+                log.info("SIGHUP: reading %s again", self.config_path)
+            except asyncio.TimeoutError:
+                pass
+            self.reload_requested.clear()
+            try:
+                await self.reload()
+            except Exception as error:  # a failed reload must not stop running replication
+                log.error("reload of %s failed; the running settings are kept: %s", self.config_path, error)
+
+    async def reload(self) -> None:
+        """Applies changed connection settings of clusters in use; other changes wait for a restart."""
+        from engine.config import load
+
+        fresh = await asyncio.to_thread(load, self.config_path)
+        changed = {alias for alias, cluster in self.config.clusters.items()
+                   if alias in fresh.clusters and fresh.clusters[alias] != cluster}
+        flows_changed = fresh.flows != self.config.flows or fresh.clusters.keys() != self.config.clusters.keys()
+        if flows_changed and fresh.raw != self.unapplied_raw:
+            self.unapplied_raw = fresh.raw  # said once per edit, not at every periodic reload
+            log.warning("%s: flow settings changed; they take effect at the next start (only connection "
+                        "settings and credentials are applied while running)", self.config_path)
+        if not changed:
+            return
+        previous = self.config
+        self.config = msgspec.structs.replace(
+            previous, clusters={**previous.clusters, **{a: fresh.clusters[a] for a in changed}},
+            secrets=previous.secrets | fresh.secrets)
+        for alias in sorted(changed):
+            old, new = previous.clusters[alias].client, fresh.clusters[alias].client
+            log.info("cluster %s: new connection settings (%s)", alias,
+                     ", ".join(sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))))
+            if (old.get("sasl.username"), old.get("sasl.password")) != (new.get("sasl.username"), new.get("sasl.password")) \
+                    and "sasl.username" in new:
+                count = rotate_sasl_credentials(alias, new["sasl.username"], new["sasl.password"])
+                log.info("cluster %s: %d coordinator clients use the new SASL credentials from their next login",
+                         alias, count)
+            rest = {k for k in old.keys() | new.keys() if old.get(k) != new.get(k)} - {"sasl.username", "sasl.password"}
+            if rest:
+                log.warning("cluster %s: the coordinator's own clients keep their %s until the next start; "
+                            "the workers restart with the new ones", alias, ", ".join(sorted(rest)))
+        for flow in self.flows:
+            await flow.use_clusters(self.config, changed)
 
     async def _log_progress(self) -> None:
         started = time.monotonic()

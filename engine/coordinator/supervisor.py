@@ -65,6 +65,14 @@ class WorkerProcess:
         self.assignment = assignment
         await self._send(assignment)
 
+    async def replace(self, assignment: ipc.Assign) -> None:
+        """A clean stop (progress stored), then a new process with this assignment: new client settings."""
+        await self.stop()
+        self._stopping = False
+        self._watchdog = None
+        self.assignment = assignment
+        await self.start()
+
     async def stop(self) -> int | None:
         """Asks for a clean stop (flush, store progress); kills only after STOP_TIMEOUT_S."""
         self._stopping = True

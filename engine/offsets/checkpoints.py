@@ -23,7 +23,7 @@ from confluent_kafka import ConsumerGroupTopicPartitions
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from engine import wire
-from engine.clients import client_config
+from engine.clients import client_config, track
 from engine.config import ClusterConfig
 from engine.offsets.follow import TopicFollower
 from engine.offsets.translation import OffsetMap
@@ -128,9 +128,9 @@ class CheckpointEmitter:
         self.written = 0
         role = f"{flow_name}|MirrorCheckpointConnector"
         self.translator = translator
-        self.target_admin = AdminClient(client_config(target, f"{role}|checkpoint-target-admin"))
-        self.producer = Producer(client_config(target, f"{role}|checkpoints-target-producer", **{
-            "acks": "all", "enable.idempotence": True, "linger.ms": 5}))
+        self.target_admin = track(target.alias, AdminClient(client_config(target, f"{role}|checkpoint-target-admin")))
+        self.producer = track(target.alias, Producer(client_config(target, f"{role}|checkpoints-target-producer", **{
+            "acks": "all", "enable.idempotence": True, "linger.ms": 5})))
 
     def _selected(self, group: str) -> bool:
         if self.groups is None or not self.groups.fullmatch(group):

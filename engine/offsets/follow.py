@@ -8,7 +8,7 @@ from typing import Callable
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
-from engine.clients import client_config
+from engine.clients import client_config, track
 from engine.config import ClusterConfig
 
 
@@ -25,9 +25,9 @@ class TopicFollower:
         self.topic = topic
         self.on_record = on_record
         self.position = 0
-        self.consumer = Consumer(client_config(cluster, client_id, **{
+        self.consumer = track(cluster.alias, Consumer(client_config(cluster, client_id, **{
             "group.id": f"mirror-engine-{uuid.uuid4().hex}", "enable.auto.commit": False,
-            "enable.partition.eof": True}))
+            "enable.partition.eof": True})))
         self.consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
 
     def read_to_end(self, timeout_s: float = 30.0) -> None:
