@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import weakref
 from collections import defaultdict
 
 from confluent_kafka import KafkaError
@@ -28,22 +27,33 @@ def connection(cluster: ClusterConfig) -> dict[str, str]:
 
 
 # the process's long-lived clients per cluster alias, so rotated SASL credentials reach them
-_long_lived: dict[str, weakref.WeakSet] = defaultdict(weakref.WeakSet)
+# (confluent-kafka's producers and consumers take no weak reference: closing one untracks it)
+_long_lived: dict[str, list] = defaultdict(list)
 
 
 def track(alias: str, client):
-    """Registers a client that lives as long as the engine runs; returns it."""
-    _long_lived[alias].add(client)
+    """Registers a client that lives as long as the engine runs, or until untrack; returns it."""
+    _long_lived[alias].append(client)
     return client
+
+
+def untrack(client) -> None:
+    for clients in _long_lived.values():
+        if client in clients:
+            clients.remove(client)
 
 
 def rotate_sasl_credentials(alias: str, username: str, password: str) -> int:
     """Gives every long-lived client of the cluster new PLAIN/SCRAM credentials, used from its next
     login on (a reconnect, or the re-authentication the broker asks for: connections.max.reauth.ms)."""
-    clients = list(_long_lived[alias])
-    for client in clients:
-        client.set_sasl_credentials(username, password)
-    return len(clients)
+    rotated = 0
+    for client in list(_long_lived[alias]):
+        try:
+            client.set_sasl_credentials(username, password)
+            rotated += 1
+        except RuntimeError:  # closed meanwhile
+            untrack(client)
+    return rotated
 
 
 class DeliveryTally:
@@ -90,8 +100,9 @@ class ConnectionErrors:
     @property
     def refused(self) -> bool:
         """The cluster answered and refused us: waiting longer will not help."""
+        # TLS 1.3 reports a refused client certificate after the handshake, as a transport error
         return self.last is not None and (self.last.code() in (KafkaError._AUTHENTICATION, KafkaError._SSL)
-                                          or "alert" in self.last.str())
+                                          or any(marker in self.last.str() for marker, _, _ in _CONNECTION_HINTS[:3]))
 
 
 def connection_failure(cluster: ClusterConfig, error: str, waited_s: float) -> str:

@@ -8,7 +8,7 @@ from typing import Callable
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
-from engine.clients import client_config, track
+from engine.clients import client_config, track, untrack
 from engine.config import ClusterConfig
 
 
@@ -54,4 +54,5 @@ class TopicFollower:
                 self.on_record(m.key(), m.value())
 
     def close(self) -> None:
+        untrack(self.consumer)
         self.consumer.close()

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.sandbox.distribution import SandboxError, cache_root, classpath, log4j2_file_config, require_tool
+from engine.sandbox.pki import STORE_PASSWORD, SandboxPki
 
 # The default heap is a quarter of RAM per JVM; six brokers, the engine and a Java MM2 must fit
 # on 2 cores and 24 GiB, so keep every broker small and on the serial collector.
@@ -28,8 +29,10 @@ JVM_OPTIONS = ("-Xms128m", "-Xmx512m", "-XX:+UseSerialGC", "-Djava.awt.headless=
 START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 20.0
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
-# protects only a throw-away test certificate inside the cluster's own folder
-TLS_STORE_PASSWORD = "sandbox-only"
+# protects only the throw-away keys of the cluster's own CA, inside its folder
+TLS_STORE_PASSWORD = STORE_PASSWORD
+# an SSL client's principal is User:<CN> of its certificate (sandbox subjects are "CN=<name>")
+SSL_PRINCIPAL_MAPPING_RULES = "RULE:^CN=([^,]+)$/$1/,DEFAULT"
 
 
 def free_ports(count: int) -> list[int]:
@@ -139,8 +142,11 @@ class KafkaCluster:
     broker_properties: dict[str, str] = field(default_factory=dict)
     authorizer: bool = False
     sasl: SaslSettings | None = None
-    # an SSL listener with a self-signed certificate for 127.0.0.1; with sasl, SASL runs over TLS too
+    # an SSL listener whose certificate the cluster's own CA (pki) signed; with sasl, SASL runs over
+    # TLS too
     tls: bool = False
+    # the SSL listener requires a client certificate signed by that CA; implies tls
+    mtls: bool = False
     base_dir: Path | None = None
     cluster_id: str = field(default_factory=_new_cluster_id)
     members: list[Node] = field(default_factory=list)
@@ -151,6 +157,7 @@ class KafkaCluster:
         if self.base_dir is None:
             self.base_dir = cache_root() / "sandbox"
         self.folder = Path(self.base_dir) / self.name
+        self.tls = self.tls or self.mtls
 
     # -- addresses ---------------------------------------------------------------------------
 
@@ -167,9 +174,17 @@ class KafkaCluster:
         return ",".join(f"127.0.0.1:{n.tls_port}" for n in self.members if n.tls_port)
 
     @property
+    def pki(self) -> SandboxPki:
+        """The cluster's CA: client_cert(cn) issues certificates its brokers trust."""
+        return SandboxPki(self.folder / "tls")
+
+    @property
     def ca_file(self) -> Path:
         """PEM certificate clients trust for the TLS listeners (ssl.ca.location)."""
-        return self.folder / "tls" / "ca.pem"
+        if not self.tls:
+            # the CA is made on first use: a plaintext cluster's folder gets none
+            raise SandboxError(f"cluster {self.name} has no TLS listener")
+        return self.pki.ca.cert
 
     @property
     def sasl_protocol(self) -> str:
@@ -213,10 +228,9 @@ class KafkaCluster:
             )
             (node.folder / "logs").mkdir(parents=True)
             self.members.append(node)
-        if self.tls:
-            self._make_certificate()
+        broker_keystore = self.pki.server_cert().p12 if self.tls else None
         for node in self.members:
-            node.config_file.write_text(self._server_properties(node))
+            node.config_file.write_text(self._server_properties(node, broker_keystore))
             (node.folder / "log4j2.properties").write_text(_log4j2_properties(node.log_file))
             self._format(java, jars, node)
         for node in self.members:
@@ -307,7 +321,7 @@ class KafkaCluster:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _server_properties(self, node: Node) -> str:
+    def _server_properties(self, node: Node, broker_keystore: Path | None) -> str:
         n = self.nodes
         voters = ",".join(f"{m.node_id}@127.0.0.1:{m.controller_port}" for m in self.members)
         listeners = [f"PLAINTEXT://127.0.0.1:{node.broker_port}"]
@@ -366,29 +380,18 @@ class KafkaCluster:
                 props[f"listener.name.sasl.{mechanism.lower()}.sasl.jaas.config"] = (
                     "org.apache.kafka.common.security.scram.ScramLoginModule required;"
                 )
-        if self.tls:
-            props["ssl.keystore.location"] = str(self.folder / "tls" / "broker.p12")
+        if broker_keystore:
+            props["ssl.keystore.location"] = str(broker_keystore)
             props["ssl.keystore.password"] = TLS_STORE_PASSWORD
             props["ssl.keystore.type"] = "PKCS12"
+            props["ssl.truststore.location"] = str(self.ca_file)
+            props["ssl.truststore.type"] = "PEM"
+            props["ssl.principal.mapping.rules"] = SSL_PRINCIPAL_MAPPING_RULES
+        if self.mtls:
+            # applies to the SSL listener only: SASL_SSL takes it from a listener prefix (KIP-684)
+            props["ssl.client.auth"] = "required"
         props.update(self.broker_properties)
         return "".join(f"{k}={v}\n" for k, v in props.items())
-
-    def _make_certificate(self) -> None:
-        """A self-signed certificate for 127.0.0.1 and localhost, made with the JDK's keytool."""
-        keytool = require_tool("keytool")
-        folder = self.folder / "tls"
-        folder.mkdir()
-        store = folder / "broker.p12"
-        common = ["-keystore", str(store), "-storetype", "PKCS12", "-storepass", TLS_STORE_PASSWORD]
-        for command in (
-            [keytool, "-genkeypair", "-alias", "broker", "-keyalg", "RSA", "-keysize", "2048",
-             "-validity", "7", "-dname", f"CN=sandbox-{self.name}",
-             "-ext", "SAN=ip:127.0.0.1,dns:localhost", *common],
-            [keytool, "-exportcert", "-rfc", "-alias", "broker", "-file", str(self.ca_file), *common],
-        ):
-            result = subprocess.run(command, capture_output=True, text=True, timeout=60)
-            if result.returncode != 0:
-                raise SandboxError(f"cluster {self.name}: keytool failed: {result.stdout}{result.stderr}")
 
     def _format(self, java: str, jars: str, node: Node) -> None:
         command = [
@@ -462,6 +465,8 @@ class KafkaCluster:
             "name": self.name,
             "nodes": self.nodes,
             "cluster_id": self.cluster_id,
+            "tls": self.tls,
+            "mtls": self.mtls,
             "members": [
                 {"node_id": m.node_id, "broker_port": m.broker_port,
                  "controller_port": m.controller_port, "sasl_port": m.sasl_port,
@@ -483,7 +488,8 @@ class KafkaCluster:
         if not state_file.exists():
             return None
         state = json.loads(state_file.read_text())
-        cluster = cls(name=name, nodes=state["nodes"], base_dir=base, cluster_id=state["cluster_id"])
+        cluster = cls(name=name, nodes=state["nodes"], base_dir=base, cluster_id=state["cluster_id"],
+                      tls=state.get("tls", False), mtls=state.get("mtls", False))
         cluster.members = [
             Node(m["node_id"], m["broker_port"], m["controller_port"], m["sasl_port"],
                  cluster.folder / f"node-{m['node_id']}", m.get("tls_port"))

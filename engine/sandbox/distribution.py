@@ -43,7 +43,7 @@ def cache_root() -> Path:
 _TOOL_PURPOSE = {
     "java": "Java 17+ runs the brokers",
     "mvn": "Maven fetches the Kafka jars",
-    "keytool": "the JDK's keytool makes the TLS listener's certificate",
+    "keytool": "the JDK's keytool makes Java truststores and keystores for TLS tests",
 }
 
 
