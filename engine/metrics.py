@@ -91,6 +91,17 @@ class EngineCollector:
             yield family
 
 
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def serve(coordinator: "Coordinator", listen: str):
     """Starts the endpoint; returns the HTTP server (its port may have been chosen by the OS)."""
     host, port = parse_listen(METRICS_LISTEN_KEY, listen)
@@ -101,4 +112,7 @@ def serve(coordinator: "Coordinator", listen: str):
     except OSError as error:
         raise ConfigError(METRICS_LISTEN_KEY, f"cannot listen on {listen}: {error.strerror}") from None
     log.info("metrics on http://%s:%d/metrics", host, server.server_port)
+    if not _is_loopback(host):
+        log.warning("%s = %s: the metrics endpoint is reachable from other hosts; it has no authentication",
+                    METRICS_LISTEN_KEY, listen)
     return server
