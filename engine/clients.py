@@ -77,6 +77,8 @@ class DeliveryTally:
 # what a connection error says, and the keys that decide it
 _CONNECTION_HINTS = (
     ("SASL authentication", "SASL authentication failed", ("sasl.jaas.config", "sasl.mechanism")),
+    ("OAUTHBEARER token", "the OAuth token endpoint refused the client",
+     ("sasl.jaas.config", "sasl.oauthbearer.token.endpoint.url")),
     ("certificate verify failed", "the broker's certificate is not trusted", ("ssl.truststore.location",)),
     ("alert", "the broker refused the client certificate", ("ssl.keystore.location",)),
     ("security.protocol", "the listener speaks another protocol", ("security.protocol",)),
@@ -102,7 +104,7 @@ class ConnectionErrors:
         """The cluster answered and refused us: waiting longer will not help."""
         # TLS 1.3 reports a refused client certificate after the handshake, as a transport error
         return self.last is not None and (self.last.code() in (KafkaError._AUTHENTICATION, KafkaError._SSL)
-                                          or any(marker in self.last.str() for marker, _, _ in _CONNECTION_HINTS[:3]))
+                                          or any(marker in self.last.str() for marker, _, _ in _CONNECTION_HINTS[:4]))
 
 
 def connection_failure(cluster: ClusterConfig, error: str, waited_s: float) -> str:

@@ -17,10 +17,11 @@ import socket
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from engine.sandbox.distribution import SandboxError, cache_root, classpath, log4j2_file_config, require_tool
+from engine.sandbox.oauth import OAuthSettings
 from engine.sandbox.pki import STORE_PASSWORD, SandboxPki
 
 # The default heap is a quarter of RAM per JVM; six brokers, the engine and a Java MM2 must fit
@@ -101,6 +102,7 @@ class Node:
     sasl_port: int | None
     folder: Path
     tls_port: int | None = None
+    oauth_port: int | None = None
     process: subprocess.Popen | None = None
 
     @property
@@ -147,6 +149,9 @@ class KafkaCluster:
     tls: bool = False
     # the SSL listener requires a client certificate signed by that CA; implies tls
     mtls: bool = False
+    # a SASL_PLAINTEXT listener "OAUTH" that accepts OAUTHBEARER JWTs signed by a key of the JWKS
+    # (engine.sandbox.oauth.OAuthServer.settings()); that server must answer before start()
+    oauth: OAuthSettings | None = None
     base_dir: Path | None = None
     cluster_id: str = field(default_factory=_new_cluster_id)
     members: list[Node] = field(default_factory=list)
@@ -172,6 +177,10 @@ class KafkaCluster:
     @property
     def tls_bootstrap_servers(self) -> str:
         return ",".join(f"127.0.0.1:{n.tls_port}" for n in self.members if n.tls_port)
+
+    @property
+    def oauth_bootstrap_servers(self) -> str:
+        return ",".join(f"127.0.0.1:{n.oauth_port}" for n in self.members if n.oauth_port)
 
     @property
     def pki(self) -> SandboxPki:
@@ -214,7 +223,7 @@ class KafkaCluster:
 
     def _start_on_free_ports(self, java: str, jars: str) -> "KafkaCluster":
         self.folder.mkdir(parents=True)
-        ports = free_ports(self.nodes * (2 + bool(self.sasl) + self.tls))
+        ports = free_ports(self.nodes * (2 + bool(self.sasl) + self.tls + bool(self.oauth)))
         port_iter = iter(ports)
         self.members = []
         for node_id in range(1, self.nodes + 1):
@@ -224,6 +233,7 @@ class KafkaCluster:
                 controller_port=next(port_iter),
                 sasl_port=next(port_iter) if self.sasl else None,
                 tls_port=next(port_iter) if self.tls else None,
+                oauth_port=next(port_iter) if self.oauth else None,
                 folder=self.folder / f"node-{node_id}",
             )
             (node.folder / "logs").mkdir(parents=True)
@@ -335,6 +345,10 @@ class KafkaCluster:
             listeners.append(f"SSL://127.0.0.1:{node.tls_port}")
             advertised.append(f"SSL://127.0.0.1:{node.tls_port}")
             protocol_map.append("SSL:SSL")
+        if node.oauth_port:
+            listeners.append(f"OAUTH://127.0.0.1:{node.oauth_port}")
+            advertised.append(f"OAUTH://127.0.0.1:{node.oauth_port}")
+            protocol_map.append("OAUTH:SASL_PLAINTEXT")
         listeners.append(f"CONTROLLER://127.0.0.1:{node.controller_port}")
         props = {
             "process.roles": "broker,controller",
@@ -390,6 +404,8 @@ class KafkaCluster:
         if self.mtls:
             # applies to the SSL listener only: SASL_SSL takes it from a listener prefix (KIP-684)
             props["ssl.client.auth"] = "required"
+        if self.oauth:
+            props.update(self.oauth.listener_properties("OAUTH"))
         props.update(self.broker_properties)
         return "".join(f"{k}={v}\n" for k, v in props.items())
 
@@ -412,7 +428,7 @@ class KafkaCluster:
 
     def _launch(self, java: str, jars: str, node: Node) -> None:
         command = [
-            java, *JVM_OPTIONS,
+            java, *JVM_OPTIONS, *(self.oauth.jvm_options() if self.oauth else ()),
             f"-Dlog4j2.configurationFile={node.folder / 'log4j2.properties'}",
             "-cp", jars, "kafka.Kafka", str(node.config_file),
         ]
@@ -467,10 +483,12 @@ class KafkaCluster:
             "cluster_id": self.cluster_id,
             "tls": self.tls,
             "mtls": self.mtls,
+            # restart() of an attached cluster must launch with the same JVM option
+            "oauth": asdict(self.oauth) if self.oauth else None,
             "members": [
                 {"node_id": m.node_id, "broker_port": m.broker_port,
                  "controller_port": m.controller_port, "sasl_port": m.sasl_port,
-                 "tls_port": m.tls_port}
+                 "tls_port": m.tls_port, "oauth_port": m.oauth_port}
                 for m in self.members
             ],
         }
@@ -489,10 +507,11 @@ class KafkaCluster:
             return None
         state = json.loads(state_file.read_text())
         cluster = cls(name=name, nodes=state["nodes"], base_dir=base, cluster_id=state["cluster_id"],
-                      tls=state.get("tls", False), mtls=state.get("mtls", False))
+                      tls=state.get("tls", False), mtls=state.get("mtls", False),
+                      oauth=OAuthSettings(**state["oauth"]) if state.get("oauth") else None)
         cluster.members = [
             Node(m["node_id"], m["broker_port"], m["controller_port"], m["sasl_port"],
-                 cluster.folder / f"node-{m['node_id']}", m.get("tls_port"))
+                 cluster.folder / f"node-{m['node_id']}", m.get("tls_port"), m.get("oauth_port"))
             for m in state["members"]
         ]
         return cluster
