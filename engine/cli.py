@@ -20,10 +20,16 @@ def _run(args: argparse.Namespace) -> int:
     from engine import config
     from engine.coordinator.coordinator import Coordinator
 
-    engine_config = config.load(args.config)
-    if args.loop is not None:
-        engine_config = msgspec.structs.replace(engine_config, loop=args.loop)
-    return uvloop.run(Coordinator(engine_config, metrics_listen=args.metrics_listen, config_path=args.config).run())
+    def load_config() -> config.EngineConfig:
+        """The file as this command serves it; called again at each reload."""
+        engine_config = config.load(args.config)
+        if args.clusters:
+            engine_config = config.for_targets(engine_config, args.clusters)
+        if args.loop is not None:
+            engine_config = msgspec.structs.replace(engine_config, loop=args.loop)
+        return engine_config
+
+    return uvloop.run(Coordinator(load_config(), metrics_listen=args.metrics_listen, reload=load_config).run())
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -121,6 +127,20 @@ def _audit(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _acls(args: argparse.Namespace) -> int:
+    """The ACLs the engine's principal needs on each cluster: a table, then kafka-acls.sh commands."""
+    from engine import config
+    from engine.security.acls import audit_acls, kafka_acls_commands, required_acls, table
+
+    engine_config = config.load(args.config)
+    acls = required_acls(engine_config) if args.command_for == "run" else audit_acls(engine_config)
+    print(f"ACLs for `mirror-engine {args.command_for}` with {args.config}:")
+    print(table(acls))
+    print()
+    print(kafka_acls_commands(engine_config, acls, args.principal))
+    return 0
+
+
 def _skip(args: argparse.Namespace) -> int:
     """Moves a stopped partition's stored progress past records it must leave out."""
     from engine import config, wire
@@ -181,6 +201,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--loop", choices=("c", "python"), default=None,
                      help="the workers' relay loop (default: mirror.engine.loop or c): c runs on librdkafka's "
                           "C API, python on confluent-kafka's Python API, the benchmarks' baseline")
+    run.add_argument("--clusters", nargs="+", default=None, metavar="ALIAS",
+                     help="serve only the flows (and heartbeats) into these target clusters, as MM2's driver does")
     run.set_defaults(handler=_run)
 
     check = commands.add_parser("check-config", help="print the resolved clusters and flows (secrets hidden)")
@@ -223,6 +245,15 @@ def parser() -> argparse.ArgumentParser:
     audit.add_argument("config", help="path to mm2.properties")
     audit.add_argument("--flow", default=None, help="one flow, e.g. A->B (default: every enabled flow)")
     audit.set_defaults(handler=_audit)
+
+    acls = commands.add_parser("acls", help="print the ACLs the engine needs on each cluster, and kafka-acls.sh commands")
+    acls.add_argument("config", help="path to mm2.properties")
+    acls.add_argument("--principal", default=None, metavar="User:NAME",
+                      help="the engine's principal (default: User:<sasl.username> of each cluster, else "
+                           "User:mirror-engine)")
+    acls.add_argument("--for", dest="command_for", choices=("run", "audit"), default="run",
+                      help="the command whose ACLs to print (default: run)")
+    acls.set_defaults(handler=_acls)
 
     skip = commands.add_parser("skip", help="leave records out of a stopped partition: store progress past them")
     skip.add_argument("config", help="path to mm2.properties")

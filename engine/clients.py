@@ -13,12 +13,16 @@ _librdkafka_log = logging.getLogger("librdkafka")
 
 
 def client_config(cluster: ClusterConfig | dict[str, str], client_id: str, **settings: object) -> dict[str, object]:
-    """Connection settings of a cluster plus a client.id in MM2's format and the given settings.
+    """Connection settings of a cluster plus a client.id in MM2's format and the given settings
+    (a user's `client.id` among them goes in front of the engine's id).
 
     librdkafka's own log lines go through Python logging (served by the client's poll), not
     raw to stderr.
     """
     base = cluster if isinstance(cluster, dict) else connection(cluster)
+    user_id = settings.pop("client.id", None) or base.get("client.id")
+    if user_id:  # MM2's format: [userClientId|]A->B|<connector>|<role>, so broker quotas keep applying
+        client_id = f"{user_id}|{client_id}"
     return {**base, "client.id": client_id, "logger": _librdkafka_log, **settings}
 
 

@@ -112,6 +112,12 @@ class FlowConfig(msgspec.Struct, frozen=True):
     exactly_once: bool = False
     # a worker silent this long is replaced (its transactional id fenced in exactly-once mode)
     worker_timeout_ms: int = 120_000
+    # client overrides in librdkafka's names (engine/client_overrides.py); a `client.id` among them
+    # is put in front of the engine's client ids, as MM2 does
+    source_consumer: dict[str, str] = {}
+    target_producer: dict[str, str] = {}
+    source_admin: dict[str, str] = {}
+    target_admin: dict[str, str] = {}
     # the continuous sampling audit: one pass this often (0: off)
     audit_interval_s: float = 60.0
 
@@ -222,6 +228,11 @@ def from_properties(props: dict[str, str]) -> EngineConfig:
     hide(secrets)  # from here on, no log line or error of this process prints them
     config = msgspec.structs.replace(config, secrets=frozenset(secrets))
     unused = props.unused()
+    worker_keys = [k for k in unused if _is_connect_worker_key(k, config.clusters)]
+    if worker_keys:
+        _say_once(logging.INFO, f"{len(worker_keys)} keys of MM2's Connect workers and driver are accepted and not "
+                                f"used: {', '.join(worker_keys)}")
+    unused = [k for k in unused if k not in worker_keys]
     if unused:
         _say_once(logging.WARNING, f"{len(unused)} keys of the configuration are not used by mirror-engine "
                                    f"(ignored): {', '.join(unused)}")
@@ -271,6 +282,16 @@ def _from_properties(props: "_ReadKeys") -> EngineConfig:
     return EngineConfig(clusters=clusters, flows=flows, raw=dict(props),
                         heartbeats=_heartbeats(props, aliases, clusters), metrics_listen=metrics_listen,
                         loop=loop, secrets_reload_interval_s=float(reload_interval))
+
+
+def for_targets(config: EngineConfig, targets: list[str]) -> EngineConfig:
+    """Only the flows and heartbeats into these clusters, as MM2's driver serves `--clusters B C`."""
+    unknown = [t for t in targets if t not in config.clusters]
+    if unknown:
+        raise ConfigError("--clusters", f"{', '.join(unknown)} not among the configured clusters "
+                                        f"({', '.join(config.clusters)})")
+    return msgspec.structs.replace(config, flows=[f for f in config.flows if f.target in targets],
+                                   heartbeats=[h for h in config.heartbeats if h.target in targets])
 
 
 def parse_listen(key: str, value: str) -> tuple[str, int]:
@@ -385,8 +406,8 @@ def _flow(props: dict[str, str], source: str, target: str) -> FlowConfig:
                 raise ConfigError(name, f"expected enabled, disabled or preparing, got {props[name]!r}")
             settings["exactly_once"] = mode == "enabled"
             break
-    for name in (f"{prefix}producer.compression.type", f"{target}.producer.compression.type",
-                 "producer.compression.type"):
+    for name in (f"{prefix}producer.override.compression.type", f"{prefix}producer.compression.type",
+                 f"{target}.producer.compression.type", "producer.compression.type"):
         if name in props:
             if props[name].strip() not in COMPRESSION_TYPES:
                 raise ConfigError(name, f"expected one of {', '.join(COMPRESSION_TYPES)}, got {props[name]!r}")
@@ -445,7 +466,78 @@ def _flow(props: dict[str, str], source: str, target: str) -> FlowConfig:
         settings["heartbeats_replication_enabled"] = _bool(name, value)
     if settings.get("tasks_max", 0) == 0 and get("tasks.max")[1] is not None:
         raise ConfigError(get("tasks.max")[0], "must be at least 1")
+    settings.update(_client_overrides(props, source, target))
+    for key, built_in in BUILT_IN_CLASSES.items():
+        name, value = get(key)
+        if value is not None and value.strip() not in built_in:
+            raise ConfigError(name, f"{value.strip()} is a Java class the engine cannot run; the built-in "
+                                    f"{built_in[0].rsplit('.', 1)[1]} is supported (leave the key out for it)")
     return FlowConfig(**settings)  # type: ignore[arg-type]
+
+
+# MM2's pluggable classes: only their built-in defaults, whose behaviour the engine implements
+BUILT_IN_CLASSES = {
+    "topic.filter.class": ("org.apache.kafka.connect.mirror.DefaultTopicFilter",),
+    "group.filter.class": ("org.apache.kafka.connect.mirror.DefaultGroupFilter",),
+    "config.property.filter.class": ("org.apache.kafka.connect.mirror.DefaultConfigPropertyFilter",),
+    "forwarding.admin.class": ("org.apache.kafka.clients.admin.ForwardingAdmin",),
+}
+# Connect worker settings of MM2's herders: the engine has no Connect worker, so they are accepted and
+# not used (prefixes, top level or per cluster)
+CONNECT_WORKER_PREFIXES = (
+    "key.converter", "value.converter", "header.converter", "offset.storage.topic", "config.storage.",
+    "status.storage.", "offset.flush.timeout.ms", "task.shutdown.graceful.timeout.ms", "listeners",
+    "rest.", "admin.listeners", "plugin.path", "plugin.discovery", "connector.client.config.override.policy",
+    "dedicated.mode.enable.internal.rest", "worker.", "scheduled.rebalance.max.delay.ms",
+    "connect.protocol", "heartbeat.interval.ms", "session.timeout.ms", "rebalance.timeout.ms",
+    "metric.reporters", "metrics.", "config.action.reload", "topic.creation.enable", "exactly.once.source.support",
+    "refresh.groups.enabled", "refresh.groups.interval.seconds", "admin.timeout.ms", "metric.names.formats",
+    "add.source.alias.to.metrics", "group.id", "client.id", "access.control.",
+)
+
+
+# (flow attribute, role, keys from lowest to highest precedence) as MM2's dedicated driver builds
+# them (MM2-REFERENCE §7.2-7.3): a cluster's `A.consumer.x` beats the flow's `A->B.consumer.x`, and
+# `A->B.source.consumer.x` beats both; the data producer is Connect's, `B.producer.*` then
+# `A->B.producer.override.*`
+def _override_scopes(source: str, target: str) -> list[tuple[str, list[str]]]:
+    flow = f"{source}->{target}."
+    return [
+        ("source_consumer", [f"{flow}consumer.", f"{source}.consumer.", f"{flow}source.consumer."]),
+        ("target_producer", [f"{target}.producer.", f"{flow}producer.override."]),
+        ("source_admin", [f"{flow}admin.", f"{source}.admin.", f"{flow}source.admin."]),
+        ("target_admin", [f"{flow}admin.", f"{target}.admin.", f"{flow}target.admin."]),
+    ]
+
+
+# keys of these scopes that are engine settings of their own, not client overrides
+_NOT_CLIENT_KEYS = ("compression.type", "poll.timeout.ms")
+
+
+def _client_overrides(props: dict[str, str], source: str, target: str) -> dict[str, dict[str, str]]:
+    from engine.client_overrides import librdkafka_setting
+
+    resolved: dict[str, dict[str, str]] = {}
+    notes: list[str] = []
+    for attribute, scopes in _override_scopes(source, target):
+        settings: dict[str, str] = {}
+        for scope in scopes:
+            for key, value in props.items():
+                if not key.startswith(scope) or key[len(scope):] in _NOT_CLIENT_KEYS:
+                    continue
+                _mark_read(props, key)
+                setting = librdkafka_setting(key, key[len(scope):], value, notes)
+                if setting is not None:
+                    settings[setting[0]] = setting[1]
+        resolved[attribute] = settings
+    for note in notes:
+        _say_once(logging.INFO, note)
+    return resolved
+
+
+def _is_connect_worker_key(key: str, clusters: dict[str, "ClusterConfig"]) -> bool:
+    alias, _, rest = key.partition(".")
+    return key.startswith(CONNECT_WORKER_PREFIXES) or (alias in clusters and rest.startswith(CONNECT_WORKER_PREFIXES))
 
 
 _said: set[str] = set()

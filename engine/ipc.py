@@ -49,6 +49,9 @@ class Assign(msgspec.Struct, tag="assign", frozen=True):
     max_message_bytes: int | None = None
     # the configuration's secrets: the worker's log lines print them as [hidden]
     secrets: list[str] = []
+    # the flow's client overrides in librdkafka's names (A.consumer.*, B.producer.*, ...)
+    consumer_overrides: dict[str, str] = {}
+    producer_overrides: dict[str, str] = {}
 
 
 class Stop(msgspec.Struct, tag="stop", frozen=True):

@@ -8,6 +8,7 @@ import os
 import signal
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import msgspec
 
@@ -132,8 +133,10 @@ class FlowRunner:
         self.target = config.cluster(flow.target)
         self.policy = make_policy(flow.policy_class, flow.source, flow.separator, flow.internal_separator_enabled)
         role = f"{flow.name}|MirrorSourceConnector"
-        self.source_admin = track(self.source.alias, AdminClient(client_config(self.source, f"{role}|replication-source-admin")))
-        self.target_admin = track(self.target.alias, AdminClient(client_config(self.target, f"{role}|replication-target-admin")))
+        self.source_admin = track(self.source.alias, AdminClient(client_config(
+            self.source, f"{role}|replication-source-admin", **flow.source_admin)))
+        self.target_admin = track(self.target.alias, AdminClient(client_config(
+            self.target, f"{role}|replication-target-admin", **flow.target_admin)))
         self.workers: list[WorkerProcess] = []
         self.partitions: list[ipc.PartitionTask] = []
         self.partition_state: dict[tuple[str, int], PartitionState] = {}
@@ -408,6 +411,8 @@ class FlowRunner:
                 transactional_id=f"mirror-engine-{self.flow.name}-{index}" if self.flow.exactly_once else None,
                 max_message_bytes=self.max_message_bytes,
                 secrets=sorted(self.config.secrets),
+                consumer_overrides=self.flow.source_consumer,
+                producer_overrides=self.flow.target_producer,
             )
             for index, group in enumerate(plan)
         ]
@@ -588,9 +593,11 @@ class FlowRunner:
 
 
 class Coordinator:
-    def __init__(self, config: EngineConfig, metrics_listen: str | None = None, config_path: str | None = None):
+    def __init__(self, config: EngineConfig, metrics_listen: str | None = None,
+                 reload: Callable[[], EngineConfig] | None = None):
         self.config = config
-        self.config_path = config_path
+        # reads the file (and its config providers) again, as the command line serves it
+        self.load_config = reload
         self.reload_requested = asyncio.Event()
         self.unapplied_raw: dict[str, str] = {}
         self.flows = [FlowRunner(config, flow) for flow in config.flows]
@@ -621,7 +628,7 @@ class Coordinator:
                 await flow.start()
             background += [asyncio.create_task(job) for f in self.flows for job in f.background_jobs()]
             background.append(asyncio.create_task(self._log_progress()))
-            if self.config_path is not None:
+            if self.load_config is not None:
                 background.append(asyncio.create_task(self._reload_forever()))
             await self.stopping.wait()
             log.info("stopping: flushing workers and storing progress")
@@ -674,27 +681,25 @@ class Coordinator:
         while True:
             try:
                 await asyncio.wait_for(self.reload_requested.wait(), interval)
-                log.info("SIGHUP: reading %s again", self.config_path)
+                log.info("SIGHUP: reading the configuration again")
             except asyncio.TimeoutError:
                 pass
             self.reload_requested.clear()
             try:
                 await self.reload()
             except Exception as error:  # a failed reload must not stop running replication
-                log.error("reload of %s failed; the running settings are kept: %s", self.config_path, error)
+                log.error("reading the configuration again failed; the running settings are kept: %s", error)
 
     async def reload(self) -> None:
         """Applies changed connection settings of clusters in use; other changes wait for a restart."""
-        from engine.config import load
-
-        fresh = await asyncio.to_thread(load, self.config_path)
+        fresh = await asyncio.to_thread(self.load_config)
         changed = {alias for alias, cluster in self.config.clusters.items()
                    if alias in fresh.clusters and fresh.clusters[alias] != cluster}
         flows_changed = fresh.flows != self.config.flows or fresh.clusters.keys() != self.config.clusters.keys()
         if flows_changed and fresh.raw != self.unapplied_raw:
             self.unapplied_raw = fresh.raw  # said once per edit, not at every periodic reload
-            log.warning("%s: flow settings changed; they take effect at the next start (only connection "
-                        "settings and credentials are applied while running)", self.config_path)
+            log.warning("the configuration's flow settings changed; they take effect at the next start (only "
+                        "connection settings and credentials are applied while running)")
         if not changed:
             return
         previous = self.config

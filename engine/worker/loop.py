@@ -46,7 +46,9 @@ class Worker:
         self.relay = make_relay(assignment.loop, assignment.source_client, assignment.target_client,
                                 assignment.flow, role, assignment.source_alias, assignment.target_alias,
                                 compression=assignment.compression, transactional_id=assignment.transactional_id,
-                                max_message_bytes=assignment.max_message_bytes)
+                                max_message_bytes=assignment.max_message_bytes,
+                                consumer_overrides=assignment.consumer_overrides,
+                                producer_overrides=assignment.producer_overrides)
         self.relay.flow_name = assignment.flow
         if assignment.provenance:
             self.relay.enable_provenance(assignment.source_alias, assignment.target_alias)

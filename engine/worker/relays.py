@@ -21,41 +21,47 @@ from engine.clients import client_config
 BATCH_SIZE = 2000
 
 
-def consumer_settings(flow: str) -> dict[str, str]:
+def consumer_settings(flow: str, overrides: dict[str, str] | None = None) -> dict[str, str]:
+    """The engine's defaults, the user's overrides (A.consumer.*, already in librdkafka's names and
+    without the keys the engine decides), then what the engine must decide itself."""
     return {
+        "isolation.level": "read_committed",
+        # prefetch bound: the source's share of a worker's memory (librdkafka default 64 MiB)
+        "queued.max.messages.kbytes": "32768",
+        **(overrides or {}),
         # librdkafka wants a group id even for assign(); nothing is ever committed to it
         "group.id": f"mirror-engine-{flow}",
         "enable.auto.commit": "false",
         "enable.auto.offset.store": "false",
         # a stored position outside the log is an error, never a silent jump (MM2 jumps to earliest)
         "auto.offset.reset": "error",
-        "isolation.level": "read_committed",
-        # prefetch bound: the source's share of a worker's memory (librdkafka default 64 MiB)
-        "queued.max.messages.kbytes": "32768",
     }
 
 
-def producer_settings(compression: str = "none", linger_ms: int = 5,
-                      transactional_id: str | None = None, max_message_bytes: int | None = None) -> dict[str, str]:
-    transactions = {"transactional.id": transactional_id} if transactional_id else {}
-    # the remote topics' record limit: a larger record is refused alone at produce(), and no batch
-    # of small records outgrows it (librdkafka defaults: 1,000,000 both)
-    limits = ({"message.max.bytes": str(max_message_bytes), "batch.size": str(min(max_message_bytes, 1_000_000))}
-              if max_message_bytes else {})
-    return {
-        **transactions,
-        **limits,
-        # records without a partition (progress in exactly-once mode) go where Connect puts them
-        "partitioner": "murmur2_random",
-        "acks": "all",
-        # idempotence keeps each partition's delivery reports in produce order (see _fastpath)
-        "enable.idempotence": "true",
+def producer_settings(compression: str = "none", linger_ms: int = 5, transactional_id: str | None = None,
+                      max_message_bytes: int | None = None, overrides: dict[str, str] | None = None) -> dict[str, str]:
+    """As consumer_settings: defaults, the user's overrides (B.producer.*), the engine's own."""
+    settings = {
         "linger.ms": str(linger_ms),
         "compression.type": compression,
         # records in flight (librdkafka default 1 GiB): the target's share of a worker's memory;
         # on the C loop these bytes are the consumed records themselves, held until acked
         "queue.buffering.max.kbytes": "65536",
+        **(overrides or {}),
+        # records without a partition (progress in exactly-once mode) go where Connect puts them
+        "partitioner": "murmur2_random",
+        "acks": "all",
+        # idempotence keeps each partition's delivery reports in produce order (see _fastpath)
+        "enable.idempotence": "true",
     }
+    if transactional_id:
+        settings["transactional.id"] = transactional_id
+    if max_message_bytes:
+        # the remote topics' record limit: a larger record is refused alone at produce(), and no batch
+        # of small records outgrows it (librdkafka defaults: 1,000,000 both)
+        settings["message.max.bytes"] = str(max_message_bytes)
+        settings["batch.size"] = str(min(max_message_bytes, int(settings.get("batch.size", 1_000_000))))
+    return settings
 
 
 class PythonRelay(Relay):
@@ -143,12 +149,19 @@ class PythonRelay(Relay):
 
 def make_relay(loop: str, source: dict[str, str], target: dict[str, str], flow: str, role: str,
                source_alias: str, target_alias: str, compression: str = "none",
-               transactional_id: str | None = None, max_message_bytes: int | None = None) -> Relay:
+               transactional_id: str | None = None, max_message_bytes: int | None = None,
+               consumer_overrides: dict[str, str] | None = None,
+               producer_overrides: dict[str, str] | None = None) -> Relay:
     """A relay of the given loop kind, with client.ids in MM2's format."""
-    consumer = {**source, **consumer_settings(flow)}
+    consumer = {**source, **consumer_settings(flow, consumer_overrides)}
     producer = {**target, **producer_settings(compression, transactional_id=transactional_id,
-                                              max_message_bytes=max_message_bytes)}
+                                              max_message_bytes=max_message_bytes, overrides=producer_overrides)}
     consumer_id, producer_id = f"{role}|replication-consumer", f"{role}|replication-producer"
+    # a user's client.id goes in front, as in MM2's [userClientId|]A->B|<connector>|<role>
+    if "client.id" in consumer:
+        consumer_id = f"{consumer.pop('client.id')}|{consumer_id}"
+    if "client.id" in producer:
+        producer_id = f"{producer.pop('client.id')}|{producer_id}"
     if loop == "python":
         return PythonRelay(consumer, producer, consumer_id, producer_id, source_alias=source_alias)
     return NativeRelay({**consumer, "client.id": consumer_id}, {**producer, "client.id": producer_id},
