@@ -20,9 +20,9 @@ def _run(args: argparse.Namespace) -> int:
     from engine import config
     from engine.coordinator.coordinator import Coordinator
 
-    def load_config() -> config.EngineConfig:
-        """The file as this command serves it; called again at each reload."""
-        engine_config = config.load(args.config)
+    def load_config(quiet: bool = False) -> config.EngineConfig:
+        """The file as this command serves it; read again, quietly, at each reload."""
+        engine_config = config.load(args.config, quiet)
         if args.clusters:
             engine_config = config.for_targets(engine_config, args.clusters)
         if args.loop is not None:

@@ -155,6 +155,8 @@ class EngineConfig(msgspec.Struct, frozen=True):
     secrets: frozenset[str] = frozenset()
     # the running engine reads the file and its providers again this often (0: on SIGHUP only)
     secrets_reload_interval_s: float = 60.0
+    # what loading said of the file: keys noted, dropped or not used
+    remarks: list[str] = []
 
     def cluster(self, alias: str) -> ClusterConfig:
         return self.clusters[alias]
@@ -184,13 +186,13 @@ def _replication_factor(key: str, value: str) -> int:
     return number
 
 
-def load(path: str | os.PathLike) -> EngineConfig:
+def load(path: str | os.PathLike, quiet: bool = False) -> EngineConfig:
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(str(file), f"cannot read the config file: {error.strerror}") from None
-    return from_properties(parse_properties(text))
+    return from_properties(parse_properties(text), quiet)
 
 
 class _ReadKeys(dict):
@@ -200,6 +202,7 @@ class _ReadKeys(dict):
     def __init__(self, props: dict[str, str]):
         super().__init__(props)
         self.read: set[str] = set()
+        self.remarks: list[tuple[int, str]] = []
 
     def __getitem__(self, key: str) -> str:
         self.read.add(key)
@@ -217,7 +220,7 @@ class _ReadKeys(dict):
         return sorted(k for k in self if k not in self.read)
 
 
-def from_properties(props: dict[str, str]) -> EngineConfig:
+def from_properties(props: dict[str, str], quiet: bool = False) -> EngineConfig:
     resolved, provided = resolve_references(props)
     props = _ReadKeys(resolved)
     props.read.update(k for k in props if k.startswith("config.providers"))
@@ -230,13 +233,16 @@ def from_properties(props: dict[str, str]) -> EngineConfig:
     unused = props.unused()
     worker_keys = [k for k in unused if _is_connect_worker_key(k, config.clusters)]
     if worker_keys:
-        _say_once(logging.INFO, f"{len(worker_keys)} keys of MM2's Connect workers and driver are accepted and not "
+        _remark(props, logging.INFO, f"{len(worker_keys)} keys of MM2's Connect workers and driver are accepted and not "
                                 f"used: {', '.join(worker_keys)}")
     unused = [k for k in unused if k not in worker_keys]
     if unused:
-        _say_once(logging.WARNING, f"{len(unused)} keys of the configuration are not used by mirror-engine "
-                                   f"(ignored): {', '.join(unused)}")
-    return config
+        _remark(props, logging.WARNING, f"{len(unused)} keys of the configuration are not used by mirror-engine "
+                                        f"(ignored): {', '.join(unused)}")
+    if not quiet:
+        for level, message in props.remarks:
+            logging.getLogger("engine.config").log(level, "%s", message)
+    return msgspec.structs.replace(config, remarks=[message for _, message in props.remarks])
 
 
 def _from_properties(props: "_ReadKeys") -> EngineConfig:
@@ -343,7 +349,7 @@ def _client(props: dict[str, str], alias: str) -> dict[str, str]:
                 _mark_read(props, key)
     security = cluster_security(alias, keys)
     for note in security.notes:
-        _say_once(logging.INFO, note)
+        _remark(props, logging.INFO, note)
     return security.settings
 
 
@@ -531,7 +537,7 @@ def _client_overrides(props: dict[str, str], source: str, target: str) -> dict[s
                     settings[setting[0]] = setting[1]
         resolved[attribute] = settings
     for note in notes:
-        _say_once(logging.INFO, note)
+        _remark(props, logging.INFO, note)
     return resolved
 
 
@@ -540,14 +546,11 @@ def _is_connect_worker_key(key: str, clusters: dict[str, "ClusterConfig"]) -> bo
     return key.startswith(CONNECT_WORKER_PREFIXES) or (alias in clusters and rest.startswith(CONNECT_WORKER_PREFIXES))
 
 
-_said: set[str] = set()
-
-
-def _say_once(level: int, message: str) -> None:
-    """Logs a remark on the file once per process: a running engine reads its file again and again."""
-    if message not in _said:
-        _said.add(message)
-        logging.getLogger("engine.config").log(level, "%s", message)
+def _remark(props: dict[str, str], level: int, message: str) -> None:
+    """A remark on the file: logged when it is loaded (unless quietly, as a reload does) and kept in
+    EngineConfig.remarks for check-config."""
+    if isinstance(props, _ReadKeys):
+        props.remarks.append((level, message))
 
 
 def _mark_read(props: dict[str, str], key: str) -> None:

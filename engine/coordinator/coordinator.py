@@ -594,7 +594,7 @@ class FlowRunner:
 
 class Coordinator:
     def __init__(self, config: EngineConfig, metrics_listen: str | None = None,
-                 reload: Callable[[], EngineConfig] | None = None):
+                 reload: Callable[[bool], EngineConfig] | None = None):
         self.config = config
         # reads the file (and its config providers) again, as the command line serves it
         self.load_config = reload
@@ -692,7 +692,7 @@ class Coordinator:
 
     async def reload(self) -> None:
         """Applies changed connection settings of clusters in use; other changes wait for a restart."""
-        fresh = await asyncio.to_thread(self.load_config)
+        fresh = await asyncio.to_thread(self.load_config, True)
         changed = {alias for alias, cluster in self.config.clusters.items()
                    if alias in fresh.clusters and fresh.clusters[alias] != cluster}
         flows_changed = fresh.flows != self.config.flows or fresh.clusters.keys() != self.config.clusters.keys()

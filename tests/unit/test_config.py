@@ -261,11 +261,15 @@ def test_keys_the_engine_does_not_use_are_named_in_one_warning_never_an_error(ca
             "A->B.target.topic.config.retention.ms": "1000", "security.protocol": "PLAINTEXT",
             "B.sasl.mechanism": "PLAIN"}
     with caplog.at_level(logging.WARNING, logger="engine.config"):
-        from_properties({**base, "key.converter": "org.apache.kafka.connect.converters.ByteArrayConverter",
-                         "config.storage.replication.factor": "1"})
+        config = from_properties({**base, "A->B.replication.speed": "fast", "frobnicate": "1",
+                                  "config.storage.replication.factor": "1"})
     assert [r.getMessage() for r in caplog.records] == [
-        "2 keys of the configuration are not used by mirror-engine (ignored): config.storage.replication.factor, "
-        "key.converter"]
+        "2 keys of the configuration are not used by mirror-engine (ignored): A->B.replication.speed, frobnicate"]
+    assert config.remarks[-1] == caplog.records[0].getMessage()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="engine.config"):
+        quiet = from_properties({**base, "frobnicate": "1"}, quiet=True)  # a reload says nothing again
+    assert caplog.records == [] and quiet.remarks
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="engine.config"):
         from_properties(base)
