@@ -33,22 +33,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    """Prints the resolved clusters and flows; secrets show as [hidden]."""
+    """Prints the resolved clusters and flows (secrets hidden) and where they differ from MM2."""
     from engine import config
-    from engine.security.secrets import masked, redact
+    from engine.config_report import report
 
-    engine_config = config.load(args.config)
-    lines = ["clusters:"]
-    for alias, cluster in sorted(engine_config.clusters.items()):
-        lines.append(f"  {alias}: bootstrap.servers = {cluster.bootstrap_servers}")
-        for key, value in sorted(masked(cluster.client).items()):
-            shown = f"(PEM, {value.count('-----BEGIN')} blocks)" if value.startswith("-----BEGIN") else value
-            lines.append(f"    {key} = {shown}")
-    lines.append("flows:")
-    for flow in engine_config.flows:
-        lines.append(f"  {flow.name}: topics = {flow.topics}; topics.exclude = {flow.topics_exclude}; "
-                     f"tasks.max = {flow.tasks_max or 'CPUs'}; exactly-once = {flow.exactly_once}")
-    print(redact("\n".join(lines)))
+    print(report(config.load(args.config, quiet=True)))
     return 0
 
 

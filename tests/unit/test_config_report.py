@@ -1,0 +1,30 @@
+"""check-config: the resolved file, secrets hidden, and the table of deviations from MM2."""
+
+from __future__ import annotations
+
+from engine.config import from_properties
+from engine.config_report import DEVIATIONS, report
+
+
+def test_report_shows_resolved_settings_hides_secrets_and_marks_what_the_file_set():
+    config = from_properties({
+        "clusters": "A, B", "A.bootstrap.servers": "127.0.0.1:1", "B.bootstrap.servers": "127.0.0.1:2",
+        "A->B.enabled": "true", "A->B.topics": "orders.*", "tasks.max": "3",
+        "A.security.protocol": "SASL_SSL", "A.sasl.mechanism": "PLAIN",
+        "A.sasl.jaas.config": 'org.apache.kafka.common.security.plain.PlainLoginModule required username="u" '
+                              'password="report-secret-pw";',
+        "B.producer.linger.ms": "20", "A.consumer.isolation.level": "read_uncommitted",
+        "A->B.record.filter.key.prefix": "eu-", "frobnicate": "1",
+    }, quiet=True)
+    text = report(config)
+    assert "report-secret-pw" not in text
+    assert "    sasl.password = [hidden]\n    sasl.username = u\n    security.protocol = SASL_SSL" in text
+    assert "    topics = orders.*; topics.exclude = " in text
+    assert "    record filter: key_prefixes = eu-\n" in text
+    assert "    target producer overrides (librdkafka):\n      linger.ms = 20" in text
+    assert "| A->B | tasks.max | 1 | 3 (set by tasks.max) |" in text
+    assert "| A->B | source isolation.level | read_uncommitted (aborted transactions are copied) | read_uncommitted " \
+           "(set by A.consumer.isolation.level) |" in text
+    assert "| A->B | offset.flush.interval.ms | 60000 | 5000 | " in text
+    assert text.count("| A->B |") == len(DEVIATIONS)
+    assert "  1 keys of the configuration are not used by mirror-engine (ignored): frobnicate" in text
