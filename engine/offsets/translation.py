@@ -5,6 +5,13 @@ is the target offset of that record's copy — the newest copy when a restarted 
 twice — so a consumer that fails over reads exactly the records that follow, none missed, none
 read again. MM2 instead resumes at its last offset sync + 1 and re-reads up to offset.lag.max
 records, or cannot translate a group that lags far behind.
+
+A position in a gap between runs resumes at the next run only when the engine saw that gap (no
+target record lies between the copies around it: filtered, compacted, markers). After a switch
+from another replicator (Java MM2 copied part of the partition, then the engine continued from
+its stored progress) the gap holds that replicator's copies, which the map does not know: a
+position there translates to the first target offset after the engine's copies before the gap
+(those copies are read again, none skipped), or, before the engine's first copy, not at all.
 """
 
 from __future__ import annotations
@@ -23,6 +30,10 @@ class PartitionMap:
         # (source offset read through, next target offset): everything copyable up to the first
         # was copied, and the offsets after the last run hold no records (markers, aborted records)
         self.read_through: tuple[int, int] | None = None
+        # the source log start seen at the last prune (records below it are gone from the source),
+        # and (last upstream, last downstream) of the newest run dropped below it
+        self.source_log_start = 0
+        self.dropped: tuple[int, int] | None = None
 
     def add(self, first_up: int, first_down: int, last_up: int, last_down: int) -> None:
         if first_up == READ_THROUGH:
@@ -32,9 +43,12 @@ class PartitionMap:
 
     def drop_below(self, log_start: int) -> list[int]:
         """Forgets runs that end before the source log start; returns their keys (to tombstone)."""
+        self.source_log_start = max(self.source_log_start, log_start)
         gone = [first for first, (_, last_up, _) in self.runs.items() if last_up < log_start]
         for first in gone:
-            del self.runs[first]
+            _, last_up, last_down = self.runs.pop(first)
+            if self.dropped is None or last_up > self.dropped[0]:
+                self.dropped = (last_up, last_down)
         return gone
 
     @property
@@ -63,6 +77,17 @@ class PartitionMap:
             # the earliest record at or after the position; of its copies, the newest
             if best_up is None or up < best_up or (up == best_up and down > best_down):
                 best_up, best_down = up, down
+        if best_up is not None and best_up > position:
+            # the position is in a gap of the map: trust it only where no target record lies between
+            # the copies before it and best_down (module docstring); below the source log start
+            # the consumer finds no record either
+            gap_start = max(position, self.source_log_start)
+            runs_before = [*self.runs.values(), *([(0, *self.dropped)] if self.dropped else [])]
+            before = [last_down for _, last_up, last_down in runs_before if last_up < gap_start]
+            if before:
+                return min(best_down, max(before) + 1)
+            if min(first_down for first_down, _, _ in self.runs.values()) != 0:
+                return None  # the target held records before the engine's first copy: not ours to place
         if best_up is not None:
             return best_down
         if self.read_through is not None and position <= self.read_through[0] + 1:

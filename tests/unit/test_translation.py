@@ -101,3 +101,26 @@ def test_translate_back_maps_a_target_position_to_its_source_record():
     for position in range(10, 40):
         back = m.translate_back(m.translate(position))
         assert back == (position if not 20 <= position < 30 else 30)
+
+
+def test_after_a_switch_from_mm2_its_part_of_the_copy_is_not_placed_by_the_map():
+    # Java MM2 copied 0..999 to 0..999 and stored its progress; the engine continued at 1000
+    m = make((1000, 1000, 1499, 1499))
+    assert m.translate(500) is None  # MM2's copies are not in the map: no guess
+    assert m.translate(1000) == 1000 and m.translate(1200) == 1200 and m.translate(1500) == 1500
+
+
+def test_a_gap_holding_another_replicator_s_copies_resumes_after_the_engine_s_copies_before_it():
+    # the engine copied 0..999, MM2 1000..1999 (to 1000..1999), the engine again from 2000
+    m = make((0, 0, 999, 999), (2000, 2000, 2499, 2499))
+    assert m.translate(1500) == 1000  # MM2's copies 1000.. are read again, none skipped
+    assert m.translate(999) == 999 and m.translate(2000) == 2000
+    # a gap the engine saw itself (filtered records: nothing on the target in it) stays exact
+    m = make((0, 0, 999, 999), (1010, 1000, 1499, 1489))
+    assert m.translate(1005) == 1000
+
+
+def test_positions_below_the_source_log_start_resume_at_the_first_record_left():
+    m = make((0, 0, 9, 9), (12, 10, 19, 17))  # 10, 11 filtered
+    assert m.drop_below(11) == [0]
+    assert m.translate(0) == 10 and m.translate(11) == 10  # nothing on the source before 12
