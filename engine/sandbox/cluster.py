@@ -449,7 +449,9 @@ class KafkaCluster:
     def _stop_node(self, node: Node, graceful: bool) -> None:
         pid = node.pid()
         if pid is None or not _pid_runs(pid, node.config_file):
-            self._reap(node)
+            if node.process is not None and node.process.poll() is None:
+                node.process.kill()  # our own child, started but not yet showing its config file
+            self._reap(node, block=node.process is not None)
             return
         os.kill(pid, signal.SIGCONT)  # a paused JVM cannot act on SIGTERM
         os.kill(pid, signal.SIGTERM if graceful else signal.SIGKILL)
