@@ -5,6 +5,8 @@ from engine._librdkafka cimport rd_kafka_headers_t, rd_kafka_message_t
 
 cdef class PartitionLedger:
     cdef int64_t *ring
+    # the source timestamps of the records in flight, slot for slot beside ring (-1: none)
+    cdef int64_t *stamps
     cdef int64_t capacity, head, count
     cdef public str source_topic, remote_topic
     cdef public int partition
@@ -27,9 +29,21 @@ cdef class PartitionLedger:
     cdef int64_t due_count, due_capacity
     cdef int64_t delayed_upstream, delayed_downstream
 
-    cdef int push(self, int64_t source_offset) except -1
+    # MM2's source metrics (MM2-REFERENCE §8), aggregated here so no Python object is made per
+    # record: value bytes of every polled record; record age (now - record timestamp) at poll and
+    # replication latency (now - record timestamp) at the target's ack as count, sum, min, max in
+    # ms since the last take_timings(), plus the last value; the newest acked record timestamp
+    cdef public int64_t polled_value_bytes, reported_polled_value_bytes
+    cdef int64_t age_count, age_sum, age_min, age_max, age_last
+    cdef int64_t latency_count, latency_sum, latency_min, latency_max, latency_last
+    cdef public int64_t newest_acked_timestamp
+    cdef int64_t popped_timestamp  # the timestamp of the record pop() returned last
+
+    cdef int push(self, int64_t source_offset, int64_t timestamp) except -1
     cdef int64_t pop(self) except? -2
     cdef void skip(self, int64_t source_offset)
+    cdef void polled(self, int64_t value_bytes, int64_t timestamp, int64_t now_ms) noexcept
+    cdef void acked_at(self, int64_t now_ms) noexcept
     # the offset map (exact translation): runs of acks where source and target offsets both step
     # by one; a run ends at any gap on either side. Closed runs wait in a list until stored.
     cdef bint run_valid, run_dirty
@@ -70,5 +84,6 @@ cdef class Relay:
     cdef int64_t failed_size  # value bytes of the record the current failure names
     cdef object failed_ledger  # the partition of a record error; None: every partition stops
     cdef public str flow_name  # named in errors, e.g. A->B
+    cdef int64_t ack_clock_ms  # wall clock of the delivery reports being served (replication latency)
     cdef int _acked(self, PartitionLedger ledger, int64_t source_offset, str error, int error_code,
                     int64_t target_offset, int64_t value_bytes) except -1

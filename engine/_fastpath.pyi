@@ -16,6 +16,8 @@ class TransactionFailed(RuntimeError):
 def source_error(flow: str, cluster: str, topic: str, partition: int, code: int, reason: str, offset: int,
                  watermarks: Any) -> SourceReadFailed: ...
 
+def wall_clock_ms() -> int: ...
+
 class PartitionLedger:
     source_topic: str
     remote_topic: str
@@ -31,6 +33,9 @@ class PartitionLedger:
     filtered_records: int
     reported_filtered: int
     pending_filtered: int
+    polled_value_bytes: int
+    reported_polled_value_bytes: int
+    newest_acked_timestamp: int
     apply_filter: bool
     provenance_prefix: bytes | None
     def __init__(self, source_topic: str, remote_topic: str, partition: int, last_committed_offset: int = ...,
@@ -41,6 +46,7 @@ class PartitionLedger:
     def take_due_syncs(self) -> list[tuple[int, int]]: ...
     def take_runs(self) -> list[tuple[int, int, int, int]]: ...
     def promote_delayed_sync(self) -> None: ...
+    def take_timings(self) -> tuple[tuple[int, int, int, int, int], tuple[int, int, int, int, int]]: ...
 
 class RecordFilter:
     def __init__(self, header_present: tuple[str, ...] | list[str] = ..., header_absent: tuple[str, ...] | list[str] = ...,

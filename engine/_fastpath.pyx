@@ -9,6 +9,10 @@ Offsets are not kept: the target assigns its own. To map a delivery report (whic
 the target offset) back to its source offset, each target partition keeps a FIFO of the source
 offsets in flight, in a C ring buffer: the producer is idempotent, so reports of one partition
 arrive in the order the records were produced, and the head of the FIFO is the record acked.
+Beside each source offset the FIFO keeps the record's timestamp: MM2's metrics (MM2-REFERENCE §8)
+are aggregated in the ledger, per report interval, without a Python object per record — value
+bytes and record age (now - timestamp) when a batch is polled, replication latency (now -
+timestamp) when the target acknowledges; one clock reading per batch of records or of reports.
 
 Two loops share the ledgers, the filter and the ack bookkeeping:
   NativeRelay  the worker's loop on librdkafka's C API: batches consumed from the consumer queue
@@ -22,6 +26,7 @@ Two loops share the ledgers, the filter and the ack bookkeeping:
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.ref cimport PyObject
 from libc.stdint cimport int32_t, int64_t
+from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcmp, memcpy, strcmp
 
@@ -42,6 +47,18 @@ DEF ACKS_PER_CALL = 512
 DEF UNKNOWN_PARTITION_WAIT_S = 60.0
 
 cdef int _PARTITION_EOF = KafkaError._PARTITION_EOF
+
+
+cdef inline int64_t _now_ms() noexcept nogil:
+    """The wall clock in ms, as record timestamps and MM2's System.currentTimeMillis() count."""
+    cdef timespec now
+    clock_gettime(CLOCK_REALTIME, &now)
+    return <int64_t> now.tv_sec * 1000 + now.tv_nsec // 1000000
+
+
+def wall_clock_ms():
+    """The clock the record-age and latency aggregates use, for tests."""
+    return _now_ms()
 cdef int _UNKNOWN_PARTITION = KafkaError._UNKNOWN_PARTITION
 
 
@@ -110,7 +127,8 @@ cdef class PartitionLedger:
     def __cinit__(self):
         self.capacity = 1024
         self.ring = <int64_t *> malloc(self.capacity * sizeof(int64_t))
-        if self.ring == NULL:
+        self.stamps = <int64_t *> malloc(self.capacity * sizeof(int64_t))
+        if self.ring == NULL or self.stamps == NULL:
             raise MemoryError()
         self.head = 0
         self.count = 0
@@ -145,26 +163,45 @@ cdef class PartitionLedger:
         self.run_valid = False
         self.run_dirty = False
         self.closed_runs = []
+        self.polled_value_bytes = 0
+        self.reported_polled_value_bytes = 0
+        self.age_count = self.age_sum = self.age_min = self.age_max = 0
+        self.age_last = -1
+        self.latency_count = self.latency_sum = self.latency_min = self.latency_max = 0
+        self.latency_last = -1
+        self.newest_acked_timestamp = -1
+        self.popped_timestamp = -1
 
     def __dealloc__(self):
         free(self.ring)
+        free(self.stamps)
         free(self.due_syncs)
 
-    cdef int push(self, int64_t source_offset) except -1:
-        cdef int64_t new_capacity, i
+    cdef int push(self, int64_t source_offset, int64_t timestamp) except -1:
+        cdef int64_t new_capacity, i, slot
         cdef int64_t *grown
+        cdef int64_t *grown_stamps
         if self.count == self.capacity:
             new_capacity = self.capacity * 2
             grown = <int64_t *> malloc(new_capacity * sizeof(int64_t))
-            if grown == NULL:
+            grown_stamps = <int64_t *> malloc(new_capacity * sizeof(int64_t))
+            if grown == NULL or grown_stamps == NULL:
+                free(grown)
+                free(grown_stamps)
                 raise MemoryError()
             for i in range(self.count):
-                grown[i] = self.ring[(self.head + i) % self.capacity]
+                slot = (self.head + i) % self.capacity
+                grown[i] = self.ring[slot]
+                grown_stamps[i] = self.stamps[slot]
             free(self.ring)
+            free(self.stamps)
             self.ring = grown
+            self.stamps = grown_stamps
             self.head = 0
             self.capacity = new_capacity
-        self.ring[(self.head + self.count) % self.capacity] = source_offset
+        slot = (self.head + self.count) % self.capacity
+        self.ring[slot] = source_offset
+        self.stamps[slot] = timestamp
         self.count += 1
         self.sent_records += 1
         return 0
@@ -176,6 +213,7 @@ cdef class PartitionLedger:
                 f"delivery report for {self.remote_topic}[{self.partition}] with no record in flight"
             )
         source_offset = self.ring[self.head]
+        self.popped_timestamp = self.stamps[self.head]
         self.head = (self.head + 1) % self.capacity
         self.count -= 1
         return source_offset
@@ -187,6 +225,49 @@ cdef class PartitionLedger:
             self.last_acked_source = source_offset
         else:
             self.pending_filtered = source_offset
+
+    cdef void polled(self, int64_t value_bytes, int64_t timestamp, int64_t now_ms) noexcept:
+        """A consumed record, before any filter (MM2 measures in poll(), before its SMTs): byte-count
+        counts its value bytes, record-age-ms takes now - its timestamp (none without one)."""
+        cdef int64_t age
+        self.polled_value_bytes += value_bytes
+        if timestamp < 0:
+            return
+        age = now_ms - timestamp
+        if self.age_count == 0 or age < self.age_min:
+            self.age_min = age
+        if self.age_count == 0 or age > self.age_max:
+            self.age_max = age
+        self.age_count += 1
+        self.age_sum += age
+        self.age_last = age
+
+    cdef void acked_at(self, int64_t now_ms) noexcept:
+        """The record pop() returned was acknowledged and counted: replication-latency-ms takes
+        now - its timestamp, as MM2 does in commitRecord()."""
+        cdef int64_t timestamp = self.popped_timestamp, latency
+        if timestamp < 0:
+            return
+        if timestamp > self.newest_acked_timestamp:
+            self.newest_acked_timestamp = timestamp
+        latency = now_ms - timestamp
+        if self.latency_count == 0 or latency < self.latency_min:
+            self.latency_min = latency
+        if self.latency_count == 0 or latency > self.latency_max:
+            self.latency_max = latency
+        self.latency_count += 1
+        self.latency_sum += latency
+        self.latency_last = latency
+
+    def take_timings(self):
+        """((count, sum, min, max, last) of record age, the same of replication latency), in ms,
+        recorded since the previous call, which starts a new interval; the last values stay (-1
+        before the first)."""
+        timings = ((self.age_count, self.age_sum, self.age_min, self.age_max, self.age_last),
+                   (self.latency_count, self.latency_sum, self.latency_min, self.latency_max, self.latency_last))
+        self.age_count = self.age_sum = self.age_min = self.age_max = 0
+        self.latency_count = self.latency_sum = self.latency_min = self.latency_max = 0
+        return timings
 
     cdef int add_due(self, int64_t upstream, int64_t downstream) except -1:
         cdef int64_t *grown
@@ -426,6 +507,7 @@ cdef class Relay:
         self.offset_lag_max = -1
         self.provenance_cluster = None
         self.cycle_cluster = None
+        self.ack_clock_ms = 0
 
     def attach(self, producer):
         self.producer = producer
@@ -498,7 +580,8 @@ cdef class Relay:
         cdef object err
         cdef str remote
         cdef int partition
-        cdef int64_t ts
+        cdef int64_t ts, source_ts
+        cdef int64_t now_ms = _now_ms()  # one clock reading per batch, as the C loop
         cdef double unknown_since
         for message in messages:
             err = message.error()
@@ -513,6 +596,8 @@ cdef class Relay:
             remote = remote_topics[message.topic()]
             partition = message.partition()
             ledger = ledgers[(remote, partition)]
+            source_ts = message.timestamp()[1]
+            ledger.polled(len(message), source_ts, now_ms)
             if self._filtered(ledger, message):
                 ledger.skip(message.offset())
                 continue
@@ -521,7 +606,7 @@ cdef class Relay:
                 headers = (headers or []) + [(PROVENANCE_HEADER,
                                               ledger.provenance_prefix + message.offset().to_bytes(8, "big"))]
             unknown_since = 0
-            ts = message.timestamp()[1]
+            ts = source_ts
             if ts < 0:
                 ts = 0  # librdkafka: 0 means "now", as MM2 replaces -1 with the producer's clock
             while True:
@@ -548,7 +633,7 @@ cdef class Relay:
                         f"to {remote}: {error.args[0].str()}{_skip_hint(self.flow_name, code, message.topic(), partition, message.offset())}",
                         message.topic() if code in _RECORD_ERRORS else None,
                         partition if code in _RECORD_ERRORS else None) from None
-            ledger.push(message.offset())
+            ledger.push(message.offset(), source_ts)
             self.bytes_sent += len(message) + (len(message.key()) if message.key() is not None else 0)
             sent += 1
         self.records_sent += sent
@@ -558,6 +643,7 @@ cdef class Relay:
         cdef PartitionLedger ledger = self.ledgers.get((message.topic(), message.partition()))
         if ledger is None:
             return  # partition revoked while the record was in flight; its progress is not ours
+        self.ack_clock_ms = _now_ms()
         if err is None:
             self._acked(ledger, ledger.pop(), None, 0, message.offset(), len(message))
         else:  # a failed report has no target offset
@@ -597,6 +683,7 @@ cdef class Relay:
         ledger.record_run(source_offset, target_offset)
         ledger.acked_records += 1
         ledger.acked_value_bytes += value_bytes
+        ledger.acked_at(self.ack_clock_ms)
         self.records_acked += 1
         return 0
 
@@ -619,8 +706,13 @@ cdef class TopicRoute:
     cdef list ledgers
 
     def __dealloc__(self):
+        self.release()
+
+    cdef void release(self) noexcept:
+        """Gives back the remote topic handle; only while its producer lives (NativeRelay._destroy)."""
         if self.remote != NULL:
             rd_kafka_topic_destroy(self.remote)
+            self.remote = NULL
 
 
 cdef class NativeRelay(Relay):
@@ -674,7 +766,14 @@ cdef class NativeRelay(Relay):
         self._destroy()
 
     cdef void _destroy(self) noexcept:
-        self.routes = None  # the remote topic handles go before the producer that made them
+        # the remote topic handles go before the producer that made them: destroying one after it
+        # locks freed memory (a worker then spins at exit, never ending)
+        if self.routes is not None:
+            for route in self.routes.values():
+                (<TopicRoute> route).release()
+        self.routes = None
+        self.routes_by_handle = None
+        self.last_route = None
         if self.log_queue != NULL:
             rd_kafka_queue_destroy(self.log_queue)
             self.log_queue = NULL
@@ -886,12 +985,13 @@ cdef class NativeRelay(Relay):
     cdef int _send_batch(self, ssize_t count) except -1:
         cdef ssize_t i = 0
         cdef int sent = 0
+        cdef int64_t now_ms = _now_ms()  # the batch's poll time: record-age-ms
         try:
             while i < count:
                 if self.failure is not None:
                     break
                 i += 1  # _send_one frees or hands over the record, also when it raises
-                sent += self._send_one(self.batch[i - 1])
+                sent += self._send_one(self.batch[i - 1], now_ms)
         finally:
             while i < count:  # not handed to the producer: ours to free
                 rd_kafka_message_destroy(self.batch[i])
@@ -913,7 +1013,7 @@ cdef class NativeRelay(Relay):
         self.last_route = <TopicRoute> route
         return self.last_route
 
-    cdef int _send_one(self, rd_kafka_message_t *m) except -1:
+    cdef int _send_one(self, rd_kafka_message_t *m, int64_t now_ms) except -1:
         """1 if the producer took the record (freed at its delivery report), 0 if it was freed here."""
         cdef TopicRoute route
         cdef PartitionLedger ledger
@@ -925,7 +1025,7 @@ cdef class NativeRelay(Relay):
         cdef size_t value_count = 6
         cdef char provenance[PROVENANCE_MAX]
         cdef Py_ssize_t prefix_len
-        cdef int64_t timestamp
+        cdef int64_t timestamp, source_timestamp
         cdef double unknown_since = 0
         if m.err:
             err = m.err
@@ -945,6 +1045,8 @@ cdef class NativeRelay(Relay):
         ledger = <PartitionLedger> route.ledgers[m.partition]
         if route.remote == NULL:
             self._open_remote(route, m)
+        source_timestamp = rd_kafka_message_timestamp(m, &timestamp_type)
+        ledger.polled(m.len if m.payload != NULL else 0, source_timestamp, now_ms)
         try:
             if self.cycle_cluster is not None:
                 rd_kafka_message_headers(m, &headers)
@@ -971,7 +1073,7 @@ cdef class NativeRelay(Relay):
             memcpy(provenance, PyBytes_AS_STRING(ledger.provenance_prefix), prefix_len)
             _put_int64(provenance + prefix_len, m.offset)
             rd_kafka_header_add(headers, PyBytes_AS_STRING(_PROVENANCE_NAME), -1, provenance, prefix_len + 8)
-        timestamp = rd_kafka_message_timestamp(m, &timestamp_type)
+        timestamp = source_timestamp
         if timestamp < 0:
             timestamp = 0  # librdkafka: 0 means "now", as MM2 replaces -1 with the producer's clock
         values[0].vtype = RD_KAFKA_VTYPE_RKT
@@ -1025,7 +1127,7 @@ cdef class NativeRelay(Relay):
                 f"to {ledger.remote_topic} on cluster {self.target_cluster}: {reason}"
                 f"{_skip_hint(self.flow_name, code, route.source_topic, ledger.partition, offset)}",
                 route.source_topic if record_error else None, ledger.partition if record_error else None)
-        ledger.push(m.offset)
+        ledger.push(m.offset, source_timestamp)
         self.bytes_sent += m.len + m.key_len
         return 1
 
@@ -1079,6 +1181,7 @@ cdef class NativeRelay(Relay):
             count = rd_kafka_event_message_array(event, acks, ACKS_PER_CALL)
             if count == 0:
                 return 0
+            self.ack_clock_ms = _now_ms()  # one clock reading per batch of reports
             for i in range(count):
                 ack = acks[i]
                 source = <rd_kafka_message_t *> ack._private

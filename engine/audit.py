@@ -21,7 +21,7 @@ from collections import Counter
 
 import msgspec
 import xxhash
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicCollection, TopicPartition
 
 from engine import wire
 from engine.clients import client_config
@@ -30,6 +30,7 @@ from engine.offsets.checkpoints import OffsetMapReader
 from engine.policy import make_policy
 
 READ_TIMEOUT_S = 300.0
+_DENIED = (KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED)
 
 
 class PartitionAudit(msgspec.Struct):
@@ -212,6 +213,15 @@ def audit_flow(config: EngineConfig, flow: FlowConfig, topics: list[str] | None 
     chosen = topics if topics is not None else sorted(
         t for t in metadata if topic_filter.matches(t) and not policy.is_internal_topic(t)
         and not policy.is_cycle(t, flow.target))
+    # a topic the principal may not describe looks absent, without an error: the audit would pass
+    # with nothing verified, or call every copy foreign without the offset map
+    from engine.security.acls import LITERAL, WILDCARD, regex_patterns
+
+    named = [name for name, kind in regex_patterns(flow.topics) if kind == LITERAL and name != WILDCARD]
+    refuse_unreadable(admin, source, [t for t in (topics if topics is not None else named) if t not in metadata])
+    target_admin = AdminClient(client_config(target, f"audit|{flow.name}|target-admin"))
+    refuse_unreadable(target_admin, target, [wire.offset_map_topic(flow.source)]
+                      + [policy.format_remote_topic(flow.source, t) for t in chosen])
     reader = OffsetMapReader(target, flow.source, f"{flow.name}|audit|offset-map-consumer")
     try:
         offset_map = reader.read_to_end()
@@ -235,6 +245,22 @@ def audit_flow(config: EngineConfig, flow: FlowConfig, topics: list[str] | None 
                                            offset_map.partitions.get((topic, partition)), keep,
                                            flow.source if flow.provenance_header_enabled else None))
     return results
+
+
+def refuse_unreadable(admin, cluster: ClusterConfig, topics: list[str]) -> None:
+    """Raises, naming them, when the principal may not describe some of these topics."""
+    if not topics:
+        return
+    denied = []
+    for name, future in admin.describe_topics(TopicCollection(topics), request_timeout=30).items():
+        try:
+            future.result()
+        except KafkaException as error:
+            if error.args[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+                denied.append(name)
+    if denied:
+        raise RuntimeError(f"audit: not authorised to read {', '.join(sorted(denied))} on cluster {cluster.alias}: "
+                           f"the principal needs an ALLOW READ ACL on each (see `mirror-engine acls --for audit`)")
 
 
 def _also_skipping_cycles(keep, target: str):
@@ -313,6 +339,9 @@ def read_record(cluster: ClusterConfig, topic: str, partition: int, offset: int)
         while time.monotonic() < deadline:
             for m in consumer.consume(1, timeout=0.5):
                 if m.error() is not None:
+                    if m.error().code() in _DENIED:  # not "no record": the audit cannot look
+                        raise RuntimeError(f"audit: reading {topic}[{partition}] on cluster {cluster.alias}: "
+                                           f"not authorised: {m.error().str()}")
                     return None  # the end of the partition, or the offset is gone
                 if m.offset() != offset:
                     return None  # compacted away, or a transaction marker

@@ -158,6 +158,16 @@ def _skip(args: argparse.Namespace) -> int:
     return 0
 
 
+def _status(args: argparse.Namespace) -> int:
+    """One screen about a running engine, from its /status endpoint; 1 when it is not ready."""
+    from engine.status import StatusUnavailable, run_status
+
+    try:
+        return run_status(args.url, args.config)
+    except StatusUnavailable as error:
+        raise CliError(str(error)) from None
+
+
 def _demo(args: argparse.Namespace) -> int:
     from engine.demo import run_demo
 
@@ -181,6 +191,9 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="mirror-engine", description="Kafka cluster-to-cluster replication (MM2 compatible)")
     root.add_argument("--version", action="version", version=f"mirror-engine {__version__}")
     root.add_argument("--log-level", default=os.environ.get("MIRROR_ENGINE_LOG_LEVEL", "INFO"))
+    root.add_argument("--log-format", choices=("text", "json"),
+                      default=os.environ.get("MIRROR_ENGINE_LOG_FORMAT") or "text",
+                      help="text, or one JSON object per line (env MIRROR_ENGINE_LOG_FORMAT); workers follow")
     commands = root.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="replicate every enabled flow of an mm2.properties")
@@ -253,6 +266,14 @@ def parser() -> argparse.ArgumentParser:
                       help="the last source offset to leave out; copying continues after it")
     skip.set_defaults(handler=_skip)
 
+    status = commands.add_parser("status", help="one screen about a running engine: flows, lag, throughput, "
+                                                "stopped partitions, workers, heartbeats")
+    status.add_argument("config", nargs="?", default=None,
+                        help="mm2.properties of the running engine: its mirror.engine.metrics.listen is asked")
+    status.add_argument("--url", default=None, help="the engine's endpoint (default: from the config file, else "
+                                                    "http://127.0.0.1:9464)")
+    status.set_defaults(handler=_status)
+
     demo = commands.add_parser("demo", help="two local clusters, sample data, replicate, report")
     demo.add_argument("--records", type=int, default=200_000, help="records per topic")
     demo.set_defaults(handler=_demo)
@@ -276,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     from engine.worker.progress import ProgressError
 
     args = parser().parse_args(argv)
+    os.environ["MIRROR_ENGINE_LOG_FORMAT"] = args.log_format  # read by setup_logging, here and in the workers
     setup_logging(args.log_level)
     os.environ["MIRROR_ENGINE_LOG_LEVEL"] = args.log_level
     try:

@@ -52,6 +52,7 @@ BANDWIDTH_KEY = "mirror.engine.bandwidth.limit.bytes.per.second"
 WORKER_TIMEOUT_KEY = "mirror.engine.worker.timeout.ms"
 AUDIT_INTERVAL_KEY = "mirror.engine.audit.interval.seconds"
 SECRETS_RELOAD_KEY = "mirror.engine.secrets.reload.interval.seconds"
+HEARTBEAT_ALERT_KEY = "mirror.engine.heartbeat.alert.seconds"
 COMPRESSION_TYPES = ("none", "gzip", "snappy", "lz4", "zstd")
 LOOPS = ("c", "python")
 DEFAULT_LOOP = "c"
@@ -157,6 +158,8 @@ class EngineConfig(msgspec.Struct, frozen=True):
     secrets_reload_interval_s: float = 60.0
     # what loading said of the file: keys noted, dropped or not used
     remarks: list[str] = []
+    # a flow whose newest copied heartbeat is older than this is stale (an alert; 0: off)
+    heartbeat_alert_s: float = 60.0
 
     def cluster(self, alias: str) -> ClusterConfig:
         return self.clusters[alias]
@@ -285,9 +288,21 @@ def _from_properties(props: "_ReadKeys") -> EngineConfig:
         raise ConfigError(LOOP_KEY, f"{loop!r}: expected one of {', '.join(LOOPS)}")
     reload_interval = _int(SECRETS_RELOAD_KEY, props[SECRETS_RELOAD_KEY], minimum=0) \
         if SECRETS_RELOAD_KEY in props else 60
+    heartbeat_alert = _non_negative_seconds(HEARTBEAT_ALERT_KEY, props[HEARTBEAT_ALERT_KEY]) \
+        if HEARTBEAT_ALERT_KEY in props else 60.0
     return EngineConfig(clusters=clusters, flows=flows, raw=dict(props),
                         heartbeats=_heartbeats(props, aliases, clusters), metrics_listen=metrics_listen,
-                        loop=loop, secrets_reload_interval_s=float(reload_interval))
+                        loop=loop, secrets_reload_interval_s=float(reload_interval), heartbeat_alert_s=heartbeat_alert)
+
+
+def _non_negative_seconds(key: str, value: str) -> float:
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        raise ConfigError(key, f"expected a number of seconds, got {value!r}") from None
+    if not 0 <= seconds < float("inf"):
+        raise ConfigError(key, f"must be 0 (off) or more seconds, got {value!r}")
+    return seconds
 
 
 def for_targets(config: EngineConfig, targets: list[str]) -> EngineConfig:

@@ -58,6 +58,18 @@ class Stop(msgspec.Struct, tag="stop", frozen=True):
     """Flush, store progress, exit 0."""
 
 
+class Timings(msgspec.Struct, frozen=True, array_like=True):
+    """Millisecond values a worker recorded in one report interval, aggregated in the fast path:
+    their count, sum, min, max and the last of them (meaningful only when count > 0; a record
+    timestamp ahead of the clock gives a negative value, which MM2 records as it is too)."""
+
+    count: int = 0
+    sum_ms: int = 0
+    min_ms: int = 0
+    max_ms: int = 0
+    last_ms: int = -1
+
+
 class PartitionProgress(msgspec.Struct, frozen=True):
     topic: str
     partition: int
@@ -68,6 +80,12 @@ class PartitionProgress(msgspec.Struct, frozen=True):
     filtered_delta: int  # records a record filter dropped since the previous report
     in_flight: int
     source_end_offset: int  # the source's high watermark as last fetched, -1 if unknown
+    # MM2's source metrics (MM2-REFERENCE §8): value bytes polled (byte-count), now - record
+    # timestamp at poll (record-age-ms) and at the target's ack (replication-latency-ms)
+    polled_value_bytes_delta: int = 0
+    record_age: Timings = Timings()
+    replication_latency: Timings = Timings()
+    newest_acked_timestamp_ms: int = -1  # the newest record timestamp the target acknowledged
 
 
 class Report(msgspec.Struct, tag="report", frozen=True):

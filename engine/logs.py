@@ -2,15 +2,27 @@
 
 Every line, tracebacks included, passes the process's redactor: a secret of the configuration
 (engine/security/secrets.py) is printed as [hidden], whichever library or error message held it.
+
+Two formats, chosen by `--log-format` or the environment variable MIRROR_ENGINE_LOG_FORMAT
+(the workers inherit it from the coordinator):
+  text  `2026-01-01 12:00:00,123 INFO coordinator[4242] engine.coordinator: message` (default)
+  json  one JSON object per line: {"ts": "2026-01-01T12:00:00.123Z", "level": "INFO",
+        "process": "coordinator" or "worker", "pid": 4242, "logger": "engine.coordinator",
+        "message": "...", "exception": "Traceback ..." when there is one}
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
+from datetime import datetime, timezone
 
 from engine.security.secrets import redact
+
+LOG_FORMAT_ENV = "MIRROR_ENGINE_LOG_FORMAT"
+LOG_FORMATS = ("text", "json")
 
 
 class RedactingFormatter(logging.Formatter):
@@ -18,18 +30,62 @@ class RedactingFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
-def setup_logging(level: str = "INFO", prefix: str = "coordinator") -> None:
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line. Each text is redacted before it is encoded — JSON escapes a quote
+    or a backslash, and an escaped secret no longer matches the redactor — and the line again."""
+
+    def __init__(self, process: str):
+        super().__init__()
+        self.process = process
+
+    def format(self, record: logging.LogRecord) -> str:
+        document = {
+            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+            "level": record.levelname,
+            "process": self.process,
+            "pid": record.process if record.process is not None else os.getpid(),
+            "logger": record.name,
+            "message": redact(record.getMessage()),
+        }
+        if record.exc_info:
+            document["exception"] = redact(self.formatException(record.exc_info))
+        elif record.exc_text:
+            document["exception"] = redact(record.exc_text)
+        if record.stack_info:
+            document["stack"] = redact(self.formatStack(record.stack_info))
+        return redact(json.dumps(document, ensure_ascii=False))
+
+
+def log_format(requested: str | None = None) -> str:
+    chosen = (requested or os.environ.get(LOG_FORMAT_ENV) or "text").strip().lower()
+    if chosen not in LOG_FORMATS:
+        raise ValueError(f"{LOG_FORMAT_ENV}: expected one of {', '.join(LOG_FORMATS)}, got {chosen!r}")
+    return chosen
+
+
+def setup_logging(level: str = "INFO", prefix: str = "coordinator", format: str | None = None) -> None:  # noqa: A002
+    """Logs to stderr in the chosen format (default: MIRROR_ENGINE_LOG_FORMAT, else text)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(RedactingFormatter(
-        f"%(asctime)s %(levelname)s {prefix}[{os.getpid()}] %(name)s: %(message)s"
-    ))
+    if log_format(format) == "json":
+        handler.setFormatter(JsonFormatter(prefix))
+        sys.excepthook = _json_excepthook
+    else:
+        handler.setFormatter(RedactingFormatter(
+            f"%(asctime)s %(levelname)s {prefix}[{os.getpid()}] %(name)s: %(message)s"
+        ))
+        sys.excepthook = _redacting_excepthook
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    sys.excepthook = _redacting_excepthook
 
 
 def _redacting_excepthook(kind, error, trace) -> None:
     import traceback
 
     sys.stderr.write(redact("".join(traceback.format_exception(kind, error, trace))))
+
+
+def _json_excepthook(kind, error, trace) -> None:
+    """An uncaught exception is one more JSON line, not a bare traceback among them."""
+    logging.getLogger("engine").critical("uncaught %s: %s", kind.__name__, error, exc_info=(kind, error, trace))

@@ -1,18 +1,38 @@
-"""Prometheus endpoint of the coordinator: the workers' reports, aggregated per partition.
+"""The coordinator's HTTP endpoint: /metrics (Prometheus), /health, /ready and /status.
 
-Served on 127.0.0.1 unless `mirror.engine.metrics.listen` says otherwise. MM2-named metrics
-(record-count, replication-latency-ms, ...) come with the drop-in work; these are the engine's own.
+Served on 127.0.0.1 unless `mirror.engine.metrics.listen` says otherwise, by a small threaded
+http.server. Every answer is computed on the coordinator's event loop (the HTTP thread hands the
+work over and waits up to LOOP_ANSWER_S), so it sees one consistent state, and /health is
+exactly "the coordinator's loop answers".
+
+Metrics, per partition from the workers' reports:
+- MM2's, named as the Prometheus JMX exporter's usual MM2 rules name them (lower case, `-` as
+  `_`, type GAUGE as those rules declare): kafka_connect_mirror_mirrorsourceconnector_<metric>
+  {source, target, topic (the remote topic), partition} and
+  kafka_connect_mirror_mirrorcheckpointconnector_checkpoint_latency_ms* {source, target, group,
+  topic, partition}; windowed as MM2's (engine/windows.py), NaN when the window is empty;
+- the engine's own: mirror_engine_*.
+What each readiness condition and the heartbeat alert mean: engine/health.py.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import json
 import logging
-from typing import TYPE_CHECKING, Iterable
+import math
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+from urllib.parse import urlsplit
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from engine.config import METRICS_LISTEN_KEY, ConfigError, parse_listen
+from engine import health
+from engine.config import HEARTBEAT_ALERT_KEY, METRICS_LISTEN_KEY, ConfigError, parse_listen
 from engine.security.secrets import redact
 
 if TYPE_CHECKING:
@@ -21,13 +41,34 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PARTITION_LABELS = ["flow", "topic", "partition"]
+MM2_SOURCE_LABELS = ["source", "target", "topic", "partition"]
+MM2_CHECKPOINT_LABELS = ["source", "target", "group", "topic", "partition"]
+MM2_SOURCE = "kafka_connect_mirror_mirrorsourceconnector_"
+MM2_CHECKPOINT = "kafka_connect_mirror_mirrorcheckpointconnector_"
+LOOP_ANSWER_S = 5.0
+
+
+class LoopSilent(Exception):
+    """The coordinator's event loop did not run the request in time (or is gone)."""
 
 
 class EngineCollector:
-    def __init__(self, coordinator: "Coordinator"):
+    def __init__(self, coordinator: "Coordinator", loop: asyncio.AbstractEventLoop | None = None):
         self.coordinator = coordinator
+        self.loop = loop  # None: collect on the calling thread (tests)
 
     def collect(self) -> Iterable[Metric]:
+        families = on_loop(self.loop, self.families) if self.loop is not None else self.families()
+        yield from families
+
+    def families(self) -> list[Metric]:
+        families = self._engine_families() + self._mm2_families() + self._health_families()
+        for family in families:
+            # a label such as a stop reason quotes an error text, which must not carry a secret
+            family.samples = [s._replace(labels={k: redact(v) for k, v in s.labels.items()}) for s in family.samples]
+        return families
+
+    def _engine_families(self) -> list[Metric]:
         records = CounterMetricFamily("mirror_engine_records", "Records the target acknowledged",
                                       labels=PARTITION_LABELS)
         value_bytes = CounterMetricFamily("mirror_engine_value_bytes", "Value bytes the target acknowledged",
@@ -57,12 +98,18 @@ class EngineCollector:
                                      labels=PARTITION_LABELS)
         mismatches = CounterMetricFamily("mirror_engine_audit_mismatches", "Audit samples that differed",
                                          labels=["flow"])
+        passes = CounterMetricFamily("mirror_engine_audit_passes", "Passes of the sampling audit", labels=["flow"])
+        last_pass = GaugeMetricFamily("mirror_engine_audit_last_pass_timestamp_seconds",
+                                      "When the sampling audit last finished a pass (Unix time)", labels=["flow"])
         for flow in self.coordinator.flows:
             name = flow.flow.name
             if flow.auditor is not None:
                 for (topic, partition), offset in sorted(flow.auditor.verified.items()):
                     verified.add_metric([name, topic, str(partition)], offset)
                 mismatches.add_metric([name], flow.auditor.mismatches)
+                passes.add_metric([name], flow.audit_passes)
+                if flow.audit_last_pass_at is not None:
+                    last_pass.add_metric([name], flow.audit_last_pass_at)
             for (topic, partition), state in sorted(flow.partition_state.items()):
                 labels = [name, topic, str(partition)]
                 records.add_metric(labels, state.records)
@@ -84,11 +131,173 @@ class EngineCollector:
                                          labels=["target"])
         for emitter in self.coordinator.heartbeat_emitters:
             heartbeats.add_metric([emitter.target.alias], emitter.sent)
-        for family in (records, value_bytes, filtered, replicated, stored, lag, in_flight, rate, workers, restarts,
-                       stopped, stopped_partitions, verified, mismatches, heartbeats):
-            # a label such as a stop reason quotes an error text, which must not carry a secret
-            family.samples = [s._replace(labels={k: redact(v) for k, v in s.labels.items()}) for s in family.samples]
-            yield family
+        return [records, value_bytes, filtered, replicated, stored, lag, in_flight, rate, workers, restarts,
+                stopped, stopped_partitions, verified, mismatches, passes, last_pass, heartbeats]
+
+    def _mm2_families(self) -> list[Metric]:
+        now_ms = time.monotonic() * 1000
+
+        def gauge(prefix: str, name: str, text: str, labels: list[str]) -> GaugeMetricFamily:
+            return GaugeMetricFamily(prefix + name, text, labels=labels)
+
+        source = {
+            "record_count": "Records the target acknowledged (MM2 record-count)",
+            "record_rate": "Records the target acknowledged per second (MM2 record-rate)",
+            "byte_count": "Value bytes of the records polled (MM2 byte-count)",
+            "byte_rate": "Value bytes polled per second (MM2 byte-rate)",
+        }
+        for stat, what in (("record_age_ms", "now - record timestamp at poll"),
+                           ("replication_latency_ms", "now - record timestamp at the target's ack")):
+            source[stat] = f"{what}, last value (MM2 {stat.replace('_', '-')})"
+            for suffix in ("min", "max", "avg"):
+                source[f"{stat}_{suffix}"] = f"{what}, {suffix} over the window (MM2 {stat.replace('_', '-')}-{suffix})"
+        families = {name: gauge(MM2_SOURCE, name, text, MM2_SOURCE_LABELS) for name, text in source.items()}
+        checkpoint = {"checkpoint_latency_ms": "now - when the group's offsets were read, at the checkpoint's ack, "
+                                               "last value (MM2 checkpoint-latency-ms)"}
+        for suffix in ("min", "max", "avg"):
+            checkpoint[f"checkpoint_latency_ms_{suffix}"] = f"checkpoint latency, {suffix} over the window"
+        checkpoint_families = {name: gauge(MM2_CHECKPOINT, name, text, MM2_CHECKPOINT_LABELS)
+                               for name, text in checkpoint.items()}
+        for flow in self.coordinator.flows:
+            for (topic, partition), state in sorted(flow.partition_state.items()):
+                labels = [flow.flow.source, flow.flow.target, flow.policy.format_remote_topic(flow.flow.source, topic),
+                          str(partition)]
+                mm2 = state.mm2
+                values = {"record_count": mm2.record_count, "record_rate": mm2.records.rate(now_ms),
+                          "byte_count": mm2.byte_count, "byte_rate": mm2.value_bytes.rate(now_ms)}
+                for stat, sensor in (("record_age_ms", mm2.record_age),
+                                     ("replication_latency_ms", mm2.replication_latency)):
+                    values[stat] = sensor.last
+                    values[f"{stat}_min"] = sensor.window.min(now_ms)
+                    values[f"{stat}_max"] = sensor.window.max(now_ms)
+                    values[f"{stat}_avg"] = sensor.window.avg(now_ms)
+                for name, value in values.items():
+                    families[name].add_metric(labels, value)
+            if flow.checkpoints is not None:
+                for (group, topic, partition), last, low, high, avg in flow.checkpoints.latency.measure(now_ms):
+                    labels = [flow.flow.source, flow.flow.target, group, topic, str(partition)]
+                    for name, value in (("checkpoint_latency_ms", last), ("checkpoint_latency_ms_min", low),
+                                        ("checkpoint_latency_ms_max", high), ("checkpoint_latency_ms_avg", avg)):
+                        checkpoint_families[name].add_metric(labels, value)
+        return list(families.values()) + list(checkpoint_families.values())
+
+    def _health_families(self) -> list[Metric]:
+        now, now_wall_ms = time.monotonic(), time.time() * 1000
+        alert_s = self.coordinator.heartbeat_alert_s
+        ready = GaugeMetricFamily("mirror_engine_ready", "1 when every assigned partition is consumed and produced "
+                                                         "(what /ready answers)")
+        ready.add_metric([], 0 if health.not_ready(self.coordinator, now) else 1)
+        worker_up = GaugeMetricFamily("mirror_engine_worker_up", "1 while the worker process runs and reports",
+                                      labels=["flow", "worker"])
+        report_age = GaugeMetricFamily("mirror_engine_worker_last_report_age_seconds",
+                                       "Seconds since the worker's latest report", labels=["flow", "worker"])
+        age = GaugeMetricFamily("mirror_engine_heartbeat_age_seconds",
+                                "Now minus the timestamp of the newest heartbeat the flow copied", labels=["flow"])
+        stale = GaugeMetricFamily("mirror_engine_heartbeat_stale",
+                                  f"1 when the heartbeat age passed {HEARTBEAT_ALERT_KEY}", labels=["flow"])
+        threshold = GaugeMetricFamily("mirror_engine_heartbeat_alert_seconds",
+                                      f"{HEARTBEAT_ALERT_KEY} (0: the alert is off)")
+        threshold.add_metric([], alert_s)
+        for flow in self.coordinator.flows:
+            for worker in flow.workers:
+                labels = [flow.flow.name, str(worker.assignment.worker_index)]
+                heard = worker.last_report_at
+                up = worker.alive and heard is not None and now - heard <= health.READY_REPORT_AGE_S
+                worker_up.add_metric(labels, 1 if up else 0)
+                if heard is not None:
+                    report_age.add_metric(labels, now - heard)
+            seconds = health.heartbeat_age_s(flow, now_wall_ms)
+            if seconds is not None:
+                age.add_metric([flow.flow.name], seconds)
+                stale.add_metric([flow.flow.name], 1 if health.is_stale(seconds, alert_s) else 0)
+        return [ready, worker_up, report_age, age, stale, threshold]
+
+
+def on_loop(loop: asyncio.AbstractEventLoop, job: Callable[[], Any], timeout_s: float | None = None) -> Any:
+    """Runs job on the event loop's thread and returns its result; LoopSilent when it does not."""
+    timeout_s = LOOP_ANSWER_S if timeout_s is None else timeout_s
+    try:
+        if asyncio.get_running_loop() is loop:
+            return job()  # already on it: waiting for it would block it
+    except RuntimeError:
+        pass  # no loop runs on this thread: the HTTP server's
+    result: concurrent.futures.Future = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            result.set_result(job())
+        except BaseException as error:  # handed to the waiting thread
+            result.set_exception(error)
+
+    try:
+        loop.call_soon_threadsafe(run)
+        return result.result(timeout_s)
+    except (RuntimeError, concurrent.futures.TimeoutError) as error:  # a closed loop, or a busy one
+        raise LoopSilent(f"the coordinator's event loop did not answer within {timeout_s:.0f}s") from error
+
+
+def _redacted(value: Any) -> Any:
+    """A JSON document with every text redacted and NaN as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact(str(k)): _redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value
+
+
+class EndpointServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], coordinator: "Coordinator", loop: asyncio.AbstractEventLoop):
+        super().__init__(address, _Handler)
+        self.coordinator = coordinator
+        self.loop = loop
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(EngineCollector(coordinator, loop))
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        self.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: EndpointServer
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        path = urlsplit(self.path).path.rstrip("/") or "/"
+        try:
+            if path == "/metrics":
+                self._send(200, CONTENT_TYPE_LATEST, generate_latest(self.server.registry))
+            elif path == "/health":
+                on_loop(self.server.loop, lambda: True)
+                self._json(200, {"alive": True})
+            elif path == "/ready":
+                reasons = on_loop(self.server.loop, lambda: health.not_ready(self.server.coordinator))
+                self._json(503 if reasons else 200, {"ready": not reasons, "not_ready": reasons})
+            elif path == "/status":
+                self._json(200, on_loop(self.server.loop, lambda: health.status(self.server.coordinator)))
+            else:
+                self._json(404, {"error": f"no such endpoint {path}; try /metrics, /health, /ready or /status"})
+        except LoopSilent as error:
+            self._json(503, {"alive": False, "ready": False, "error": str(error)})
+
+    def _json(self, code: int, document: dict[str, Any]) -> None:
+        body = json.dumps(_redacted(document), ensure_ascii=False).encode()
+        self._send(code, "application/json", body)
+
+    def _send(self, code: int, content_type: str, body: bytes) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (http.server's name)
+        pass  # a scrape every few seconds is no log line
 
 
 def _is_loopback(host: str) -> bool:
@@ -102,16 +311,16 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def serve(coordinator: "Coordinator", listen: str):
-    """Starts the endpoint; returns the HTTP server (its port may have been chosen by the OS)."""
+def serve(coordinator: "Coordinator", listen: str) -> EndpointServer:
+    """Starts the endpoint from the coordinator's loop; returns the server (its port may have been
+    chosen by the OS). shutdown() stops it."""
     host, port = parse_listen(METRICS_LISTEN_KEY, listen)
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(EngineCollector(coordinator))
     try:
-        server, _thread = start_http_server(port, addr=host, registry=registry)
+        server = EndpointServer((host, port), coordinator, asyncio.get_running_loop())
     except OSError as error:
         raise ConfigError(METRICS_LISTEN_KEY, f"cannot listen on {listen}: {error.strerror}") from None
-    log.info("metrics on http://%s:%d/metrics", host, server.server_port)
+    threading.Thread(target=server.serve_forever, daemon=True, name="metrics-endpoint").start()
+    log.info("metrics on http://%s:%d/metrics (also /health, /ready, /status)", host, server.server_port)
     if not _is_loopback(host):
         log.warning("%s = %s: the metrics endpoint is reachable from other hosts; it has no authentication",
                     METRICS_LISTEN_KEY, listen)

@@ -7,12 +7,12 @@ import logging
 import os
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import msgspec
 
-from confluent_kafka import KafkaException, Producer, TopicCollection, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Producer, TopicCollection, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from engine import ipc, wire
@@ -44,6 +44,7 @@ from engine.coordinator.topics import (
 from engine.coordinator.topology import check_identity_cycles, check_same_cluster_aliases
 from engine.heartbeat import HeartbeatEmitter
 from engine.policy import HEARTBEATS_TOPIC, make_policy
+from engine.windows import SourceMetrics
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,9 @@ class PartitionState:
     source_end_offset: int = -1
     bytes_per_s: float = 0.0
     filtered: int = 0
+    mm2: SourceMetrics = field(default_factory=SourceMetrics)  # MM2's metrics of the partition
+    newest_acked_timestamp_ms: int = -1  # of the records the target acknowledged
+    waiting_since: float | None = None  # monotonic: records in flight, none acknowledged since
 
 
 def assign_balanced(partitions: list[ipc.PartitionTask], workers: int,
@@ -154,6 +158,10 @@ class FlowRunner:
         self.acl_sync = AclSync(self.source_admin, self.target_admin, flow.source, flow.target)
         self.config_sync_failures = 0
         self.checkpoints: CheckpointEmitter | None = None
+        self.hidden_topics: set[str] = set()  # named in `topics`, refused to the principal (logged once)
+        self.started_at_ms = time.time() * 1000
+        self.audit_passes = 0
+        self.audit_last_pass_at: float | None = None  # wall clock, seconds
         # a refresh and a reload both change workers: one at a time
         self.workers_lock = asyncio.Lock()
 
@@ -244,6 +252,7 @@ class FlowRunner:
         refresh, only that topic: it is reported and retried on the next refresh.
         """
         source_topics = await topic_partition_counts(self.source_admin, self.source.alias, self.source.bootstrap_servers)
+        await self._report_hidden_topics(source_topics)
         if target_topics is None:
             target_topics = await topic_partition_counts(self.target_admin, self.target.alias, self.target.bootstrap_servers)
         wanted = replicated_topics(self.flow, self.policy, source_topics)
@@ -281,6 +290,28 @@ class FlowRunner:
         await self._read_record_size_limit(sorted({t.remote_topic for t in tasks}))
         await self._notice_recreated_topics(tasks)
         return tasks
+
+    async def _report_hidden_topics(self, source_topics: dict[str, int]) -> None:
+        """A topic the principal may not describe is left out of the source's topic list without a
+        word; a name `topics` gives literally that is not listed is asked for, and a refusal logged."""
+        from engine.security.acls import LITERAL, WILDCARD, regex_patterns
+
+        self.hidden_topics -= source_topics.keys()  # visible again: reported again if refused again
+        names = sorted(name for name, pattern_type in regex_patterns(self.flow.topics)
+                       if pattern_type == LITERAL and name != WILDCARD and name not in source_topics
+                       and name not in self.hidden_topics)
+        if not names:
+            return
+        futures = self.source_admin.describe_topics(TopicCollection(names), request_timeout=30)
+        for name, future in futures.items():
+            try:
+                await asyncio.wrap_future(future)
+            except KafkaException as error:
+                if error.args[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+                    self.hidden_topics.add(name)
+                    log.error("%s: source topic %s on cluster %s is not replicated: not authorised: the engine's "
+                              "principal needs an ALLOW READ ACL on topic %s (%s); see `mirror-engine acls`",
+                              self.flow.name, name, self.source.alias, name, error.args[0].str())
 
     async def _notice_recreated_topics(self, tasks: list[ipc.PartitionTask]) -> None:
         """A source topic with a new topic id was deleted and created again: its stored progress and
@@ -423,8 +454,15 @@ class FlowRunner:
             if message.topic is not None and message.partition is not None:
                 self._stop_partition(message.worker_index, message.topic, message.partition, message.error)
             return
+        now = time.monotonic()
         for progress in message.partitions:
             state = self.partition_state.setdefault((progress.topic, progress.partition), PartitionState())
+            state.mm2.record(now * 1000, progress)
+            state.newest_acked_timestamp_ms = max(state.newest_acked_timestamp_ms, progress.newest_acked_timestamp_ms)
+            if progress.records_delta or not progress.in_flight:
+                state.waiting_since = None
+            elif state.waiting_since is None:
+                state.waiting_since = now
             state.records += progress.records_delta
             state.value_bytes += progress.value_bytes_delta
             state.filtered += progress.filtered_delta
@@ -561,6 +599,8 @@ class FlowRunner:
             partitions = [(t.topic, t.partition, t.remote_topic) for t in self._running_partitions()]
             try:
                 await asyncio.to_thread(self.auditor.sample, partitions)
+                self.audit_passes += 1
+                self.audit_last_pass_at = time.time()
             except Exception as error:  # an audit failure must not stop running replication
                 log.error("%s: audit sample failed: %s", self.flow.name, error)
 
@@ -605,6 +645,9 @@ class Coordinator:
         self.metrics_listen = config.metrics_listen if metrics_listen is None else metrics_listen
         self.metrics_server = None
         self.stopping = asyncio.Event()
+        self.heartbeat_alert_s = config.heartbeat_alert_s
+        self.started_at = time.monotonic()
+        self.running = False  # every flow started, not stopping: what /ready asks first
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -630,9 +673,11 @@ class Coordinator:
             background.append(asyncio.create_task(self._log_progress()))
             if self.load_config is not None:
                 background.append(asyncio.create_task(self._reload_forever()))
+            self.running = True
             await self.stopping.wait()
             log.info("stopping: flushing workers and storing progress")
         finally:
+            self.running = False
             for task in background:
                 task.cancel()
             codes = [code for flow in self.flows for code in await flow.stop()]

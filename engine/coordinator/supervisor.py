@@ -42,10 +42,17 @@ class WorkerProcess:
         self._watch: asyncio.Task | None = None
         self._watchdog: asyncio.Task | None = None
         self._last_heard = time.monotonic()
+        # the current process's latest report and when it came (None: none since its start)
+        self.last_report: ipc.Report | None = None
+        self.last_report_at: float | None = None
 
     @property
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.returncode is None
 
     async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
@@ -53,6 +60,7 @@ class WorkerProcess:
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         )
         self._last_heard = time.monotonic()
+        self.last_report = self.last_report_at = None
         await self._send(self.assignment)
         self._watch = asyncio.create_task(self._read_until_exit(self.process),
                                           name=f"worker-{self.assignment.worker_index}")
@@ -111,10 +119,14 @@ class WorkerProcess:
                 continue  # a replaced process: nothing it says counts any more
             self._last_heard = time.monotonic()
             try:
-                self.on_message(ipc.from_worker_decoder.decode(line))
+                message = ipc.from_worker_decoder.decode(line)
             except msgspec.DecodeError:
                 log.warning("worker %d wrote a line that is not a message: %r",
                             self.assignment.worker_index, line[:200])
+                continue
+            if isinstance(message, ipc.Report):
+                self.last_report, self.last_report_at = message, self._last_heard
+            self.on_message(message)
         code = await process.wait()
         if self._stopping or process is not self.process:
             return

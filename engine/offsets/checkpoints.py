@@ -18,15 +18,16 @@ import re
 import time
 from typing import Callable
 
-from confluent_kafka import KafkaException, Producer, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka import ConsumerGroupTopicPartitions
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from engine import wire
-from engine.clients import client_config, track
+from engine.clients import DeliveryTally, client_config, track
 from engine.config import ClusterConfig
 from engine.offsets.follow import TopicFollower
 from engine.offsets.translation import OffsetMap
+from engine.windows import CheckpointLatencies
 
 log = logging.getLogger(__name__)
 
@@ -126,11 +127,16 @@ class CheckpointEmitter:
         self.clock_ms = clock_ms
         self.emitted: dict[tuple[str, str, int], wire.Checkpoint] = {}
         self.written = 0
+        self.denied_groups: set[str] = set()  # target groups sync.group.offsets may not touch (logged once)
+        # a refused write (no WRITE on the topic, say) is logged, never taken for written silently
+        self.refused = DeliveryTally(f"checkpoint or offset-map write on cluster {target.alias}")
+        self.latency = CheckpointLatencies()  # MM2's checkpoint-latency-ms
         role = f"{flow_name}|MirrorCheckpointConnector"
         self.translator = translator
         self.target_admin = track(target.alias, AdminClient(client_config(target, f"{role}|checkpoint-target-admin")))
         self.producer = track(target.alias, Producer(client_config(target, f"{role}|checkpoints-target-producer", **{
-            "acks": "all", "enable.idempotence": True, "linger.ms": 5})))
+            "acks": "all", "enable.idempotence": True, "linger.ms": 5,
+            "on_delivery": self.refused})))
 
     def _selected(self, group: str) -> bool:
         if self.groups is None or not self.groups.fullmatch(group):
@@ -168,7 +174,7 @@ class CheckpointEmitter:
                                                  or checkpoint.downstream_offset > previous.downstream_offset):
                     continue
                 self.producer.produce(self.checkpoints_topic, key=checkpoint.key(), value=checkpoint.value(),
-                                      partition=0, timestamp=read_at)
+                                      partition=0, timestamp=read_at, on_delivery=self._on_ack(key, read_at))
                 self.emitted[key] = checkpoint
                 written += 1
         if written:
@@ -178,6 +184,17 @@ class CheckpointEmitter:
                             self.target.alias)
         self.written += written
         return written
+
+    def _on_ack(self, key: tuple[str, str, int], read_at: int):
+        """As MM2 in the checkpoint's commitRecord: now - when the group's offsets were read."""
+
+        def delivered(err, _message) -> None:
+            if err is None:
+                self.latency.record(key, time.monotonic() * 1000, self.clock_ms() - read_at)
+            else:
+                self.refused(err, _message)
+
+        return delivered
 
     async def sync_group_offsets(self) -> int:
         """`sync.group.offsets.enabled`: commit the translated offsets to the groups on the target.
@@ -196,7 +213,12 @@ class CheckpointEmitter:
         for group, checkpoints in sorted(by_group.items()):
             try:
                 description = await asyncio.wrap_future(descriptions[group])
-            except KafkaException:
+            except KafkaException as error:
+                if error.args[0].code() == KafkaError.GROUP_AUTHORIZATION_FAILED and group not in self.denied_groups:
+                    self.denied_groups.add(group)
+                    log.warning("%s: group %s on cluster %s is left alone: not authorised: the engine's principal "
+                                "needs an ALLOW READ ACL on the group there for sync.group.offsets (%s)",
+                                self.flow_name, group, self.target.alias, error.args[0].str())
                 continue  # e.g. not authorised to describe it: leave it alone
             if description.members:
                 continue
@@ -208,9 +230,15 @@ class CheckpointEmitter:
             if not moves:
                 continue
             try:
-                await asyncio.wrap_future(self.target_admin.alter_consumer_group_offsets(
+                result = await asyncio.wrap_future(self.target_admin.alter_consumer_group_offsets(
                     [ConsumerGroupTopicPartitions(group, moves)], request_timeout=30)[group])
-                written += len(moves)
+                # the request succeeds while partitions may be refused one by one (no READ on the topic)
+                refused = [tp for tp in result.topic_partitions if tp.error is not None]
+                written += len(moves) - len(refused)
+                if refused:
+                    log.warning("%s: cannot commit offsets of group %s on cluster %s for %s: %s", self.flow_name,
+                                group, self.target.alias, ", ".join(f"{tp.topic}[{tp.partition}]" for tp in refused),
+                                refused[0].error.str())
             except KafkaException as error:  # a member joined meanwhile, or no permission
                 log.warning("%s: cannot commit offsets of group %s on cluster %s: %s", self.flow_name, group,
                             self.target.alias, error.args[0].str())

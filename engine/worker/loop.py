@@ -282,6 +282,7 @@ class Worker:
         partitions = []
         for ledger in self.relay.ledgers.values():
             end = self.relay.high_watermark(ledger.source_topic, ledger.partition)
+            age, latency = ledger.take_timings()
             partitions.append(ipc.PartitionProgress(
                 topic=ledger.source_topic, partition=ledger.partition,
                 last_acked_offset=ledger.last_acked_source,
@@ -291,7 +292,12 @@ class Worker:
                 filtered_delta=ledger.filtered_records - ledger.reported_filtered,
                 in_flight=ledger.in_flight,
                 source_end_offset=end,
+                polled_value_bytes_delta=ledger.polled_value_bytes - ledger.reported_polled_value_bytes,
+                record_age=ipc.Timings(*age),
+                replication_latency=ipc.Timings(*latency),
+                newest_acked_timestamp_ms=ledger.newest_acked_timestamp,
             ))
+            ledger.reported_polled_value_bytes = ledger.polled_value_bytes
             ledger.reported_records = ledger.acked_records
             ledger.reported_value_bytes = ledger.acked_value_bytes
             ledger.reported_filtered = ledger.filtered_records

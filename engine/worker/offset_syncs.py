@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 
 from engine import wire
 from engine.clients import DeliveryTally, client_config
@@ -28,7 +28,11 @@ class OffsetSyncWriter:
     def send(self, syncs: list[tuple[str, int, int, int]]) -> None:
         for topic, partition, upstream, downstream in syncs:
             sync = wire.OffsetSync(topic, partition, upstream, downstream)
-            self.producer.produce(self.topic, key=sync.key(), value=sync.value(), partition=0)
+            try:
+                self.producer.produce(self.topic, key=sync.key(), value=sync.value(), partition=0)
+            except KafkaException as error:
+                # refused at once (e.g. the topic is known to be unauthorised): a failed write too
+                self.tally(error.args[0], None)
         self.producer.poll(0)
 
     def flush(self, timeout_s: float = 10.0) -> None:

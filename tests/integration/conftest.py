@@ -91,11 +91,14 @@ def third_cluster(sandbox_dir):
 
 
 LIMITED_USER, LIMITED_PASSWORD = "limited", "limited-secret"
+# the engine's principal in the least-privilege tests: granted exactly what `mirror-engine acls` lists
+MIRROR_USER, MIRROR_PASSWORD = "mirror", "mirror-secret"
 
 
 def _secured(alias: str, base: Path):
     cluster = KafkaCluster(f"{alias}-{os.getpid()}", nodes=1, base_dir=base, authorizer=True,
-                           sasl=SaslSettings(users={"admin": "admin-secret", LIMITED_USER: LIMITED_PASSWORD}))
+                           sasl=SaslSettings(users={"admin": "admin-secret", LIMITED_USER: LIMITED_PASSWORD,
+                                               MIRROR_USER: MIRROR_PASSWORD}))
     cluster.start()
     try:
         yield ClusterHandle(alias, cluster.bootstrap_servers, cluster)

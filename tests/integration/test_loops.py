@@ -1,7 +1,10 @@
 """The C loop against the Python loop: the same records in, the same copies, progress, offset
-syncs and offset map out; and the opt-in provenance header on both."""
+syncs, offset map and MM2 metrics out; and the opt-in provenance header on both."""
 
 from __future__ import annotations
+
+import time
+import urllib.request
 
 import pytest
 
@@ -17,14 +20,34 @@ from tests.integration.test_replicate_a_to_b import PARTITIONS, by_partition, sa
 FILTER = {"A->B.record.filter.header.absent": "binary"}  # drops every 4th record: gaps in each partition
 
 
-def replicate(loop: str, topic: str, source_cluster, target_cluster, engine, extra=None) -> str:
+def replicate(loop: str, topic: str, source_cluster, target_cluster, engine, extra=None) -> tuple[str, str]:
+    """Runs the loop until the copy is complete and reported; (properties, the last /metrics scrape)."""
     properties = mm2_properties(source_cluster, target_cluster, {
         "A->B.topics": topic, "mirror.engine.loop": loop, "offset.lag.max": "7", **FILTER, **(extra or {})})
     run = engine(properties)
     wait_for(lambda: _copied(target_cluster, f"A.{topic}") >= _kept(), 60,
              f"the copy of {topic} by the {loop} loop", run.log)
+    remote = f'topic="A.{topic}"'
+    metrics = wait_for(lambda: _scrape_when(run, lambda text: sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+        if line.startswith(MM2 + "record_count{") and remote in line) >= _kept()), 60,
+        f"the {loop} loop's record-count", run.log)
     assert run.stop() == 0, run.log()
-    return properties
+    return properties, metrics
+
+
+MM2 = "kafka_connect_mirror_mirrorsourceconnector_"
+
+
+def _scrape_when(run, condition) -> str | None:
+    with urllib.request.urlopen(run.metrics_url(), timeout=10) as response:
+        text = response.read().decode()
+    return text if condition(text) else None
+
+
+def _mm2_metric(text: str, name: str, topic: str, partition: int) -> float:
+    labels = f'{{partition="{partition}",source="A",target="B",topic="A.{topic}"}} '
+    return float(text.split(MM2 + name + labels, 1)[1].split()[0])
 
 
 def _kept() -> int:
@@ -42,7 +65,10 @@ def test_c_and_python_loops_copy_the_same_records_to_the_same_offsets(source_clu
     for loop in ("python", "c"):
         topics[loop] = source_cluster.create_topic(unique_name(f"diff-{loop}"), PARTITIONS)
         produce(source_cluster.bootstrap_servers, topics[loop], records)
-    properties = {loop: replicate(loop, topic, source_cluster, target_cluster, engine) for loop, topic in topics.items()}
+    started_ms = time.time() * 1000
+    runs = {loop: replicate(loop, topic, source_cluster, target_cluster, engine) for loop, topic in topics.items()}
+    properties = {loop: run[0] for loop, run in runs.items()}
+    metrics = {loop: run[1] for loop, run in runs.items()}
 
     expected = by_partition([r for r in records if not any(name == "binary" for name, _ in r.headers)])
     copies = {loop: read_all(target_cluster.bootstrap_servers, f"A.{topic}") for loop, topic in topics.items()}
@@ -65,6 +91,21 @@ def test_c_and_python_loops_copy_the_same_records_to_the_same_offsets(source_clu
                         if s.topic == topic and s.partition == partition] for loop, topic in topics.items()}
         assert len(pairs["c"]) > 200  # a sync at every filtered gap
         assert pairs["c"] == pairs["python"], f"offset syncs of partition {partition}"
+
+    # MM2's metrics, the same from both loops: record-count counts the acknowledged copies (not the
+    # filtered records), byte-count the value bytes of every polled record (the filtered too)
+    for partition in range(PARTITIONS):
+        mine = [r for r in records if r.partition == partition]
+        kept = [r for r in mine if not any(name == "binary" for name, _ in r.headers)]
+        for loop, topic in topics.items():
+            assert _mm2_metric(metrics[loop], "record_count", topic, partition) == len(kept), (loop, partition)
+            assert _mm2_metric(metrics[loop], "byte_count", topic, partition) == sum(len(r.value or b"") for r in mine)
+            # record timestamps are an hour old (BASE_TIMESTAMP_MS): each age and latency lies between
+            # the age of the newest record when the test started and that of the oldest one now
+            low, high = started_ms - max(r.timestamp for r in mine), time.time() * 1000 - min(r.timestamp for r in mine)
+            for stat in ("record_age_ms", "replication_latency_ms"):
+                values = [_mm2_metric(metrics[loop], f"{stat}_{s}", topic, partition) for s in ("min", "avg", "max")]
+                assert low <= values[0] <= values[1] <= values[2] <= high, (loop, stat, values, low, high)
 
     reader = OffsetMapReader(from_properties(parse_properties(properties["c"])).cluster("B"), "A", "test-reader")
     try:

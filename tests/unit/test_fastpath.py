@@ -302,3 +302,40 @@ def test_no_offset_syncs_when_disabled():
     producer.deliver(relay)
     relay.promote_delayed_syncs()
     assert relay.take_offset_syncs() == []
+
+
+def test_mm2_metrics_are_aggregated_per_partition_without_an_object_per_record():
+    from engine._fastpath import RecordFilter, wall_clock_ms
+
+    producer = FakeProducer()
+    relay = make_relay(producer)
+    relay.record_filter = RecordFilter(key_prefixes=[b"keep"])
+    ledger = relay.add_partition("t", "A.t", 0)
+    before = wall_clock_ms()
+    written = [before - 5_000, before - 2_000, before - 9_000]
+    relay.send([FakeMessage("t", 0, 0, key=b"keep", value=b"abc", timestamp=(1, written[0])),
+                FakeMessage("t", 0, 1, key=b"drop", value=b"12345", timestamp=(1, written[1])),
+                FakeMessage("t", 0, 2, key=b"keep", value=None, timestamp=(1, written[2])),
+                FakeMessage("t", 0, 3, key=b"keep", value=b"xy", timestamp=(0, -1))])
+    polled = wall_clock_ms()
+    # byte-count at poll: every polled record's value, filtered ones too (MM2 counts before its SMTs)
+    assert ledger.polled_value_bytes == 3 + 5 + 0 + 2
+    producer.deliver(relay)
+    acked = wall_clock_ms()
+    (age_count, age_sum, age_min, age_max, age_last), latency = ledger.take_timings()
+    # record age of every polled record with a timestamp, at one clock reading for the batch
+    assert age_count == 3
+    assert before - written[1] <= age_min <= polled - written[1]
+    assert before - written[2] <= age_max <= polled - written[2]
+    assert age_last == age_max  # the last polled record with a timestamp is also the oldest
+    assert sum(before - w for w in written) <= age_sum <= sum(polled - w for w in written)
+    # replication latency of the acknowledged records only (not the filtered one, not the one without a timestamp)
+    latency_count, latency_sum, latency_min, latency_max, latency_last = latency
+    assert latency_count == 2 and ledger.acked_records == 3
+    assert before - written[0] <= latency_min <= acked - written[0]
+    assert before - written[2] <= latency_max == latency_last <= acked - written[2]
+    assert latency_sum == latency_min + latency_max
+    assert ledger.newest_acked_timestamp == written[0]
+    # the next interval starts empty; the last values stay
+    assert ledger.take_timings() == ((0, 0, 0, 0, age_last), (0, 0, 0, 0, latency_last))
+
