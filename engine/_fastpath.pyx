@@ -691,6 +691,10 @@ cdef class Relay:
 def _skip_hint(str flow, int code, str topic, int partition, int64_t offset):
     if code not in _RECORD_ERRORS:
         return ""
+    if code == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+        # every record of the partition would be refused alike: skipping one would only lose it
+        return (". The partition stops here and is retried at each topic refresh; the engine's principal needs "
+                "an ALLOW WRITE ACL on the remote topic (see `mirror-engine acls`)")
     return (f". The partition stops here and is retried at each topic refresh; to leave this record out: "
             f"mirror-engine skip <config> --flow {flow} --topic {topic} --partition {partition} --past {offset}")
 

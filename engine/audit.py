@@ -13,6 +13,7 @@ Source records below the source log start are not expected (retention removed th
 
 from __future__ import annotations
 
+import bisect
 import logging
 import struct
 import time
@@ -33,6 +34,10 @@ READ_TIMEOUT_S = 300.0
 _DENIED = (KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED)
 
 
+class AuditRefused(RuntimeError):
+    """The principal may not read what the audit must read; the message names it."""
+
+
 class PartitionAudit(msgspec.Struct):
     topic: str
     partition: int
@@ -40,6 +45,9 @@ class PartitionAudit(msgspec.Struct):
     copied: int = 0  # of those, found on the target unchanged
     filtered: int = 0
     duplicated: int = 0
+    # of `copied`, those another replicator copied (Java MM2 before a switch): found on the target in
+    # source order by content, outside the engine's offset map
+    copied_by_others: int = 0
     missing: list[tuple[int, int]] = []  # source offset ranges, inclusive
     differing: list[tuple[int, int]] = []
     foreign: list[tuple[int, int]] = []  # target offset ranges
@@ -167,11 +175,49 @@ def audit_partition(topic: str, partition: int, source_low: int, source: dict[in
             missing.append(offset)
         elif offset not in differing:
             result.copied += 1
-    result.duplicated = sum(count - 1 for count in coverage.values() if count > 1)
+    foreign = [o for o in sorted(target) if o not in covered_targets]
+    # past the engine's copy: what another replicator may have copied after it (MM2 after a switch back)
+    beyond = [offset for offset, record in source.items() if offset > copied_through and offset >= source_low
+              and keep(_Message(topic, partition, offset, record[0], record[1], record[2]))]
+    still_missing, foreign, matched, again = _copies_by_others(source, target, missing + beyond, foreign)
+    matched_beyond = len(beyond) - sum(1 for o in still_missing if o > copied_through)
+    missing = [o for o in still_missing if o <= copied_through]
+    result.expected += matched_beyond  # past the engine's copy, a record counts once someone copied it
+    result.copied += matched
+    result.copied_by_others = matched
+    result.duplicated = sum(count - 1 for count in coverage.values() if count > 1) + again
     result.missing = ranges(missing)
     result.differing = ranges(list(differing))
-    result.foreign = ranges([o for o in target if o not in covered_targets])
+    result.foreign = ranges(foreign)
     return result
+
+
+def _copies_by_others(source: dict[int, tuple], target: dict[int, tuple], missing: list[int],
+                      foreign: list[int]) -> tuple[list[int], list[int], int, int]:
+    """Pairs source records the offset map does not cover with target records outside it, in order
+    and by content: the copies of another replicator (MM2 copied the start, the engine went on from
+    its stored offsets). A source record that replicator skipped stays missing; one it copied twice
+    (after a restart of its own) is a duplicate; any other target record stays foreign. Returns what
+    stays missing and foreign, the pairs, and the duplicates."""
+    if not missing or not foreign:
+        return missing, foreign, 0, 0
+    wanted = sorted(missing)
+    positions: dict[int, list[int]] = {}  # digest -> indexes into wanted, ascending
+    for index, offset in enumerate(wanted):
+        positions.setdefault(record_digest(*source[offset]), []).append(index)
+    matched: set[int] = set()
+    still_foreign, again, next_index = [], 0, 0
+    for downstream in foreign:
+        candidates = positions.get(record_digest(*target[downstream]), [])
+        ahead = bisect.bisect_left(candidates, next_index)
+        if ahead < len(candidates):
+            matched.add(wanted[candidates[ahead]])
+            next_index = candidates[ahead] + 1
+        elif candidates and wanted[candidates[ahead - 1]] in matched:
+            again += 1
+        else:
+            still_foreign.append(downstream)
+    return [o for o in wanted if o not in matched], still_foreign, len(matched), again
 
 
 def _without_provenance(copy: tuple, expected: wire.Provenance) -> tuple | None:
@@ -259,7 +305,7 @@ def refuse_unreadable(admin, cluster: ClusterConfig, topics: list[str]) -> None:
             if error.args[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
                 denied.append(name)
     if denied:
-        raise RuntimeError(f"audit: not authorised to read {', '.join(sorted(denied))} on cluster {cluster.alias}: "
+        raise AuditRefused(f"audit: not authorised to read {', '.join(sorted(denied))} on cluster {cluster.alias}: "
                            f"the principal needs an ALLOW READ ACL on each (see `mirror-engine acls --for audit`)")
 
 
@@ -280,8 +326,11 @@ def report(results: list[PartitionAudit]) -> str:
         lines.append(f"{r.topic:<40} {r.partition:>9} {r.expected:>9} {r.copied:>9} {r.filtered:>9} "
                      f"{r.duplicated:>6}  {'; '.join(problems) or 'ok'}")
     verdict = "AUDIT OK" if all(r.ok for r in results) else "AUDIT FAILED"
+    by_others = sum(r.copied_by_others for r in results)
     lines.append(f"{verdict}: {sum(r.copied for r in results)} of {sum(r.expected for r in results)} records "
-                 f"verified in {len(results)} partitions, {sum(r.duplicated for r in results)} duplicates")
+                 f"verified in {len(results)} partitions, {sum(r.duplicated for r in results)} duplicates"
+                 + (f"; {by_others} of them copied by another replicator (outside the engine's offset map)"
+                    if by_others else ""))
     return "\n".join(lines)
 
 
@@ -340,7 +389,7 @@ def read_record(cluster: ClusterConfig, topic: str, partition: int, offset: int)
             for m in consumer.consume(1, timeout=0.5):
                 if m.error() is not None:
                     if m.error().code() in _DENIED:  # not "no record": the audit cannot look
-                        raise RuntimeError(f"audit: reading {topic}[{partition}] on cluster {cluster.alias}: "
+                        raise AuditRefused(f"audit: reading {topic}[{partition}] on cluster {cluster.alias}: "
                                            f"not authorised: {m.error().str()}")
                     return None  # the end of the partition, or the offset is gone
                 if m.offset() != offset:

@@ -287,7 +287,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from engine.audit import AuditRefused
     from engine.config import ConfigError
+    from engine.coordinator.config_sync import ConfigSyncError
     from engine.coordinator.topics import ClusterUnreachable, TopicCreationError
     from engine.coordinator.topology import TopologyError
     from engine.offsets.failover import FailoverError
@@ -303,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except (CliError, ConfigError, SandboxError, TopicCreationError, ClusterUnreachable, TopologyError,
-            FailoverError, ProgressError) as error:
+            FailoverError, ProgressError, ConfigSyncError, AuditRefused) as error:
         print(redact(f"mirror-engine: error: {error}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:

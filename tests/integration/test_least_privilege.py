@@ -110,7 +110,8 @@ def flow_properties(source, target, token: str, topic: str, group: str) -> tuple
     }
     for alias in (src, tgt):
         props.update({f"{alias}.security.protocol": "SASL_PLAINTEXT", f"{alias}.sasl.mechanism": "SCRAM-SHA-256",
-                      f"{alias}.sasl.username": MIRROR_USER, f"{alias}.sasl.password": MIRROR_PASSWORD})
+                      f"{alias}.sasl.jaas.config": "org.apache.kafka.common.security.scram.ScramLoginModule "
+                                                   f'required username="{MIRROR_USER}" password="{MIRROR_PASSWORD}";'})
     return src, tgt, props
 
 

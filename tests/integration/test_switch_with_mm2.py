@@ -335,6 +335,19 @@ def test_engine_continues_from_java_mm2_s_stored_offsets(switch):
     for c in by_engine:
         if c.upstream_offset == in_engine_range[c.partition]:
             assert c.downstream_offset == exact_target_position(produced, copied, c.partition, c.upstream_offset)
+    assert_audit_ok(flow, produced, sum(copied_by_mm2.values()))
+
+
+def assert_audit_ok(flow: Switch, produced: list[Record], by_mm2: int) -> None:
+    """mirror-engine audit on the switched flow: MM2's part of the copy is recognised by content."""
+    from engine.audit import audit_flow, report
+    from engine.config import load
+
+    config = load(flow.config, quiet=True)
+    results = audit_flow(config, config.flows[0], [flow.topic])
+    assert all(r.ok for r in results), report(results)
+    assert sum(r.copied for r in results) == len(produced), report(results)
+    assert sum(r.copied_by_others for r in results) == by_mm2, report(results)
 
 
 def test_java_mm2_continues_from_the_engine_s_stored_offsets(switch):
@@ -389,3 +402,4 @@ def test_java_mm2_continues_from_the_engine_s_stored_offsets(switch):
     for c in checkpoints_by_engine:
         if c.upstream_offset == in_engine_range[c.partition]:
             assert c.downstream_offset == exact_target_position(produced, copied, c.partition, c.upstream_offset)
+    assert_audit_ok(flow, produced, SECOND)
