@@ -139,7 +139,9 @@ def test_mm2_metrics_per_partition_health_ready_and_status(source_cluster, targe
     screen = done.stdout
     assert screen.splitlines()[0].endswith(": READY"), screen
     row = next(line for line in screen.splitlines() if line.startswith("A->B ")).split()
-    assert int(row[1]) >= 4 and row[2] == "0", screen  # 3 partitions, heartbeats partitions; no lag
+    # 3 partitions and the heartbeats one; the flow's lag may hold a beat emitted a moment ago (one a
+    # second), the data topic's none
+    assert int(row[1]) >= 4 and int(row[2]) <= 1, screen
     assert f"  {topic} -> {remote}: 3 partitions, lag 0," in screen, screen
     assert re.search(r"  workers: 0 pid \d+ \(\d+ partitions, 0 restarts, reported [\d.]+s ago\)", screen), screen
     # the config file's listen address is 127.0.0.1:0 here: the command says to give --url
