@@ -63,6 +63,17 @@ def sandbox_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("sandbox")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_any_engine_log(tmp_path_factory):
+    """A grep of every engine log the run wrote (coordinators and workers) for the secrets it was given."""
+    yield
+    leaks = []
+    for log in sorted(tmp_path_factory.getbasetemp().rglob("engine.log")):
+        text = log.read_text(errors="replace")
+        leaks += [f"{log}: {secret[:3]}..." for secret in sorted(GIVEN_SECRETS) if secret in text]
+    assert not leaks, "engine logs print secrets:\n" + "\n".join(leaks)
+
+
 @pytest.fixture(scope="session")
 def source_cluster(sandbox_dir):
     yield from _cluster("A", "MIRROR_ENGINE_TEST_SOURCE", sandbox_dir)
@@ -93,6 +104,9 @@ def third_cluster(sandbox_dir):
 LIMITED_USER, LIMITED_PASSWORD = "limited", "limited-secret"
 # the engine's principal in the least-privilege tests: granted exactly what `mirror-engine acls` lists
 MIRROR_USER, MIRROR_PASSWORD = "mirror", "mirror-secret"
+# every secret the tests give the engine (modules add theirs): no engine log of the whole run may
+# print one, checked when the session ends
+GIVEN_SECRETS: set[str] = {LIMITED_PASSWORD, MIRROR_PASSWORD}
 
 
 def _secured(alias: str, base: Path):

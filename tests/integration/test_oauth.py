@@ -17,9 +17,12 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from engine.sandbox import KafkaCluster
 from engine.sandbox.oauth import OAuthServer
 from tests.helpers import wait_for
+from tests.integration.conftest import GIVEN_SECRETS
 
 CLIENT_ID = "mirror-engine"
 CLIENT_SECRET = "oauth-sandbox-secret"
+WRONG_SECRET = "a-wrong-oauth-secret"
+GIVEN_SECRETS.update({CLIENT_SECRET, WRONG_SECRET})
 SCOPE = "kafka.read kafka.write"
 TIMEOUT_S = 30
 T = TypeVar("T")
@@ -270,11 +273,11 @@ def test_engine_replicates_from_an_oauth_cluster(oauth_server, oauth_cluster, ta
 def test_engine_names_the_cluster_when_the_token_endpoint_refuses(oauth_server, oauth_cluster, target_cluster,
                                                                   topic, engine, tmp_path):
     secret_file = tmp_path / "oauth.properties"
-    secret_file.write_text("secret=a-wrong-oauth-secret\n")
+    secret_file.write_text(f"secret={WRONG_SECRET}\n")
     run = engine(_engine_properties(oauth_server, oauth_cluster, target_cluster, topic, secret_file))
     assert run.wait(60) == 2, run.log()
     log = run.log()
     assert f"cluster A ({oauth_cluster.oauth_bootstrap_servers}): the OAuth token endpoint refused the client: " \
            'Failed to acquire SASL OAUTHBEARER token: {"error": "invalid_client"} ' \
            "(config keys: A.sasl.jaas.config, A.sasl.oauthbearer.token.endpoint.url)" in log, log
-    assert "a-wrong-oauth-secret" not in log
+    assert WRONG_SECRET not in log

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from engine.sandbox import KafkaCluster, SaslSettings
 from engine.sandbox.pki import STORE_PASSWORD
 from tests.helpers import wait_for
-from tests.integration.conftest import ClusterHandle
+from tests.integration.conftest import GIVEN_SECRETS, ClusterHandle
 from tests.integration.kafka_io import end_offsets, mm2_properties, produce, read_all
 from tests.integration.test_replicate_a_to_b import PARTITIONS, assert_same_records, by_partition, sample_records
 
@@ -30,6 +30,7 @@ WRONG_PASSWORD = "scram-pw-that-is-wrong-55d0"
 TRUSTSTORE_PASSWORD_ENV = "MIRROR_ENGINE_TEST_TRUSTSTORE_PASSWORD"
 # the broker asks every connection to log in again this often: a rotated password must be used
 REAUTH_MS = 4000
+GIVEN_SECRETS.update({FIRST_PASSWORD, ROTATED_PASSWORD, WRONG_PASSWORD, STORE_PASSWORD})
 
 
 @pytest.fixture(scope="module")
