@@ -164,6 +164,7 @@ class FlowRunner:
         self.audit_last_pass_at: float | None = None  # wall clock, seconds
         # a refresh and a reload both change workers: one at a time
         self.workers_lock = asyncio.Lock()
+        self.jobs: list[asyncio.Task] = []
 
     def _key(self, key: str) -> str:
         """The name under which a flow setting was given (per flow or top level)."""
@@ -615,7 +616,13 @@ class FlowRunner:
                 log.error("%s: topic refresh failed, retrying in %.0fs: %s", self.flow.name,
                           self.flow.refresh_topics_interval_s, error)
 
+    def start_jobs(self) -> None:
+        """The flow's background jobs (refresh, syncs, checkpoints, audit), cancelled by stop()."""
+        self.jobs = [asyncio.create_task(job) for job in self.background_jobs()]
+
     async def stop(self) -> list[int | None]:
+        for job in self.jobs:
+            job.cancel()
         codes = list(await asyncio.gather(*(w.stop() for w in self.workers)))
         if self.checkpoints is not None:
             self.checkpoints.close()
@@ -669,7 +676,8 @@ class Coordinator:
             background = [asyncio.create_task(e.run()) for e in self.heartbeat_emitters]
             for flow in self.flows:
                 await flow.start()
-            background += [asyncio.create_task(job) for f in self.flows for job in f.background_jobs()]
+            for flow in self.flows:
+                flow.start_jobs()
             background.append(asyncio.create_task(self._log_progress()))
             if self.load_config is not None:
                 background.append(asyncio.create_task(self._reload_forever()))
@@ -736,15 +744,63 @@ class Coordinator:
                 log.error("reading the configuration again failed; the running settings are kept: %s", error)
 
     async def reload(self) -> None:
-        """Applies changed connection settings of clusters in use; other changes wait for a restart."""
+        """Applies changed connection settings of clusters in use, then added, removed and changed
+        flows; what else changed (heartbeats, the metrics listener, the loop) waits for a restart."""
         fresh = await asyncio.to_thread(self.load_config, True)
+        await self._apply_clusters(fresh)
+        await self._apply_flows(fresh)
+        unapplied = (fresh.heartbeats, fresh.metrics_listen, fresh.loop) != (
+            self.config.heartbeats, self.config.metrics_listen, self.config.loop)
+        if unapplied and fresh.raw != self.unapplied_raw:
+            self.unapplied_raw = fresh.raw  # said once per edit, not at every periodic reload
+            log.warning("heartbeat, metrics-listener and loop settings changed; they take effect at the next start")
+
+    async def _apply_flows(self, fresh: EngineConfig) -> None:
+        """Flows added to the file start, removed ones stop (progress stored), changed ones start again
+        with their new settings; a change of `topics` or `topics.exclude` alone is a topic refresh that
+        moves only the partitions it concerns. The other flows go on untouched."""
+        running = {runner.flow.name: runner for runner in self.flows}
+        wanted = {flow.name: flow for flow in fresh.flows}
+        if running.keys() == wanted.keys() and all(running[n].flow == wanted[n] for n in wanted):
+            return
+        check_identity_cycles(fresh.flows)
+        new_aliases = {a for f in fresh.flows for a in (f.source, f.target)} - {
+            a for f in self.config.flows for a in (f.source, f.target)}
+        self.config = msgspec.structs.replace(self.config, clusters={**fresh.clusters, **self.config.clusters},
+                                              flows=fresh.flows, raw=fresh.raw,
+                                              secrets=self.config.secrets | fresh.secrets)
+        for alias in sorted(new_aliases):
+            await cluster_id(self.config.cluster(alias))  # a new cluster must answer, or nothing changes
+        for name in sorted(running.keys() - wanted.keys()):
+            await running[name].stop()
+            self.flows.remove(running[name])
+            log.info("flow %s removed from the configuration: its workers stored their progress and stopped", name)
+        for name in sorted(running.keys() & wanted.keys()):
+            runner, flow = running[name], wanted[name]
+            if runner.flow == flow:
+                continue
+            if msgspec.structs.replace(runner.flow, topics=flow.topics, topics_exclude=flow.topics_exclude) == flow:
+                log.info("flow %s: topics are now %r (excluded %r); refreshing its topics", name, flow.topics,
+                         flow.topics_exclude)
+                runner.flow, runner.config = flow, self.config
+                await runner.refresh()
+                continue
+            log.info("flow %s: settings changed; its workers store their progress and start again", name)
+            await runner.stop()
+            self.flows[self.flows.index(runner)] = await self._start_flow(flow)
+        for name in sorted(wanted.keys() - running.keys()):
+            log.info("flow %s added to the configuration; starting it", name)
+            self.flows.append(await self._start_flow(wanted[name]))
+
+    async def _start_flow(self, flow: FlowConfig) -> "FlowRunner":
+        runner = FlowRunner(self.config, flow)
+        await runner.start()
+        runner.start_jobs()
+        return runner
+
+    async def _apply_clusters(self, fresh: EngineConfig) -> None:
         changed = {alias for alias, cluster in self.config.clusters.items()
                    if alias in fresh.clusters and fresh.clusters[alias] != cluster}
-        flows_changed = fresh.flows != self.config.flows or fresh.clusters.keys() != self.config.clusters.keys()
-        if flows_changed and fresh.raw != self.unapplied_raw:
-            self.unapplied_raw = fresh.raw  # said once per edit, not at every periodic reload
-            log.warning("the configuration's flow settings changed; they take effect at the next start (only "
-                        "connection settings and credentials are applied while running)")
         if not changed:
             return
         previous = self.config
