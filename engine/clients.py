@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from typing import NamedTuple
 
 from confluent_kafka import KafkaError
 
@@ -78,14 +79,21 @@ class DeliveryTally:
             logging.getLogger("engine").warning("%s failed (%d so far): %s", self.what, self.failures, err.str())
 
 
-# what a connection error says, and the keys that decide it
+class _Hint(NamedTuple):
+    marker: str  # text of librdkafka's error
+    meaning: str
+    keys: tuple[str, ...]  # the config keys that decide it
+    refused: bool  # the cluster answered and said no: waiting longer will not help
+
+
 _CONNECTION_HINTS = (
-    ("SASL authentication", "SASL authentication failed", ("sasl.jaas.config", "sasl.mechanism")),
-    ("OAUTHBEARER token", "the OAuth token endpoint refused the client",
-     ("sasl.jaas.config", "sasl.oauthbearer.token.endpoint.url")),
-    ("certificate verify failed", "the broker's certificate is not trusted", ("ssl.truststore.location",)),
-    ("alert", "the broker refused the client certificate", ("ssl.keystore.location",)),
-    ("security.protocol", "the listener speaks another protocol", ("security.protocol",)),
+    _Hint("SASL authentication", "SASL authentication failed", ("sasl.jaas.config", "sasl.mechanism"), True),
+    _Hint("OAUTHBEARER token", "the OAuth token endpoint refused the client",
+          ("sasl.jaas.config", "sasl.oauthbearer.token.endpoint.url"), True),
+    _Hint("certificate verify failed", "the broker's certificate is not trusted", ("ssl.truststore.location",), True),
+    # TLS 1.3 reports a refused client certificate after the handshake, as a transport error
+    _Hint("alert", "the broker refused the client certificate", ("ssl.keystore.location",), True),
+    _Hint("security.protocol", "the listener speaks another protocol", ("security.protocol",), False),
 )
 
 
@@ -106,16 +114,15 @@ class ConnectionErrors:
     @property
     def refused(self) -> bool:
         """The cluster answered and refused us: waiting longer will not help."""
-        # TLS 1.3 reports a refused client certificate after the handshake, as a transport error
         return self.last is not None and (self.last.code() in (KafkaError._AUTHENTICATION, KafkaError._SSL)
-                                          or any(marker in self.last.str() for marker, _, _ in _CONNECTION_HINTS[:4]))
+                                          or any(h.refused and h.marker in self.last.str() for h in _CONNECTION_HINTS))
 
 
 def connection_failure(cluster: ClusterConfig, error: str, waited_s: float) -> str:
     """One line that names the cluster, what went wrong and the config keys to look at."""
-    for marker, meaning, keys in _CONNECTION_HINTS:
-        if marker in error:
-            named = ", ".join(f"{cluster.alias}.{key}" for key in keys)
-            return f"cluster {cluster.alias} ({cluster.bootstrap_servers}): {meaning}: {error} (config keys: {named})"
+    for hint in _CONNECTION_HINTS:
+        if hint.marker in error:
+            named = ", ".join(f"{cluster.alias}.{key}" for key in hint.keys)
+            return f"cluster {cluster.alias} ({cluster.bootstrap_servers}): {hint.meaning}: {error} (config keys: {named})"
     return (f"cluster {cluster.alias} ({cluster.bootstrap_servers}) did not answer within {waited_s:.0f}s: {error} "
             f"(config key: {cluster.alias}.bootstrap.servers)")
