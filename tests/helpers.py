@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+import urllib.error
+import urllib.request
 from typing import Callable, TypeVar
 
 T = TypeVar("T")
@@ -24,3 +26,12 @@ def wait_for(predicate: Callable[[], T], timeout_s: float, what: str,
         time.sleep(interval_s)
     extra = f"\n{diagnostics()}" if diagnostics else ""
     raise WaitTimeout(f"timed out after {timeout_s:.0f}s waiting for {what} (last value: {last!r}){extra}")
+
+
+def http_get(url: str) -> tuple[int, str]:
+    """(status, body) of a GET on 127.0.0.1, error statuses included."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()

@@ -10,13 +10,11 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from confluent_kafka import KafkaException
 
-from tests.helpers import wait_for
+from tests.helpers import http_get, wait_for
 from tests.integration.kafka_io import Record, end_offsets, mm2_properties, produce
 from tests.integration.test_bad_input import skip
 from tests.integration.test_checkpoints import commit
@@ -30,14 +28,6 @@ def base_url(run) -> str:
     return run.metrics_url().removesuffix("/metrics")
 
 
-def get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-
-
 def metric(text: str, name: str, **labels: str) -> float | None:
     for line in text.splitlines():
         if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
@@ -46,13 +36,13 @@ def metric(text: str, name: str, **labels: str) -> float | None:
 
 
 def scrape(run) -> str:
-    code, text = get(f"{base_url(run)}/metrics")
+    code, text = http_get(f"{base_url(run)}/metrics")
     assert code == 200, text
     return text
 
 
 def ready(run) -> tuple[bool, list[str]]:
-    code, body = get(f"{base_url(run)}/ready")
+    code, body = http_get(f"{base_url(run)}/ready")
     document = json.loads(body)
     assert (code == 200) == document["ready"], (code, body)
     return document["ready"], document["not_ready"]
@@ -90,7 +80,7 @@ def test_mm2_metrics_per_partition_health_ready_and_status(source_cluster, targe
         "mirror.engine.heartbeat.alert.seconds": "30"})
     run = engine(properties)
     wait_for(lambda: ready(run)[0], 60, "/ready to say ready", run.log)
-    assert get(f"{base_url(run)}/health") == (200, '{"alive": true}')
+    assert http_get(f"{base_url(run)}/health") == (200, '{"alive": true}')
 
     expected = {p: [r for r in records if r.partition == p] for p in range(3)}
     tags = {"source": "A", "target": "B", "topic": remote}
@@ -245,13 +235,13 @@ def test_heartbeat_age_and_the_stale_alert_with_json_logs(source_cluster, target
                                          if line["message"].startswith("metrics on http")), None), 60,
                            "the endpoint's address in the JSON log", log_file.read_text)
         url = address.removesuffix("/metrics")
-        wait_for(lambda: metric(get(f"{url}/metrics")[1], "mirror_engine_heartbeat_stale", flow="A->B") == 1, 60,
+        wait_for(lambda: metric(http_get(f"{url}/metrics")[1], "mirror_engine_heartbeat_stale", flow="A->B") == 1, 60,
                  "the stale alert", log_file.read_text)
-        assert metric(get(f"{url}/metrics")[1], "mirror_engine_heartbeat_age_seconds", flow="A->B") > 2
+        assert metric(http_get(f"{url}/metrics")[1], "mirror_engine_heartbeat_age_seconds", flow="A->B") > 2
         done = status_command("--url", url)
         assert "STALE " in done.stdout and "heartbeat stale: newest copied " in done.stdout, done.stdout
         # staleness is an alert, not unreadiness
-        wait_for(lambda: json.loads(get(f"{url}/ready")[1])["ready"], 60, "ready", log_file.read_text)
+        wait_for(lambda: json.loads(http_get(f"{url}/ready")[1])["ready"], 60, "ready", log_file.read_text)
         wait_for(lambda: any(line["process"] == "worker" for line in lines()), 60, "a worker's JSON line",
                  log_file.read_text)
     finally:

@@ -7,8 +7,6 @@ import asyncio
 import json
 import threading
 import time
-import urllib.error
-import urllib.request
 from types import SimpleNamespace
 
 import pytest
@@ -18,6 +16,7 @@ from engine.config import HEARTBEAT_ALERT_KEY, ConfigError, FlowConfig, from_pro
 from engine.coordinator.coordinator import PartitionState
 from engine.policy import make_policy
 from engine.windows import CheckpointLatencies
+from tests.helpers import http_get
 
 
 def task(topic: str, partition: int) -> ipc.PartitionTask:
@@ -144,17 +143,9 @@ def endpoint():
     loop.close()
 
 
-def get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-
-
 def test_metrics_carry_mm2_names_and_tags_next_to_the_engines_own(endpoint):
     base, _engine, _loop = endpoint
-    code, text = get(f"{base}/metrics")
+    code, text = http_get(f"{base}/metrics")
     assert code == 200
     tags = 'partition="0",source="A",target="B",topic="A.orders"'
     for line in (f"kafka_connect_mirror_mirrorsourceconnector_record_count{{{tags}}} 3.0",
@@ -184,13 +175,13 @@ def test_metrics_carry_mm2_names_and_tags_next_to_the_engines_own(endpoint):
 
 def test_health_ready_and_status_answer_from_the_loop(endpoint):
     base, engine, loop = endpoint
-    assert get(f"{base}/health") == (200, '{"alive": true}')
-    assert get(f"{base}/ready") == (200, '{"ready": true, "not_ready": []}')
+    assert http_get(f"{base}/health") == (200, '{"alive": true}')
+    assert http_get(f"{base}/ready") == (200, '{"ready": true, "not_ready": []}')
     engine.flows[0].stopped_partitions[("orders", 1)] = "target refused orders[1]@300 (too large)"
-    code, body = get(f"{base}/ready")
+    code, body = http_get(f"{base}/ready")
     assert code == 503 and json.loads(body) == {
         "ready": False, "not_ready": ["A->B orders[1] stopped: target refused orders[1]@300 (too large)"]}
-    code, body = get(f"{base}/status")
+    code, body = http_get(f"{base}/status")
     document = json.loads(body)
     assert code == 200 and document["ready"] is False
     flow = document["flows"][0]
@@ -199,7 +190,7 @@ def test_health_ready_and_status_answer_from_the_loop(endpoint):
     assert flow["heartbeat"]["stale"] is True and flow["checkpoints_written"] == 4
     assert flow["stopped_partitions"] == [{"topic": "orders", "partition": 1,
                                            "reason": "target refused orders[1]@300 (too large)"}]
-    assert get(f"{base}/nothing")[0] == 404
+    assert http_get(f"{base}/nothing")[0] == 404
     # a loop that does not answer: not alive, and /metrics fails rather than show stale values
     blocked = threading.Event()
     loop.call_soon_threadsafe(lambda: blocked.wait(8))
@@ -208,7 +199,7 @@ def test_health_ready_and_status_answer_from_the_loop(endpoint):
     original = metrics.LOOP_ANSWER_S
     metrics.LOOP_ANSWER_S = 0.5
     try:
-        code, body = get(f"{base}/health")
+        code, body = http_get(f"{base}/health")
         assert code == 503 and json.loads(body)["alive"] is False
     finally:
         metrics.LOOP_ANSWER_S = original
