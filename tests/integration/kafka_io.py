@@ -52,14 +52,16 @@ def end_offsets(servers: str, topic: str) -> dict[int, int]:
 
 
 def _high_watermark(consumer: Consumer, topic: str, partition: int) -> int:
-    """Retries while a just-created partition, or one whose broker restarts, has no leader."""
+    """Retries while a just-created partition, or one whose broker restarts or wakes from a freeze,
+    has no leader (or the client's metadata does not know it yet: _UNKNOWN_PARTITION)."""
     deadline = time.monotonic() + 20
     while True:
         try:
             return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)[1]
         except KafkaException as error:
             if error.args[0].code() not in (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
-                                            KafkaError.UNKNOWN_TOPIC_OR_PART) or time.monotonic() > deadline:
+                                            KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_PARTITION) \
+                    or time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
 
