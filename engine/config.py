@@ -53,6 +53,10 @@ WORKER_TIMEOUT_KEY = "mirror.engine.worker.timeout.ms"
 AUDIT_INTERVAL_KEY = "mirror.engine.audit.interval.seconds"
 SECRETS_RELOAD_KEY = "mirror.engine.secrets.reload.interval.seconds"
 HEARTBEAT_ALERT_KEY = "mirror.engine.heartbeat.alert.seconds"
+# scale-out: instances with one file and this group id share the partitions (engine.coordinator.membership)
+GROUP_ID_KEY = "mirror.engine.group.id"
+GROUP_SESSION_TIMEOUT_KEY = "mirror.engine.group.session.timeout.ms"
+DEFAULT_GROUP_SESSION_TIMEOUT_MS = 10000  # as Kafka Connect's workers
 COMPRESSION_TYPES = ("none", "gzip", "snappy", "lz4", "zstd")
 LOOPS = ("c", "python")
 DEFAULT_LOOP = "c"
@@ -160,6 +164,9 @@ class EngineConfig(msgspec.Struct, frozen=True):
     remarks: list[str] = []
     # a flow whose newest copied heartbeat is older than this is stale (an alert; 0: off)
     heartbeat_alert_s: float = 60.0
+    # scale-out: the consumer group, on each target cluster, of the instances sharing the work ("": alone)
+    group_id: str = ""
+    group_session_timeout_ms: int = DEFAULT_GROUP_SESSION_TIMEOUT_MS
 
     def cluster(self, alias: str) -> ClusterConfig:
         return self.clusters[alias]
@@ -290,9 +297,19 @@ def _from_properties(props: "_ReadKeys") -> EngineConfig:
         if SECRETS_RELOAD_KEY in props else 60
     heartbeat_alert = _non_negative_seconds(HEARTBEAT_ALERT_KEY, props[HEARTBEAT_ALERT_KEY]) \
         if HEARTBEAT_ALERT_KEY in props else 60.0
+    group_id = props.get(GROUP_ID_KEY, "").strip()
+    session_timeout_ms = _int(GROUP_SESSION_TIMEOUT_KEY, props[GROUP_SESSION_TIMEOUT_KEY], minimum=1000) \
+        if GROUP_SESSION_TIMEOUT_KEY in props else DEFAULT_GROUP_SESSION_TIMEOUT_MS
+    if group_id:
+        for flow in flows:
+            if flow.exactly_once:
+                # a transactional id per worker would fence the other instances' workers of that index
+                raise ConfigError(GROUP_ID_KEY, f"scale-out is not available with exactly-once mode yet; flow "
+                                                f"{flow.name} sets exactly.once.source.support = enabled")
     return EngineConfig(clusters=clusters, flows=flows, raw=dict(props),
                         heartbeats=_heartbeats(props, aliases, clusters), metrics_listen=metrics_listen,
-                        loop=loop, secrets_reload_interval_s=float(reload_interval), heartbeat_alert_s=heartbeat_alert)
+                        loop=loop, secrets_reload_interval_s=float(reload_interval), heartbeat_alert_s=heartbeat_alert,
+                        group_id=group_id, group_session_timeout_ms=session_timeout_ms)
 
 
 def _non_negative_seconds(key: str, value: str) -> float:

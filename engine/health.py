@@ -143,6 +143,12 @@ def flow_status(flow: "FlowRunner", now: float, now_ms_wall: float, alert_s: flo
     return {
         "flow": flow.flow.name, "source": flow.flow.source, "target": flow.flow.target,
         "partitions": len(flow.partitions),
+        # scale-out: the partitions this instance's workers hold, and its part in the group
+        "partitions_here": sorted([t.topic, t.partition] for w in flow.workers for t in w.assignment.partitions),
+        "group": None if flow.membership is None else {
+            "id": flow.membership.group_id, "cluster": flow.membership.target.alias,
+            "joined": flow.membership.joined, "leader": flow.membership.leads(),
+            "healthy": flow.membership.healthy()},
         "lag": sum(t["lag"] for t in topics.values()),
         "in_flight": sum(s.in_flight for s in states.values()),
         "records": sum(t["records"] for t in topics.values()),

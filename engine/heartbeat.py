@@ -24,8 +24,10 @@ class HeartbeatEmitter:
     """The heartbeats of every pair whose target is one cluster, through one producer."""
 
     def __init__(self, target: ClusterConfig, pairs: list[HeartbeatConfig],
-                 clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)):
+                 clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+                 active: Callable[[], bool] = lambda: True):
         self.target = target
+        self.active = active  # scale-out: only the instance leading the group emits
         self.pairs = pairs
         self.clock_ms = clock_ms
         self.tally = DeliveryTally(f"heartbeat into {HEARTBEATS_TOPIC} on cluster {target.alias}")
@@ -50,7 +52,8 @@ class HeartbeatEmitter:
             now = time.monotonic()
             for pair, at in due.items():
                 if now >= at:
-                    self.emit(pair)
+                    if self.active():
+                        self.emit(pair)
                     due[pair] = now + pair.interval_s
             await asyncio.sleep(max(0.05, min(due.values()) - time.monotonic()))
 

@@ -52,6 +52,17 @@ class Assign(msgspec.Struct, tag="assign", frozen=True):
     # the flow's client overrides in librdkafka's names (A.consumer.*, B.producer.*, ...)
     consumer_overrides: dict[str, str] = {}
     producer_overrides: dict[str, str] = {}
+    # counts the worker's assignments; its reports carry the one they describe, so the coordinator
+    # knows when the previous partitions were drained and their progress stored
+    generation: int = 0
+    # scale-out: the worker copies only while its coordinator renews this lease (see Lease); 0: no lease
+    lease_s: float = 0.0
+
+
+class Lease(msgspec.Struct, tag="lease", frozen=True):
+    """Scale-out: go on copying for Assign.lease_s more seconds. The coordinator renews it while its
+    group membership holds; a worker whose lease ran out (its coordinator frozen or cut off from
+    the group) stops copying before another instance can take its partitions over."""
 
 
 class Stop(msgspec.Struct, tag="stop", frozen=True):
@@ -92,6 +103,7 @@ class Report(msgspec.Struct, tag="report", frozen=True):
     worker_index: int
     interval_s: float  # time covered by the deltas
     partitions: list[PartitionProgress]
+    generation: int = 0  # of the Assign whose partitions these are
 
 
 class Failed(msgspec.Struct, tag="failed", frozen=True):
@@ -105,7 +117,7 @@ class Failed(msgspec.Struct, tag="failed", frozen=True):
     partition: int | None = None
 
 
-ToWorker = Assign | Stop
+ToWorker = Assign | Lease | Stop
 FromWorker = Report | Failed
 
 _encoder = msgspec.json.Encoder()

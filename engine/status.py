@@ -110,6 +110,13 @@ def render(status: dict[str, Any], base_url: str) -> str:
             + ("no report yet" if w["last_report_s"] is None else f"reported {_duration(w['last_report_s'])} ago")
             + ")" for w in flow["workers"])
         lines.append(f"  workers: {workers or 'none'}")
+        group = flow.get("group")
+        if group is not None:
+            lines.append(f"  group {group['id']} on cluster {group['cluster']}: "
+                         f"{len(flow['partitions_here'])} of {flow['partitions']} partitions here"
+                         + (", leading it" if group["leader"] else "")
+                         + ("" if group["joined"] else ", NOT JOINED YET")
+                         + ("" if group["healthy"] else ", MEMBERSHIP NOT CONFIRMED (copying paused)"))
         topics = flow["topics"]
         for topic in topics[:TOPICS_SHOWN]:
             partitions = _count(topic["partitions"], "partition")

@@ -27,6 +27,7 @@ from engine.coordinator.config_sync import (
     sync_operations,
     validate_overrides,
 )
+from engine.coordinator.membership import Membership
 from engine.coordinator.supervisor import WorkerProcess
 from engine.filters import compile_list, load_python_filter
 from engine.offsets.checkpoints import CheckpointEmitter, OffsetMapReader, OffsetSyncReader
@@ -165,6 +166,8 @@ class FlowRunner:
         # a refresh and a reload both change workers: one at a time
         self.workers_lock = asyncio.Lock()
         self.jobs: list[asyncio.Task] = []
+        # scale-out: this instance's share of the partitions, in the group on the target cluster
+        self.membership: Membership | None = None
 
     def _key(self, key: str) -> str:
         """The name under which a flow setting was given (per flow or top level)."""
@@ -210,6 +213,7 @@ class FlowRunner:
                 compile_list(self.flow.groups_exclude, self._key("groups.exclude")),
                 lambda: {t.topic: t.remote_topic for t in self.partitions},
                 self._translator(),
+                active=self.leads,
             )
         self.partitions = await self._sync_topics(target_topics, fail_fast=True)
         for assignment in self._assignments(self._plan()):
@@ -407,7 +411,7 @@ class FlowRunner:
 
     def _worker_count(self) -> int:
         workers = self.flow.tasks_max or os.cpu_count() or 1
-        return max(1, min(workers, len(self.partitions)))
+        return max(1, min(workers, len(self._running_partitions())))
 
     def _worker_timeout_s(self) -> float:
         return self.flow.worker_timeout_ms / 1000
@@ -419,7 +423,32 @@ class FlowRunner:
         return assign_balanced(self._running_partitions(), self._worker_count(), self._weights())
 
     def _running_partitions(self) -> list[ipc.PartitionTask]:
-        return [t for t in self.partitions if (t.topic, t.partition) not in self.stopped_partitions]
+        """The partitions this instance copies: not stopped, and (scale-out) owned here."""
+        owns = self.membership.owns if self.membership is not None else lambda _topic, _partition: True
+        return [t for t in self.partitions if (t.topic, t.partition) not in self.stopped_partitions
+                and owns(t.remote_topic, t.partition)]
+
+    def leads(self) -> bool:
+        """Runs the flow's checkpoints, group offset sync and config and ACL syncs: always when alone,
+        in a group only the instance that leads it (engine.coordinator.membership)."""
+        return self.membership is None or self.membership.leads()
+
+    async def ownership_changed(self, revoked: set[tuple[str, int]]) -> None:
+        """Scale-out: partitions joined or left this instance. The ones that left are drained and
+        their progress stored before this returns; the others stay on their workers."""
+        async with self.workers_lock:
+            running = self._running_partitions()
+            current = [w.assignment.partitions for w in self.workers]
+            await self._apply_unlocked(self._assignments(assign_sticky(current, running, self._worker_count())))
+        owned = {(t.topic, t.partition) for t in running}
+        for key in [k for k in self.partition_state if k not in owned]:
+            del self.partition_state[key]  # another instance reports it now
+        log.info("%s: %d of %d partitions copied by this instance, on %d workers", self.flow.name, len(running),
+                 len(self.partitions), len(self.workers))
+
+    async def renew_leases(self) -> None:
+        for worker in self.workers:
+            await worker.renew_lease()
 
     def _assignments(self, plan: list[list[ipc.PartitionTask]]) -> list[ipc.Assign]:
         return [
@@ -441,6 +470,7 @@ class FlowRunner:
                 # the flow's budget, shared evenly by its workers
                 bandwidth_limit_bytes_per_s=self.flow.bandwidth_limit_bytes_per_s // max(len(plan), 1),
                 transactional_id=f"mirror-engine-{self.flow.name}-{index}" if self.flow.exactly_once else None,
+                lease_s=self.membership.session_timeout_ms / 2000 if self.membership is not None else 0.0,
                 max_message_bytes=self.max_message_bytes,
                 secrets=sorted(self.config.secrets),
                 consumer_overrides=self.flow.source_consumer,
@@ -537,16 +567,22 @@ class FlowRunner:
             await self._apply_unlocked(assignments)
 
     async def _apply_unlocked(self, assignments: list[ipc.Assign]) -> None:
-        for worker, assignment in zip(self.workers, assignments):
-            if worker.assignment.partitions != assignment.partitions:
-                await worker.reassign(assignment)
+        """Workers that give partitions away drain them first, with their progress stored; only then
+        do the workers that take them over start them, from that progress."""
+        pairs = list(zip(self.workers, assignments))
+        await asyncio.gather(*(
+            worker.reassign(msgspec.structs.replace(assignment, partitions=[
+                t for t in worker.assignment.partitions if t in assignment.partitions]))
+            for worker, assignment in pairs if not set(worker.assignment.partitions) <= set(assignment.partitions)))
+        for worker in self.workers[len(assignments):]:
+            await worker.stop()
+        await asyncio.gather(*(worker.reassign(assignment) for worker, assignment in pairs
+                               if worker.assignment.partitions != assignment.partitions))
         for assignment in assignments[len(self.workers):]:
             worker = WorkerProcess(assignment, self._on_message, self._worker_timeout_s(),
                                    kill_when_silent=not self.flow.exactly_once)
             self.workers.append(worker)
             await worker.start()
-        for worker in self.workers[len(assignments):]:
-            await worker.stop()
         del self.workers[len(assignments):]
 
     async def sync_configs(self) -> None:
@@ -573,7 +609,8 @@ class FlowRunner:
         """Runs a sync job now and then every interval (MM2 runs both syncs at start)."""
         while enabled:
             try:
-                await job()
+                if self.leads():
+                    await job()
             except Exception as error:  # a failed sync must not stop running replication
                 log.error("%s: %s sync failed, retrying in %.0fs: %s", self.flow.name, what, interval_s, error)
             await asyncio.sleep(interval_s)
@@ -635,8 +672,9 @@ class FlowRunner:
                   for s in self.partition_state.values() if s.source_end_offset >= 0)
         restarts = sum(w.restarts for w in self.workers)
         stopped = f", stopped: {', '.join(sorted(self.stopped_topics))}" if self.stopped_topics else ""
+        owned = f" ({len(self._running_partitions())} here)" if self.membership is not None else ""
         return (f"{self.flow.name}: {records} records ({value_bytes / 1e6:.1f} MB values) copied, lag {lag}, "
-                f"{len(self.partitions)} partitions, {len(self.workers)} workers, {restarts} restarts{stopped}")
+                f"{len(self.partitions)} partitions{owned}, {len(self.workers)} workers, {restarts} restarts{stopped}")
 
 
 class Coordinator:
@@ -655,6 +693,7 @@ class Coordinator:
         self.heartbeat_alert_s = config.heartbeat_alert_s
         self.started_at = time.monotonic()
         self.running = False  # every flow started, not stopping: what /ready asks first
+        self.memberships: dict[str, Membership] = {}  # scale-out: by target cluster alias
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -675,7 +714,12 @@ class Coordinator:
             await self._start_heartbeats()
             background = [asyncio.create_task(e.run()) for e in self.heartbeat_emitters]
             for flow in self.flows:
+                flow.membership = self._membership(flow.target.alias)
                 await flow.start()
+            for membership in self.memberships.values():
+                membership.start()
+            if self.memberships:
+                background.append(asyncio.create_task(self._renew_leases_forever()))
             for flow in self.flows:
                 flow.start_jobs()
             background.append(asyncio.create_task(self._log_progress()))
@@ -686,9 +730,13 @@ class Coordinator:
             log.info("stopping: flushing workers and storing progress")
         finally:
             self.running = False
+            for membership in self.memberships.values():
+                membership.stopping = True  # the workers stop below; the group is left after that
             for task in background:
                 task.cancel()
             codes = [code for flow in self.flows for code in await flow.stop()]
+            for membership in self.memberships.values():
+                await membership.close()
             for emitter in self.heartbeat_emitters:
                 emitter.close()
             if self.metrics_server is not None:
@@ -725,7 +773,47 @@ class Coordinator:
                 # engine create topics; as in MM2, that costs its heartbeats, not the replication
                 log.warning("%s; no heartbeats are emitted into cluster %s", error, target_alias)
                 continue
-            self.heartbeat_emitters.append(HeartbeatEmitter(target, pairs))
+            self.heartbeat_emitters.append(HeartbeatEmitter(target, pairs, active=self._heartbeats_leader(target_alias)))
+
+    def _heartbeats_leader(self, alias: str) -> Callable[[], bool]:
+        """Scale-out: heartbeats into a cluster come from the leader of the group there, or, into a
+        cluster no flow writes to, from the leader of the first group."""
+        if not self.config.group_id:
+            return lambda: True
+        flow_targets = sorted({flow.target for flow in self.config.flows})
+        group_alias = alias if alias in flow_targets else flow_targets[0]
+        return lambda: group_alias in self.memberships and self.memberships[group_alias].leads()
+
+    def _membership(self, alias: str) -> Membership | None:
+        """Scale-out: this instance's membership of the group on cluster `alias` (made on first use)."""
+        if not self.config.group_id:
+            return None
+        if alias not in self.memberships:
+            flows_into = lambda: [f for f in self.flows if f.target.alias == alias]  # noqa: E731
+            self.memberships[alias] = Membership(
+                self.config.cluster(alias), self.config.group_id, self.config.group_session_timeout_ms,
+                topics=lambda: {t.remote_topic for f in flows_into() for t in f.partitions},
+                partitions=lambda: {(t.remote_topic, t.partition) for f in flows_into() for t in f.partitions},
+                on_change=lambda revoked: self._ownership_changed(alias, revoked),
+            )
+            if self.running:
+                self.memberships[alias].start()
+        return self.memberships[alias]
+
+    async def _ownership_changed(self, alias: str, revoked: set[tuple[str, int]]) -> None:
+        for flow in list(self.flows):
+            if flow.target.alias == alias:
+                await flow.ownership_changed(revoked)
+
+    async def _renew_leases_forever(self) -> None:
+        """Keeps the workers copying while each group membership holds (see ipc.Lease)."""
+        while True:
+            for alias, membership in self.memberships.items():
+                if membership.healthy():
+                    for flow in self.flows:
+                        if flow.target.alias == alias:
+                            await flow.renew_leases()
+            await asyncio.sleep(1.0)
 
     async def _reload_forever(self) -> None:
         """Re-reads the file and its config providers on SIGHUP and every
@@ -749,11 +837,14 @@ class Coordinator:
         fresh = await asyncio.to_thread(self.load_config, True)
         await self._apply_clusters(fresh)
         await self._apply_flows(fresh)
-        unapplied = (fresh.heartbeats, fresh.metrics_listen, fresh.loop) != (
-            self.config.heartbeats, self.config.metrics_listen, self.config.loop)
+        unapplied = (fresh.heartbeats, fresh.metrics_listen, fresh.loop, fresh.group_id,
+                     fresh.group_session_timeout_ms) != (
+            self.config.heartbeats, self.config.metrics_listen, self.config.loop, self.config.group_id,
+            self.config.group_session_timeout_ms)
         if unapplied and fresh.raw != self.unapplied_raw:
             self.unapplied_raw = fresh.raw  # said once per edit, not at every periodic reload
-            log.warning("heartbeat, metrics-listener and loop settings changed; they take effect at the next start")
+            log.warning("heartbeat, metrics-listener, loop and group settings changed; they take effect at the "
+                        "next start")
 
     async def _apply_flows(self, fresh: EngineConfig) -> None:
         """Flows added to the file start, removed ones stop (progress stored), changed ones start again
@@ -794,6 +885,7 @@ class Coordinator:
 
     async def _start_flow(self, flow: FlowConfig) -> "FlowRunner":
         runner = FlowRunner(self.config, flow)
+        runner.membership = self._membership(flow.target)
         await runner.start()
         runner.start_jobs()
         return runner

@@ -70,8 +70,29 @@ class WorkerProcess:
                  self.assignment.flow, self.process.pid, len(self.assignment.partitions))
 
     async def reassign(self, assignment: ipc.Assign) -> None:
-        self.assignment = assignment
-        await self._send(assignment)
+        """Sends the new partitions and returns once the worker reports them: by then it has drained
+        the old ones and stored their progress (or it died, and its restart starts with these)."""
+        self.assignment = msgspec.structs.replace(assignment, generation=self.assignment.generation + 1)
+        if not self.alive:
+            return
+        try:
+            await self._send(self.assignment)
+        except (BrokenPipeError, ConnectionResetError):
+            return  # exiting: the restart starts with the new assignment
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while self.alive and (self.last_report is None or self.last_report.generation < self.assignment.generation):
+            if time.monotonic() > deadline:
+                log.error("worker %d of %s (pid %d) did not take its new assignment within %.0fs",
+                          self.assignment.worker_index, self.assignment.flow, self.process.pid, STOP_TIMEOUT_S)
+                return
+            await asyncio.sleep(0.02)
+
+    async def renew_lease(self) -> None:
+        if self.alive and self.assignment.lease_s > 0:
+            try:
+                await self._send(ipc.Lease())
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # exiting; the watch restarts it
 
     async def replace(self, assignment: ipc.Assign) -> None:
         """A clean stop (progress stored), then a new process with this assignment: new client settings."""
@@ -107,7 +128,7 @@ class WorkerProcess:
             await self._watch
         return self.process.returncode
 
-    async def _send(self, message: ipc.Assign | ipc.Stop) -> None:
+    async def _send(self, message: ipc.ToWorker) -> None:
         assert self.process is not None and self.process.stdin is not None
         self.process.stdin.write(ipc.encode_line(message))
         await self.process.stdin.drain()

@@ -115,8 +115,10 @@ class CheckpointEmitter:
     def __init__(self, flow_name: str, source: ClusterConfig, target: ClusterConfig, source_admin: AdminClient,
                  checkpoints_topic: str, groups: re.Pattern[str] | None, groups_exclude: re.Pattern[str] | None,
                  replicated: Callable[[], dict[str, str]], translator: "OffsetMapReader | OffsetSyncReader",
-                 clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)):
+                 clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+                 active: Callable[[], bool] = lambda: True):
         self.flow_name = flow_name
+        self.active = active  # scale-out: only the instance leading the group checkpoints
         self.source = source
         self.target = target
         self.source_admin = source_admin
@@ -247,6 +249,8 @@ class CheckpointEmitter:
     async def sync_groups_forever(self, interval_s: float) -> None:
         while True:
             await asyncio.sleep(interval_s)
+            if not self.active():
+                continue
             try:
                 written = await self.sync_group_offsets()
                 log.info("%s: %d group offsets committed on cluster %s", self.flow_name, written, self.target.alias)
@@ -276,6 +280,9 @@ class CheckpointEmitter:
 
     async def run_forever(self, interval_s: float) -> None:
         while True:
+            if not self.active():
+                await asyncio.sleep(interval_s)
+                continue
             try:
                 await self.prune_offset_map()
                 written = await self.emit_once()

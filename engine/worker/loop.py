@@ -34,7 +34,7 @@ TRANSACTION_TIMEOUT_S = 60.0
 class Worker:
     """Runs one Assign until Stop, a closed inbox, or a fatal error."""
 
-    def __init__(self, assignment: ipc.Assign, inbox: "queue.Queue[ipc.Assign | ipc.Stop | None]",
+    def __init__(self, assignment: ipc.Assign, inbox: "queue.Queue[ipc.ToWorker | None]",
                  report: Callable[[ipc.Report | ipc.Failed], None],
                  clock: Callable[[], float] = time.monotonic):
         self.assignment = assignment
@@ -53,6 +53,8 @@ class Worker:
         if assignment.provenance:
             self.relay.enable_provenance(assignment.source_alias, assignment.target_alias)
         self._last_report_at = clock()
+        self.lease_until = self._lease_from(clock())
+        self._lease_expired_logged = False
         self.budget = ByteBudget(assignment.bandwidth_limit_bytes_per_s, clock)
         self._read_through_written: dict[tuple[str, int], tuple] = {}
         self.offset_syncs = (
@@ -107,10 +109,17 @@ class Worker:
                 return
             if isinstance(command, ipc.Stop):
                 return
+            if isinstance(command, ipc.Lease):
+                self.lease_until = self._lease_from(self.clock())
             if isinstance(command, ipc.Assign):
                 self._drain()
                 self._assign(command)
-            if self.relay.ledgers:
+                self.lease_until = self._lease_from(self.clock())
+                self.report(self._snapshot())  # tells the coordinator the old partitions are drained
+            if self._lease_expired():
+                self.relay.serve(0)  # acks of what is in flight still count
+                time.sleep(poll_ms / 1000)
+            elif self.relay.ledgers:
                 ahead_s = self.budget.ahead_s(self.relay.bytes_sent)
                 if ahead_s > 0:
                     time.sleep(min(ahead_s, 0.2))  # short: the inbox and acks stay served
@@ -130,6 +139,20 @@ class Worker:
             if now >= next_report:
                 self.report(self._snapshot())
                 next_report = now + self.assignment.report_interval_ms / 1000
+
+    def _lease_from(self, now: float) -> float | None:
+        return now + self.assignment.lease_s if self.assignment.lease_s > 0 else None
+
+    def _lease_expired(self) -> bool:
+        """Scale-out: past the lease the coordinator last renewed, nothing more is copied; another
+        instance may own these partitions by now. Progress of what was acknowledged is still stored."""
+        expired = self.lease_until is not None and self.clock() > self.lease_until
+        if expired != self._lease_expired_logged:
+            self._lease_expired_logged = expired
+            log.warning("worker %s of %s: %s", self.assignment.worker_index, self.assignment.flow,
+                        "the coordinator stopped renewing the lease (frozen, or out of its group); copying paused"
+                        if expired else "lease renewed; copying again")
+        return expired
 
     def _assign(self, assignment: ipc.Assign) -> None:
         self.assignment = assignment
@@ -301,7 +324,8 @@ class Worker:
             ledger.reported_records = ledger.acked_records
             ledger.reported_value_bytes = ledger.acked_value_bytes
             ledger.reported_filtered = ledger.filtered_records
-        report = ipc.Report(self.assignment.worker_index, now - self._last_report_at, partitions)
+        report = ipc.Report(self.assignment.worker_index, now - self._last_report_at, partitions,
+                            self.assignment.generation)
         self._last_report_at = now
         return report
 

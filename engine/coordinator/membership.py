@@ -1,0 +1,211 @@
+"""Scale-out: instances that share one `mirror.engine.group.id` share the partitions.
+
+The approach, on Kafka's own group protocol (confluent-kafka has no custom assignor):
+
+- Each coordinator joins the consumer group `<group.id>` on every target cluster of its flows, with
+  a consumer subscribed to the flows' *remote* topics there and `cooperative-sticky` assignment.
+  A remote partition assigned to an instance is its right to copy the source partition(s) that
+  replicate into it (a remote topic has the source topic's partitions, one to one). The consumer
+  never reads: every partition is paused the moment it is assigned.
+- Cooperative-sticky moves only what must move to even out the partition counts, and in two
+  steps: a partition is first revoked from its owner, which returns from the revocation only
+  after its workers drained it and stored its progress; only the next rebalance gives it to the
+  new owner, whose worker resumes at that stored progress. A revoked partition is therefore never
+  copied by two instances at once, and a moved partition starts where the old owner stopped.
+- An instance that loses its membership (its session timed out: it was frozen, or cut off from
+  the group coordinator) stops its partitions the moment it notices; while it does not notice,
+  its workers stop copying by themselves when their lease runs out (see Lease in engine.ipc),
+  which is shorter than the session timeout: the new owner starts after the old one went silent.
+- The owner of a group's smallest partition leads it: it alone runs the checkpoints, group offset
+  sync, topic-config and ACL sync of the flows into that cluster, and emits its heartbeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from typing import Awaitable, Callable
+
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+from engine.clients import client_config
+from engine.config import ClusterConfig
+
+log = logging.getLogger(__name__)
+
+Partition = tuple[str, int]  # (remote topic, partition)
+
+POLL_S = 0.5
+STATS_INTERVAL_MS = 1000
+# a rebalance callback waits this long for the workers to drain before it gives up
+HANDOVER_TIMEOUT_S = 120.0
+
+
+class Membership:
+    """One instance's membership of the group on one target cluster: which remote partitions it owns.
+
+    `topics()` gives the remote topics to subscribe to (read again every poll); `on_change(revoked)`
+    runs on the event loop after each change of the owned set, and must have stopped the revoked
+    partitions, with their progress stored, when it returns.
+    """
+
+    def __init__(self, target: ClusterConfig, group_id: str, session_timeout_ms: int,
+                 topics: Callable[[], set[str]], partitions: Callable[[], set[Partition]],
+                 on_change: Callable[[set[Partition]], Awaitable[None]]):
+        self.target = target
+        self.group_id = group_id
+        self.session_timeout_ms = session_timeout_ms
+        self.topics = topics
+        self.partitions = partitions  # every remote partition the group's flows copy into
+        self.on_change = on_change
+        self.owned: set[Partition] = set()
+        self.joined = False  # a first assignment (maybe empty) arrived
+        self.generations = 0  # assignments received, for the logs and tests
+        self.stopping = False
+        self._subscribed: list[str] = []
+        self._healthy_at: float | None = None  # monotonic: the group state was last seen "up"
+        self._stats_at: float | None = None  # monotonic: the previous statistics
+        self._in_callback = False  # a rebalance callback runs: librdkafka keeps the session meanwhile
+        # the process stood still longer than a session (SIGSTOP, a frozen host): the group has
+        # surely given our partitions away, whatever librdkafka says before it notices
+        self._presumed_lost = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self.consumer = Consumer(client_config(target, f"mirror-engine|{group_id}|membership", **{
+            "group.id": group_id,
+            "partition.assignment.strategy": "cooperative-sticky",
+            "session.timeout.ms": session_timeout_ms,
+            "heartbeat.interval.ms": max(500, session_timeout_ms // 4),
+            "enable.auto.commit": False,
+            "auto.offset.reset": "latest",
+            # new remote topics join the subscription soon after they are created
+            "topic.metadata.refresh.interval.ms": 5000,
+            "statistics.interval.ms": STATS_INTERVAL_MS,
+            "stats_cb": self._on_stats,
+        }))
+
+    # -- what the coordinator asks -------------------------------------------------------------
+
+    def owns(self, remote_topic: str, partition: int) -> bool:
+        return (remote_topic, partition) in self.owned
+
+    def leads(self) -> bool:
+        """Owns the group's smallest partition; with no partition at all, every member leads."""
+        every = self.partitions()
+        return not every or min(every) in self.owned
+
+    def healthy(self) -> bool:
+        """The workers may go on copying: the group state was 'up' within the last half session
+        timeout, or a rebalance callback is running (the session is kept meanwhile)."""
+        if self._in_callback:
+            return True
+        return not self._presumed_lost and self._healthy_at is not None and \
+            time.monotonic() - self._healthy_at < self.session_timeout_ms / 2000
+
+    # -- running -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._resubscribe()
+        self._thread = threading.Thread(target=self._poll_forever, name=f"membership-{self.target.alias}",
+                                        daemon=True)
+        self._thread.start()
+
+    async def close(self) -> None:
+        """Leaves the group: the other instances take over at once. Called after the workers stopped."""
+        self.stopping = True
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+        await asyncio.to_thread(self.consumer.close)
+
+    def _poll_forever(self) -> None:
+        while not self.stopping:
+            self._resubscribe()
+            message = self.consumer.poll(POLL_S)
+            if message is not None and message.error() is not None:
+                error = message.error()
+                level = logging.DEBUG if error.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART,
+                                                          KafkaError._PARTITION_EOF) else logging.WARNING
+                log.log(level, "group %s on cluster %s: %s", self.group_id, self.target.alias, error.str())
+
+    def _resubscribe(self) -> None:
+        wanted = sorted(self.topics())
+        if wanted == self._subscribed:
+            return
+        self._subscribed = wanted
+        if not wanted:
+            # no remote topic yet: still a member, so that leadership and the heartbeats are decided
+            wanted = [f"^{self.group_id}\\.nothing-to-copy$"]
+        self.consumer.subscribe(wanted, on_assign=self._on_assign, on_revoke=self._on_revoke,
+                                on_lost=self._on_lost)
+
+    # -- rebalance callbacks: on the poll thread; the workers are changed on the event loop ----
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._presumed_lost = False  # a member again
+        consumer.incremental_assign(partitions)
+        if partitions:
+            consumer.pause(partitions)  # membership only: nothing is ever fetched
+        added = {(tp.topic, tp.partition) for tp in partitions}
+        self.owned |= added
+        self.joined = True
+        self.generations += 1
+        if added:
+            log.info("group %s on cluster %s: %d partitions assigned to this instance (%d owned): %s",
+                     self.group_id, self.target.alias, len(added), len(self.owned), _names(added))
+        self._hand_over(set())
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        revoked = {(tp.topic, tp.partition) for tp in partitions}
+        self._give_up(revoked, "revoked")
+        consumer.incremental_unassign(partitions)
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        lost = {(tp.topic, tp.partition) for tp in partitions}
+        log.error("group %s on cluster %s: this instance lost its membership (session timed out); its %d "
+                  "partitions are stopped and owned by others now", self.group_id, self.target.alias, len(lost))
+        self._give_up(lost, "lost")
+        consumer.incremental_unassign(partitions)
+
+    def _give_up(self, partitions: set[Partition], how: str) -> None:
+        if not partitions:
+            return
+        self.owned -= partitions
+        log.info("group %s on cluster %s: %d partitions %s; draining them before they move: %s",
+                 self.group_id, self.target.alias, len(partitions), how, _names(partitions))
+        self._hand_over(partitions)
+
+    def _hand_over(self, revoked: set[Partition]) -> None:
+        """Runs on_change on the event loop and waits for it: the rebalance goes on only after."""
+        if self.stopping or self._loop is None:
+            return  # shutting down: the workers stop and store their progress anyway
+        self._in_callback = True
+        future = asyncio.run_coroutine_threadsafe(self.on_change(revoked), self._loop)
+        try:
+            future.result(HANDOVER_TIMEOUT_S)
+        except Exception as error:  # the next rebalance or refresh retries; never kill the poll thread
+            log.error("group %s on cluster %s: applying the new assignment failed: %r", self.group_id,
+                      self.target.alias, error)
+        finally:
+            self._in_callback = False
+            self._stats_at = None  # no statistics were served meanwhile: not a gap
+
+    def _on_stats(self, stats_json: str) -> None:
+        now = time.monotonic()
+        if self._stats_at is not None and now - self._stats_at > self.session_timeout_ms / 1000:
+            if not self._presumed_lost:
+                log.error("group %s on cluster %s: this instance stood still for %.0fs, longer than the session "
+                          "timeout; its workers stop copying until it is a member again", self.group_id,
+                          self.target.alias, now - self._stats_at)
+            self._presumed_lost = True
+        self._stats_at = now
+        group = json.loads(stats_json).get("cgrp") or {}
+        if group.get("state") == "up":
+            self._healthy_at = now
+
+
+def _names(partitions: set[Partition]) -> str:
+    return ", ".join(f"{topic}[{partition}]" for topic, partition in sorted(partitions))

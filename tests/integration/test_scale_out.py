@@ -1,0 +1,172 @@
+"""Scale-out: instances with one file and one mirror.engine.group.id share the partitions through a
+consumer group on the target cluster; a killed one's partitions are taken over, a new one takes its
+share, and nothing is lost or copied twice on the way."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+from engine import config as engine_config
+from engine.audit import audit_flow
+from tests.helpers import http_get, wait_for
+from tests.integration.kafka_io import Record, SteadyProducer, end_offsets, mm2_properties, read_all
+
+SESSION_TIMEOUT_MS = 6000  # the brokers' group.min.session.timeout.ms
+PARTITIONS = 6
+
+
+def batch(partitions: int, tag: str):
+    def make(first: int) -> list[Record]:
+        # timestamps of now: older ones fall to the brokers' retention while the test runs
+        now_ms = int(time.time() * 1000)
+        return [Record(i % partitions, f"{tag}-k{i}".encode(), f"{tag}-v{i}".encode(), (("n", str(i).encode()),),
+                       now_ms + i - first) for i in range(first, first + 12)]
+    return make
+
+
+def group_properties(source_cluster, target_cluster, topic: str, group: str, extra: dict | None = None) -> str:
+    return mm2_properties(source_cluster, target_cluster, {
+        "A->B.topics": topic, "tasks.max": "1", "emit.heartbeats.enabled": "false",
+        "mirror.engine.group.id": group, "mirror.engine.group.session.timeout.ms": str(SESSION_TIMEOUT_MS),
+        **(extra or {})})
+
+
+def status(run) -> dict:
+    code, body = http_get(run.metrics_url().replace("/metrics", "/status"))
+    assert code in (200, 503), body
+    return json.loads(body)
+
+
+def owners(runs: list) -> dict[tuple[str, int], list[int]]:
+    """partition -> the instances (by index in runs) whose workers hold it."""
+    held: dict[tuple[str, int], list[int]] = {}
+    for index, run in enumerate(runs):
+        for flow in status(run)["flows"]:
+            for topic, partition in flow["partitions_here"]:
+                held.setdefault((topic, partition), []).append(index)
+    return held
+
+
+def owned_once_by(runs: list, topic: str, instances: int, partitions: int = PARTITIONS):
+    """The ownership once every partition of topic has exactly one owner and `instances` have some."""
+    def check():
+        held = {tp: o for tp, o in owners(runs).items() if tp[0] == topic}
+        every = {(topic, p) for p in range(partitions)}
+        if set(held) != every or any(len(o) != 1 for o in held.values()):
+            return None
+        if len({o[0] for o in held.values()}) != instances:
+            return None
+        return {tp: o[0] for tp, o in held.items()}
+    return check
+
+
+def logs(runs: list):
+    return lambda: "\n\n".join(f"--- instance {i}:\n{run.log()[-4000:]}" for i, run in enumerate(runs))
+
+
+def copied(target_cluster, remote: str) -> int:
+    return sum(end_offsets(target_cluster.bootstrap_servers, remote).values())
+
+
+def test_instances_share_partitions_a_new_one_takes_its_share_and_a_killed_ones_are_taken_over(
+        source_cluster, target_cluster, engine, unique_name):
+    topic = source_cluster.create_topic(unique_name("shared"), PARTITIONS)
+    remote = f"A.{topic}"
+    properties = group_properties(source_cluster, target_cluster, topic, unique_name("group"))
+    with SteadyProducer(source_cluster.bootstrap_servers, topic, batch(PARTITIONS, "s")) as producer:
+        runs = [engine(properties) for _ in range(3)]
+        wait_for(lambda: all("metrics on" in run.log() for run in runs), 60, "three instances up", logs(runs))
+        three = wait_for(owned_once_by(runs, topic, 3), 90, "every partition owned by exactly one of 3", logs(runs))
+        leaders = [i for i, run in enumerate(runs) if status(run)["flows"][0]["group"]["leader"]]
+        assert len(leaders) == 1, f"one leader expected, got instances {leaders}"
+        assert sorted(list(three.values()).count(i) for i in range(3)) == [2, 2, 2], three
+
+        # a fourth instance: only the partitions it takes move, and they move without a gap
+        samples = []
+        runs.append(engine(properties))
+        wait_for(lambda: "metrics on" in runs[3].log(), 60, "a fourth instance up", logs(runs))
+        def four_share():
+            samples.append((time.monotonic(), copied(target_cluster, remote)))
+            return owned_once_by(runs, topic, 4)()
+        four = wait_for(four_share, 90, "every partition owned by exactly one of 4", logs(runs), interval_s=0.25)
+        moved = {tp for tp in four if four[tp] != three[tp]}
+        assert moved and all(four[tp] == 3 for tp in moved), f"only partitions for the new instance move: {four}"
+        stalls = [b[0] - a[0] for a, b in zip(samples, samples[1:]) if b[1] == a[1]]
+        print(f"fourth instance: {len(moved)} partitions moved to it; longest stand-still of the copy "
+              f"{max(stalls, default=0):.2f}s")
+
+        # kill -9 one coordinator: its workers store their progress and exit, the others take over
+        victim = four[(topic, 0)]
+        victim_workers = list(runs[victim].worker_pids().values())
+        killed_at = time.monotonic()
+        runs[victim].kill()
+        survivors = [run for i, run in enumerate(runs) if i != victim]
+        wait_for(owned_once_by(survivors, topic, 3), 60, "the killed instance's partitions taken over",
+                 logs(survivors), interval_s=0.25)
+        takeover_s = time.monotonic() - killed_at
+        print(f"kill -9: partitions taken over after {takeover_s:.1f}s (session timeout "
+              f"{SESSION_TIMEOUT_MS / 1000:.0f}s)")
+        assert takeover_s < 2 * SESSION_TIMEOUT_MS / 1000 + 5, takeover_s
+        wait_for(lambda: not any(_alive(pid) for pid in victim_workers), 30, "the killed instance's workers gone")
+        mark = copied(target_cluster, remote)
+        wait_for(lambda: copied(target_cluster, remote) >= mark + 100, 60, "copying goes on", logs(survivors))
+    wait_for(lambda: copied(target_cluster, remote) >= len(producer.written), 90, "every record copied",
+             logs(survivors))
+    for run in survivors:
+        assert run.stop() == 0, run.log()
+    expected = {p: [r for r in producer.written if r.partition == p] for p in range(PARTITIONS)}
+    assert read_all(target_cluster.bootstrap_servers, remote) == expected  # no gap, nothing twice
+    loaded = engine_config.load(survivors[0].folder / "mm2.properties", quiet=True)
+    results = audit_flow(loaded, loaded.flows[0], topics=[topic])
+    assert all(r.ok and r.duplicated == 0 for r in results), "\n".join(map(str, results))
+    assert sum(r.copied for r in results) == len(producer.written)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[-1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_config_change_adds_a_flow_while_the_group_keeps_replicating(
+        source_cluster, target_cluster, engine, unique_name):
+    topic = source_cluster.create_topic(unique_name("steady"), PARTITIONS)
+    backwards = target_cluster.create_topic(unique_name("backwards"), 2)
+    remote = f"A.{topic}"
+    group = unique_name("group")
+    before = group_properties(source_cluster, target_cluster, topic, group)
+    with SteadyProducer(source_cluster.bootstrap_servers, topic, batch(PARTITIONS, "s")) as producer, \
+            SteadyProducer(target_cluster.bootstrap_servers, backwards, batch(2, "b")) as reverse:
+        runs = [engine(before) for _ in range(2)]
+        wait_for(lambda: all("metrics on" in run.log() for run in runs), 60, "two instances up", logs(runs))
+        wait_for(owned_once_by(runs, topic, 2), 90, "the partitions shared by 2", logs(runs))
+        for run in runs:
+            (run.folder / "mm2.properties").write_text(before + f"B->A.enabled = true\nB->A.topics = {backwards}\n")
+            run.process.send_signal(signal.SIGHUP)
+        samples = []
+        def added():
+            samples.append((time.monotonic(), copied(target_cluster, remote)))
+            return f"B.{backwards}" in source_cluster.admin().list_topics(timeout=10).topics and \
+                copied(source_cluster, f"B.{backwards}") >= 100
+        wait_for(added, 120, "the added flow copying", logs(runs), interval_s=0.25)
+        # the new flow's partitions are shared too, in the group on its own target cluster A
+        wait_for(owned_once_by(runs, backwards, 2, partitions=2), 60, "the added flow's partitions shared",
+                 logs(runs))
+        mark = copied(target_cluster, remote)
+        wait_for(lambda: copied(target_cluster, remote) >= mark + 100, 60, "the first flow goes on", logs(runs))
+    wait_for(lambda: copied(target_cluster, remote) >= len(producer.written)
+             and copied(source_cluster, f"B.{backwards}") >= len(reverse.written), 90, "every record copied",
+             logs(runs))
+    for run in runs:
+        assert run.stop() == 0, run.log()
+    stalls = [b[0] - a[0] for a, b in zip(samples, samples[1:]) if b[1] == a[1]]
+    print(f"A->B while B->A was added to both instances: longest stand-still {max(stalls, default=0):.2f}s")
+    assert max(stalls, default=0) < 5, f"the running flow stood still for {max(stalls):.1f}s"
+    assert read_all(target_cluster.bootstrap_servers, remote) == \
+        {p: [r for r in producer.written if r.partition == p] for p in range(PARTITIONS)}
+    assert read_all(source_cluster.bootstrap_servers, f"B.{backwards}") == \
+        {p: [r for r in reverse.written if r.partition == p] for p in range(2)}
