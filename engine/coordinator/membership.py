@@ -68,10 +68,10 @@ class Membership:
         self._subscribed: list[str] = []
         self._healthy_at: float | None = None  # monotonic: the group state was last seen "up"
         self._stats_at: float | None = None  # monotonic: the previous statistics
-        self._in_callback = False  # a rebalance callback runs: librdkafka keeps the session meanwhile
-        # the process stood still longer than a session (SIGSTOP, a frozen host): the group has
-        # surely given our partitions away, whatever librdkafka says before it notices
-        self._presumed_lost = False
+        self._in_callback = False  # an assign or revoke callback runs: the session is kept meanwhile
+        # monotonic: since when the partitions may be someone else's (the process stood still for
+        # half a session, or the session was lost), whatever librdkafka says before it notices
+        self._doubted_since: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self.consumer = Consumer(client_config(target, f"mirror-engine|{group_id}|membership", **{
@@ -99,11 +99,19 @@ class Membership:
 
     def healthy(self) -> bool:
         """The workers may go on copying: the group state was 'up' within the last half session
-        timeout, or a rebalance callback is running (the session is kept meanwhile)."""
+        timeout and the membership is not in doubt, or an assign or revoke callback runs.
+
+        In doubt after a standstill of half a session or a lost session: until the next assignment,
+        or until a whole session passed without the group saying otherwise (the next heartbeat
+        would have told a member that was thrown out)."""
         if self._in_callback:
             return True
-        return not self._presumed_lost and self._healthy_at is not None and \
-            time.monotonic() - self._healthy_at < self.session_timeout_ms / 2000
+        now = time.monotonic()
+        if self._doubted_since is not None:
+            if now - self._doubted_since < self.session_timeout_ms / 1000:
+                return False
+            self._doubted_since = None
+        return self._healthy_at is not None and now - self._healthy_at < self.session_timeout_ms / 2000
 
     # -- running -------------------------------------------------------------------------------
 
@@ -145,7 +153,7 @@ class Membership:
     # -- rebalance callbacks: on the poll thread; the workers are changed on the event loop ----
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._presumed_lost = False  # a member again
+        self._doubted_since = None  # a member again
         consumer.incremental_assign(partitions)
         if partitions:
             consumer.pause(partitions)  # membership only: nothing is ever fetched
@@ -167,22 +175,23 @@ class Membership:
         lost = {(tp.topic, tp.partition) for tp in partitions}
         log.error("group %s on cluster %s: this instance lost its membership (session timed out); its %d "
                   "partitions are stopped and owned by others now", self.group_id, self.target.alias, len(lost))
-        self._give_up(lost, "lost")
+        self._doubted_since = time.monotonic()
+        self._give_up(lost, "lost", keeps_session=False)
         consumer.incremental_unassign(partitions)
 
-    def _give_up(self, partitions: set[Partition], how: str) -> None:
+    def _give_up(self, partitions: set[Partition], how: str, keeps_session: bool = True) -> None:
         if not partitions:
             return
         self.owned -= partitions
         log.info("group %s on cluster %s: %d partitions %s; draining them before they move: %s",
                  self.group_id, self.target.alias, len(partitions), how, _names(partitions))
-        self._hand_over(partitions)
+        self._hand_over(partitions, keeps_session)
 
-    def _hand_over(self, revoked: set[Partition]) -> None:
+    def _hand_over(self, revoked: set[Partition], keeps_session: bool = True) -> None:
         """Runs on_change on the event loop and waits for it: the rebalance goes on only after."""
         if self.stopping or self._loop is None:
             return  # shutting down: the workers stop and store their progress anyway
-        self._in_callback = True
+        self._in_callback = keeps_session
         future = asyncio.run_coroutine_threadsafe(self.on_change(revoked), self._loop)
         try:
             future.result(HANDOVER_TIMEOUT_S)
@@ -195,12 +204,11 @@ class Membership:
 
     def _on_stats(self, stats_json: str) -> None:
         now = time.monotonic()
-        if self._stats_at is not None and now - self._stats_at > self.session_timeout_ms / 1000:
-            if not self._presumed_lost:
-                log.error("group %s on cluster %s: this instance stood still for %.0fs, longer than the session "
-                          "timeout; its workers stop copying until it is a member again", self.group_id,
-                          self.target.alias, now - self._stats_at)
-            self._presumed_lost = True
+        if self._stats_at is not None and now - self._stats_at > self.session_timeout_ms / 2000:
+            # the broker may have expired the session (it counts from the last heartbeat, before the standstill)
+            log.error("group %s on cluster %s: this instance stood still for %.1fs; its workers copy again once it "
+                      "is sure of its membership", self.group_id, self.target.alias, now - self._stats_at)
+            self._doubted_since = now
         self._stats_at = now
         group = json.loads(stats_json).get("cgrp") or {}
         if group.get("state") == "up":

@@ -53,8 +53,7 @@ class Worker:
         if assignment.provenance:
             self.relay.enable_provenance(assignment.source_alias, assignment.target_alias)
         self._last_report_at = clock()
-        self.lease_until = self._lease_from(clock())
-        self._lease_expired_logged = False
+        self.lease = Lease(assignment.lease_s, clock)
         self.budget = ByteBudget(assignment.bandwidth_limit_bytes_per_s, clock)
         self._read_through_written: dict[tuple[str, int], tuple] = {}
         self.offset_syncs = (
@@ -110,13 +109,13 @@ class Worker:
             if isinstance(command, ipc.Stop):
                 return
             if isinstance(command, ipc.Lease):
-                self.lease_until = self._lease_from(self.clock())
+                self.lease.renew()
             if isinstance(command, ipc.Assign):
                 self._drain()
                 self._assign(command)
-                self.lease_until = self._lease_from(self.clock())
+                self.lease = Lease(command.lease_s, self.clock)
                 self.report(self._snapshot())  # tells the coordinator the old partitions are drained
-            if self._lease_expired():
+            if self.lease.expired():
                 self.relay.serve(0)  # acks of what is in flight still count
                 time.sleep(poll_ms / 1000)
             elif self.relay.ledgers:
@@ -139,20 +138,6 @@ class Worker:
             if now >= next_report:
                 self.report(self._snapshot())
                 next_report = now + self.assignment.report_interval_ms / 1000
-
-    def _lease_from(self, now: float) -> float | None:
-        return now + self.assignment.lease_s if self.assignment.lease_s > 0 else None
-
-    def _lease_expired(self) -> bool:
-        """Scale-out: past the lease the coordinator last renewed, nothing more is copied; another
-        instance may own these partitions by now. Progress of what was acknowledged is still stored."""
-        expired = self.lease_until is not None and self.clock() > self.lease_until
-        if expired != self._lease_expired_logged:
-            self._lease_expired_logged = expired
-            log.warning("worker %s of %s: %s", self.assignment.worker_index, self.assignment.flow,
-                        "the coordinator stopped renewing the lease (frozen, or out of its group); copying paused"
-                        if expired else "lease renewed; copying again")
-        return expired
 
     def _assign(self, assignment: ipc.Assign) -> None:
         self.assignment = assignment
@@ -328,6 +313,29 @@ class Worker:
                             self.assignment.generation)
         self._last_report_at = now
         return report
+
+
+class Lease:
+    """Scale-out: the worker copies only until `seconds` after the coordinator's last renewal (see
+    ipc.Lease); past it another instance may own the partitions. Acknowledged progress is still
+    stored meanwhile. Without a lease (seconds 0, one instance alone) it never expires."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic):
+        self.seconds = seconds
+        self.clock = clock
+        self.until = clock() + seconds
+        self._said_expired = False
+
+    def renew(self) -> None:
+        self.until = self.clock() + self.seconds
+
+    def expired(self) -> bool:
+        expired = self.seconds > 0 and self.clock() > self.until
+        if expired != self._said_expired:
+            self._said_expired = expired
+            log.warning("%s", "the coordinator stopped renewing the lease (frozen, or out of its group); copying "
+                              "paused" if expired else "lease renewed; copying again")
+        return expired
 
 
 class ByteBudget:

@@ -170,3 +170,34 @@ def test_a_config_change_adds_a_flow_while_the_group_keeps_replicating(
         {p: [r for r in producer.written if r.partition == p] for p in range(PARTITIONS)}
     assert read_all(source_cluster.bootstrap_servers, f"B.{backwards}") == \
         {p: [r for r in reverse.written if r.partition == p] for p in range(2)}
+
+
+def test_a_frozen_instance_writes_nothing_more_once_its_partitions_are_taken_over(
+        source_cluster, target_cluster, engine, unique_name):
+    topic = source_cluster.create_topic(unique_name("frozen"), PARTITIONS)
+    remote = f"A.{topic}"
+    properties = group_properties(source_cluster, target_cluster, topic, unique_name("group"))
+    with SteadyProducer(source_cluster.bootstrap_servers, topic, batch(PARTITIONS, "f")) as producer:
+        runs = [engine(properties) for _ in range(2)]
+        wait_for(lambda: all("metrics on" in run.log() for run in runs), 60, "two instances up", logs(runs))
+        wait_for(owned_once_by(runs, topic, 2), 90, "the partitions shared by 2", logs(runs))
+        frozen, other = runs
+        # SIGSTOP the coordinator alone, as a host that stalls: its workers run on, unrenewed
+        frozen.process.send_signal(signal.SIGSTOP)
+        try:
+            wait_for(lambda: "copying paused" in frozen.log(), 30, "the frozen instance's workers pausing",
+                     logs(runs))
+            wait_for(owned_once_by([other], topic, 1), 60, "the other instance owning every partition",
+                     logs(runs), interval_s=0.25)
+            mark = copied(target_cluster, remote)
+            wait_for(lambda: copied(target_cluster, remote) >= mark + 100, 60, "copying goes on", logs(runs))
+        finally:
+            frozen.process.send_signal(signal.SIGCONT)
+        wait_for(owned_once_by(runs, topic, 2), 90, "the partitions shared again after the wake-up", logs(runs))
+    wait_for(lambda: copied(target_cluster, remote) >= len(producer.written), 90, "every record copied", logs(runs))
+    for run in runs:
+        assert run.stop() == 0, run.log()
+    assert "lost its membership" in frozen.log() or "stood still for" in frozen.log(), frozen.log()
+    # the frozen instance's workers copied nothing while the other instance owned their partitions
+    assert read_all(target_cluster.bootstrap_servers, remote) == \
+        {p: [r for r in producer.written if r.partition == p] for p in range(PARTITIONS)}

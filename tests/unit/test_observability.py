@@ -40,7 +40,7 @@ def flow_runner(tasks: list[ipc.PartitionTask], workers: list) -> SimpleNamespac
         flow=flow, partitions=tasks, workers=workers, partition_state={}, stopped_partitions={}, stopped_topics={},
         policy=make_policy(flow.policy_class, "A", flow.separator, flow.internal_separator_enabled),
         target=SimpleNamespace(alias="B"), auditor=None, audit_passes=0, audit_last_pass_at=None,
-        checkpoints=None, started_at_ms=time.time() * 1000 - 5_000)
+        checkpoints=None, started_at_ms=time.time() * 1000 - 5_000, membership=None)
 
 
 def coordinator(*flows, running=True, alert_s=60.0) -> SimpleNamespace:

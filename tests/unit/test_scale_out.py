@@ -1,0 +1,169 @@
+"""Scale-out without brokers: what a membership owns and leads, when its workers may copy, how a
+move is ordered between workers, and the configuration keys."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from types import SimpleNamespace
+
+import pytest
+from confluent_kafka import TopicPartition
+
+from engine import ipc
+from engine.config import ClusterConfig, ConfigError, from_properties
+from engine.coordinator.coordinator import FlowRunner
+from engine.coordinator.membership import Membership
+from engine.worker.loop import Lease
+
+SESSION_MS = 6000
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeConsumer:
+    def __init__(self) -> None:
+        self.assigned: list[tuple[str, int]] = []
+        self.paused: list[tuple[str, int]] = []
+
+    def incremental_assign(self, partitions):
+        self.assigned += [(tp.topic, tp.partition) for tp in partitions]
+
+    def incremental_unassign(self, partitions):
+        gone = {(tp.topic, tp.partition) for tp in partitions}
+        self.assigned = [tp for tp in self.assigned if tp not in gone]
+
+    def pause(self, partitions):
+        self.paused += [(tp.topic, tp.partition) for tp in partitions]
+
+
+def membership(every: set[tuple[str, int]]) -> Membership:
+    return Membership(ClusterConfig("B", "127.0.0.1:1"), "mirrors", SESSION_MS, topics=lambda: {t for t, _ in every},
+                      partitions=lambda: every, on_change=None)
+
+
+def test_assigned_partitions_are_owned_paused_and_the_owner_of_the_smallest_leads():
+    every = {("A.orders", p) for p in range(4)}
+    member, consumer = membership(every), FakeConsumer()
+    assert not member.owns("A.orders", 1) and not member.leads()
+    member._on_assign(consumer, [TopicPartition("A.orders", 1), TopicPartition("A.orders", 3)])
+    assert member.owns("A.orders", 1) and member.owns("A.orders", 3) and not member.owns("A.orders", 0)
+    assert consumer.paused == [("A.orders", 1), ("A.orders", 3)], "a membership never fetches"
+    assert not member.leads()  # A.orders[0] is someone else's
+    member._on_assign(consumer, [TopicPartition("A.orders", 0)])
+    assert member.leads()
+    member._on_revoke(consumer, [TopicPartition("A.orders", 0), TopicPartition("A.orders", 1)])
+    assert member.owned == {("A.orders", 3)} and consumer.assigned == [("A.orders", 3)] and not member.leads()
+    member._on_lost(consumer, [TopicPartition("A.orders", 3)])
+    assert member.owned == set() and consumer.assigned == []
+    assert membership(set()).leads(), "with nothing to copy every member leads (heartbeats go on)"
+
+
+def test_the_membership_is_healthy_only_while_the_group_state_is_up_and_never_in_doubt(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr("engine.coordinator.membership.time.monotonic", clock)
+    up = json.dumps({"cgrp": {"state": "up"}})
+    member = membership({("A.orders", 0)})
+    assert not member.healthy()
+    member._on_stats(up)
+    assert member.healthy()
+    clock.now += SESSION_MS / 2000 + 0.1
+    assert not member.healthy(), "no word of the group for half a session: the lease is not renewed"
+    member._on_stats(json.dumps({"cgrp": {"state": "wait-coord"}}))
+    assert not member.healthy()
+
+    clock.now += SESSION_MS / 2000 + 0.1  # a standstill (SIGSTOP) of more than half a session
+    member._on_stats(up)
+    assert not member.healthy(), "the broker may have expired the session: in doubt"
+    member._on_assign(FakeConsumer(), [])
+    assert member.healthy(), "a member again after the rejoin"
+
+    clock.now += SESSION_MS / 2000 + 0.1
+    member._on_stats(up)
+    for _ in range(int(SESSION_MS / 1000)):
+        clock.now += 1
+        member._on_stats(up)
+    assert member.healthy(), "a whole session without being thrown out: still a member after all"
+
+    member._on_assign(FakeConsumer(), [TopicPartition("A.orders", 0)])
+    member._on_lost(FakeConsumer(), [TopicPartition("A.orders", 0)])
+    member._on_stats(up)
+    assert not member.healthy(), "after a lost session nothing is copied until the next assignment"
+    member._on_assign(FakeConsumer(), [])
+    assert member.healthy()
+
+
+def test_a_lease_expires_without_renewal_and_never_without_a_lease():
+    clock = FakeClock()
+    lease = Lease(3.0, clock)
+    clock.now += 2.9
+    assert not lease.expired()
+    lease.renew()
+    clock.now += 2.9
+    assert not lease.expired()
+    clock.now += 0.2
+    assert lease.expired()
+    lease.renew()
+    assert not lease.expired()
+    alone = Lease(0.0, clock)
+    clock.now += 1e6
+    assert not alone.expired()
+
+
+class RecordingWorker:
+    def __init__(self, assignment: ipc.Assign, calls: list):
+        self.assignment = assignment
+        self.calls = calls
+
+    async def reassign(self, assignment: ipc.Assign) -> None:
+        self.calls.append((self.assignment.worker_index, [t.partition for t in assignment.partitions]))
+        await asyncio.sleep(0.01)
+        self.assignment = assignment
+
+    async def stop(self) -> None:
+        self.calls.append((self.assignment.worker_index, "stop"))
+
+
+def assign(index: int, partitions: list[int]) -> ipc.Assign:
+    return ipc.Assign(flow="A->B", source_alias="A", target_alias="B", worker_index=index,
+                      partitions=[ipc.PartitionTask("orders", p, "A.orders") for p in partitions],
+                      source_client={}, target_client={}, offsets_topic="mm2-offsets.A.internal",
+                      offset_flush_interval_ms=1000, poll_timeout_ms=100)
+
+
+def test_a_partition_moving_between_workers_is_drained_by_the_giver_before_the_taker_starts_it():
+    calls: list = []
+    runner = SimpleNamespace(workers=[RecordingWorker(assign(0, [0, 1]), calls),
+                                      RecordingWorker(assign(1, [2]), calls)])
+    asyncio.run(FlowRunner._apply_unlocked(runner, [assign(0, [0]), assign(1, [1, 2])]))
+    assert calls == [(0, [0]), (1, [1, 2])], "worker 0 gives [1] away before worker 1 takes it"
+
+    calls.clear()  # a swap: each gives first, then each takes
+    asyncio.run(FlowRunner._apply_unlocked(runner, [assign(0, [0, 2]), assign(1, [1])]))
+    assert calls[:1] == [(1, [1])] and calls[1:] == [(0, [0, 2])], calls
+
+
+def properties(extra: str) -> dict[str, str]:
+    base = "clusters = A, B\nA.bootstrap.servers = 127.0.0.1:1\nB.bootstrap.servers = 127.0.0.1:2\nA->B.enabled = true\n"
+    from engine.properties import parse_properties
+
+    return parse_properties(base + extra)
+
+
+def test_group_keys_are_read_and_exactly_once_is_refused_with_them():
+    config = from_properties(properties("mirror.engine.group.id = mirrors\nmirror.engine.group.session.timeout.ms = 6000\n"),
+                             quiet=True)
+    assert (config.group_id, config.group_session_timeout_ms) == ("mirrors", 6000)
+    assert from_properties(properties(""), quiet=True).group_id == ""
+    with pytest.raises(ConfigError, match=r"mirror\.engine\.group\.id.*exactly-once.*flow A->B"):
+        from_properties(properties("mirror.engine.group.id = mirrors\nB.exactly.once.source.support = enabled\n"),
+                        quiet=True)
+    with pytest.raises(ConfigError, match=r"mirror\.engine\.group\.session\.timeout\.ms.*at least 1000"):
+        from_properties(properties("mirror.engine.group.id = m\nmirror.engine.group.session.timeout.ms = 5\n"),
+                        quiet=True)
