@@ -269,6 +269,10 @@ def _flow_acls(acls: _Acls, config: EngineConfig, flow: FlowConfig, heartbeats: 
     acls.topics(target, remote, ("ALTER",), f"{name} remote topics: add partitions when the source grows")
     acls.topics(target, remote, ("DESCRIBE_CONFIGS",),
                 f"{name} replication: read the remote topics' max.message.bytes")
+    if config.group_id:
+        # the remote topics' DESCRIBE, which the subscription needs, comes with their WRITE
+        acls.add(target, GROUP, config.group_id, LITERAL, ("READ",),
+                 f"scale-out: join the instances' group {config.group_id} (membership; never committed)")
 
     # progress and the offset map on the target
     offsets = wire.connect_offsets_topic(source)

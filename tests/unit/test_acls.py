@@ -115,6 +115,12 @@ def test_exactly_once_adds_the_workers_transactional_ids():
                  "exactly.once.source.support": "preparing"}) == replication() | OFFSET_SYNCS
 
 
+def test_scale_out_joins_the_instances_group_on_the_target():
+    expected = replication() | OFFSET_SYNCS | group("B", "mirrors", "READ")
+    assert keys({**QUIET, "A->B.topics": "orders", "emit.checkpoints.enabled": "false",
+                 "mirror.engine.group.id": "mirrors"}) == expected
+
+
 def test_offset_syncs_on_the_target_are_named_after_the_source():
     expected = replication() | topic("B", "mm2-offset-syncs.A.internal", "CREATE", "WRITE") | CHECKPOINTS
     assert keys({**QUIET, "A->B.topics": "orders", "groups": "", "offset-syncs.topic.location": "target"}) == expected
