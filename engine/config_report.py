@@ -77,6 +77,11 @@ def report(config: EngineConfig) -> str:
             if overrides:
                 lines.append(f"    {role.replace('_', ' ')} overrides (librdkafka):")
                 lines += _settings(overrides, "      ")
+    targets = sorted({flow.target for flow in config.flows})
+    lines.append(f"scale-out: the instances of group {config.group_id} share the partitions (groups on cluster "
+                 f"{', '.join(targets)}; session timeout {config.group_session_timeout_ms} ms)"
+                 if config.group_id else "scale-out: off (mirror.engine.group.id not set): this instance copies every "
+                                         "partition")
     if config.remarks:
         lines.append("remarks:")
         lines += [f"  {remark}" for remark in config.remarks]

@@ -28,3 +28,14 @@ def test_report_shows_resolved_settings_hides_secrets_and_marks_what_the_file_se
     assert "| A->B | offset.flush.interval.ms | 60000 | 5000 | " in text
     assert text.count("| A->B |") == len(DEVIATIONS)
     assert "  1 keys of the configuration are not used by mirror-engine (ignored): frobnicate" in text
+
+
+def test_report_says_whether_the_instances_share_the_partitions():
+    from engine.config import from_properties
+    from engine.config_report import report
+
+    base = {"clusters": "A, B", "A.bootstrap.servers": "a:9092", "B.bootstrap.servers": "b:9092", "A->B.enabled": "true"}
+    assert "scale-out: off (mirror.engine.group.id not set)" in report(from_properties(base, quiet=True))
+    shared = report(from_properties({**base, "mirror.engine.group.id": "mirrors"}, quiet=True))
+    assert "scale-out: the instances of group mirrors share the partitions (groups on cluster B; session " \
+           "timeout 10000 ms)" in shared
