@@ -53,6 +53,8 @@ PROGRESS_LOG_INTERVAL_S = 10.0
 # a new plan must cut the busiest worker's load by this much before partitions move
 REBALANCE_GAIN = 1.25
 RATE_SMOOTHING = 0.3
+# a partition's backlog counts as load as if it were to be copied within this time
+CATCH_UP_S = 60.0
 
 
 @dataclass
@@ -122,6 +124,14 @@ def assign_sticky(current: list[list[ipc.PartitionTask]], partitions: list[ipc.P
     for task in sorted(t for t in partitions if t not in placed):
         min(groups, key=len).append(task)
     return groups
+
+
+def partition_weight(state: PartitionState) -> float:
+    """Bytes/s a worker must give the partition: what arrives, plus its backlog spread over
+    CATCH_UP_S (a lagging partition needs more than its arrival rate to catch up)."""
+    backlog = max(0, state.source_end_offset - state.last_acked_offset - 1) if state.source_end_offset >= 0 else 0
+    record_bytes = state.value_bytes / state.records if state.records else 0.0
+    return state.bytes_per_s + backlog * record_bytes / CATCH_UP_S
 
 
 def max_load(groups: list[list[ipc.PartitionTask]], weights: dict[tuple[str, int], float]) -> float:
@@ -417,7 +427,7 @@ class FlowRunner:
         return self.flow.worker_timeout_ms / 1000
 
     def _weights(self) -> dict[tuple[str, int], float]:
-        return {key: state.bytes_per_s for key, state in self.partition_state.items()}
+        return {key: partition_weight(state) for key, state in self.partition_state.items()}
 
     def _plan(self) -> list[list[ipc.PartitionTask]]:
         return assign_balanced(self._running_partitions(), self._worker_count(), self._weights())

@@ -72,6 +72,9 @@ class Membership:
         # monotonic: since when the partitions may be someone else's (the process stood still for
         # half a session, or the session was lost), whatever librdkafka says before it notices
         self._doubted_since: float | None = None
+        # the session was lost while in doubt: the next assignment comes from a rejoin and ends the doubt
+        # (an assignment before that may be librdkafka's own, of a session the broker already expired)
+        self._rejoining = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self.consumer = Consumer(client_config(target, f"mirror-engine|{group_id}|membership", **{
@@ -101,16 +104,16 @@ class Membership:
         """The workers may go on copying: the group state was 'up' within the last half session
         timeout and the membership is not in doubt, or an assign or revoke callback runs.
 
-        In doubt after a standstill of half a session or a lost session: until the next assignment,
-        or until a whole session passed without the group saying otherwise (the next heartbeat
-        would have told a member that was thrown out)."""
-        if self._in_callback:
-            return True
+        In doubt after a standstill of half a session or a lost session: until the assignment of the
+        rejoin after a lost session, or until a whole session passed without the group saying
+        otherwise (the next heartbeat would have told a member that was thrown out)."""
         now = time.monotonic()
         if self._doubted_since is not None:
             if now - self._doubted_since < self.session_timeout_ms / 1000:
                 return False
             self._doubted_since = None
+        if self._in_callback:
+            return True
         return self._healthy_at is not None and now - self._healthy_at < self.session_timeout_ms / 2000
 
     # -- running -------------------------------------------------------------------------------
@@ -153,7 +156,8 @@ class Membership:
     # -- rebalance callbacks: on the poll thread; the workers are changed on the event loop ----
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._doubted_since = None  # a member again
+        if self._rejoining:
+            self._doubted_since, self._rejoining = None, False  # a member again
         consumer.incremental_assign(partitions)
         if partitions:
             consumer.pause(partitions)  # membership only: nothing is ever fetched
@@ -175,7 +179,7 @@ class Membership:
         lost = {(tp.topic, tp.partition) for tp in partitions}
         log.error("group %s on cluster %s: this instance lost its membership (session timed out); its %d "
                   "partitions are stopped and owned by others now", self.group_id, self.target.alias, len(lost))
-        self._doubted_since = time.monotonic()
+        self._doubted_since, self._rejoining = time.monotonic(), True
         self._give_up(lost, "lost", keeps_session=False)
         consumer.incremental_unassign(partitions)
 

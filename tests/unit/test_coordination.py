@@ -1,7 +1,7 @@
 """Coordinator <-> worker messages and the partition assignment."""
 
 from engine import ipc
-from engine.coordinator.coordinator import assign_balanced, max_load
+from engine.coordinator.coordinator import CATCH_UP_S, PartitionState, assign_balanced, max_load, partition_weight
 
 
 def test_messages_round_trip_as_json_lines():
@@ -66,3 +66,14 @@ def test_sticky_plan_keeps_partitions_on_their_workers_and_deals_new_ones():
     assert assign_sticky(current, [t[0], t[2], t[3], t[4], t[5]], 2) == [[t[0], t[2], t[5]], [t[3], t[4]]]
     # a third worker gets only new partitions
     assert assign_sticky(current, t[:4] + [t[5]], 3) == [[t[0], t[1], t[2]], [t[3]], [t[5]]]
+
+
+def test_a_lagging_partition_weighs_its_arrival_rate_plus_its_backlog_to_catch_up():
+    steady = PartitionState(records=1000, value_bytes=100_000, last_acked_offset=999, source_end_offset=1000,
+                            bytes_per_s=500.0)
+    assert partition_weight(steady) == 500.0  # no backlog: what arrives
+    lagging = PartitionState(records=1000, value_bytes=100_000, last_acked_offset=999, source_end_offset=7000,
+                             bytes_per_s=500.0)
+    assert partition_weight(lagging) == 500.0 + 6000 * 100 / CATCH_UP_S
+    unknown = PartitionState(bytes_per_s=20.0)  # no end offset or record size seen yet
+    assert partition_weight(unknown) == 20.0
