@@ -7,13 +7,13 @@ import signal
 import time
 
 from tests.helpers import wait_for
-from tests.integration.kafka_io import Record, SteadyProducer, end_offsets, mm2_properties, produce, read_all
+from tests.integration.kafka_io import BASE_TIMESTAMP_MS, Record, SteadyProducer, end_offsets, mm2_properties, produce, read_all
 
 
 def batch(partitions: int, tag: str):
     def make(first: int) -> list[Record]:
         return [Record(i % partitions, f"{tag}-k{i}".encode(), f"{tag}-v{i}".encode(), (("n", str(i).encode()),),
-                       1_700_000_000_000 + i) for i in range(first, first + 20)]
+                       BASE_TIMESTAMP_MS + i) for i in range(first, first + 20)]
     return make
 
 

@@ -251,9 +251,9 @@ def _engine_properties(oauth_server, oauth_cluster, target_cluster, topic: str, 
 
 def test_engine_replicates_from_an_oauth_cluster(oauth_server, oauth_cluster, target_cluster, topic, engine,
                                                  tmp_path):
-    from tests.integration.kafka_io import Record, end_offsets, produce, read_all
+    from tests.integration.kafka_io import BASE_TIMESTAMP_MS, Record, end_offsets, produce, read_all
 
-    records = [Record(0, f"k{i}".encode(), f"v{i}".encode(), (("h", b"x"),), 1_700_000_000_000 + i)
+    records = [Record(0, f"k{i}".encode(), f"v{i}".encode(), (("h", b"x"),), BASE_TIMESTAMP_MS + i)
                for i in range(50)]
     produce(oauth_cluster.bootstrap_servers, topic, records)
     secret_file = tmp_path / "oauth.properties"

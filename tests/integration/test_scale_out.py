@@ -11,7 +11,7 @@ import time
 from engine import config as engine_config
 from engine.audit import audit_flow
 from tests.helpers import http_get, wait_for
-from tests.integration.kafka_io import Record, SteadyProducer, end_offsets, mm2_properties, read_all
+from tests.integration.kafka_io import BASE_TIMESTAMP_MS, Record, SteadyProducer, end_offsets, mm2_properties, read_all
 
 SESSION_TIMEOUT_MS = 6000  # the brokers' group.min.session.timeout.ms
 PARTITIONS = 6
@@ -19,10 +19,8 @@ PARTITIONS = 6
 
 def batch(partitions: int, tag: str):
     def make(first: int) -> list[Record]:
-        # timestamps of now: older ones fall to the brokers' retention while the test runs
-        now_ms = int(time.time() * 1000)
         return [Record(i % partitions, f"{tag}-k{i}".encode(), f"{tag}-v{i}".encode(), (("n", str(i).encode()),),
-                       now_ms + i - first) for i in range(first, first + 12)]
+                       BASE_TIMESTAMP_MS + i) for i in range(first, first + 12)]
     return make
 
 
