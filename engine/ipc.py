@@ -57,6 +57,8 @@ class Assign(msgspec.Struct, tag="assign", frozen=True):
     generation: int = 0
     # scale-out: the worker copies only while its coordinator renews this lease (see Lease); 0: no lease
     lease_s: float = 0.0
+    # the lease holds from the start (false: the coordinator's membership is in doubt; wait for a Lease)
+    leased: bool = True
 
 
 class Lease(msgspec.Struct, tag="lease", frozen=True):

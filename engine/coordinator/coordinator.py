@@ -227,10 +227,7 @@ class FlowRunner:
             )
         self.partitions = await self._sync_topics(target_topics, fail_fast=True)
         for assignment in self._assignments(self._plan()):
-            worker = WorkerProcess(assignment, self._on_message, self._worker_timeout_s(),
-                                   kill_when_silent=not self.flow.exactly_once)
-            self.workers.append(worker)
-            await worker.start()
+            await self._start_worker(assignment)
 
     def _offset_syncs_cluster(self) -> ClusterConfig:
         return self.source if self.flow.offset_syncs_topic_location == "source" else self.target
@@ -589,11 +586,16 @@ class FlowRunner:
         await asyncio.gather(*(worker.reassign(assignment) for worker, assignment in pairs
                                if worker.assignment.partitions != assignment.partitions))
         for assignment in assignments[len(self.workers):]:
-            worker = WorkerProcess(assignment, self._on_message, self._worker_timeout_s(),
-                                   kill_when_silent=not self.flow.exactly_once)
-            self.workers.append(worker)
-            await worker.start()
+            await self._start_worker(assignment)
         del self.workers[len(assignments):]
+
+    async def _start_worker(self, assignment: ipc.Assign) -> None:
+        worker = WorkerProcess(assignment, self._on_message, self._worker_timeout_s(),
+                               kill_when_silent=not self.flow.exactly_once)
+        if self.membership is not None:
+            worker.lease_granted = self.membership.healthy
+        self.workers.append(worker)
+        await worker.start()
 
     async def sync_configs(self) -> None:
         """MM2's config sync: every replicated topic whose remote topic exists."""

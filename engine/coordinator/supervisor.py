@@ -45,6 +45,8 @@ class WorkerProcess:
         # the current process's latest report and when it came (None: none since its start)
         self.last_report: ipc.Report | None = None
         self.last_report_at: float | None = None
+        # scale-out: whether the coordinator's membership holds now (an Assign then starts the lease)
+        self.lease_granted: Callable[[], bool] = lambda: True
 
     @property
     def pid(self) -> int | None:
@@ -130,6 +132,8 @@ class WorkerProcess:
 
     async def _send(self, message: ipc.ToWorker) -> None:
         assert self.process is not None and self.process.stdin is not None
+        if isinstance(message, ipc.Assign) and message.lease_s > 0:
+            message = msgspec.structs.replace(message, leased=self.lease_granted())
         self.process.stdin.write(ipc.encode_line(message))
         await self.process.stdin.drain()
 

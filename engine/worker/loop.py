@@ -53,7 +53,7 @@ class Worker:
         if assignment.provenance:
             self.relay.enable_provenance(assignment.source_alias, assignment.target_alias)
         self._last_report_at = clock()
-        self.lease = Lease(assignment.lease_s, clock)
+        self.lease = Lease(assignment.lease_s, clock, assignment.leased)
         self.budget = ByteBudget(assignment.bandwidth_limit_bytes_per_s, clock)
         self._read_through_written: dict[tuple[str, int], tuple] = {}
         self.offset_syncs = (
@@ -113,7 +113,7 @@ class Worker:
             if isinstance(command, ipc.Assign):
                 self._drain()
                 self._assign(command)
-                self.lease = Lease(command.lease_s, self.clock)
+                self.lease = Lease(command.lease_s, self.clock, command.leased)
                 self.report(self._snapshot())  # tells the coordinator the old partitions are drained
             if self.lease.expired():
                 self.relay.serve(0)  # acks of what is in flight still count
@@ -320,11 +320,11 @@ class Lease:
     ipc.Lease); past it another instance may own the partitions. Acknowledged progress is still
     stored meanwhile. Without a lease (seconds 0, one instance alone) it never expires."""
 
-    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic, granted: bool = True):
         self.seconds = seconds
         self.clock = clock
-        self.until = clock() + seconds
-        self._said_expired = False
+        self.until = clock() + seconds if granted else float("-inf")
+        self._said_expired = not granted  # a worker that starts without one says nothing until renewed
 
     def renew(self) -> None:
         self.until = self.clock() + self.seconds
@@ -334,7 +334,7 @@ class Lease:
         if expired != self._said_expired:
             self._said_expired = expired
             log.warning("%s", "the coordinator stopped renewing the lease (frozen, or out of its group); copying "
-                              "paused" if expired else "lease renewed; copying again")
+                              "paused" if expired else "lease renewed; copying")
         return expired
 
 

@@ -111,6 +111,10 @@ def test_a_lease_expires_without_renewal_and_never_without_a_lease():
     assert lease.expired()
     lease.renew()
     assert not lease.expired()
+    waiting = Lease(3.0, clock, granted=False)  # started while the membership was in doubt
+    assert waiting.expired()
+    waiting.renew()
+    assert not waiting.expired()
     alone = Lease(0.0, clock)
     clock.now += 1e6
     assert not alone.expired()
