@@ -300,12 +300,6 @@ def _from_properties(props: "_ReadKeys") -> EngineConfig:
     group_id = props.get(GROUP_ID_KEY, "").strip()
     session_timeout_ms = _int(GROUP_SESSION_TIMEOUT_KEY, props[GROUP_SESSION_TIMEOUT_KEY], minimum=1000) \
         if GROUP_SESSION_TIMEOUT_KEY in props else DEFAULT_GROUP_SESSION_TIMEOUT_MS
-    if group_id:
-        for flow in flows:
-            if flow.exactly_once:
-                # a transactional id per worker would fence the other instances' workers of that index
-                raise ConfigError(GROUP_ID_KEY, f"scale-out is not available with exactly-once mode yet; flow "
-                                                f"{flow.name} sets exactly.once.source.support = enabled")
     return EngineConfig(clusters=clusters, flows=flows, raw=dict(props),
                         heartbeats=_heartbeats(props, aliases, clusters), metrics_listen=metrics_listen,
                         loop=loop, secrets_reload_interval_s=float(reload_interval), heartbeat_alert_s=heartbeat_alert,

@@ -476,7 +476,7 @@ class FlowRunner:
                 provenance=self.flow.provenance_header_enabled,
                 # the flow's budget, shared evenly by its workers
                 bandwidth_limit_bytes_per_s=self.flow.bandwidth_limit_bytes_per_s // max(len(plan), 1),
-                transactional_id=f"mirror-engine-{self.flow.name}-{index}" if self.flow.exactly_once else None,
+                transactional_id=self._transactional_id(index) if self.flow.exactly_once else None,
                 lease_s=self.membership.session_timeout_ms / 2000 if self.membership is not None else 0.0,
                 max_message_bytes=self.max_message_bytes,
                 secrets=sorted(self.config.secrets),
@@ -485,6 +485,14 @@ class FlowRunner:
             )
             for index, group in enumerate(plan)
         ]
+
+    def _transactional_id(self, index: int) -> str:
+        """The same for every start of a worker, so a replacement fences a hung predecessor; under
+        scale-out also this instance's own, so the instances' workers of one index do not fence each
+        other (a moving partition's transaction is committed before it moves, or aborted under an
+        expired lease)."""
+        instance = f"{self.membership.instance_id}-" if self.membership is not None else ""
+        return f"mirror-engine-{self.flow.name}-{instance}{index}"
 
     def _on_message(self, message: ipc.Report | ipc.Failed) -> None:
         if isinstance(message, ipc.Failed):

@@ -27,6 +27,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from typing import Awaitable, Callable
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
@@ -62,6 +63,7 @@ class Membership:
         self.partitions = partitions  # every remote partition the group's flows copy into
         self.on_change = on_change
         self.owned: set[Partition] = set()
+        self.instance_id = uuid.uuid4().hex[:12]  # this run of this instance, in its workers' transactional ids
         self.joined = False  # a first assignment (maybe empty) arrived
         self.generations = 0  # assignments received, for the logs and tests
         self.stopping = False

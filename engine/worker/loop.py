@@ -26,6 +26,11 @@ from engine.worker.relays import make_relay
 log = logging.getLogger(__name__)
 
 SHUTDOWN_FLUSH_S = 60.0
+
+
+class LeaseExpired(RuntimeError):
+    """Exactly-once mode under scale-out: the lease ran out with records in the open transaction.
+    It is aborted rather than committed, since another instance may copy these partitions now."""
 # exactly-once mode: records and their progress are committed together this often
 TRANSACTION_INTERVAL_S = 0.1
 TRANSACTION_TIMEOUT_S = 60.0
@@ -116,6 +121,9 @@ class Worker:
                 self.lease = Lease(command.lease_s, self.clock, command.leased)
                 self.report(self._snapshot())  # tells the coordinator the old partitions are drained
             if self.lease.expired():
+                if self.exactly_once and self._transaction_has_records():
+                    raise LeaseExpired(f"worker {self.assignment.worker_index} of {self.assignment.flow}: the lease "
+                                       "ran out with records in the open transaction; it is aborted")
                 self.relay.serve(0)  # acks of what is in flight still count
                 time.sleep(poll_ms / 1000)
             elif self.relay.ledgers:
@@ -218,9 +226,18 @@ class Worker:
         for ledger in changed:
             ledger.last_committed_source = ledger.last_acked_source
 
+    def _transaction_has_records(self) -> bool:
+        return any(ledger.in_flight or ledger.uncommitted() for ledger in self.relay.ledgers.values())
+
     def _commit_transaction(self, begin_next: bool = True) -> None:
         """Exactly-once mode: the open transaction's records, their offset map and their progress
-        are committed together; offset syncs (on the source, outside it) follow the commit."""
+        are committed together; offset syncs (on the source, outside it) follow the commit.
+        Under scale-out only while the lease holds: past it, the transaction is aborted instead."""
+        if self.lease.expired():
+            if self._transaction_has_records():
+                raise LeaseExpired(f"worker {self.assignment.worker_index} of {self.assignment.flow}: the lease ran "
+                                   "out before the commit; the open transaction is aborted")
+            return  # nothing to commit; the transaction stays open and empty
         self._flush_producer()  # every record acked: the map and progress below are final
         if self.offset_syncs is not None:
             self.relay.promote_delayed_syncs()

@@ -216,3 +216,40 @@ def _in_order_once_each(copies: list, written: list) -> bool:
         seen.setdefault(record, len(seen))
     return all(record in seen for record in written) and \
         [seen[r] for r in written] == sorted(seen[r] for r in written)
+
+
+def test_exactly_once_instances_hand_partitions_over_and_a_frozen_one_commits_nothing_more(
+        source_cluster, target_cluster, engine, unique_name):
+    topic = source_cluster.create_topic(unique_name("eos"), PARTITIONS)
+    remote = f"A.{topic}"
+    properties = group_properties(source_cluster, target_cluster, topic, unique_name("group"),
+                                  {"B.exactly.once.source.support": "enabled"})
+    with SteadyProducer(source_cluster.bootstrap_servers, topic, batch(PARTITIONS, "e")) as producer:
+        runs, _ = sharing(engine, properties, 2, topic)
+        runs.append(engine(properties))
+        wait_for(lambda: "metrics on" in runs[2].log(), 60, "a third instance up", logs(runs))
+        wait_for(owned_once_by(runs, topic, 3), 90, "every partition owned by exactly one of 3", logs(runs))
+        frozen = runs[0]
+        frozen.process.send_signal(signal.SIGSTOP)
+        try:
+            wait_for(owned_once_by(runs[1:], topic, 2), 60, "the others owning every partition", logs(runs[1:]),
+                     interval_s=0.25)
+            mark = committed(target_cluster, remote)
+            wait_for(lambda: committed(target_cluster, remote) >= mark + 100, 60, "copying goes on", logs(runs[1:]))
+        finally:
+            frozen.process.send_signal(signal.SIGCONT)
+        wait_for(owned_once_by(runs, topic, 3), 90, "the partitions shared again after the wake-up", logs(runs))
+    wait_for(lambda: committed(target_cluster, remote) >= len(producer.written), 90, "every record committed",
+             logs(runs))
+    for run in runs:
+        assert run.stop() == 0, run.log()
+    copies = read_all(target_cluster.bootstrap_servers, remote, isolation="read_committed")
+    assert copies == {p: [r for r in producer.written if r.partition == p] for p in range(PARTITIONS)}
+    loaded = engine_config.load(runs[1].folder / "mm2.properties", quiet=True)
+    results = audit_flow(loaded, loaded.flows[0], topics=[topic])
+    assert all(r.ok and r.duplicated == 0 for r in results), "\n".join(map(str, results))
+    print(f"exactly-once under scale-out: {len(producer.written)} records, each committed once")
+
+
+def committed(cluster, topic: str) -> int:
+    return sum(len(r) for r in read_all(cluster.bootstrap_servers, topic, isolation="read_committed").values())

@@ -160,14 +160,11 @@ def properties(extra: str) -> dict[str, str]:
     return parse_properties(base + extra)
 
 
-def test_group_keys_are_read_and_exactly_once_is_refused_with_them():
-    config = from_properties(properties("mirror.engine.group.id = mirrors\nmirror.engine.group.session.timeout.ms = 6000\n"),
-                             quiet=True)
-    assert (config.group_id, config.group_session_timeout_ms) == ("mirrors", 6000)
+def test_group_keys_are_read():
+    config = from_properties(properties("mirror.engine.group.id = mirrors\nmirror.engine.group.session.timeout.ms = 6000\n"
+                                        "B.exactly.once.source.support = enabled\n"), quiet=True)
+    assert (config.group_id, config.group_session_timeout_ms, config.flows[0].exactly_once) == ("mirrors", 6000, True)
     assert from_properties(properties(""), quiet=True).group_id == ""
-    with pytest.raises(ConfigError, match=r"mirror\.engine\.group\.id.*exactly-once.*flow A->B"):
-        from_properties(properties("mirror.engine.group.id = mirrors\nB.exactly.once.source.support = enabled\n"),
-                        quiet=True)
     with pytest.raises(ConfigError, match=r"mirror\.engine\.group\.session\.timeout\.ms.*at least 1000"):
         from_properties(properties("mirror.engine.group.id = m\nmirror.engine.group.session.timeout.ms = 5\n"),
                         quiet=True)
