@@ -223,6 +223,18 @@ def test_the_status_screen(endpoint):
     assert "not ready because:\n  - A->B orders[1] stopped: target refused" in screen
 
 
+def test_the_status_screen_of_an_instance_in_a_group(endpoint):
+    base, engine, _loop = endpoint
+    engine.flows[0].membership = SimpleNamespace(group_id="mirrors", target=SimpleNamespace(alias="B"), joined=True,
+                                                 leads=lambda: True, healthy=lambda: False)
+    document = status.fetch(base)
+    assert document["flows"][0]["group"] == {"id": "mirrors", "cluster": "B", "joined": True, "leader": True,
+                                             "healthy": False}
+    assert document["flows"][0]["partitions_here"] == [["heartbeats", 0], ["orders", 0], ["orders", 1]]
+    assert "  group mirrors on cluster B: 3 of 3 partitions here, leading it, MEMBERSHIP NOT CONFIRMED " \
+           "(copying paused)" in status.render(document, base)
+
+
 def test_where_status_looks_for_the_engine(tmp_path):
     assert status.endpoint_url("127.0.0.1:9999/metrics", None) == "http://127.0.0.1:9999"
     assert status.endpoint_url(None, None) == "http://127.0.0.1:9464"
