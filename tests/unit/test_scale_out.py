@@ -14,7 +14,7 @@ from engine import ipc
 from engine.config import ClusterConfig, ConfigError, from_properties
 from engine.coordinator.coordinator import FlowRunner
 from engine.coordinator.membership import Membership
-from engine.worker.loop import Lease
+from engine.worker.loop import Lease, LeaseExpired, Worker
 
 SESSION_MS = 6000
 
@@ -168,3 +168,34 @@ def test_group_keys_are_read():
     with pytest.raises(ConfigError, match=r"mirror\.engine\.group\.session\.timeout\.ms.*at least 1000"):
         from_properties(properties("mirror.engine.group.id = m\nmirror.engine.group.session.timeout.ms = 5\n"),
                         quiet=True)
+
+
+class FakeLedger:
+    def __init__(self, in_flight: int = 0, acked: int = -1, committed: int = -1):
+        self.in_flight, self.last_acked_source, self.last_committed_source = in_flight, acked, committed
+
+    def uncommitted(self) -> bool:
+        return self.last_acked_source > self.last_committed_source
+
+
+def exactly_once_worker(clock: FakeClock, ledgers: dict) -> Worker:
+    """A Worker without clients: only what _commit_transaction looks at before it commits."""
+    worker = Worker.__new__(Worker)
+    worker.assignment = assign(0, [0])
+    worker.exactly_once = True
+    worker.lease = Lease(3.0, clock)
+    clock.now += 3.1  # the lease ran out
+    worker.relay = SimpleNamespace(ledgers=ledgers)
+    return worker
+
+
+def test_exactly_once_commits_nothing_past_the_lease_and_aborts_a_transaction_with_records():
+    clock = FakeClock()
+    idle = exactly_once_worker(clock, {("orders", 0): FakeLedger(acked=9, committed=9)})
+    idle._commit_transaction()  # nothing in the open transaction: nothing to commit, nothing to abort
+    busy = exactly_once_worker(clock, {("orders", 0): FakeLedger(acked=12, committed=9)})
+    with pytest.raises(LeaseExpired, match="worker 0 of A->B: the lease ran out before the commit"):
+        busy._commit_transaction()
+    in_flight = exactly_once_worker(clock, {("orders", 0): FakeLedger(in_flight=3, acked=9, committed=9)})
+    with pytest.raises(LeaseExpired):
+        in_flight._commit_transaction()
