@@ -809,7 +809,9 @@ class Coordinator:
         if not self.config.group_id:
             return None
         if alias not in self.memberships:
-            flows_into = lambda: [f for f in self.flows if f.target.alias == alias]  # noqa: E731
+            def flows_into() -> list[FlowRunner]:
+                return [f for f in self.flows if f.target.alias == alias]
+
             self.memberships[alias] = Membership(
                 self.config.cluster(alias), self.config.group_id, self.config.group_session_timeout_ms,
                 topics=lambda: {t.remote_topic for f in flows_into() for t in f.partitions},
