@@ -206,7 +206,9 @@ class Membership:
                       self.target.alias, error)
         finally:
             self._in_callback = False
-            self._stats_at = None  # no statistics were served meanwhile: not a gap
+            # no statistics were served meanwhile: a standstill counts from here (never from None:
+            # a freeze right after a callback would then go unnoticed)
+            self._stats_at = time.monotonic()
 
     def _on_stats(self, stats_json: str) -> None:
         now = time.monotonic()

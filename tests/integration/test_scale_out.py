@@ -203,23 +203,11 @@ def test_a_frozen_instance_writes_nothing_more_once_its_partitions_are_taken_ove
     for run in runs:
         assert run.stop() == 0, run.log()
     assert "lost its membership" in frozen.log() or "stood still for" in frozen.log(), frozen.log()
-    # nothing lost; what the woken instance copied again before it heard of its lost session is counted
+    # the frozen instance's workers copied nothing after their lease ran out: every record once
     copies = read_all(target_cluster.bootstrap_servers, remote)
-    twice = 0
-    for p in range(PARTITIONS):
-        written = [r for r in producer.written if r.partition == p]
-        assert _in_order_once_each(copies[p], written), f"partition {p}: a record is missing or out of order"
-        twice += len(copies[p]) - len(written)
+    twice = sum(len(copies[p]) for p in range(PARTITIONS)) - len(producer.written)
     print(f"frozen instance: {twice} records copied twice of {len(producer.written)}")
-
-
-def _in_order_once_each(copies: list, written: list) -> bool:
-    """Every written record is among the copies, in order (copies may repeat a stretch)."""
-    seen = {}
-    for record in copies:
-        seen.setdefault(record, len(seen))
-    return all(record in seen for record in written) and \
-        [seen[r] for r in written] == sorted(seen[r] for r in written)
+    assert copies == {p: [r for r in producer.written if r.partition == p] for p in range(PARTITIONS)}
 
 
 def test_exactly_once_instances_hand_partitions_over_and_a_frozen_one_commits_nothing_more(

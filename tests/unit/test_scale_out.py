@@ -99,6 +99,26 @@ def test_the_membership_is_healthy_only_while_the_group_state_is_up_and_never_in
     assert member.healthy()
 
 
+def test_a_standstill_right_after_a_rebalance_callback_puts_the_membership_in_doubt(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr("engine.coordinator.membership.time.monotonic", clock)
+    up = json.dumps({"cgrp": {"state": "up"}})
+    member = membership({("A.orders", 0)})
+    member._loop = SimpleNamespace()  # as if started; the hand-over itself is not what this test is about
+    monkeypatch.setattr("engine.coordinator.membership.asyncio.run_coroutine_threadsafe",
+                        lambda coroutine, loop: SimpleNamespace(result=lambda timeout: coroutine.close()))
+
+    async def changed(_revoked):
+        return None
+
+    member.on_change = changed
+    member._on_stats(up)
+    member._on_assign(FakeConsumer(), [TopicPartition("A.orders", 0)])  # a callback: no statistics meanwhile
+    clock.now += SESSION_MS / 1000 + 3  # SIGSTOP right after it
+    member._on_stats(up)  # the first statistics after the wake-up, before librdkafka reports the session lost
+    assert not member.healthy()
+
+
 def test_a_lease_expires_without_renewal_and_never_without_a_lease():
     clock = FakeClock()
     lease = Lease(3.0, clock)
