@@ -50,6 +50,7 @@ from engine.windows import SourceMetrics
 log = logging.getLogger(__name__)
 
 PROGRESS_LOG_INTERVAL_S = 10.0
+LEASE_RENEWAL_S = 1.0  # scale-out: how often the workers' leases are renewed
 # a new plan must cut the busiest worker's load by this much before partitions move
 REBALANCE_GAIN = 1.25
 RATE_SMOOTHING = 0.3
@@ -828,14 +829,20 @@ class Coordinator:
                 await flow.ownership_changed(revoked)
 
     async def _renew_leases_forever(self) -> None:
-        """Keeps the workers copying while each group membership holds (see ipc.Lease)."""
+        """Keeps the workers copying while each group membership holds (see ipc.Lease). A tick that
+        comes late means the process stood still: that is noticed before anything is renewed."""
+        last_tick = time.monotonic()
         while True:
+            now = time.monotonic()
+            for membership in self.memberships.values():
+                membership.noticed_standstill(now - last_tick - LEASE_RENEWAL_S)
+            last_tick = now
             for alias, membership in self.memberships.items():
                 if membership.healthy():
                     for flow in self.flows:
                         if flow.target.alias == alias:
                             await flow.renew_leases()
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(LEASE_RENEWAL_S)
 
     async def _reload_forever(self) -> None:
         """Re-reads the file and its config providers on SIGHUP and every

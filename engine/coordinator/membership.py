@@ -210,13 +210,20 @@ class Membership:
             # a freeze right after a callback would then go unnoticed)
             self._stats_at = time.monotonic()
 
+    def noticed_standstill(self, seconds: float) -> None:
+        """The process stood still this long (seen by the poll thread's statistics, or by the event
+        loop's own ticks, which also see a standstill in the middle of a rebalance callback)."""
+        if seconds <= self.session_timeout_ms / 2000:
+            return
+        # the broker may have expired the session (it counts from the last heartbeat, before the standstill)
+        log.error("group %s on cluster %s: this instance stood still for %.1fs; its workers copy again once it "
+                  "is sure of its membership", self.group_id, self.target.alias, seconds)
+        self._doubted_since = time.monotonic()
+
     def _on_stats(self, stats_json: str) -> None:
         now = time.monotonic()
-        if self._stats_at is not None and now - self._stats_at > self.session_timeout_ms / 2000:
-            # the broker may have expired the session (it counts from the last heartbeat, before the standstill)
-            log.error("group %s on cluster %s: this instance stood still for %.1fs; its workers copy again once it "
-                      "is sure of its membership", self.group_id, self.target.alias, now - self._stats_at)
-            self._doubted_since = now
+        if self._stats_at is not None:
+            self.noticed_standstill(now - self._stats_at)
         self._stats_at = now
         group = json.loads(stats_json).get("cgrp") or {}
         if group.get("state") == "up":

@@ -119,6 +119,20 @@ def test_a_standstill_right_after_a_rebalance_callback_puts_the_membership_in_do
     assert not member.healthy()
 
 
+def test_a_standstill_in_the_middle_of_a_rebalance_callback_puts_the_membership_in_doubt(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr("engine.coordinator.membership.time.monotonic", clock)
+    member = membership({("A.orders", 0)})
+    member._on_stats(json.dumps({"cgrp": {"state": "up"}}))
+    member._in_callback = True  # frozen while the workers were being changed
+    assert member.healthy()
+    member.noticed_standstill(SESSION_MS / 2000 - 0.5)  # the event loop's tick came a little late: no matter
+    assert member.healthy()
+    clock.now += SESSION_MS / 1000 + 2
+    member.noticed_standstill(SESSION_MS / 1000 + 2)  # the event loop's tick after the wake-up
+    assert not member.healthy(), "in doubt, callback or not"
+
+
 def test_a_lease_expires_without_renewal_and_never_without_a_lease():
     clock = FakeClock()
     lease = Lease(3.0, clock)
