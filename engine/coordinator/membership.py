@@ -65,7 +65,6 @@ class Membership:
         self.owned: set[Partition] = set()
         self.instance_id = uuid.uuid4().hex[:12]  # this run of this instance, in its workers' transactional ids
         self.joined = False  # a first assignment (maybe empty) arrived
-        self.generations = 0  # assignments received, for the logs and tests
         self.stopping = False
         self._subscribed: list[str] = []
         self._healthy_at: float | None = None  # monotonic: the group state was last seen "up"
@@ -166,7 +165,6 @@ class Membership:
         added = {(tp.topic, tp.partition) for tp in partitions}
         self.owned |= added
         self.joined = True
-        self.generations += 1
         if added:
             log.info("group %s on cluster %s: %d partitions assigned to this instance (%d owned): %s",
                      self.group_id, self.target.alias, len(added), len(self.owned), _names(added))
