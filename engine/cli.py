@@ -132,7 +132,7 @@ def _acls(args: argparse.Namespace) -> int:
 
 def _skip(args: argparse.Namespace) -> int:
     """Moves a stopped partition's stored progress past records it must leave out."""
-    from engine import config, wire
+    from engine import config
     from engine.clients import client_config
     from engine.worker.progress import ProgressStore
 
@@ -144,7 +144,7 @@ def _skip(args: argparse.Namespace) -> int:
     if args.past < 0:
         raise CliError("--past: an offset, 0 or more")
     target = engine_config.cluster(flow.target)
-    store = ProgressStore(flow.source, flow.target, wire.connect_offsets_topic(flow.source),
+    store = ProgressStore(flow.source, flow.target, flow.offsets_topic,
                           consumer_config=client_config(target, f"{flow.name}|skip|progress-consumer"),
                           producer_config=client_config(target, f"{flow.name}|skip|progress-producer"))
     before = store.load().get((args.topic, args.partition), -1)

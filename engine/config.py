@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import msgspec
 
+from engine import wire
 from engine.filters import RECORD_FILTER_PREFIX, RecordFilterConfig, TopicFilter, compile_list, record_filter
 from engine.policy import DEFAULT_POLICY_CLASS, POLICY_CLASSES
 from engine.properties import parse_properties
@@ -79,6 +81,8 @@ class FlowConfig(msgspec.Struct, frozen=True):
     replication_factor: int = 2
     offset_storage_replication_factor: int = 3
     offset_storage_partitions: int = 25
+    # MM2's `offset.storage.topic` of herder source->target ("": its default); see offsets_topic
+    offset_storage_topic: str = ""
     refresh_topics_enabled: bool = True
     refresh_topics_interval_s: float = 600.0
     offset_flush_interval_ms: int = 5000
@@ -129,6 +133,12 @@ class FlowConfig(msgspec.Struct, frozen=True):
     @property
     def name(self) -> str:
         return f"{self.source}->{self.target}"
+
+    @property
+    def offsets_topic(self) -> str:
+        """The topic on the target that holds this flow's source progress: where MM2's herder
+        source->target keeps it, so a switch either way resumes from the other's stored offsets."""
+        return self.offset_storage_topic or wire.connect_offsets_topic(self.source)
 
     def topic_filter(self) -> TopicFilter:
         return TopicFilter(
@@ -426,10 +436,10 @@ def _flow(props: dict[str, str], source: str, target: str) -> FlowConfig:
         ("offset_storage_partitions", "offset.storage.partitions", "count"),
         ("offset_flush_interval_ms", "offset.flush.interval.ms", "count"),
     ):
-        for name in (f"{target}.{key}", key):
-            if name in props:
-                settings[attr] = _convert(name, props[name], kind)
-                break
+        name = worker_key(props, target, key)
+        if name is not None:
+            settings[attr] = _convert(name, props[name], kind)
+    settings.update(_offset_storage_topic(props, source, target))
     # a Connect worker setting of the herder source->target: the target cluster's key, as MM2 reads it
     for name in (f"{target}.exactly.once.source.support", "exactly.once.source.support"):
         if name in props:
@@ -507,6 +517,57 @@ def _flow(props: dict[str, str], source: str, target: str) -> FlowConfig:
     return FlowConfig(**settings)  # type: ignore[arg-type]
 
 
+# Top-level keys MM2's dedicated driver copies into every herder's worker config over the target
+# cluster's `<target>.` keys (MirrorMakerConfig.workerConfig: `<target>.*` first, then these top-level
+# prefixes, then the defaults such as `mm2-offsets.<source>.internal`)
+WORKER_TOP_LEVEL_PREFIXES = ("offset.storage", "config.storage", "status.storage")
+
+
+def worker_key(props: Mapping[str, str], target: str, key: str) -> str | None:
+    """The key of the file that sets Connect worker setting `key` of the herders into `target`, as
+    MM2 reads it; None when the file sets none.
+
+    For the prefixes MM2 copies from the top level (`offset.storage.*`, …) the top-level key wins over
+    `<target>.<key>`; other worker settings are MM2's from `<target>.` only, and the engine also takes
+    the top-level key when `<target>.` does not set one.
+    """
+    top_level_wins = key.startswith(WORKER_TOP_LEVEL_PREFIXES)
+    for name in ((key, f"{target}.{key}") if top_level_wins else (f"{target}.{key}", key)):
+        if name in props:
+            return name
+    return None
+
+
+# Kafka's topic name rule (org.apache.kafka.common.internals.Topic.validate)
+_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+
+
+def _offset_storage_topic(props: dict[str, str], source: str, target: str) -> dict[str, str]:
+    """`offset.storage.topic` of herder source->target: where MM2 stores this flow's progress.
+
+    A switch from MM2 must find MM2's progress, so the engine reads and writes the same topic. Keys
+    MM2 would not read for this flow are named in a remark.
+    """
+    flow_key = f"{source}->{target}.offset.storage.topic"
+    name = worker_key(props, target, "offset.storage.topic")
+    topic = props[name].strip() if name is not None else wire.connect_offsets_topic(source)
+    if name is not None and (not _TOPIC_NAME.fullmatch(topic) or topic in (".", "..")):
+        raise ConfigError(name, f"{props[name]!r} is not a topic name: 1 to 249 characters of a-z, A-Z, 0-9, "
+                                f"'.', '_' and '-'")
+    shadowed = f"{target}.offset.storage.topic"
+    if name == "offset.storage.topic" and shadowed in props:
+        _mark_read(props, shadowed)
+        _remark_once(props, logging.WARNING, f"{shadowed} = {props[shadowed].strip()} is overridden by the top-level "
+                                            f"offset.storage.topic = {topic}, as in MM2: the progress of flows into "
+                                            f"{target} is in {topic}")
+    if flow_key in props:
+        _mark_read(props, flow_key)
+        _remark_once(props, logging.WARNING, f"{flow_key} is not read, as in MM2 (a Connect worker setting comes "
+                                             f"from {target}.offset.storage.topic or the top level, never from a "
+                                             f"flow): the progress of {source}->{target} is in {topic}")
+    return {"offset_storage_topic": topic} if name is not None else {}
+
+
 # MM2's pluggable classes: only their built-in defaults, whose behaviour the engine implements
 BUILT_IN_CLASSES = {
     "topic.filter.class": ("org.apache.kafka.connect.mirror.DefaultTopicFilter",),
@@ -576,6 +637,12 @@ def _remark(props: dict[str, str], level: int, message: str) -> None:
     """A remark on the file: logged when it is loaded (unless quietly, as a reload does) and kept in
     EngineConfig.remarks for check-config."""
     if isinstance(props, _ReadKeys):
+        props.remarks.append((level, message))
+
+
+def _remark_once(props: dict[str, str], level: int, message: str) -> None:
+    """A remark that several flows would make alike (flows into one target) is made once."""
+    if isinstance(props, _ReadKeys) and (level, message) not in props.remarks:
         props.remarks.append((level, message))
 
 

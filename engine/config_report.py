@@ -7,7 +7,7 @@ from typing import Callable
 
 import msgspec
 
-from engine.config import EngineConfig, FlowConfig
+from engine.config import EngineConfig, FlowConfig, worker_key
 from engine.security.secrets import masked, redact
 
 
@@ -53,7 +53,22 @@ DEVIATIONS = (
     Deviation("cycles of flows", "aliases are trusted",
               lambda c, f: "identity-policy cycles and two aliases of one cluster are refused",
               "MM2 copies such records round and round"),
+    Deviation("Connect status and config topics",
+              "mm2-status.<source>.internal, mm2-configs.<source>.internal on the target (or status.storage.topic, "
+              "config.storage.topic)",
+              lambda c, f: _connect_topics(c, f),
+              "the engine runs no Connect worker or connectors; MM2's topics are left alone"),
 )
+
+
+def _connect_topics(config: EngineConfig, flow: FlowConfig) -> str:
+    """None kept, and the file's keys for them, as MM2's herder into the flow's target reads them."""
+    given = []
+    for key in ("status.storage.topic", "config.storage.topic"):
+        name = worker_key(config.raw, flow.target, key)
+        if name is not None:
+            given.append(f"{name} = {config.raw[name].strip()}")
+    return "none kept" + (f"; {', '.join(given)} noted, not used" if given else "")
 
 
 def report(config: EngineConfig) -> str:
@@ -66,6 +81,9 @@ def report(config: EngineConfig) -> str:
         lines.append(f"  {flow.name}:")
         lines.append(f"    topics = {flow.topics}; topics.exclude = {flow.topics_exclude}")
         lines.append(f"    groups = {flow.groups}; groups.exclude = {flow.groups_exclude}")
+        progress_key = worker_key(config.raw, flow.target, "offset.storage.topic")
+        lines.append(f"    progress = {flow.offsets_topic} on {flow.target} "
+                     f"({f'set by {progress_key}' if progress_key else 'the default'}; where MM2 keeps it too)")
         if flow.record_filter is not None:
             given = [f"{name} = {_shown(value)}" for name, value in msgspec.structs.asdict(flow.record_filter).items()
                      if value not in (None, (), [])]

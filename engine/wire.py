@@ -29,7 +29,8 @@ class WireError(ValueError):
 
 
 def connect_offsets_topic(source_alias: str) -> str:
-    """Where the dedicated MM2 driver's herder <source>-><target> keeps source progress (on target)."""
+    """Where the dedicated MM2 driver's herder <source>-><target> keeps source progress (on target)
+    unless the file's `offset.storage.topic` names another topic (FlowConfig.offsets_topic)."""
     return f"mm2-offsets.{source_alias}.internal"
 
 

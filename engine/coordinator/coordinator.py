@@ -18,7 +18,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 from engine import ipc, wire
 from engine.clients import ConnectionErrors, client_config, connection, connection_failure, rotate_sasl_credentials, track
 from engine.config import ClusterConfig, EngineConfig, FlowConfig
-from engine.config import RECORD_FILTER_PREFIX, TARGET_TOPIC_CONFIG_PREFIX
+from engine.config import RECORD_FILTER_PREFIX, TARGET_TOPIC_CONFIG_PREFIX, worker_key
 from engine.coordinator.acl_sync import AclSync
 from engine.coordinator.config_sync import (
     apply_operations,
@@ -165,7 +165,7 @@ class FlowRunner:
         # source topic ids: a changed id means the topic was deleted and created again
         self.topic_ids: dict[str, str] = {}
         self.pending_resets: set[str] = set()  # recreated topics whose old partitions are draining
-        self.offsets_topic = wire.connect_offsets_topic(flow.source)
+        self.offsets_topic = flow.offsets_topic  # MM2's offset.storage.topic of herder source->target
         self.config_exclude = compile_list(flow.config_properties_exclude, self._key("config.properties.exclude"))
         self.acl_sync = AclSync(self.source_admin, self.target_admin, flow.source, flow.target)
         self.config_sync_failures = 0
@@ -186,7 +186,7 @@ class FlowRunner:
 
     def _worker_key(self, key: str) -> str:
         """Connect worker settings of herder source->target come from the target cluster's keys."""
-        return f"{self.target.alias}.{key}" if f"{self.target.alias}.{key}" in self.config.raw else key
+        return worker_key(self.config.raw, self.target.alias, key) or key
 
     def _override_key(self, name: str) -> str:
         flow_key = f"{self.flow.name}.{TARGET_TOPIC_CONFIG_PREFIX}{name}"

@@ -275,7 +275,7 @@ def _flow_acls(acls: _Acls, config: EngineConfig, flow: FlowConfig, heartbeats: 
                  f"scale-out: join the instances' group {config.group_id} (membership; never committed)")
 
     # progress and the offset map on the target
-    offsets = wire.connect_offsets_topic(source)
+    offsets = flow.offsets_topic
     acls.add(target, TOPIC, offsets, LITERAL, ("CREATE", "WRITE", "READ"),
              f"{name} progress: create, store and load {offsets}")
     # engine.worker.progress.ProgressStore.load's consumer

@@ -1,14 +1,14 @@
 """Switching between Java MirrorMaker 2 4.3.1 and mirror-engine on one mm2.properties, both ways.
 
 Each test runs one replicator until it has copied a first batch and stored its source progress in
-`mm2-offsets.<source>.internal`, stops it by its pid (SIGTERM), produces a second batch and runs
-the other replicator on the same file. Every source record must be on the target, in order, and
-the second replicator must resume right after the first one's stored progress: duplicates are at
-most the records copied after the last stored offset (one `offset.flush.interval.ms` of copies;
-0 after a clean stop, which stores everything acknowledged). The Connect offset keys must be the
-same bytes in the same partition of the offsets topic whoever wrote them, and both replicators'
-offset syncs and checkpoints share their topics: each one decodes and none lets a failed-over
-consumer skip a record.
+`mm2-offsets.<source>.internal` (or the topic the file's `offset.storage.topic` names), stops it by
+its pid (SIGTERM), produces a second batch and runs the other replicator on the same file. Every
+source record must be on the target, in order, and the second replicator must resume right after
+the first one's stored progress: duplicates are at most the records copied after the last stored
+offset (one `offset.flush.interval.ms` of copies; 0 after a clean stop, which stores everything
+acknowledged). The Connect offset keys must be the same bytes in the same partition of the offsets
+topic whoever wrote them, and both replicators' offset syncs and checkpoints share their topics:
+each one decodes and none lets a failed-over consumer skip a record.
 
 Cluster aliases are unique per test (`A<token>`, `B<token>`), so MM2's Connect state on the
 session's brokers (`mm2-configs.<alias>.internal`, `mm2-status.…`, `mm2-offsets.…`, the group
@@ -48,6 +48,9 @@ class Switch:
     target_alias: str
     topic: str
     folder: Path
+    # where the file says the progress is (offset.storage.topic); "": MM2's default
+    progress_topic: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
     config: Path = field(init=False)
     group: str = field(init=False)
     processes: list[JavaMirrorMaker | EngineProcess] = field(default_factory=list)
@@ -55,7 +58,7 @@ class Switch:
     def __post_init__(self):
         self.config = self.folder / "mm2.properties"
         self.config.write_text(mm2_file(self.source_alias, self.target_alias, self.source.bootstrap_servers,
-                                        self.target.bootstrap_servers, self.topic))
+                                        self.target.bootstrap_servers, self.topic, self.extra))
         self.group = f"switch-{uuid.uuid4().hex[:8]}"
 
     @property
@@ -64,7 +67,7 @@ class Switch:
 
     @property
     def offsets_topic(self) -> str:
-        return wire.connect_offsets_topic(self.source_alias)
+        return self.progress_topic or wire.connect_offsets_topic(self.source_alias)
 
     @property
     def checkpoints_topic(self) -> str:
@@ -161,17 +164,31 @@ class Switch:
                          + "\n".join(p.log().splitlines()[-40:]) for p in self.processes)
 
 
-@pytest.fixture
-def switch(source_cluster, target_cluster, unique_name, tmp_path):
+def _switch(source_cluster, target_cluster, unique_name, tmp_path, progress_topic=lambda token, target: {}):
     token = uuid.uuid4().hex[:6]
+    extra = progress_topic(token, f"B{token}")
     flow = Switch(source_cluster, target_cluster, f"A{token}", f"B{token}",
-                  source_cluster.create_topic(unique_name("orders"), PARTITIONS), tmp_path)
+                  source_cluster.create_topic(unique_name("orders"), PARTITIONS), tmp_path,
+                  extra.get("offset.storage.topic", ""), extra)
     yield flow
     for process in flow.processes:  # by pid, whatever the test left running
         if isinstance(process, JavaMirrorMaker):
             process.stop(deadline_s=20)
         else:
             process.kill()
+
+
+@pytest.fixture
+def switch(source_cluster, target_cluster, unique_name, tmp_path):
+    yield from _switch(source_cluster, target_cluster, unique_name, tmp_path)
+
+
+@pytest.fixture
+def custom_progress_switch(source_cluster, target_cluster, unique_name, tmp_path):
+    """A file that names its own progress topic twice: at the top level, which MM2's driver copies
+    over `<target>.offset.storage.topic` into the herder's worker config, and per target cluster."""
+    yield from _switch(source_cluster, target_cluster, unique_name, tmp_path, lambda token, target: {
+        "offset.storage.topic": f"progress-{token}", f"{target}.offset.storage.topic": f"shadowed-{token}"})
 
 
 def counts(records: list[Record]) -> dict[int, int]:
@@ -403,3 +420,69 @@ def test_java_mm2_continues_from_the_engine_s_stored_offsets(switch):
         if c.upstream_offset == in_engine_range[c.partition]:
             assert c.downstream_offset == exact_target_position(produced, copied, c.partition, c.upstream_offset)
     assert_audit_ok(flow, produced, SECOND)
+
+
+def topic_names(cluster: ClusterHandle) -> set[str]:
+    return set(cluster.admin().list_topics(timeout=10).topics)
+
+
+def test_a_switch_resumes_from_the_offset_storage_topic_the_file_names(custom_progress_switch):
+    """Java MM2 -> mirror-engine -> Java MM2 on a file with `offset.storage.topic` at the top level
+    and another one under `<target>.`: MM2 keeps its progress in the top-level one, and each
+    replicator resumes right after the other's last stored offset there. Neither MM2's default
+    topic nor the shadowed one is ever created."""
+    flow = custom_progress_switch
+    shadowed = flow.extra[f"{flow.target_alias}.offset.storage.topic"]
+    never_used = {wire.connect_offsets_topic(flow.source_alias), shadowed}
+    first = sample_records(FIRST)
+    produce(flow.source.bootstrap_servers, flow.topic, first)
+    n = counts(first)
+
+    mm2 = flow.start_mm2()
+    last_first = {p: n[p] - 1 for p in range(PARTITIONS)}
+    wait_for(lambda: mm2.check_running() or flow.stored() == last_first, MM2_START_S,
+             f"Java MM2 to copy {FIRST} records and commit its offsets {last_first} in {flow.offsets_topic}",
+             flow.diagnostics)
+    assert_stopped_by_sigterm(mm2.stop(), mm2)
+    assert not offset_errors(mm2), mm2.errors()
+    copied_by_mm2 = end_offsets(flow.target.bootstrap_servers, flow.remote)
+    mm2_entries = flow.progress_entries()
+    assert_progress_bytes(flow, mm2_entries, last_first)
+    assert not never_used & topic_names(flow.target)  # MM2's precedence: the top-level key won
+
+    second = sample_records(SECOND, first=FIRST)
+    produce(flow.source.bootstrap_servers, flow.topic, second)
+    produced = first + second
+    total = counts(produced)
+    run = flow.start_engine()
+    wait_for(lambda: flow.target_count() >= len(produced), 60, f"{len(produced)} records in {flow.remote}",
+             flow.diagnostics)
+    last_all = {p: total[p] - 1 for p in range(PARTITIONS)}
+    wait_for(lambda: flow.stored() == last_all, 30, f"the engine's progress {last_all}", flow.diagnostics)
+    assert run.stop() == 0, run.log()
+    assert (f"{flow.target_alias}.offset.storage.topic = {shadowed} is overridden by the top-level "
+            f"offset.storage.topic = {flow.offsets_topic}, as in MM2") in run.log()
+    copied_by_engine = end_offsets(flow.target.bootstrap_servers, flow.remote)
+    assert_same_copy("Java MM2 -> mirror-engine (offset.storage.topic)", produced, read_all(
+        flow.target.bootstrap_servers, flow.remote), copied_by_mm2, flow.stored(mm2_entries), [])
+    engine_entries = flow.progress_entries()
+    # MM2's entries and the engine's under the same bytes, each key in one partition of the topic
+    assert len(engine_entries) > len(mm2_entries)
+    assert_progress_bytes(flow, engine_entries, last_all)
+    assert not never_used & topic_names(flow.target)
+
+    # and back: MM2 reads the engine's progress from the same topic
+    third = sample_records(SECOND, first=FIRST + SECOND)
+    produce(flow.source.bootstrap_servers, flow.topic, third)
+    produced += third
+    total = counts(produced)
+    mm2 = flow.start_mm2()
+    last_third = {p: total[p] - 1 for p in range(PARTITIONS)}
+    wait_for(lambda: mm2.check_running() or flow.stored() == last_third, MM2_START_S,
+             f"Java MM2 to copy the {SECOND} new records and commit its offsets {last_third}", flow.diagnostics)
+    assert_stopped_by_sigterm(mm2.stop(), mm2)
+    assert not offset_errors(mm2), mm2.errors()
+    assert_same_copy("mirror-engine -> Java MM2 (offset.storage.topic)", produced, read_all(
+        flow.target.bootstrap_servers, flow.remote), copied_by_engine, flow.stored(engine_entries), [])
+    assert_progress_bytes(flow, flow.progress_entries(), last_third)
+    assert not never_used & topic_names(flow.target)
