@@ -23,6 +23,7 @@ from engine.coordinator.acl_sync import AclSync
 from engine.coordinator.config_sync import (
     apply_operations,
     create_config,
+    describe_listed_topic_configs,
     describe_topic_configs,
     sync_operations,
     validate_overrides,
@@ -275,7 +276,9 @@ class FlowRunner:
         rf_key = self._key("replication.factor")
         # a new remote topic is created with its configs, not left to wait for the next sync
         new_topics = [topic for topic in wanted if remote[topic] not in target_topics]
-        source_configs = await describe_topic_configs(self.source_admin, self.source.alias, new_topics)
+        source_configs = await describe_listed_topic_configs(self.source_admin, self.source.alias, new_topics)
+        for topic in [t for t in new_topics if t not in source_configs]:  # deleted since it was listed
+            del wanted[topic]
         failures = await ensure_topics(self.target_admin, self.target.alias, [
             TopicSpec(remote[topic], count, self.flow.replication_factor,
                       create_config(source_configs.get(topic, []), self.config_exclude,

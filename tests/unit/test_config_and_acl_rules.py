@@ -1,5 +1,9 @@
-"""MM2's config-sync and ACL-sync rules as pure functions (MM2-REFERENCE §3.4, §4)."""
+"""MM2's config-sync and ACL-sync rules (MM2-REFERENCE §3.4, §4), and reading configs from lagging brokers."""
 
+import asyncio
+import concurrent.futures
+
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import (
     AclBinding,
     AclOperation,
@@ -13,7 +17,11 @@ from confluent_kafka.admin import (
 
 from engine.config import DEFAULT_CONFIG_PROPERTIES_EXCLUDE
 from engine.coordinator.acl_sync import remote_bindings
-from engine.coordinator.config_sync import create_config, sync_operations
+from engine.coordinator.config_sync import (
+    create_config,
+    describe_listed_topic_configs,
+    sync_operations,
+)
 from engine.filters import compile_list
 
 EXCLUDE = compile_list(DEFAULT_CONFIG_PROPERTIES_EXCLUDE, "config.properties.exclude")
@@ -95,3 +103,41 @@ def test_acl_rules():
         ("A.orders", "User:eve", AclOperation.WRITE, AclPermissionType.DENY),
         ("A.orders", "User:eve", AclOperation.ALL, AclPermissionType.DENY),
     }
+
+
+class LaggingAdmin:
+    """describe_configs as brokers answer it while one of them has not read a topic's creation yet:
+    the topic is unknown for the first `lag` requests that name it."""
+
+    def __init__(self, configs: dict[str, dict[str, ConfigEntry]], lag: int):
+        self.configs, self.lag, self.requests = configs, lag, []
+
+    def describe_configs(self, resources, request_timeout):
+        self.requests.append(sorted(r.name for r in resources))
+        futures = {}
+        for resource in resources:
+            future = concurrent.futures.Future()
+            if resource.name in self.configs and len(self.requests) > self.lag:
+                future.set_result(self.configs[resource.name])
+            else:
+                future.set_exception(KafkaException(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART)))
+            futures[resource] = future
+        return futures
+
+
+def test_a_listed_topic_unknown_to_the_answering_broker_is_asked_for_again_until_it_is_known():
+    configs = {"orders": {"retention.ms": entry("retention.ms", "1000")}}
+    admin = LaggingAdmin(configs, lag=2)
+    described = asyncio.run(describe_listed_topic_configs(admin, "A", ["orders"]))
+    assert [(e.name, e.value) for e in described["orders"]] == [("retention.ms", "1000")]
+    assert admin.requests == [["orders"], ["orders"], ["orders"]]
+
+
+def test_a_listed_topic_that_stays_unknown_is_left_out_after_the_propagation_time():
+    admin = LaggingAdmin({"kept": {"retention.ms": entry("retention.ms", "1000")}}, lag=0)
+    ticks = iter(range(0, 1000, 2))  # seconds: the deadline passes after a few retries
+    described = asyncio.run(describe_listed_topic_configs(admin, "A", ["deleted", "kept"], clock=lambda: next(ticks)))
+    assert sorted(described) == ["kept"]
+    assert admin.requests[0] == ["deleted", "kept"]
+    assert set(map(tuple, admin.requests[1:])) == {("deleted",)}
+    assert len(admin.requests) == 3  # asked at 0 s, again at 2 s and 4 s; at 6 s the 5 s have passed
