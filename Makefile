@@ -9,7 +9,8 @@ BENCH_ARGS ?=
 
 .PHONY: install kafka demo test test-unit test-integration bench bench-sweep clean sandbox-down
 
-$(STAMP): pyproject.toml setup.py engine/_fastpath.pyx engine/_fastpath.pxd engine/_librdkafka.pxd engine/_librdkafka.h
+$(STAMP): pyproject.toml setup.py engine/_fastpath.pyx engine/_fastpath.pxd engine/_librdkafka.pxd engine/_librdkafka.h \
+         engine/bench/_floor.pyx
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	touch $(STAMP)
@@ -55,4 +56,5 @@ sandbox-down: install
 	$(PY) -m engine sandbox down
 
 clean:
-	rm -rf build dist *.egg-info engine/_fastpath.c engine/*.so engine/*.html .pytest_cache
+	rm -rf build dist *.egg-info engine/_fastpath.c engine/*.so engine/*.html .pytest_cache \
+		engine/bench/_floor.c engine/bench/*.so engine/bench/*.html

@@ -1,4 +1,5 @@
-"""Builds the Cython extension engine._fastpath and nothing else (metadata lives in pyproject.toml)."""
+"""Builds the Cython extensions and nothing else (metadata lives in pyproject.toml): engine._fastpath,
+the record loop, and engine.bench._floor, the benchmark's librdkafka-only floor."""
 
 import shutil
 import sys
@@ -37,7 +38,10 @@ def extensions():
         [Extension("engine._fastpath", ["engine/_fastpath.pyx"], include_dirs=["engine"], extra_compile_args=["-O2"],
                    # librdkafka's symbols stay unresolved here: engine/librdkafka.py loads the library
                    # of the confluent-kafka wheel before the module is imported
-                   depends=["engine/_librdkafka.h", "engine/_librdkafka.pxd", "engine/_fastpath.pxd"])],
+                   depends=["engine/_librdkafka.h", "engine/_librdkafka.pxd", "engine/_fastpath.pxd"]),
+         # the same C API on the same unresolved symbols: loaded after engine.librdkafka too
+         Extension("engine.bench._floor", ["engine/bench/_floor.pyx"], include_dirs=["engine"],
+                   extra_compile_args=["-O2"], depends=["engine/_librdkafka.h", "engine/_librdkafka.pxd"])],
         compiler_directives={"language_level": "3", "boundscheck": False, "wraparound": False},
     )
 

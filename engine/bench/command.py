@@ -10,6 +10,8 @@ from pathlib import Path
 RECORD_SIZES = {"100": 100, "100b": 100, "1k": 1024, "1kb": 1024, "1024": 1024, "10k": 10240, "10kb": 10240,
                 "10240": 10240}
 QUICK_RECORDS = 20_000
+# the rows of the table (engine.bench.harness.REPLICATORS, kept here free of its imports)
+ROWS = ("ceiling", "floor", "mm2-defaults", "mm2-tuned", "python", "c")
 
 
 def _int_list(text: str) -> list[int]:
@@ -42,13 +44,23 @@ def _names(choices: tuple[str, ...]):
     return parse
 
 
+def _rows(text: str) -> list[str]:
+    names = _names(ROWS + ("mm2",))(text)
+    expanded = [n for name in names for n in (("mm2-defaults", "mm2-tuned") if name == "mm2" else (name,))]
+    return list(dict.fromkeys(expanded))
+
+
 def default_out() -> Path:
     return Path(__file__).resolve().parents[2] / "benchmarks" / "results" / time.strftime("%Y%m%d-%H%M%S")
 
 
 def add_arguments(bench: argparse.ArgumentParser) -> None:
     bench.add_argument("--records", type=int, default=None,
-                       help="records per run (default 200000; 20000 with --quick)")
+                       help=("records preloaded before the warm-up round, which then sizes the topic for "
+                             "--window-seconds (default 200000; 20000 with --quick, which sizes nothing)"))
+    bench.add_argument("--window-seconds", type=float, default=None,
+                       help=("steady window of the fastest replicator, seconds (default 10; 0 with --quick: "
+                             "whole-copy windows, no sizing)"))
     bench.add_argument("--record-size", type=_sizes, action="append", default=None, metavar="SIZES",
                        help="value size: 100, 1k or 10k; repeatable or a comma list (default 1k; sweep: 100,1k)")
     bench.add_argument("--partitions", type=_int_list, default=None, metavar="N[,N]",
@@ -58,8 +70,8 @@ def add_arguments(bench: argparse.ArgumentParser) -> None:
     bench.add_argument("--runs", type=int, default=None, help="measured runs per case (default 3; sweep 1)")
     bench.add_argument("--compression", type=_names(("none", "lz4", "snappy", "zstd", "gzip")), default=None,
                        help="target producer compression, comma list (default none,lz4; sweep: none)")
-    bench.add_argument("--replicators", type=_names(("ceiling", "mm2", "python", "c")),
-                       default=["ceiling", "mm2", "python", "c"], help="subset of ceiling,mm2,python,c")
+    bench.add_argument("--replicators", type=_rows, default=list(ROWS),
+                       help=f"subset of {','.join(ROWS)} (mm2: both MM2 rows)")
     bench.add_argument("--skip-latency", action="store_true", help="leave out the half-load latency phase")
     bench.add_argument("--latency-seconds", type=float, default=None,
                        help="seconds of load in the latency phase (default 15; 5 with --quick)")
@@ -96,7 +108,12 @@ def settings_from(args: argparse.Namespace):
         latency=not args.skip_latency and not args.sweep,
         latency_seconds=args.latency_seconds or (5.0 if args.quick else 15.0),
         warmup=not (args.no_warmup or args.quick),
+        window_s=args.window_seconds if args.window_seconds is not None else (0.0 if args.quick else 10.0),
     )
+    if settings.window_s < 0:
+        raise ValueError(f"--window-seconds must be 0 or more, got {settings.window_s:g}")
+    if settings.records < 1:
+        raise ValueError(f"--records must be at least 1, got {settings.records}")
     return settings, partitions, workers
 
 

@@ -1,14 +1,24 @@
 """Runs the benchmark: clusters, preloaded topics, replicators, measured windows, latency.
 
-A throughput run: a fresh source topic is preloaded with N records, the replicator is started on
-it, and the target's end offsets are polled every POLL_S. The window runs from the last poll that
-sees no record on the target (at most one poll before the first record) to the first poll that sees
-all N, so it holds exactly the N records; CPU is the utime+stime of every process of the replicator
-(the JVM; the engine's coordinator and its workers) between those two polls.
+A case (record size, compression) preloads one source topic; every run of every row reads that same
+topic, each replicator copying it under a source alias of its own (`A1`, `A2`, ...), so that its
+remote topic and its stored progress are new. The warm-up round runs on the first `--records`
+records; before each measured round the topic is topped up so that the fastest copy seen so far
+would have a steady window of at least `--window-seconds` (with a 1.3 margin).
+
+A throughput run starts the replicator and polls the target's end offsets every POLL_S. The window
+is the steady state: it opens at the first poll that sees at least 10 % of the records copied and
+closes at the first poll that sees at least 90 %, so the start-up (connections, JIT, the first
+fetches) and the tail (partitions finishing one by one) are left out. Rates count the records copied
+between those two polls; CPU is the utime+stime of every process of the replicator (the JVM; the
+engine's coordinator and its workers) between them, and peak RSS the largest sum of their resident
+memory sampled in between. A --quick run instead measures from the last poll that sees no record to
+the first that sees them all.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import statistics
@@ -29,19 +39,29 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
-from engine.bench import payload, report
+from confluent_kafka.admin import ConfigResource, ResourceType
+
+from engine.bench import floor, payload, report
 from engine.bench.ceiling import run_ceiling, run_producer_performance
 from engine.bench.engine_runner import engine_properties, honours_compression, start_engine
 from engine.bench.launch import Launched, wait_exit
-from engine.bench.mm2 import bench_properties, cpu_count, mirror_maker_libs, render, start_mm2
+from engine.bench.mm2 import MM2_VARIANTS, bench_properties, cpu_count, mirror_maker_libs, render, start_mm2
 from engine.bench.procstat import TreeMeter
 from engine.sandbox import KafkaCluster
 from engine.sandbox.distribution import cache_root, kafka_libs
 
 POLL_S = 0.1
-SHORT_WINDOW_S = 2.0
 FIRST_RECORD_TIMEOUT_S = 180.0
-REPLICATORS = ("ceiling", "mm2", "python", "c")
+REPLICATORS = ("ceiling", "floor", "mm2-defaults", "mm2-tuned", "python", "c")
+# the rows that copy the topic through a replicator (the ceiling and the floor only read or write it)
+COPIERS = ("mm2-defaults", "mm2-tuned", "python", "c")
+# the steady window: from this share of the records copied to that share
+WINDOW_START_SHARE, WINDOW_END_SHARE = 0.10, 0.90
+# the topic is sized for the fastest copy rate seen times this, so that a faster measured run still
+# keeps its window long enough
+SIZING_MARGIN = 1.3
+# the preloaded topic never grows past this many bytes of records (the disk holds it and one copy)
+MAX_TOPIC_BYTES = 12e9
 LATENCY_METHOD = (
     "Per replicator, a fresh source topic and its remote copy `<source alias>.<topic>` are created first, the "
     "copy with message.timestamp.type=LogAppendTime (config sync is off, so no replicator resets it). Once one "
@@ -69,6 +89,8 @@ class Settings:
     latency_seconds: float = 15.0
     warmup: bool = True
     copy_timeout_s: float = 600.0
+    # the fastest replicator's steady window at least this long; 0: no sizing, whole-copy windows
+    window_s: float = 10.0
 
 
 # -- clusters -------------------------------------------------------------------------------------
@@ -77,8 +99,9 @@ class Clusters:
     """The source and target: two sandbox clusters started here, or existing ones.
 
     On existing clusters the benchmark only touches names carrying its random token: topics under
-    `mebench-<token>.`, cluster aliases `mebench-<token>-src/-tgt` (so MM2's and the engine's internal
-    topics and Connect groups carry it too), no heartbeats topic; `close()` deletes them all.
+    `mebench-<token>.`, cluster aliases `mebench-<token>-src<n>/-tgt` (so MM2's and the engine's
+    internal topics and Connect groups carry it too), no heartbeats topic; `close()` deletes them all.
+    Each replicator run copies under a source alias of its own (new_source_alias()).
     """
 
     def __init__(self, source_bootstrap: str | None = None, target_bootstrap: str | None = None,
@@ -88,6 +111,7 @@ class Clusters:
         self.external = bool(source_bootstrap)
         self.say = say
         self.sandboxes: list[KafkaCluster] = []
+        self.aliases_made = 0
         if self.external:
             if not target_bootstrap:
                 raise BenchError("--source-bootstrap needs --target-bootstrap too")
@@ -138,9 +162,15 @@ class Clusters:
                     pass
         self.say(f"deleted {len(owned)} topics and {len(groups)} groups of this benchmark on {servers}")
 
-    def remote_topic(self, topic: str) -> str:
+    def new_source_alias(self) -> str:
+        """A source alias no run used before: its remote topic and stored progress start empty."""
+        self.aliases_made += 1
+        return f"{self.source_alias}{self.aliases_made}"
+
+    @staticmethod
+    def remote_topic(topic: str, source_alias: str) -> str:
         """The replicated topic's name under the default replication policy."""
-        return f"{self.source_alias}.{topic}"
+        return f"{source_alias}.{topic}"
 
     def create_topic(self, servers: str, topic: str, partitions: int, config: dict[str, str] | None = None) -> None:
         admin = admin_client(servers)
@@ -163,9 +193,20 @@ class Clusters:
                 except KafkaException:
                     pass
 
-    def properties(self, topics: list[str], tasks_max: int, compression: str) -> dict[str, str]:
-        return bench_properties(self.source_alias, self.target_alias, self.source_servers, self.target_servers,
-                                topics, tasks_max, compression, heartbeats=self.heartbeats)
+    def properties(self, topics: list[str], tasks_max: int, compression: str, source_alias: str,
+                   tuning: str = "harness") -> dict[str, str]:
+        return bench_properties(source_alias, self.target_alias, self.source_servers, self.target_servers,
+                                topics, tasks_max, compression, heartbeats=self.heartbeats, tuning=tuning)
+
+    def max_message_bytes(self, servers: str, topic: str) -> int | None:
+        """The topic's max.message.bytes, which the engine's producer takes as its record limit."""
+        resource = ConfigResource(ResourceType.TOPIC, topic)
+        try:
+            entries = admin_client(servers).describe_configs([resource])[resource].result(timeout=30)
+        except KafkaException:
+            return None
+        entry = entries.get("max.message.bytes")
+        return int(entry.value) if entry is not None and entry.value else None
 
 
 def admin_client(servers: str) -> AdminClient:
@@ -185,12 +226,17 @@ def end_offsets(admin: AdminClient, topic: str, partitions: int) -> dict[int, in
 
 # -- one throughput run ---------------------------------------------------------------------------
 
+def tuning_of(replicator: str) -> str:
+    """Which client settings a row's mm2.properties gets (see mm2.bench_properties)."""
+    return {"mm2-defaults": "defaults", "mm2-tuned": "tuned"}.get(replicator, "harness")
+
+
 def start_replicator(replicator: str, clusters: Clusters, topics: list[str], settings: Settings,
-                     compression: str, folder: Path) -> Launched:
+                     compression: str, folder: Path, source_alias: str) -> Launched:
     folder.mkdir(parents=True, exist_ok=True)
-    props = clusters.properties(topics, settings.tasks_max, compression)
+    props = clusters.properties(topics, settings.tasks_max, compression, source_alias, tuning_of(replicator))
     config = folder / "mm2.properties"
-    if replicator == "mm2":
+    if replicator in MM2_VARIANTS:
         config.write_text(render(props))
         return start_mm2(config, clusters.target_alias, folder)
     config.write_text(render({**props, **engine_properties(replicator)}))
@@ -204,43 +250,62 @@ def replicator_notes(replicator: str, compression: str) -> list[str]:
     return []
 
 
+def window_bounds(records: int, steady: bool) -> tuple[int, int]:
+    """(copied records that open the window, copied records that close it)."""
+    if not steady:
+        return 0, records
+    return max(1, math.ceil(records * WINDOW_START_SHARE)), max(1, math.floor(records * WINDOW_END_SHARE))
+
+
 def measure_copy(process: Launched, admin: AdminClient, remote_topic: str, partitions: int, records: int,
-                 timeout_s: float) -> dict:
-    """Polls the target until all records are there; returns the window's numbers."""
+                 timeout_s: float, steady: bool = True) -> dict:
+    """Polls the target until the window closes; returns the window's numbers (module docstring)."""
     meter = TreeMeter(process.pid)
-    started = time.monotonic()
-    last_empty = started
-    first: tuple[float, int] | None = None
+    opens_at, closes_at = window_bounds(records, steady)
+    started = last_empty = time.monotonic()
+    opened: tuple[float, int] | None = None
+    first_record_at: float | None = None
     while True:
         offsets = end_offsets(admin, remote_topic, partitions)
         now = time.monotonic()
         copied = sum(offsets.values()) if offsets else 0
-        if first is None:
-            if copied == 0:
-                # the window's zero moves with every empty poll: it starts at the last one
+        if copied and first_record_at is None:
+            first_record_at = now
+        if opened is None:
+            # the window's zero moves with every poll before it opens: in a steady window to the
+            # first poll past 10 %, in a whole-copy window to the last poll that sees no record
+            if steady:
+                meter.start_window()
+                if copied >= opens_at:
+                    opened = (now, copied)
+            elif copied == 0:
                 meter.start_window()
                 last_empty = now
             else:
                 meter.sample()
-                first = (last_empty, 0)
+                opened = (last_empty, 0)
         else:
             meter.sample()
-        if copied >= records:
+        if opened is not None and copied >= closes_at and (now > opened[0] or not steady):
             break
         if not process.alive():
             raise BenchError(f"{process.name} exited with code {process.process.returncode} after copying "
                              f"{copied:,} of {records:,} records\n{process.log_tail()}")
-        limit = FIRST_RECORD_TIMEOUT_S if first is None else timeout_s
-        if now - (started if first is None else first[0]) > limit:
-            what = "the first record" if first is None else f"all {records:,} records ({copied:,} copied)"
+        limit = FIRST_RECORD_TIMEOUT_S if first_record_at is None else timeout_s
+        if now - (started if first_record_at is None else first_record_at) > limit:
+            what = "the first record" if first_record_at is None else f"all {records:,} records ({copied:,} copied)"
             raise BenchError(f"{process.name}: no {what} on {remote_topic} within {limit:.0f}s\n{process.log_tail()}")
         process.tree()  # remembers every descendant, so a stop can reach them
         time.sleep(POLL_S)
-    assert first is not None
-    window_s = max(now - first[0], POLL_S)
-    return {"startup_s": first[0] - started, "window_s": window_s,
-            "window_records": records - first[1], "cpu_s": meter.cpu_seconds(),
-            "peak_rss_total_bytes": meter.peak_total_rss, "processes": meter.processes()}
+    assert opened is not None and first_record_at is not None
+    if copied <= opened[1]:
+        raise BenchError(f"{process.name}: the window saw no record copied ({records:,} records were copied "
+                         f"between two polls {POLL_S} s apart); give more --records")
+    window_s = max(now - opened[0], POLL_S)
+    return {"startup_s": first_record_at - started, "window_s": window_s,
+            "window_records": copied - opened[1], "window_first_record": opened[1], "window_last_record": copied,
+            "cpu_s": meter.cpu_seconds(), "peak_rss_total_bytes": meter.peak_total_rss,
+            "processes": meter.processes()}
 
 
 def _relative(folder: Path) -> str:
@@ -248,55 +313,121 @@ def _relative(folder: Path) -> str:
     return "/".join(folder.parts[-3:])
 
 
-def throughput_run(clusters: Clusters, replicator: str, record_size: int, compression: str, settings: Settings,
-                   folder: Path, run_index: int, warmup: bool) -> dict:
-    """One run of one replicator on a freshly preloaded topic; returns its record (see report.py)."""
-    topic = f"{clusters.prefix}tp-{replicator}-{record_size}-{compression}-{run_index}-{uuid.uuid4().hex[:6]}"
-    base = {"replicator": replicator, "record_size": record_size, "compression": compression,
-            "partitions": settings.partitions, "tasks_max": settings.tasks_max, "records": settings.records,
-            "run": run_index, "warmup": warmup, "topic": topic, "folder": _relative(folder)}
-    target_topic = f"{clusters.prefix}ceiling-{uuid.uuid4().hex[:8]}" if replicator == "ceiling" \
-        else clusters.remote_topic(topic)
-    clusters.create_topic(clusters.source_servers, topic, settings.partitions)
+@dataclass
+class Case:
+    """One record size and compression: the preloaded source topic every run of it reads."""
+
+    record_size: int
+    compression: str
+    topic: str
+    records: int = 0
+    preload_s: float = 0.0
+    timeout_s: float = 600.0
+    sized_for_round: int = 0  # the last measured round the topic was sized for
+
+    @property
+    def bytes_per_record(self) -> float:
+        return payload.total_bytes(self.records, self.record_size) / self.records
+
+
+def preload_case(clusters: Clusters, case: Case, records: int, partitions: int) -> None:
+    """Creates the case's topic on first use, then produces records until it holds `records`."""
+    if case.records == 0:
+        clusters.create_topic(clusters.source_servers, case.topic, partitions)
+    if records > case.records:
+        case.preload_s += payload.preload(clusters.source_servers, case.topic, records - case.records,
+                                          case.record_size, partitions, case.compression, first_index=case.records)
+        case.records = records
+
+
+def records_for_window(runs: list[dict], current: int, bytes_per_record: float, settings: Settings) -> int:
+    """The topic size that gives the fastest copy of `runs` a steady window of settings.window_s
+    (with SIZING_MARGIN), never fewer records than now, never more bytes than MAX_TOPIC_BYTES."""
+    rates = [r["records_per_s"] for r in runs
+             if r.get("replicator") in COPIERS and not r.get("error") and r.get("records_per_s")]
+    if not rates or settings.window_s <= 0:
+        return current
+    needed = math.ceil(max(rates) * settings.window_s * SIZING_MARGIN / (WINDOW_END_SHARE - WINDOW_START_SHARE))
+    return max(current, min(needed, int(MAX_TOPIC_BYTES / bytes_per_record)))
+
+
+def copy_timeout(runs: list[dict], records: int, settings: Settings) -> float:
+    """Time allowed for one copy: settings.copy_timeout_s, or 3× what the slowest copy of `runs` needs."""
+    rates = [r["records_per_s"] for r in runs
+             if r.get("replicator") in COPIERS and not r.get("error") and r.get("records_per_s")]
+    return max(settings.copy_timeout_s, 3 * records / min(rates)) if rates else settings.copy_timeout_s
+
+
+def throughput_run(clusters: Clusters, replicator: str, case: Case, settings: Settings, folder: Path,
+                   run_index: int, warmup: bool) -> dict:
+    """One run of one row on the case's preloaded topic; returns its record (see report.py)."""
+    source_alias = clusters.new_source_alias()
+    base = {"replicator": replicator, "record_size": case.record_size, "compression": case.compression,
+            "partitions": settings.partitions, "tasks_max": settings.tasks_max, "records": case.records,
+            "run": run_index, "warmup": warmup, "topic": case.topic, "source_alias": source_alias,
+            "folder": _relative(folder)}
+    if replicator in ("ceiling", "floor"):
+        target_topic = f"{clusters.prefix}{replicator}-{uuid.uuid4().hex[:8]}"
+    else:
+        target_topic = clusters.remote_topic(case.topic, source_alias)
+    bytes_per_record = case.bytes_per_record
+    folder.mkdir(parents=True, exist_ok=True)
     try:
-        preload_s = payload.preload(clusters.source_servers, topic, settings.records, record_size,
-                                    settings.partitions, compression)
-        bytes_total = payload.total_bytes(settings.records, record_size)
-        bytes_per_record = bytes_total / settings.records
         if replicator == "ceiling":
             clusters.create_topic(clusters.target_servers, target_topic, settings.partitions)
-            payload_file = payload.write_payload_file(folder / f"payload-{record_size}.txt", record_size)
-            rates = run_ceiling(clusters.source_servers, clusters.target_servers, topic, target_topic,
-                                settings.records, payload_file, compression, folder)
+            payload_file = payload.write_payload_file(folder / f"payload-{case.record_size}.txt", case.record_size)
+            rates = run_ceiling(clusters.source_servers, clusters.target_servers, case.topic, target_topic,
+                                case.records, payload_file, case.compression, folder)
             rps = rates["records_per_s"]
-            return {**base, "preload_s": preload_s, **rates,
+            return {**base, **rates,
                     "mb_per_s": rps * bytes_per_record / report.MB,
-                    "value_mb_per_s": rps * record_size / report.MB,
+                    "value_mb_per_s": rps * case.record_size / report.MB,
                     "notes": [("ceiling MB/s = its records/s times the benchmark's key+value+header bytes; "
                               "ProducerPerformance itself sends values only")]}
-        process = start_replicator(replicator, clusters, [topic], settings, compression, folder)
+        if replicator == "floor":
+            return {**base, **floor_run(clusters, case, settings, source_alias, target_topic, folder)}
+        process = start_replicator(replicator, clusters, [case.topic], settings, case.compression, folder,
+                                   source_alias)
         try:
-            window = measure_copy(process, admin_client(clusters.target_servers),
-                                  target_topic, settings.partitions, settings.records, settings.copy_timeout_s)
+            window = measure_copy(process, admin_client(clusters.target_servers), target_topic,
+                                  settings.partitions, case.records, case.timeout_s, steady=settings.window_s > 0)
         finally:
             stop_started = time.monotonic()
             exit_code = process.stop()
             stop_s = time.monotonic() - stop_started
         records_in_window = window["window_records"]
         metrics = report.window_metrics(records_in_window, records_in_window * bytes_per_record,
-                                        records_in_window * record_size, window["window_s"], window["cpu_s"])
+                                        records_in_window * case.record_size, window["window_s"], window["cpu_s"])
         processes = window.pop("processes")
-        notes = replicator_notes(replicator, compression)
-        if window["window_s"] < SHORT_WINDOW_S:
-            notes.append(f"a window was shorter than {SHORT_WINDOW_S:.0f} s (the target is polled every "
-                         f"{POLL_S} s): its rates and CPU are rough; give more --records")
-        return {**base, "preload_s": preload_s, **window, **metrics,
+        notes = replicator_notes(replicator, case.compression)
+        if settings.window_s > 0 and window["window_s"] < settings.window_s and not warmup:
+            notes.append(f"a steady window was shorter than {settings.window_s:g} s: the topic was sized for a "
+                         "slower copy than this run's (the next rounds get more records)")
+        return {**base, **window, **metrics,
                 "max_rss_process_bytes": max((p["hwm_bytes"] for p in processes), default=0),
                 "processes": processes, "exit_code": exit_code, "stop_s": stop_s,
                 "notes": notes}
     finally:
-        clusters.delete_topics(clusters.source_servers, [topic])
         clusters.delete_topics(clusters.target_servers, [target_topic])
+
+
+def floor_run(clusters: Clusters, case: Case, settings: Settings, source_alias: str, target_topic: str,
+              folder: Path) -> dict:
+    """The floor row (engine/bench/floor.py) with the C loop's own settings for this case."""
+    clusters.create_topic(clusters.target_servers, target_topic, settings.partitions)
+    props = clusters.properties([case.topic], settings.tasks_max, case.compression, source_alias)
+    spec = {**floor.engine_clients({**props, **engine_properties("c")},
+                                   clusters.max_message_bytes(clusters.target_servers, target_topic)),
+            "source_topic": case.topic, "target_topic": target_topic, "partitions": settings.partitions,
+            "records": case.records,
+            "produce_records": floor.produce_pass_records(case.records, case.bytes_per_record)}
+    consume, produce = floor.run_floor(spec, folder, case.timeout_s)
+    figures = floor.floor_figures(consume, produce, case.bytes_per_record)
+    notes = []
+    if produce["records"] < case.records:
+        notes.append(f"the floor's produce pass held {produce['records']:,} of the topic's records in memory "
+                     f"(at most {floor.PRODUCE_PASS_MAX_BYTES / 1e9:g} GB)")
+    return {**figures, "notes": notes}
 
 
 # -- latency at half load -------------------------------------------------------------------------
@@ -333,7 +464,8 @@ def latency_run(clusters: Clusters, replicator: str, record_size: int, compressi
     """Latency at a steady offered load (LATENCY_METHOD): p50/p99 of copy LogAppendTime - source CreateTime."""
     folder.mkdir(parents=True, exist_ok=True)
     topic = f"{clusters.prefix}lat-{replicator}-{record_size}-{uuid.uuid4().hex[:6]}"
-    remote = clusters.remote_topic(topic)
+    source_alias = clusters.new_source_alias()
+    remote = clusters.remote_topic(topic, source_alias)
     partitions = settings.partitions
     records = max(1, int(rate * settings.latency_seconds))
     base = {"replicator": replicator, "record_size": record_size, "compression": compression,
@@ -342,7 +474,7 @@ def latency_run(clusters: Clusters, replicator: str, record_size: int, compressi
     # LogAppendTime on the copy: the broker stamps each record when it appends it
     clusters.create_topic(clusters.target_servers, remote, partitions, {"message.timestamp.type": "LogAppendTime"})
     admin = admin_client(clusters.target_servers)
-    process = start_replicator(replicator, clusters, [topic], settings, compression, folder)
+    process = start_replicator(replicator, clusters, [topic], settings, compression, folder, source_alias)
     try:
         # one primer record per partition: the replicator is copying once all are on the target
         primer = Producer({"bootstrap.servers": clusters.source_servers, "log_level": 3})
@@ -446,13 +578,13 @@ def latency_rate(runs: list[dict], record_size: int, compression: str) -> tuple[
     def median_of(replicator: str | None) -> float | None:
         values = [r["records_per_s"] for r in runs if not r.get("warmup") and not r.get("error")
                   and r["record_size"] == record_size and r["compression"] == compression
-                  and (replicator is None or r["replicator"] == replicator)]
+                  and (replicator is None or r["replicator"] == replicator) and r.get("records_per_s")]
         return statistics.median(values) if values else None
 
     ceiling = median_of("ceiling")
     if ceiling:
         return ceiling / 2, "half the ceiling"
-    fastest = max((v for v in (median_of(r) for r in REPLICATORS[1:]) if v), default=None)
+    fastest = max((v for v in (median_of(r) for r in COPIERS) if v), default=None)
     if fastest:
         return fastest / 2, "half the fastest replicator (no ceiling measured)"
     return 1000.0, "1000 records/s (nothing measured)"
@@ -465,31 +597,62 @@ def failure_log(folder: Path, error: BaseException) -> None:
         file.write("".join(traceback.format_exception(error)))
 
 
+def run_line(result: dict) -> str:
+    """One finished run on the console."""
+    if result["replicator"] == "floor":
+        return (f"consume-only {report.num_text(result['consume_cpu_us_per_record'], 2)} + produce-only "
+                f"{report.num_text(result['produce_cpu_us_per_record'], 2)} CPU-µs/record = "
+                f"{report.num_text(result['cpu_s_per_gb'])} CPU-s/GB")
+    line = f"{report.num_text(result['records_per_s'], 0)} records/s, {report.num_text(result['mb_per_s'])} MB/s"
+    if result.get("cpu_s") is not None:
+        line += (f", {report.num_text(result['cpu_s_per_gb'])} CPU-s/GB, "
+                 f"peak RSS {result['peak_rss_total_bytes'] / 2**20:,.0f} MiB, window {result['window_s']:.1f} s "
+                 f"({result['window_records']:,} records)")
+    return line
+
+
 def run_benchmark(settings: Settings, clusters: Clusters, out: Path, say: Callable[[str], None]) -> dict:
     """Every planned throughput run, then the latency phase; returns the report document."""
     from tqdm import tqdm
 
     runs: list[dict] = []
     latency: list[dict] = []
+    cases: list[Case] = []
     steps = plan(settings)
     latency_cases = [(size, settings.compressions[0], r) for size in settings.record_sizes
-                     for r in REPLICATORS if r in settings.replicators and r != "ceiling"] if settings.latency else []
+                     for r in REPLICATORS if r in settings.replicators and r in COPIERS] if settings.latency else []
     with tqdm(total=len(steps) + len(latency_cases), unit="run", dynamic_ncols=True) as bar:
-        for size, compression, run_index, replicator in steps:
-            label = f"{replicator:<7} {report.size_text(size):>6} {compression:<4} " + (
+        case: Case | None = None
+        for step, (size, compression, run_index, replicator) in enumerate(steps):
+            if case is None or (case.record_size, case.compression) != (size, compression):
+                case = Case(size, compression, f"{clusters.prefix}tp-{size}-{compression}-{uuid.uuid4().hex[:6]}")
+                cases.append(case)
+                bar.set_description(f"preloading {report.size_text(size)} {compression}")
+                preload_case(clusters, case, settings.records, settings.partitions)
+                bar.write(f"preloaded {case.records:,} records of {report.size_text(size)} ({compression}) "
+                          f"in {case.preload_s:.0f} s")
+            if settings.warmup and run_index > case.sized_for_round:
+                # before each measured round: sized by the fastest copy seen so far (the warm-up, then
+                # the measured rounds too), so a window the warm-up sized short is not repeated
+                case.sized_for_round = run_index
+                seen = [r for r in runs if (r["record_size"], r["compression"]) == (size, compression)]
+                wanted = records_for_window(seen, case.records, case.bytes_per_record, settings)
+                if wanted > case.records:
+                    bar.set_description(f"topping up {report.size_text(size)} {compression}")
+                    before = case.records
+                    preload_case(clusters, case, wanted, settings.partitions)
+                    bar.write(f"topped up to {case.records:,} records for a {settings.window_s:g} s steady window "
+                              f"(fastest copy so far ×{SIZING_MARGIN}): {case.records - before:,} more")
+                case.timeout_s = copy_timeout(seen, case.records, settings)
+            label = f"{replicator:<12} {report.size_text(size):>6} {compression:<4} " + (
                 "warm-up" if run_index == 0 else f"run {run_index}/{settings.runs}")
             bar.set_description(label)
             folder = out / "runs" / f"{size}-{compression}" / f"{replicator}-{run_index}"
             folder.mkdir(parents=True, exist_ok=True)
             try:
-                result = throughput_run(clusters, replicator, size, compression, settings, folder, run_index,
+                result = throughput_run(clusters, replicator, case, settings, folder, run_index,
                                         warmup=run_index == 0)
-                line = f"{report.num_text(result['records_per_s'], 0)} records/s, " \
-                       f"{report.num_text(result['mb_per_s'])} MB/s"
-                if result.get("cpu_s") is not None:
-                    line += f", {report.num_text(result['cpu_s_per_gb'])} CPU-s/GB, " \
-                            f"peak RSS {result['peak_rss_total_bytes'] / 2**20:,.0f} MiB, " \
-                            f"window {result['window_s']:.2f}s"
+                line = run_line(result)
             except Exception as error:  # noqa: BLE001 - one failed run is reported, the others still run
                 failure_log(folder, error)
                 result = {"replicator": replicator, "record_size": size, "compression": compression, "run": run_index,
@@ -498,6 +661,9 @@ def run_benchmark(settings: Settings, clusters: Clusters, out: Path, say: Callab
             runs.append(result)
             bar.write(f"{label}: {line}")
             bar.update()
+            last_of_case = step + 1 == len(steps) or steps[step + 1][:2] != (size, compression)
+            if last_of_case:
+                clusters.delete_topics(clusters.source_servers, [case.topic])
         for size, compression, replicator in latency_cases:
             rate, basis = latency_rate(runs, size, compression)
             label = f"latency {replicator:<7} {report.size_text(size):>6} {compression}"
@@ -517,7 +683,9 @@ def run_benchmark(settings: Settings, clusters: Clusters, out: Path, say: Callab
             bar.write(f"{label}: {line}")
             bar.update()
     summary = report.summarise(runs)
-    return {"kind": "mirror-engine bench", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    return {"kind": "mirror-engine bench",
+            "cases": [{"record_size": c.record_size, "compression": c.compression, "records": c.records,
+                       "preload_s": c.preload_s} for c in cases], "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "environment": environment(settings),
             "clusters": {"mode": "external" if clusters.external else "sandbox",
                          "source_alias": clusters.source_alias, "target_alias": clusters.target_alias},
@@ -526,6 +694,6 @@ def run_benchmark(settings: Settings, clusters: Clusters, out: Path, say: Callab
                       "value_mb_per_s": "value bytes per second (what MM2's byte-rate counts)",
                       "cpu_s_per_gb": "CPU-seconds (utime+stime of every replicator process) per GB of "
                                       "key+value+header bytes"},
-            "method": {"window": __doc__.strip().split("\n\n")[1].replace("\n", " "),
+            "method": {"window": " ".join(p.replace("\n", " ") for p in __doc__.strip().split("\n\n")[1:3]),
                        "latency": LATENCY_METHOD},
             "summary": summary, "latency": latency, "runs": runs}

@@ -60,8 +60,9 @@ def write_payload_file(path: Path, size: int) -> Path:
 
 
 def preload(servers: str, topic: str, records: int, value_size: int, partitions: int,
-            compression: str, timeout_s: float = 600.0) -> float:
-    """Produces `records` records round-robin over the partitions; returns the seconds it took."""
+            compression: str, timeout_s: float = 600.0, first_index: int = 0) -> float:
+    """Produces records first_index .. first_index + records - 1 round-robin over the partitions
+    (a top-up continues the keys and the round); returns the seconds it took."""
     errors: list = []
     producer = Producer({
         "bootstrap.servers": servers, "acks": "all", "enable.idempotence": True,
@@ -71,7 +72,7 @@ def preload(servers: str, topic: str, records: int, value_size: int, partitions:
     })
     pool = value_pool(value_size)
     started = time.monotonic()
-    for i in range(records):
+    for i in range(first_index, first_index + records):
         while True:
             try:
                 producer.produce(topic, value=pool[i % len(pool)], key=key_for(i), partition=i % partitions,

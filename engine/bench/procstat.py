@@ -109,7 +109,8 @@ class TreeMeter:
     proc: Path = Path("/proc")
     tracked: dict[tuple[int, int], _Tracked] = field(default_factory=dict)
     window_open: bool = False
-    peak_total_rss: int = 0
+    peak_total_rss: int = 0  # the largest total resident memory sampled since start_window()
+    last_total_rss: int = 0
 
     def sample(self) -> None:
         total_rss = 0
@@ -128,13 +129,15 @@ class TreeMeter:
             entry.last_ticks = stat.cpu_ticks
             entry.peak_rss = max(entry.peak_rss, rss)
             entry.hwm = max(entry.hwm, hwm)
+        self.last_total_rss = total_rss
         self.peak_total_rss = max(self.peak_total_rss, total_rss)
 
     def start_window(self) -> None:
-        """Samples now and makes this sample the zero of cpu_seconds()."""
+        """Samples now and makes this sample the zero of cpu_seconds() and of peak_total_rss."""
         self.sample()
         for entry in self.tracked.values():
             entry.first_ticks = entry.last_ticks
+        self.peak_total_rss = self.last_total_rss
         self.window_open = True
 
     def cpu_seconds(self) -> float:

@@ -16,10 +16,13 @@ MB = 1e6
 GB = 1e9
 # the throughput metrics a summary keeps the median of
 MEDIAN_FIELDS = ("records_per_s", "mb_per_s", "value_mb_per_s", "cpu_s", "cpu_s_per_gb", "cpu_s_per_value_gb",
-                 "cores_used", "peak_rss_total_bytes", "max_rss_process_bytes", "duration_s")
-REPLICATOR_ORDER = ("ceiling", "mm2", "python", "c")
-REPLICATOR_LABELS = {"ceiling": "ceiling (Kafka perf tools)", "mm2": "Java MM2 4.3.1",
-                     "python": "mirror-engine, Python loop", "c": "mirror-engine, C loop"}
+                 "cpu_us_per_record", "cores_used", "peak_rss_total_bytes", "max_rss_process_bytes", "duration_s",
+                 "consume_cpu_us_per_record", "produce_cpu_us_per_record")
+REPLICATOR_ORDER = ("ceiling", "floor", "mm2-defaults", "mm2-tuned", "mm2", "python", "c")
+REPLICATOR_LABELS = {"ceiling": "ceiling (Kafka perf tools)", "floor": "floor (librdkafka alone)",
+                     "mm2-defaults": "Java MM2 4.3.1, defaults", "mm2-tuned": "Java MM2 4.3.1, tuned",
+                     "mm2": "Java MM2 4.3.1", "python": "mirror-engine, Python loop", "c": "mirror-engine, C loop"}
+MM2_ROWS = ("mm2-defaults", "mm2-tuned")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -50,6 +53,7 @@ def window_metrics(records: int, record_bytes: float, value_bytes: float, second
         "cpu_s": cpu_s,
         "cpu_s_per_gb": None if cpu_s is None else cpu_seconds_per_gb(cpu_s, record_bytes),
         "cpu_s_per_value_gb": None if cpu_s is None else cpu_seconds_per_gb(cpu_s, value_bytes),
+        "cpu_us_per_record": None if cpu_s is None or not records else cpu_s / records * 1e6,
         "cores_used": None if cpu_s is None else cpu_s / seconds,
     }
 
@@ -59,7 +63,8 @@ def case_key(run: dict) -> tuple[int, str, str]:
 
 
 def summarise(runs: list[dict]) -> list[dict]:
-    """Median of every measured (non-warm-up) run per record size, compression and replicator."""
+    """Median, min and max (`<field>_min`, `<field>_max`) of every measured (non-warm-up) run per
+    record size, compression and replicator."""
     groups: dict[tuple[int, str, str], list[dict]] = {}
     for run in runs:
         if not run.get("warmup") and run.get("error") is None:
@@ -73,6 +78,8 @@ def summarise(runs: list[dict]) -> list[dict]:
         for name in MEDIAN_FIELDS:
             values = [m[name] for m in members if m.get(name) is not None]
             entry[name] = statistics.median(values) if values else None
+            entry[f"{name}_min"] = min(values) if values else None
+            entry[f"{name}_max"] = max(values) if values else None
         notes = sorted({note for m in members for note in m.get("notes", [])})
         if notes:
             entry["notes"] = notes
@@ -92,15 +99,20 @@ def _ratio(value: float | None, reference: float | None) -> float | None:
 
 
 def add_ratios(summary: list[dict]) -> None:
-    """Adds, in place, records/s and CPU-s/GB relative to MM2 and records/s relative to the ceiling
-    of the same record size and compression (None where the reference was not measured)."""
+    """Adds, in place, per row of the same record size and compression: records/s and CPU-s/GB
+    relative to each MM2 row, CPU-s/GB as a multiple of the floor, records/s relative to the
+    ceiling (None where the reference was not measured)."""
     by_case = {(e["record_size"], e["compression"], e["replicator"]): e for e in summary}
     for entry in summary:
         size, compression = entry["record_size"], entry["compression"]
-        mm2 = by_case.get((size, compression, "mm2"), {})
+        for mm2 in MM2_ROWS:
+            reference = by_case.get((size, compression, mm2), {})
+            suffix = mm2.replace("-", "_")
+            entry[f"throughput_vs_{suffix}"] = _ratio(entry["records_per_s"], reference.get("records_per_s"))
+            entry[f"cpu_per_gb_vs_{suffix}"] = _ratio(entry["cpu_s_per_gb"], reference.get("cpu_s_per_gb"))
+        floor = by_case.get((size, compression, "floor"), {})
         ceiling = by_case.get((size, compression, "ceiling"), {})
-        entry["throughput_vs_mm2"] = _ratio(entry["records_per_s"], mm2.get("records_per_s"))
-        entry["cpu_per_gb_vs_mm2"] = _ratio(entry["cpu_s_per_gb"], mm2.get("cpu_s_per_gb"))
+        entry["cpu_vs_floor"] = _ratio(entry["cpu_s_per_gb"], floor.get("cpu_s_per_gb"))
         entry["throughput_vs_ceiling"] = _ratio(entry["records_per_s"], ceiling.get("records_per_s"))
 
 
@@ -130,19 +142,67 @@ def size_text(size: int) -> str:
     return f"{size // 1024} KiB" if size >= 1024 and size % 1024 == 0 else f"{size} B"
 
 
+def _spread(entry: dict, name: str, digits: int = 0) -> str:
+    """`median (min–max)`, or the median alone for one run."""
+    median, low, high = entry.get(name), entry.get(f"{name}_min"), entry.get(f"{name}_max")
+    if median is None:
+        return "–"
+    if entry.get("runs", 1) < 2 or low is None or high is None:
+        return num_text(median, digits)
+    return f"{num_text(median, digits)} ({num_text(low, digits)}–{num_text(high, digits)})"
+
+
+def _pair(entry: dict, name: str) -> str:
+    """The two MM2 ratios of one figure as `defaults / tuned`."""
+    values = [entry.get(f"{name}_vs_{mm2.replace('-', '_')}") for mm2 in MM2_ROWS]
+    if all(v is None for v in values):
+        return "–"
+    return " / ".join(_ratio_text(v) for v in values)
+
+
 def markdown_table(summary: list[dict]) -> str:
-    header = ("| record | compression | replicator | runs | records/s | MB/s | value MB/s | CPU-s/GB | cores "
-              "| peak RSS total MiB | max RSS/process MiB | window s | vs MM2 | CPU/GB vs MM2 | vs ceiling |")
+    header = ("| record | compression | replicator | runs | records/s (min–max) | MB/s | CPU-s/GB (min–max) "
+              "| CPU µs/record | × floor | cores | peak RSS MiB | window s | records/s ÷ MM2 defaults / tuned "
+              "| CPU/GB ÷ MM2 defaults / tuned | ÷ ceiling |")
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for e in summary:
+        floor = e["replicator"] == "floor"
         lines.append(
             f"| {size_text(e['record_size'])} | {e['compression']} | {e['replicator']} | {e['runs']} "
-            f"| {num_text(e['records_per_s'], 0)} | {num_text(e['mb_per_s'])} | {num_text(e['value_mb_per_s'])} "
-            f"| {num_text(e['cpu_s_per_gb'])} | {num_text(e['cores_used'], 2)} | {_mib(e['peak_rss_total_bytes'])} "
-            f"| {_mib(e['max_rss_process_bytes'])} | {num_text(e['duration_s'], 2)} "
-            f"| {_ratio_text(e['throughput_vs_mm2'])} | {_ratio_text(e['cpu_per_gb_vs_mm2'])} "
-            f"| {_ratio_text(e['throughput_vs_ceiling'])} |")
+            f"| {'–' if floor else _spread(e, 'records_per_s')} | {'–' if floor else num_text(e['mb_per_s'])} "
+            f"| {_spread(e, 'cpu_s_per_gb', 1)} | {num_text(e.get('cpu_us_per_record'), 2)} "
+            f"| {_ratio_text(e.get('cpu_vs_floor'))} | {num_text(e['cores_used'], 2)} "
+            f"| {_mib(e['peak_rss_total_bytes'])} | {num_text(e['duration_s'], 1)} "
+            f"| {'–' if floor else _pair(e, 'throughput')} | {_pair(e, 'cpu_per_gb')} "
+            f"| {'–' if floor else _ratio_text(e['throughput_vs_ceiling'])} |")
     return "\n".join(lines)
+
+
+def floor_lines(summary: list[dict]) -> list[str]:
+    """What the floor is made of, per case."""
+    return [f"- {size_text(e['record_size'])} {e['compression']}: consume-only "
+            f"{num_text(e.get('consume_cpu_us_per_record'), 2)} + produce-only "
+            f"{num_text(e.get('produce_cpu_us_per_record'), 2)} CPU-µs per record"
+            for e in summary if e["replicator"] == "floor"]
+
+
+def mm2_settings_lines() -> list[str]:
+    """The mm2-tuned settings and where each is recommended."""
+    from engine.bench.mm2 import CONFLUENT_PRODUCER_THROUGHPUT, MM2_TUNED
+
+    where = {"producer": "`<target>.producer.` and `producer.`", "consumer": "`<source>.consumer.` and `consumer.`",
+             "worker": "top level (Connect worker)"}
+    sources = list(dict.fromkeys(source for t in MM2_TUNED for source in t.sources))
+    lines = ["| setting | value | set as | recommended by |", "|---|---|---|---|"]
+    for t in MM2_TUNED:
+        cited = ", ".join(f"[{sources.index(source) + 1}]" for source in t.sources)
+        lines.append(f"| `{t.key}` | {t.value} | {where[t.role]} | {cited}{f' ({t.note})' if t.note else ''} |")
+    confluent = sources.index(CONFLUENT_PRODUCER_THROUGHPUT) + 1
+    lines += ["", f"Not taken: acks=1 [{confluent}], since a replicator that may lose acknowledged copies is "
+              "not comparable (Connect's source tasks and the engine use acks=all); compression, which every "
+              "row gets from the case.", ""]
+    lines += [f"{i}. {source}" for i, source in enumerate(sources, 1)]
+    return lines
 
 
 def latency_table(latency: list[dict]) -> str:
@@ -223,11 +283,18 @@ def latency_plot(path: Path, latency: list[dict]) -> Path | None:
 
 
 def write_plots(folder: Path, summary: list[dict], latency: list[dict]) -> list[Path]:
+    copiers = [e for e in summary if e["replicator"] not in ("ceiling", "floor")]
+    if any(e.get("cpu_vs_floor") for e in copiers):
+        cpu_plot = bar_plot(folder / "cpu_per_gb.png", copiers, "cpu_vs_floor",
+                            "CPU per GB copied as a multiple of the floor (median)", "× the floor (librdkafka alone)")
+    else:
+        cpu_plot = bar_plot(folder / "cpu_per_gb.png", [e for e in summary if e["replicator"] != "ceiling"],
+                            "cpu_s_per_gb", "CPU per GB copied (median, all processes)", "CPU-seconds / GB")
     made = [
-        bar_plot(folder / "throughput.png", summary, "mb_per_s", "Throughput (median)", "MB/s (key+value+headers)"),
-        bar_plot(folder / "cpu_per_gb.png", [e for e in summary if e["replicator"] != "ceiling"], "cpu_s_per_gb",
-                 "CPU per GB copied (median, all processes)", "CPU-seconds / GB"),
-        bar_plot(folder / "rss.png", [e for e in summary if e["replicator"] != "ceiling"], "peak_rss_total_bytes",
+        bar_plot(folder / "throughput.png", [e for e in summary if e["replicator"] != "floor"], "mb_per_s",
+                 "Throughput (median)", "MB/s (key+value+headers)"),
+        cpu_plot,
+        bar_plot(folder / "rss.png", copiers, "peak_rss_total_bytes",
                  "Peak resident memory (median, all processes)", "MiB", scale=1 / 2**20),
         latency_plot(folder / "latency.png", latency),
     ]
@@ -244,23 +311,42 @@ def markdown_document(document: dict, plots: list[Path]) -> str:
         (f"{document['created']} · {env['cpus']} CPUs ({env['cpu_model']}) · Kafka {env['kafka_version']} · "
         f"Python {env['python']} · clusters: {document['clusters']['mode']}"),
         "",
-        (f"{settings['records']:,} records per run over {settings['partitions']} partitions, "
-        f"tasks.max = {settings['tasks_max']}, median of {settings['runs']} runs after a discarded warm-up "
-        "run. Brokers, replicator and load tools share this machine, so absolute numbers are this machine's; "
+        (f"{_cases_text(document)} over {settings['partitions']} partitions, tasks.max = "
+        f"{settings['tasks_max']}, median of {settings['runs']} runs"
+        + (" after a discarded warm-up run" if settings.get("warmup", True) else " (no warm-up run)")
+        + ". Brokers, replicator and load tools share this machine, so absolute numbers are this machine's; "
         "read the ratios."),
         "",
         "## Throughput, CPU and memory",
         "",
         markdown_table(document["summary"]),
         "",
-        ("MB = 10^6 bytes of key + value + headers; value MB/s counts values only (MM2's `byte-rate`). "
-        "CPU-s/GB: CPU-seconds of all the replicator's processes per 10^9 key+value+header bytes; cores = "
-        "CPU-seconds per second of the window. Peak RSS total: the largest sum of resident memory over the "
-        "replicator's processes; per process: the largest VmHWM. vs MM2 / vs ceiling: records/s ratios; "
-        "CPU/GB vs MM2 below 1 means less CPU per byte than MM2."),
+        ("MB = 10^6 bytes of key + value + headers. CPU-s/GB: CPU-seconds of all the replicator's processes per "
+        "10^9 key+value+header bytes; CPU µs/record the same per record; × floor: CPU-s/GB as a multiple of "
+        "the floor's, so (× floor − 1) is the replicator's own work beyond librdkafka's; cores = CPU-seconds "
+        "per second of the window. Peak RSS: the largest sum of resident memory over the replicator's "
+        "processes in the window. ÷ MM2 and ÷ ceiling: ratios to those rows (CPU/GB below 1: less CPU per "
+        "byte). Every figure is the median of the runs; (min–max) where it shows. value MB/s (MM2's "
+        "`byte-rate`) and the largest process's VmHWM are in results.json."),
         "",
         f"Window: {document['method']['window']}",
     ]
+    floors = floor_lines(document["summary"])
+    if floors:
+        parts += ["", ("The floor: librdkafka alone on the same topic with the C loop's consumer and producer "
+                       "settings, driven from Cython (engine/bench/_floor.pyx), each pass in a process of its "
+                       "own with CPU from /proc: a consume-only pass over the topic plus a produce-only pass of "
+                       "its records, held in memory, to a fresh target topic. Its CPU per record is the sum:"),
+                  ""] + floors
+    if any(e["replicator"] in MM2_ROWS for e in document["summary"]):
+        parts += ["", "## MM2's settings", "",
+                  ("`mm2-defaults` gets only what a user's mm2.properties must say: clusters, the flow, its "
+                   "topics, tasks.max = the CPU count, replication factors 1 (one-node clusters) and the case's "
+                   "compression. Every row, MM2's and the engine's, also gets the benchmark's measurement "
+                   "scope: topic config, ACL and group offset sync and checkpoints off, topic refresh every 5 s. "
+                   "`mm2-tuned` adds the published MM2 tuning below; the engine's rows get the harness's client "
+                   "tuning (batch.size 262144, linger.ms 20, fetch.min.bytes 65536, fetch.max.wait.ms 100; "
+                   "engine/bench/mm2.py)."), ""] + mm2_settings_lines()
     if notes:
         parts += ["", "Notes:", ""] + [f"- {n}" for n in notes]
     failures = [r for r in document["runs"] if r.get("error")]
@@ -274,6 +360,14 @@ def markdown_document(document: dict, plots: list[Path]) -> str:
     if plots:
         parts += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots]
     return "\n".join(parts) + "\n"
+
+
+def _cases_text(document: dict) -> str:
+    cases = document.get("cases") or []
+    if not cases:
+        return f"{document['environment']['settings']['records']:,} records per run"
+    return "Preloaded topics of " + ", ".join(
+        f"{c['records']:,} records ({size_text(c['record_size'])}, {c['compression']})" for c in cases)
 
 
 def write_report(folder: Path, document: dict) -> dict[str, Path]:

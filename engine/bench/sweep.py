@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from engine.bench import report
-from engine.bench.harness import Clusters, Settings, environment, failure_log, throughput_run
+from engine.bench.harness import Case, Clusters, Settings, environment, failure_log, preload_case, throughput_run
 
 SWEEP_REPLICATOR = "c"
 
@@ -105,6 +105,7 @@ def run_sweep(settings: Settings, partitions: list[int], workers: list[int], clu
     steps = ([("warm-up", points[0])] if settings.warmup and points else []) + [
         (f"run {r}/{settings.runs}", point) for point in points for r in range(1, settings.runs + 1)]
     measured: dict[tuple[int, int, int], list[dict]] = {}
+    cases: dict[tuple[int, int], Case] = {}  # (record size, partitions): one preloaded topic each
     with tqdm(total=len(steps), unit="run", dynamic_ncols=True) as bar:
         for index, (what, (size, p, w)) in enumerate(steps):
             label = f"sweep {report.size_text(size):>6} P={p} workers={w} {what}"
@@ -113,7 +114,11 @@ def run_sweep(settings: Settings, partitions: list[int], workers: list[int], clu
             folder = out / "runs" / f"{size}-p{p}-w{w}-{index}"
             folder.mkdir(parents=True, exist_ok=True)
             try:
-                run = throughput_run(clusters, SWEEP_REPLICATOR, size, compression, point_settings, folder,
+                case = cases.get((size, p))
+                if case is None:
+                    case = cases[(size, p)] = Case(size, compression, f"{clusters.prefix}sweep-{size}-p{p}")
+                    preload_case(clusters, case, settings.records, p)
+                run = throughput_run(clusters, SWEEP_REPLICATOR, case, point_settings, folder,
                                      index, warmup=what == "warm-up")
                 line = (f"{run['mb_per_s']:,.1f} MB/s, {run['cpu_s_per_gb']:,.1f} CPU-s/GB, "
                         f"{run['cores_used']:.2f} cores")
@@ -127,6 +132,7 @@ def run_sweep(settings: Settings, partitions: list[int], workers: list[int], clu
                 measured.setdefault((size, p, w), []).append(run)
             bar.write(f"{label}: {line}")
             bar.update()
+    clusters.delete_topics(clusters.source_servers, [case.topic for case in cases.values()])
     summary = []
     for (size, p, w), runs in measured.items():
         ok = [r for r in runs if not r.get("error")]

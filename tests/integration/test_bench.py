@@ -1,4 +1,5 @@
-"""`mirror-engine bench --quick` end to end on its own sandbox clusters: the ceiling and the Python loop."""
+"""`mirror-engine bench --quick` end to end on its own sandbox clusters: the ceiling, the floor and the
+Python loop."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ def test_quick_bench_writes_a_complete_report(tmp_path):
     existing = [os.environ.get("MIRROR_ENGINE_TEST_SOURCE"), os.environ.get("MIRROR_ENGINE_TEST_TARGET")]
     clusters = ["--source-bootstrap", existing[0], "--target-bootstrap", existing[1]] if all(existing) else []
     result = subprocess.run(
-        [sys.executable, "-m", "engine", "bench", "--quick", "--records", "5000", "--replicators", "ceiling,python",
+        [sys.executable, "-m", "engine", "bench", "--quick", "--records", "5000", "--replicators", "ceiling,floor,python",
          "--compression", "none", "--latency-seconds", "3", "--out", str(out), *clusters],
         capture_output=True, text=True, timeout=240, check=False,
     )
@@ -22,11 +23,16 @@ def test_quick_bench_writes_a_complete_report(tmp_path):
     assert set(document) >= {"environment", "method", "summary", "latency", "runs", "units"}
     assert document["clusters"]["mode"] == ("external" if clusters else "sandbox")
     by_replicator = {e["replicator"]: e for e in document["summary"]}
-    assert set(by_replicator) == {"ceiling", "python"}
+    assert set(by_replicator) == {"ceiling", "floor", "python"}
     python = by_replicator["python"]
     assert python["records_per_s"] > 0 and python["mb_per_s"] > 0 and python["cpu_s_per_gb"] > 0
     assert python["peak_rss_total_bytes"] > 0
     assert python["throughput_vs_ceiling"] > 0
+    floor = by_replicator["floor"]
+    assert floor["consume_cpu_us_per_record"] >= 0 and floor["produce_cpu_us_per_record"] > 0
+    assert python["cpu_vs_floor"] == python["cpu_s_per_gb"] / floor["cpu_s_per_gb"]
+    [floor_run] = [r for r in document["runs"] if r["replicator"] == "floor"]
+    assert floor_run["consume_records"] == floor_run["produce_records"] == 5000
     assert by_replicator["ceiling"]["records_per_s"] > 0
     [run] = [r for r in document["runs"] if r["replicator"] == "python"]
     assert run["records"] == 5000 and run["window_records"] > 0

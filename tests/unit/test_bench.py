@@ -11,8 +11,11 @@ from engine import config as engine_config
 from engine.bench import payload, report
 from engine.bench.ceiling import parse_consumer_performance, parse_producer_performance
 from engine.bench.command import add_arguments, settings_from
-from engine.bench.harness import Settings, latency_rate, plan
-from engine.bench.mm2 import bench_properties, exact_topic_regex, render
+from engine.bench import floor
+from engine.bench.harness import (
+    COPIERS, MAX_TOPIC_BYTES, Settings, copy_timeout, latency_rate, plan, records_for_window, window_bounds,
+)
+from engine.bench.mm2 import MM2_TUNED, bench_properties, exact_topic_regex, render
 from engine.bench.procstat import CLOCK_TICKS, TreeMeter, parse_stat, parse_status_memory
 from engine.bench.sweep import sizing, sweep_plan
 
@@ -55,27 +58,37 @@ def _run(replicator, rps, cpu_per_gb, run=1, warmup=False, compression="none"):
 
 def test_summary_takes_medians_of_measured_runs_and_ratios():
     runs = [
-        _run("mm2", 999_999, 1.0, run=0, warmup=True),  # the warm-up does not count
-        _run("mm2", 100, 40.0, 1), _run("mm2", 300, 20.0, 2), _run("mm2", 200, 30.0, 3),
+        _run("mm2-tuned", 999_999, 1.0, run=0, warmup=True),  # the warm-up does not count
+        _run("mm2-tuned", 100, 40.0, 1), _run("mm2-tuned", 300, 20.0, 2), _run("mm2-tuned", 200, 30.0, 3),
+        _run("mm2-defaults", 100, 50.0, 1),
         _run("c", 400, 10.0, 1), _run("c", 600, 15.0, 2), _run("c", 500, 12.0, 3),
         _run("ceiling", 1000, None, 1),
+        {**_run("floor", None, 4.0, 1), "consume_cpu_us_per_record": 1.0, "produce_cpu_us_per_record": 3.0},
         {"replicator": "python", "record_size": 1024, "compression": "none", "run": 1, "error": "boom"},
     ]
     summary = {e["replicator"]: e for e in report.summarise(runs)}
-    assert [e["replicator"] for e in report.summarise(runs)] == ["ceiling", "mm2", "c"]
-    assert summary["mm2"]["records_per_s"] == 200 and summary["mm2"]["runs"] == 3
-    assert summary["mm2"]["cpu_s_per_gb"] == 30.0
-    assert summary["c"]["records_per_s"] == 500
-    assert summary["c"]["throughput_vs_mm2"] == 2.5
-    assert summary["c"]["cpu_per_gb_vs_mm2"] == pytest.approx(0.4)
-    assert summary["c"]["throughput_vs_ceiling"] == 0.5
-    assert summary["mm2"]["throughput_vs_ceiling"] == 0.2
-    assert summary["ceiling"]["cpu_s_per_gb"] is None and summary["ceiling"]["cpu_per_gb_vs_mm2"] is None
+    assert [e["replicator"] for e in report.summarise(runs)] == ["ceiling", "floor", "mm2-defaults", "mm2-tuned",
+                                                                 "c"]
+    mm2 = summary["mm2-tuned"]
+    assert mm2["records_per_s"] == 200 and mm2["runs"] == 3
+    assert (mm2["records_per_s_min"], mm2["records_per_s_max"]) == (100, 300)
+    assert (mm2["cpu_s_per_gb"], mm2["cpu_s_per_gb_min"], mm2["cpu_s_per_gb_max"]) == (30.0, 20.0, 40.0)
+    c = summary["c"]
+    assert c["records_per_s"] == 500
+    assert c["throughput_vs_mm2_tuned"] == 2.5 and c["throughput_vs_mm2_defaults"] == 5.0
+    assert c["cpu_per_gb_vs_mm2_tuned"] == pytest.approx(0.4) and c["cpu_per_gb_vs_mm2_defaults"] == 0.24
+    assert c["cpu_vs_floor"] == 3.0 and mm2["cpu_vs_floor"] == 7.5 and summary["floor"]["cpu_vs_floor"] == 1.0
+    assert c["throughput_vs_ceiling"] == 0.5
+    assert mm2["throughput_vs_ceiling"] == 0.2
+    assert summary["ceiling"]["cpu_s_per_gb"] is None and summary["ceiling"]["cpu_per_gb_vs_mm2_tuned"] is None
+    assert summary["floor"]["records_per_s"] is None and summary["floor"]["throughput_vs_ceiling"] is None
 
 
 def test_ratios_only_within_the_same_compression():
-    summary = report.summarise([_run("mm2", 100, 10.0), _run("c", 300, 5.0, compression="lz4")])
-    assert all(e["throughput_vs_mm2"] is None for e in summary if e["replicator"] == "c")
+    summary = report.summarise([_run("mm2-tuned", 100, 10.0), _run("floor", None, 1.0),
+                                _run("c", 300, 5.0, compression="lz4")])
+    [c] = [e for e in summary if e["replicator"] == "c"]
+    assert c["throughput_vs_mm2_tuned"] is None and c["cpu_vs_floor"] is None
 
 
 def test_latency_summary():
@@ -84,12 +97,19 @@ def test_latency_summary():
                  "mean_ms": 50.5}
 
 
-def test_markdown_table_has_one_row_per_case():
-    table = report.markdown_table(report.summarise([_run("mm2", 100, 10.0), _run("c", 300, 5.0)]))
+def test_markdown_table_has_one_row_per_case_with_spread_and_floor_multiple():
+    runs = [_run("mm2-defaults", 100, 10.0), _run("mm2-tuned", 150, 8.0), _run("floor", None, 2.5),
+            _run("c", 300, 5.0, 1), _run("c", 280, 4.0, 2), _run("c", 320, 6.0, 3)]
+    table = report.markdown_table(report.summarise(runs))
     lines = table.splitlines()
-    assert len(lines) == 4
+    assert len(lines) == 6
     assert lines[1].count("---") == lines[0].count("|") - 1
-    assert "| 1 KiB | none | c | 1 | 300 |" in lines[3] and "| 3.00× | 0.50× |" in lines[3]
+    assert all(line.count("|") == lines[0].count("|") for line in lines)
+    floor, c = lines[2], lines[5]
+    assert floor.startswith("| 1 KiB | none | floor | 1 | – | – | 2.5 |")
+    assert "| 1 KiB | none | c | 3 | 300 (280–320) |" in c and "| 5.0 (4.0–6.0) |" in c
+    assert "| 2.00× |" in c  # CPU-s/GB as a multiple of the floor
+    assert "| 3.00× / 2.00× | 0.50× / 0.62× |" in c
 
 
 # -- /proc --------------------------------------------------------------------------------------
@@ -144,6 +164,17 @@ def test_tree_meter_counts_every_process_of_the_tree_inside_the_window(tmp_path)
     assert by_pid[12]["cpu_s"] == pytest.approx(70 / CLOCK_TICKS)
 
 
+def test_tree_meter_peak_memory_counts_from_the_window_start(tmp_path):
+    _fake_process(tmp_path, 10, 1, 100, 50, rss_kb=9000)
+    meter = TreeMeter(10, tmp_path)
+    meter.sample()  # before the window: a start-up peak
+    _fake_process(tmp_path, 10, 1, 100, 50, rss_kb=2000)
+    meter.start_window()
+    _fake_process(tmp_path, 10, 1, 100, 50, rss_kb=3000)
+    meter.sample()
+    assert meter.peak_total_rss == 3000 * 1024
+
+
 # -- records and mm2.properties ---------------------------------------------------------------
 
 
@@ -180,6 +211,29 @@ def test_bench_properties_for_mm2_and_the_engine():
     assert props["B.producer.acks"] == "all" and props["B.producer.batch.size"] == "262144"
     assert props["A.consumer.max.poll.records"] == "4000"
     assert "mirror.engine.metrics.listen" not in props
+
+
+def test_mm2_defaults_get_no_client_settings_and_mm2_tuned_the_published_ones():
+    defaults = bench_properties("A", "B", "a:1", "b:2", ["t"], 2, "none", tuning="defaults")
+    assert not [k for k in defaults if ".producer." in k or ".consumer." in k or k.startswith(("producer.", "consumer."))]
+    assert defaults["tasks.max"] == "2" and defaults["replication.factor"] == "1"
+    lz4 = bench_properties("A", "B", "a:1", "b:2", ["t"], 2, "lz4", tuning="defaults")
+    assert {k: v for k, v in lz4.items() if "producer" in k} == {"B.producer.compression.type": "lz4",
+                                                                 "producer.compression.type": "lz4"}
+    tuned = bench_properties("A", "B", "a:1", "b:2", ["t"], 2, "lz4", tuning="tuned")
+    assert tuned["B.producer.batch.size"] == "327680" and tuned["B.producer.linger.ms"] == "100"
+    assert tuned["B.producer.compression.type"] == "lz4"
+    assert tuned["A.consumer.fetch.min.bytes"] == "16384"
+    assert tuned["offset.flush.timeout.ms"] == "10000"
+    for setting in MM2_TUNED:
+        key = {"producer": f"B.producer.{setting.key}", "consumer": f"A.consumer.{setting.key}",
+               "worker": setting.key}[setting.role]
+        assert tuned[key] == setting.value, key
+        assert setting.sources and all("https://" in source for source in setting.sources), setting.key
+    lines = report.mm2_settings_lines()
+    assert "| `batch.size` | 327680 | `<target>.producer.` and `producer.` | [1], [2] |" in lines
+    with pytest.raises(ValueError):
+        bench_properties("A", "B", "a:1", "b:2", ["t"], 2, "none", tuning="best")
 
 
 def test_rendered_properties_read_back_as_the_same_flow():
@@ -240,11 +294,12 @@ def test_parse_consumer_performance():
 
 
 def test_plan_interleaves_replicators_and_starts_with_a_warm_up():
-    settings = Settings(record_sizes=[100], compressions=["none"], runs=2, replicators=["c", "mm2"])
-    assert plan(settings) == [(100, "none", 0, "mm2"), (100, "none", 0, "c"), (100, "none", 1, "mm2"),
-                              (100, "none", 1, "c"), (100, "none", 2, "mm2"), (100, "none", 2, "c")]
+    settings = Settings(record_sizes=[100], compressions=["none"], runs=2, replicators=["c", "mm2-tuned", "floor"])
+    assert plan(settings) == [(100, "none", 0, "floor"), (100, "none", 0, "mm2-tuned"), (100, "none", 0, "c"),
+                              (100, "none", 1, "floor"), (100, "none", 1, "mm2-tuned"), (100, "none", 1, "c"),
+                              (100, "none", 2, "floor"), (100, "none", 2, "mm2-tuned"), (100, "none", 2, "c")]
     settings.warmup = False
-    assert plan(settings)[0] == (100, "none", 1, "mm2")
+    assert plan(settings)[0] == (100, "none", 1, "floor")
 
 
 def test_latency_rate_is_half_the_ceiling():
@@ -252,6 +307,133 @@ def test_latency_rate_is_half_the_ceiling():
             _run("c", 700, 1.0)]
     assert latency_rate(runs, 1024, "none") == (1000.0, "half the ceiling")
     assert latency_rate(runs[3:], 1024, "none") == (350.0, "half the fastest replicator (no ceiling measured)")
+
+
+def test_the_steady_window_leaves_out_the_first_and_last_tenth():
+    assert window_bounds(1_000_000, steady=True) == (100_000, 900_000)
+    assert window_bounds(1005, steady=True) == (101, 904)
+    assert window_bounds(5000, steady=False) == (0, 5000)
+
+
+def test_the_topic_is_sized_for_the_fastest_warm_up_copy():
+    settings = Settings(window_s=10.0)
+    warmups = [_run("c", 100_000, 1.0, warmup=True), _run("mm2-tuned", 20_000, 1.0, warmup=True),
+               _run("ceiling", 900_000, None, warmup=True),  # not a copy: does not size the topic
+               {"replicator": "python", "error": "boom"}]
+    # 100,000 records/s × 10 s × 1.3 margin over the middle 80 % of the records
+    assert records_for_window(warmups, 200_000, 1100.0, settings) == 1_625_000
+    assert records_for_window(warmups, 2_000_000, 1100.0, settings) == 2_000_000  # never shrinks
+    assert records_for_window(warmups, 10, 1e6, settings) == int(MAX_TOPIC_BYTES / 1e6)  # bounded by bytes
+    assert records_for_window([], 200_000, 1100.0, settings) == 200_000
+    assert records_for_window(warmups, 200_000, 1100.0, Settings(window_s=0)) == 200_000
+    # the slowest copier gets 3× the time its warm-up rate needs
+    assert copy_timeout(warmups, 5_000_000, settings) == pytest.approx(3 * 5_000_000 / 20_000)
+    assert copy_timeout(warmups, 1000, settings) == settings.copy_timeout_s
+    assert set(COPIERS) == {"mm2-defaults", "mm2-tuned", "python", "c"}
+
+
+class _Offsets:
+    """An AdminClient whose list_offsets answers with the next total of `totals`, on partition 0."""
+
+    def __init__(self, totals):
+        self.totals = list(totals)
+
+    def list_offsets(self, request, request_timeout):
+        from concurrent.futures import Future
+
+        total = self.totals.pop(0) if len(self.totals) > 1 else self.totals[0]
+        futures = {}
+        for tp in request:
+            future = Future()
+            future.set_result(type("Offset", (), {"offset": total if tp.partition == 0 else 0})())
+            futures[tp] = future
+        return futures
+
+
+class _Alive:
+    def __init__(self):
+        import os
+
+        self.pid = os.getpid()
+        self.name = "fake replicator"
+
+    def alive(self):
+        return True
+
+    def tree(self):
+        return [self.pid]
+
+
+def test_measure_copy_opens_past_the_first_tenth_and_closes_past_nine_tenths(monkeypatch):
+    from engine.bench import harness
+
+    monkeypatch.setattr(harness, "POLL_S", 0)
+    totals = [0, 0, 50, 120, 400, 700, 880, 950, 1000]
+    window = harness.measure_copy(_Alive(), _Offsets(totals), "t", 2, 1000, 60.0, steady=True)
+    assert (window["window_first_record"], window["window_last_record"]) == (120, 950)
+    assert window["window_records"] == 830
+
+
+def test_measure_copy_of_a_quick_run_counts_the_whole_copy(monkeypatch):
+    from engine.bench import harness
+
+    monkeypatch.setattr(harness, "POLL_S", 0)
+    window = harness.measure_copy(_Alive(), _Offsets([0, 0, 300, 1000]), "t", 2, 1000, 60.0, steady=False)
+    assert (window["window_first_record"], window["window_last_record"], window["window_records"]) == (0, 1000, 1000)
+
+
+def test_a_window_without_copying_is_an_error(monkeypatch):
+    from engine.bench import harness
+
+    monkeypatch.setattr(harness, "POLL_S", 0)
+    with pytest.raises(harness.BenchError, match="no record copied"):
+        harness.measure_copy(_Alive(), _Offsets([0, 1000]), "t", 2, 1000, 60.0, steady=True)
+
+
+# -- the floor ----------------------------------------------------------------------------------
+
+
+def test_floor_settings_are_the_c_loops():
+    props = {**bench_properties("A1", "B", "a:1", "b:2", ["t"], 2, "lz4"),
+             "mirror.engine.metrics.listen": "", "mirror.engine.loop": "c"}
+    clients = floor.engine_clients(props, max_message_bytes=1048588)
+    consumer, producer = clients["consumer"], clients["producer"]
+    assert consumer["bootstrap.servers"] == "a:1" and producer["bootstrap.servers"] == "b:2"
+    # the harness's tuning, in librdkafka's names, and what the engine decides itself
+    assert consumer["fetch.min.bytes"] == "65536" and consumer["fetch.wait.max.ms"] == "100"
+    assert consumer["isolation.level"] == "read_committed" and consumer["enable.auto.commit"] == "false"
+    assert consumer["group.id"] == "mirror-engine-A1->B"
+    assert producer["linger.ms"] == "20" and producer["batch.size"] == "262144"
+    assert producer["compression.type"] == "lz4" and producer["message.max.bytes"] == "1048588"
+    assert producer["acks"] == "all" and producer["enable.idempotence"] == "true"
+    assert (clients["batch_size"], clients["poll_ms"]) == (2000, 200)
+
+
+def test_floor_figures_add_the_two_passes():
+    consume = {"records": 1_000_000, "cpu_s": 1.0, "wall_s": 4.0}
+    produce = {"records": 500_000, "cpu_s": 1.5, "wall_s": 5.0}
+    figures = floor.floor_figures(consume, produce, bytes_per_record=1000.0)
+    assert figures["consume_cpu_us_per_record"] == 1.0 and figures["produce_cpu_us_per_record"] == 3.0
+    assert figures["cpu_us_per_record"] == 4.0
+    assert figures["cpu_s_per_gb"] == pytest.approx(4.0)  # 4 µs per 1000-byte record
+    assert figures["consume_records_per_s"] == 250_000 and figures["produce_records_per_s"] == 100_000
+
+
+def test_the_produce_pass_holds_at_most_its_memory_bound():
+    assert floor.produce_pass_records(1000, 1100.0) == 1000
+    held = floor.produce_pass_records(10**9, 1100.0)
+    assert held * (1100 + floor.HELD_RECORD_OVERHEAD_BYTES) <= floor.PRODUCE_PASS_MAX_BYTES < \
+        (held + 1) * (1100 + floor.HELD_RECORD_OVERHEAD_BYTES)
+
+
+def test_a_floor_pass_with_a_bad_spec_says_so_in_one_line(tmp_path, capsys):
+    spec = tmp_path / "spec.json"
+    spec.write_text('{"pass": "both"}')
+    assert floor.main([str(spec)]) == 2
+    assert floor.main([str(tmp_path / "missing.json")]) == 2
+    assert floor.main([]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 3 and "pass must be one of consume, produce" in lines[0]
 
 
 def test_sweep_plan_leaves_out_idle_workers():
@@ -280,7 +462,7 @@ def test_command_defaults():
     add_arguments(parser)
     settings, partitions, workers = settings_from(parser.parse_args(["--quick", "--record-size", "100,1k",
                                                                      "--record-size", "10k"]))
-    assert (settings.records, settings.runs, settings.warmup) == (20_000, 1, False)
+    assert (settings.records, settings.runs, settings.warmup, settings.window_s) == (20_000, 1, False, 0.0)
     assert settings.record_sizes == [100, 1024, 10240]
     assert settings.compressions == ["none", "lz4"]
     settings, partitions, workers = settings_from(parser.parse_args(["--sweep"]))
@@ -288,3 +470,11 @@ def test_command_defaults():
     assert settings.latency is False
     with pytest.raises(ValueError):
         settings_from(parser.parse_args(["--partitions", "2,4"]))
+    settings, _, _ = settings_from(parser.parse_args([]))
+    assert (settings.window_s, settings.warmup, settings.runs) == (10.0, True, 3)
+    assert settings.replicators == ["ceiling", "floor", "mm2-defaults", "mm2-tuned", "python", "c"]
+    assert settings_from(parser.parse_args(["--replicators", "mm2,c"]))[0].replicators == [
+        "mm2-defaults", "mm2-tuned", "c"]
+    with pytest.raises(ValueError):
+        settings_from(parser.parse_args(["--window-seconds", "-1"]))
+

@@ -1,0 +1,314 @@
+# cython: language_level=3
+"""The floor: what librdkafka alone costs to consume and to produce the benchmark's records.
+
+Two passes, each run in a process of its own (engine/bench/floor.py) so that /proc counts it alone:
+
+  consume_pass  reads N records of the source topic with the engine's consumer settings and its
+                batching (rd_kafka_consume_batch_queue: wait for one record, then take what is
+                fetched, up to the batch size), and frees each message; nothing else.
+  produce_pass  first reads N records into memory (not measured), stops fetching, then produces
+                them to the target exactly as NativeRelay._send_one does (rd_kafka_produceva with
+                the remote topic handle, partition, value, key, the consumed message as opaque,
+                its timestamp and its detached headers; no copy), serves the batched delivery
+                events as NativeRelay._serve does, and frees each consumed message at its report.
+
+Neither pass holds a Python object per record: the difference between a replicator's CPU per
+record and the sum of the two passes is the replicator's own work. `mark(name)` is called at the
+start and at the end of the measured part; the caller reads /proc/self/stat there.
+"""
+
+from libc.stdint cimport int64_t
+from libc.stdlib cimport free, malloc
+
+from engine._librdkafka cimport *
+
+DEF ACKS_PER_CALL = 512
+
+
+cdef rd_kafka_t *_client(rd_kafka_type_t kind, dict config) except NULL:
+    cdef char errstr[512]
+    cdef rd_kafka_conf_t *conf = rd_kafka_conf_new()
+    cdef rd_kafka_t *client
+    settings = dict(config)
+    settings["log.queue"] = "true"  # as the engine: logs are served by the loop's thread
+    for name, value in settings.items():
+        if rd_kafka_conf_set(conf, str(name).encode(), str(value).encode(), errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK:
+            rd_kafka_conf_destroy(conf)
+            raise ValueError(f"{name} = {value!r} refused: {errstr.decode()}")
+    if kind == RD_KAFKA_PRODUCER:
+        rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR)
+    client = rd_kafka_new(kind, conf, errstr, sizeof(errstr))
+    if client == NULL:
+        rd_kafka_conf_destroy(conf)
+        raise ValueError(f"cannot create the client: {errstr.decode()}")
+    return client
+
+
+cdef void _drain(rd_kafka_queue_t *queue) noexcept nogil:
+    cdef rd_kafka_event_t *event = rd_kafka_queue_poll(queue, 0)
+    while event != NULL:
+        rd_kafka_event_destroy(event)
+        event = rd_kafka_queue_poll(queue, 0)
+
+
+cdef class _Consumer:
+    """A consumer assigned to every partition of a topic from its beginning."""
+    cdef rd_kafka_t *rk
+    cdef rd_kafka_queue_t *queue
+    cdef rd_kafka_queue_t *logs
+
+    def __cinit__(self, dict config, str topic, int partitions):
+        cdef rd_kafka_topic_partition_list_t *assignment
+        cdef int p
+        self.rk = _client(RD_KAFKA_CONSUMER, config)
+        rd_kafka_poll_set_consumer(self.rk)
+        self.queue = rd_kafka_queue_get_consumer(self.rk)
+        self.logs = rd_kafka_queue_new(self.rk)
+        rd_kafka_set_log_queue(self.rk, self.logs)
+        assignment = rd_kafka_topic_partition_list_new(partitions)
+        for p in range(partitions):
+            rd_kafka_topic_partition_list_add(assignment, topic.encode(), p).offset = RD_KAFKA_OFFSET_BEGINNING
+        err = rd_kafka_assign(self.rk, assignment)
+        rd_kafka_topic_partition_list_destroy(assignment)
+        if err:
+            raise RuntimeError(f"cannot assign {topic}: {rd_kafka_err2str(err).decode()}")
+
+    cdef ssize_t batch(self, rd_kafka_message_t **into, int size, int timeout_ms) noexcept nogil:
+        """NativeRelay.pump's read: one record waited for, then what is already fetched."""
+        cdef ssize_t count, more
+        count = rd_kafka_consume_batch_queue(self.queue, timeout_ms, into, 1)
+        if count == 1 and size > 1:
+            more = rd_kafka_consume_batch_queue(self.queue, 0, into + 1, size - 1)
+            if more > 0:
+                count += more
+        _drain(self.logs)
+        return count
+
+    cdef void stop_fetching(self) noexcept:
+        with nogil:
+            rd_kafka_assign(self.rk, NULL)
+
+    def close(self):
+        if self.rk != NULL:
+            with nogil:
+                rd_kafka_consumer_close(self.rk)
+                rd_kafka_queue_destroy(self.queue)
+                rd_kafka_queue_destroy(self.logs)
+                rd_kafka_destroy(self.rk)
+            self.rk = NULL
+
+
+cdef str _message_error(rd_kafka_message_t *m):
+    reason = rd_kafka_err2str(m.err).decode()
+    if m.payload != NULL:
+        reason += " " + (<char *> m.payload)[:m.len].decode("utf-8", "replace")
+    return f"partition {m.partition} at offset {m.offset}: {reason}"
+
+
+def consume_pass(dict config, str topic, int partitions, int64_t records, int batch_size, int poll_ms,
+                 mark, double timeout_s=600.0):
+    """Reads `records` records and frees them; mark("start") at the first record, mark("end")
+    after the last. Returns the number of records read."""
+    cdef _Consumer consumer = _Consumer(config, topic, partitions)
+    cdef rd_kafka_message_t **batch = <rd_kafka_message_t **> malloc(batch_size * sizeof(rd_kafka_message_t *))
+    cdef ssize_t count, i
+    cdef int64_t read = 0
+    cdef int64_t idle_polls = 0, idle_limit = <int64_t> (timeout_s * 1000 / max(poll_ms, 1))
+    cdef bint started = False
+    cdef str failure = None
+    if batch == NULL:
+        raise MemoryError()
+    try:
+        while read < records and failure is None:
+            count = consumer.batch(batch, batch_size, poll_ms)
+            if count <= 0:
+                idle_polls += 1
+                if idle_polls > idle_limit:
+                    raise RuntimeError(f"{topic}: no record for {timeout_s:.0f} s after {read:,} of {records:,}")
+                continue
+            idle_polls = 0
+            if not started:
+                mark("start")
+                started = True
+            for i in range(count):
+                if batch[i].err == 0:
+                    read += 1
+                elif batch[i].err != RD_KAFKA_RESP_ERR__PARTITION_EOF and failure is None:
+                    failure = _message_error(batch[i])
+                rd_kafka_message_destroy(batch[i])
+        mark("end")
+        if failure is not None:
+            raise RuntimeError(f"reading {topic}: {failure}")
+        return read
+    finally:
+        free(batch)
+        consumer.close()
+
+
+cdef class _Producer:
+    """The engine's producer: batched delivery events on the main queue, logs on their own."""
+    cdef rd_kafka_t *rk
+    cdef rd_kafka_queue_t *events
+    cdef rd_kafka_queue_t *logs
+    cdef rd_kafka_topic_t *topic
+    cdef int64_t acked
+    cdef str failure
+
+    def __cinit__(self, dict config, str topic):
+        cdef const rd_kafka_metadata_t *metadata = NULL
+        cdef rd_kafka_resp_err_t err
+        self.rk = _client(RD_KAFKA_PRODUCER, config)
+        self.events = rd_kafka_queue_get_main(self.rk)
+        self.logs = rd_kafka_queue_new(self.rk)
+        rd_kafka_set_log_queue(self.rk, self.logs)
+        self.topic = rd_kafka_topic_new(self.rk, topic.encode(), rd_kafka_default_topic_conf_dup(self.rk))
+        self.acked = 0
+        self.failure = None
+        # the connection and the topic's leaders are known before the measured part starts
+        with nogil:
+            err = rd_kafka_metadata(self.rk, 0, self.topic, &metadata, 30000)
+        if err:
+            raise RuntimeError(f"no metadata for {topic}: {rd_kafka_err2str(err).decode()}")
+        rd_kafka_metadata_destroy(metadata)
+
+    cdef int serve(self, int timeout_ms) except -1:
+        """NativeRelay._serve: delivery reports in arrays of up to 512, each frees its consumed record."""
+        cdef rd_kafka_event_t *event
+        cdef const rd_kafka_message_t *acks[ACKS_PER_CALL]
+        cdef size_t count, i
+        with nogil:
+            event = rd_kafka_queue_poll(self.events, timeout_ms)
+        while event != NULL:
+            if rd_kafka_event_type(event) == RD_KAFKA_EVENT_DR:
+                while True:
+                    count = rd_kafka_event_message_array(event, acks, ACKS_PER_CALL)
+                    if count == 0:
+                        break
+                    for i in range(count):
+                        if acks[i].err and self.failure is None:
+                            self.failure = rd_kafka_err2str(acks[i].err).decode()
+                        rd_kafka_message_destroy(<rd_kafka_message_t *> acks[i]._private)
+                    self.acked += count
+            elif rd_kafka_event_type(event) == RD_KAFKA_EVENT_ERROR and rd_kafka_event_error_is_fatal(event):
+                if self.failure is None:
+                    self.failure = rd_kafka_event_error_string(event).decode("utf-8", "replace")
+            rd_kafka_event_destroy(event)
+            event = rd_kafka_queue_poll(self.events, 0)
+        _drain(self.logs)
+        return 0
+
+    cdef int send(self, rd_kafka_message_t *m) except -1:
+        """NativeRelay._send_one without the engine's bookkeeping: the same produceva call."""
+        cdef rd_kafka_headers_t *headers = NULL
+        cdef rd_kafka_timestamp_type_t timestamp_type
+        cdef rd_kafka_vu_t values[7]
+        cdef rd_kafka_error_t *error
+        cdef size_t value_count = 6
+        cdef int64_t timestamp = rd_kafka_message_timestamp(m, &timestamp_type)
+        if rd_kafka_message_detach_headers(m, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR:
+            headers = NULL
+        values[0].vtype = RD_KAFKA_VTYPE_RKT
+        values[0].u.rkt = self.topic
+        values[1].vtype = RD_KAFKA_VTYPE_PARTITION
+        values[1].u.i32 = m.partition
+        values[2].vtype = RD_KAFKA_VTYPE_VALUE
+        values[2].u.mem.ptr = m.payload
+        values[2].u.mem.size = m.len
+        values[3].vtype = RD_KAFKA_VTYPE_KEY
+        values[3].u.mem.ptr = m.key
+        values[3].u.mem.size = m.key_len
+        values[4].vtype = RD_KAFKA_VTYPE_OPAQUE
+        values[4].u.ptr = <void *> m
+        values[5].vtype = RD_KAFKA_VTYPE_TIMESTAMP
+        values[5].u.i64 = timestamp if timestamp >= 0 else 0
+        if headers != NULL:
+            values[6].vtype = RD_KAFKA_VTYPE_HEADERS
+            values[6].u.headers = headers
+            value_count = 7
+        while True:
+            error = rd_kafka_produceva(self.rk, values, value_count)
+            if error == NULL:
+                return 0
+            code = rd_kafka_error_code(error)
+            reason = rd_kafka_error_string(error).decode()
+            rd_kafka_error_destroy(error)
+            if code != RD_KAFKA_RESP_ERR__QUEUE_FULL:
+                if headers != NULL:
+                    rd_kafka_headers_destroy(headers)
+                rd_kafka_message_destroy(m)
+                raise RuntimeError(f"produce failed: {reason}")
+            self.serve(50)  # the local queue is full: serve reports, then retry, as the engine
+
+    def close(self):
+        if self.rk != NULL:
+            rd_kafka_topic_destroy(self.topic)
+            with nogil:
+                rd_kafka_queue_destroy(self.events)
+                rd_kafka_queue_destroy(self.logs)
+                rd_kafka_destroy(self.rk)
+            self.rk = NULL
+
+
+def produce_pass(dict consumer_config, dict producer_config, str source_topic, str target_topic, int partitions,
+                 int64_t records, int batch_size, int poll_ms, mark, double timeout_s=600.0):
+    """Reads `records` records into memory, then produces them to target_topic between
+    mark("start") and mark("end") (every record acknowledged). Returns the number produced."""
+    cdef _Consumer consumer = _Consumer(consumer_config, source_topic, partitions)
+    cdef _Producer producer = None
+    cdef rd_kafka_message_t **held = <rd_kafka_message_t **> malloc(max(records, 1) * sizeof(rd_kafka_message_t *))
+    cdef int64_t count = 0, sent = 0, i, end
+    cdef ssize_t got, j
+    cdef int64_t idle_polls = 0, idle_limit = <int64_t> (timeout_s * 1000 / max(poll_ms, 1))
+    if held == NULL:
+        raise MemoryError()
+    try:
+        while count < records:
+            got = consumer.batch(held + count, <int> min(batch_size, records - count), poll_ms)
+            if got <= 0:
+                idle_polls += 1
+                if idle_polls > idle_limit:
+                    raise RuntimeError(f"{source_topic}: no record for {timeout_s:.0f} s after {count:,} of {records:,}")
+                continue
+            idle_polls = 0
+            j = 0
+            while j < got:
+                if held[count + j].err:
+                    failure = _message_error(held[count + j])
+                    for i in range(count, count + got):
+                        rd_kafka_message_destroy(held[i])
+                    raise RuntimeError(f"reading {source_topic}: {failure}")
+                j += 1
+            count += got
+        consumer.stop_fetching()
+        producer = _Producer(producer_config, target_topic)
+        mark("start")
+        while sent < records:
+            end = min(sent + batch_size, records)
+            while sent < end:
+                sent += 1  # handed over (or freed) by send(), also when it raises
+                producer.send(held[sent - 1])
+            producer.serve(0)
+            if producer.failure is not None:
+                break
+        idle_polls = 0
+        while producer.acked < sent and producer.failure is None:
+            before = producer.acked
+            producer.serve(100)
+            idle_polls = idle_polls + 1 if producer.acked == before else 0
+            if idle_polls * 100 > timeout_s * 1000:
+                raise RuntimeError(f"{target_topic}: {sent - producer.acked:,} records unacknowledged after "
+                                   f"{timeout_s:.0f} s")
+        mark("end")
+        if producer.failure is not None:
+            raise RuntimeError(f"producing to {target_topic}: {producer.failure}")
+        return producer.acked
+    finally:
+        for i in range(sent, count):  # never handed to the producer
+            rd_kafka_message_destroy(held[i])
+        if producer is not None:
+            if producer.acked < sent:  # leave nothing in flight that would free a record twice
+                rd_kafka_purge(producer.rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT)
+                producer.serve(100)
+            producer.close()
+        free(held)
+        consumer.close()

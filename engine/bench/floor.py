@@ -1,0 +1,147 @@
+"""The floor row: librdkafka alone, with the engine's client settings, on the preloaded topic.
+
+CPU per record of the floor = CPU per record of a consume-only pass over the source topic + CPU per
+record of a produce-only pass of the same records to a fresh target topic (engine/bench/_floor.pyx).
+Each pass runs in a process of its own: `python -m engine.bench.floor <spec.json>`. The process
+reads /proc/self/stat at the pass's first record and after its last, and prints one JSON line;
+the produce pass's reading of its records into memory happens before its first mark.
+
+The settings are the engine's: the same mm2.properties the C loop gets, read by engine.config,
+turned into librdkafka settings by engine.worker.relays as a worker does, the worker's batch of
+2,000 records and its poll timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+from engine.bench.launch import launch, wait_exit
+from engine.bench.procstat import CLOCK_TICKS, read_memory, read_stat
+
+# the produce pass holds its records in memory: at most this many bytes of them
+PRODUCE_PASS_MAX_BYTES = 1_500_000_000
+# what a held record costs librdkafka beyond its key, value and headers (message, header list)
+HELD_RECORD_OVERHEAD_BYTES = 300
+PASSES = ("consume", "produce")
+
+
+def engine_clients(props: dict[str, str], max_message_bytes: int | None) -> dict:
+    """The consumer and producer settings, batch size and poll timeout of the engine's C loop
+    for the benchmark flow in `props` (one flow)."""
+    from engine.clients import connection
+    from engine.config import from_properties
+    from engine.worker.relays import BATCH_SIZE, consumer_settings, producer_settings
+
+    config = from_properties(props, quiet=True)
+    [flow] = config.flows
+    consumer = {**connection(config.cluster(flow.source)), **consumer_settings(flow.name, flow.source_consumer)}
+    producer = {**connection(config.cluster(flow.target)),
+                **producer_settings(flow.producer_compression, max_message_bytes=max_message_bytes,
+                                    overrides=flow.target_producer)}
+    consumer["client.id"] = "mebench-floor-consumer"
+    producer["client.id"] = "mebench-floor-producer"
+    return {"consumer": consumer, "producer": producer, "batch_size": BATCH_SIZE,
+            "poll_ms": min(flow.consumer_poll_timeout_ms, 200)}
+
+
+def produce_pass_records(records: int, bytes_per_record: float) -> int:
+    """How many of the topic's records the produce pass holds: all, or what fits its memory bound."""
+    fits = math.floor(PRODUCE_PASS_MAX_BYTES / (bytes_per_record + HELD_RECORD_OVERHEAD_BYTES))
+    return max(1, min(records, fits))
+
+
+def floor_figures(consume: dict, produce: dict, bytes_per_record: float) -> dict:
+    """The floor's row from the two passes' outputs: CPU per record of each, their sum, CPU-s/GB."""
+    consume_us = consume["cpu_s"] / consume["records"] * 1e6
+    produce_us = produce["cpu_s"] / produce["records"] * 1e6
+    per_record_s = (consume_us + produce_us) / 1e6
+    return {
+        "consume_records": consume["records"], "consume_s": consume["wall_s"], "consume_cpu_s": consume["cpu_s"],
+        "consume_records_per_s": consume["records"] / consume["wall_s"] if consume["wall_s"] else None,
+        "consume_cpu_us_per_record": consume_us,
+        "produce_records": produce["records"], "produce_s": produce["wall_s"], "produce_cpu_s": produce["cpu_s"],
+        "produce_records_per_s": produce["records"] / produce["wall_s"] if produce["wall_s"] else None,
+        "produce_cpu_us_per_record": produce_us,
+        "cpu_us_per_record": consume_us + produce_us,
+        "cpu_s_per_gb": per_record_s / (bytes_per_record / 1e9),
+        "duration_s": consume["wall_s"] + produce["wall_s"],
+        "consume_hwm_bytes": consume.get("hwm_bytes"), "produce_hwm_bytes": produce.get("hwm_bytes"),
+    }
+
+
+def run_pass(kind: str, spec: dict, folder: Path, timeout_s: float) -> dict:
+    """One pass in its own process; returns its JSON line."""
+    folder.mkdir(parents=True, exist_ok=True)
+    spec_file = folder / f"floor-{kind}.json"
+    spec_file.write_text(json.dumps({**spec, "pass": kind}))
+    out = folder / f"floor-{kind}.out"
+    process = launch(f"floor {kind} pass", [sys.executable, "-m", "engine.bench.floor", str(spec_file)], out)
+    try:
+        code = wait_exit(process, timeout_s)
+    finally:
+        process.stop(deadline_s=5)
+    lines = [line for line in out.read_text(errors="replace").splitlines() if line.startswith("{")]
+    if code != 0 or not lines:
+        raise RuntimeError(f"floor {kind} pass failed (exit code {code})\n{process.log_tail()}")
+    return json.loads(lines[-1])
+
+
+def run_floor(spec: dict, folder: Path, timeout_s: float) -> tuple[dict, dict]:
+    """The consume pass, then the produce pass; returns both outputs."""
+    return run_pass("consume", spec, folder, timeout_s), run_pass("produce", spec, folder, timeout_s)
+
+
+class _Marks:
+    """mark(name): the process's CPU ticks (all its threads) and the monotonic clock at that point."""
+
+    def __init__(self):
+        self.at: dict[str, tuple[int, float]] = {}
+
+    def __call__(self, name: str) -> None:
+        stat = read_stat(os.getpid())
+        self.at[name] = (stat.cpu_ticks if stat else 0, time.monotonic())
+
+    def result(self, records: int) -> dict:
+        (ticks0, t0), (ticks1, t1) = self.at["start"], self.at["end"]
+        return {"records": records, "cpu_s": (ticks1 - ticks0) / CLOCK_TICKS, "wall_s": t1 - t0,
+                "hwm_bytes": read_memory(os.getpid())[1]}
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m engine.bench.floor <spec.json>", file=sys.stderr)
+        return 2
+    try:
+        spec = json.loads(Path(argv[0]).read_text())
+        kind = spec["pass"]
+        if kind not in PASSES:
+            raise ValueError(f"pass must be one of {', '.join(PASSES)}, got {kind!r}")
+    except (OSError, ValueError, KeyError) as error:
+        print(f"engine.bench.floor: bad spec {argv[0]}: {error}", file=sys.stderr)
+        return 2
+    import engine.librdkafka  # noqa: F401  (librdkafka's symbols, before the extension loads)
+    from engine.bench import _floor
+
+    marks = _Marks()
+    try:
+        if kind == "consume":
+            done = _floor.consume_pass(spec["consumer"], spec["source_topic"], spec["partitions"], spec["records"],
+                                       spec["batch_size"], spec["poll_ms"], marks)
+        else:
+            done = _floor.produce_pass(spec["consumer"], spec["producer"], spec["source_topic"], spec["target_topic"],
+                                       spec["partitions"], spec["produce_records"], spec["batch_size"],
+                                       spec["poll_ms"], marks)
+    except (RuntimeError, ValueError) as error:
+        print(f"engine.bench.floor: {kind} pass: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps({"pass": kind, **marks.result(done)}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
