@@ -6,5 +6,5 @@ Modules by role: `procstat` (CPU and memory of a process tree from /proc), `payl
 `ceiling` (Kafka's own perf tools), `floor` and `_floor` (librdkafka alone: the floor row), `mm2`
 (mm2.properties, Java MirrorMaker 2 at its defaults and tuned), `engine_runner`
 (mirror-engine), `harness` (clusters, runs, latency), `report` (statistics, JSON, Markdown, plots),
-`sweep` (capacity planning).
+`sweep` (capacity planning), `compare` (`--compare`: a run's figures as ratios to an earlier run's).
 """

@@ -86,6 +86,11 @@ def add_arguments(bench: argparse.ArgumentParser) -> None:
     bench.add_argument("--target-bootstrap", default=None, help="existing target cluster")
     bench.add_argument("--out", type=Path, default=None,
                        help="results folder (default benchmarks/results/<timestamp>/)")
+    bench.add_argument("--compare", type=Path, default=None, metavar="EARLIER",
+                       help=("an earlier results folder: print each figure of this run as a ratio to it "
+                             "(rows matched by record size, compression and replicator), also in compare.md"))
+    bench.add_argument("--current", type=Path, default=None, metavar="LATER",
+                       help="with --compare: compare this existing results folder instead of running")
 
 
 def settings_from(args: argparse.Namespace):
@@ -118,12 +123,21 @@ def settings_from(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.bench import report, sweep
+    from engine.bench import compare, report, sweep
     from engine.bench.harness import Clusters, fetch_jars, run_benchmark
 
     try:
         settings, partitions, workers = settings_from(args)
-    except ValueError as error:
+        if args.current is not None and args.compare is None:
+            raise ValueError("--current needs --compare EARLIER")
+        if args.compare is not None and args.sweep:
+            raise ValueError("--compare compares benchmark reports, not sweeps")
+        earlier = compare.load_results(args.compare) if args.compare is not None else None
+        if args.current is not None:
+            print(compare.compare_text(compare.compare(earlier, compare.load_results(args.current)),
+                                       args.compare.name), end="")
+            return 0
+    except ValueError as error:  # CompareError too
         print(f"mirror-engine bench: {error}", file=sys.stderr)
         return 2
     out = (args.out or default_out()).resolve()
@@ -157,6 +171,12 @@ def run(args: argparse.Namespace) -> int:
                 say(report.latency_table(document["latency"]))
             for note in sorted({n for e in document["summary"] for n in e.get("notes", [])}):
                 say(f"note: {note}")
+            if earlier is not None:
+                text = compare.compare_text(compare.compare(earlier, document), args.compare.name)
+                (out / "compare.md").write_text(text)
+                written["compare"] = out / "compare.md"
+                say("")
+                say(text)
     finally:
         clusters.close()
         if not clusters.external:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 
 import pytest
@@ -478,3 +479,76 @@ def test_command_defaults():
     with pytest.raises(ValueError):
         settings_from(parser.parse_args(["--window-seconds", "-1"]))
 
+
+# -- --compare ----------------------------------------------------------------------------------
+
+
+def _report(path, summary, latency=()):
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "results.json").write_text(json.dumps({"summary": summary, "latency": list(latency)}))
+    return path
+
+
+def test_compare_gives_each_figure_as_a_ratio_to_the_earlier_run(tmp_path):
+    from engine.bench import compare
+
+    earlier = _report(tmp_path / "earlier", [
+        {"record_size": 1024, "compression": "none", "replicator": "c", "records_per_s": 200.0, "mb_per_s": 2.0,
+         "cpu_s_per_gb": 4.0, "cpu_vs_floor": 2.0, "cores_used": 0.5, "peak_rss_total_bytes": 100 * 2**20},
+        {"record_size": 1024, "compression": "lz4", "replicator": "c", "records_per_s": 1.0},
+        {"record_size": 1024, "compression": "none", "replicator": "mm2", "records_per_s": 50.0}],
+        [{"record_size": 1024, "compression": "none", "replicator": "c", "p50_ms": 10.0, "p99_ms": 100.0,
+          "max_ms": 200.0}])
+    later = _report(tmp_path / "later", [
+        # the same replicator at another record size is another row
+        {"record_size": 100, "compression": "none", "replicator": "c", "records_per_s": 999.0},
+        {"record_size": 1024, "compression": "none", "replicator": "c", "records_per_s": 300.0, "mb_per_s": 3.0,
+         "cpu_s_per_gb": 3.0, "cpu_vs_floor": 1.5, "cores_used": 0.5, "peak_rss_total_bytes": 150 * 2**20},
+        {"record_size": 1024, "compression": "none", "replicator": "mm2-tuned", "records_per_s": 60.0}],
+        [{"record_size": 1024, "compression": "none", "replicator": "c", "p50_ms": 5.0, "p99_ms": 40.0,
+          "max_ms": 50.0}])
+    result = compare.compare(compare.load_results(earlier), compare.load_results(later))
+    [row] = result["throughput"]["rows"]
+    assert (row["record_size"], row["compression"], row["replicator"]) == (1024, "none", "c")
+    assert row["ratios"] == {"records_per_s": 1.5, "mb_per_s": 1.5, "cpu_s_per_gb": 0.75, "cpu_vs_floor": 0.75,
+                             "cores_used": 1.0, "peak_rss_total_bytes": 1.5}
+    assert result["throughput"]["only_earlier"] == [(1024, "lz4", "c"), (1024, "none", "mm2")]
+    assert result["throughput"]["only_later"] == [(100, "none", "c"), (1024, "none", "mm2-tuned")]
+    [latency] = result["latency"]["rows"]
+    assert latency["ratios"] == {"p50_ms": 0.5, "p99_ms": 0.4, "max_ms": 0.25}
+    text = compare.compare_text(result, "earlier")
+    assert "| 1 KiB | none | c | 1.50× (200 → 300) | 1.50× (2.00 → 3.00) | 0.75× (4.00 → 3.00) |" in text
+    assert "1.50× (100 → 150) |" in text  # peak RSS in MiB
+    assert "rows only in the earlier run: c 1 KiB lz4, mm2 1 KiB none" in text
+    unrelated = compare.compare({"summary": [{"record_size": 10240, "compression": "none", "replicator": "c"}]},
+                                compare.load_results(later))
+    assert "No rows in common" in compare.compare_text(unrelated, "earlier")
+
+
+def test_compare_of_a_missing_or_foreign_report_is_one_clear_error(tmp_path):
+    from engine.bench import compare
+
+    with pytest.raises(compare.CompareError, match="no results.json"):
+        compare.load_results(tmp_path)
+    (tmp_path / "results.json").write_text("{not json")
+    with pytest.raises(compare.CompareError, match="not readable as JSON"):
+        compare.load_results(tmp_path)
+    (tmp_path / "results.json").write_text(json.dumps({"kind": "mirror-engine bench --sweep", "points": []}))
+    with pytest.raises(compare.CompareError, match="no summary"):
+        compare.load_results(tmp_path / "results.json")
+
+
+def test_bench_compare_command_exits_2_with_one_line(tmp_path, capsys):
+    from engine.bench.command import run
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert run(parser.parse_args(["--compare", str(tmp_path / "nothing")])) == 2
+    assert run(parser.parse_args(["--current", str(tmp_path)])) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == 2 and all(line.startswith("mirror-engine bench: ") for line in errors)
+    summary = [{"record_size": 100, "compression": "none", "replicator": "c", "records_per_s": 10.0}]
+    _report(tmp_path / "a", summary)
+    _report(tmp_path / "b", [{**summary[0], "records_per_s": 20.0}])
+    assert run(parser.parse_args(["--compare", str(tmp_path / "a"), "--current", str(tmp_path / "b")])) == 0
+    assert "| 100 B | none | c | 2.00× (10.00 → 20.00) |" in capsys.readouterr().out
