@@ -4,12 +4,15 @@ A case (record size, compression) preloads one source topic; every run of every 
 topic, each replicator copying it under a source alias of its own (`A1`, `A2`, ...), so that its
 remote topic and its stored progress are new. The warm-up round runs on the first `--records`
 records; before each measured round the topic is topped up so that the fastest copy seen so far
-would have a steady window of at least `--window-seconds` (with a 1.3 margin).
+would have a steady window of at least `--window-seconds` (with a margin of 1.8 over warm-up rates,
+1.3 over measured ones).
 
 A throughput run starts the replicator and polls the target's end offsets every POLL_S. The window
-is the steady state: it opens at the first poll that sees at least 10 % of the records copied and
-closes at the first poll that sees at least 90 %, so the start-up (connections, JIT, the first
-fetches) and the tail (partitions finishing one by one) are left out. Rates count the records copied
+is the steady state: it opens at the first poll that sees at least 10 % of the records copied (or
+5 s after the first record, whichever comes first) and closes at the first poll that sees at least
+90 % (or once it lasted twice --window-seconds: a slow replicator need not copy the whole topic),
+so the start-up (connections, JIT, the first fetches) and the tail (partitions finishing one by
+one) are left out. Rates count the records copied
 between those two polls; CPU is the utime+stime of every process of the replicator (the JVM; the
 engine's coordinator and its workers) between them, and peak RSS the largest sum of their resident
 memory sampled in between. A --quick run instead measures from the last poll that sees no record to
@@ -57,9 +60,15 @@ REPLICATORS = ("ceiling", "floor", "mm2-defaults", "mm2-tuned", "python", "c")
 COPIERS = ("mm2-defaults", "mm2-tuned", "python", "c")
 # the steady window: from this share of the records copied to that share
 WINDOW_START_SHARE, WINDOW_END_SHARE = 0.10, 0.90
+# ... or, for a replicator much slower than the fastest (whose rate sized the topic), from this many
+# seconds after its first record, for at most this many times --window-seconds
+WINDOW_OPENS_AFTER_S = 5.0
+WINDOW_LONGEST = 2.0
 # the topic is sized for the fastest copy rate seen times this, so that a faster measured run still
-# keeps its window long enough
+# keeps its window long enough; more when only warm-up runs were seen (a first, cold copy of a small
+# topic is the slowest, e.g. 55,000 records/s where the measured run then made 132,000)
 SIZING_MARGIN = 1.3
+WARMUP_SIZING_MARGIN = 1.8
 # the preloaded topic never grows past this many bytes of records (the disk holds it and one copy)
 MAX_TOPIC_BYTES = 12e9
 LATENCY_METHOD = (
@@ -258,8 +267,9 @@ def window_bounds(records: int, steady: bool) -> tuple[int, int]:
 
 
 def measure_copy(process: Launched, admin: AdminClient, remote_topic: str, partitions: int, records: int,
-                 timeout_s: float, steady: bool = True) -> dict:
-    """Polls the target until the window closes; returns the window's numbers (module docstring)."""
+                 timeout_s: float, steady: bool = True, longest_s: float = float("inf")) -> dict:
+    """Polls the target until the window closes; returns the window's numbers (module docstring).
+    A steady window also opens WINDOW_OPENS_AFTER_S after the first record and closes after longest_s."""
     meter = TreeMeter(process.pid)
     opens_at, closes_at = window_bounds(records, steady)
     started = last_empty = time.monotonic()
@@ -276,7 +286,8 @@ def measure_copy(process: Launched, admin: AdminClient, remote_topic: str, parti
             # first poll past 10 %, in a whole-copy window to the last poll that sees no record
             if steady:
                 meter.start_window()
-                if copied >= opens_at:
+                if copied >= opens_at or (first_record_at is not None and copied > 0
+                                          and now - first_record_at >= WINDOW_OPENS_AFTER_S):
                     opened = (now, copied)
             elif copied == 0:
                 meter.start_window()
@@ -286,7 +297,8 @@ def measure_copy(process: Launched, admin: AdminClient, remote_topic: str, parti
                 opened = (last_empty, 0)
         else:
             meter.sample()
-        if opened is not None and copied >= closes_at and (now > opened[0] or not steady):
+        if opened is not None and (copied >= closes_at or now - opened[0] >= longest_s) \
+                and (now > opened[0] or not steady):
             break
         if not process.alive():
             raise BenchError(f"{process.name} exited with code {process.process.returncode} after copying "
@@ -342,12 +354,13 @@ def preload_case(clusters: Clusters, case: Case, records: int, partitions: int) 
 
 def records_for_window(runs: list[dict], current: int, bytes_per_record: float, settings: Settings) -> int:
     """The topic size that gives the fastest copy of `runs` a steady window of settings.window_s
-    (with SIZING_MARGIN), never fewer records than now, never more bytes than MAX_TOPIC_BYTES."""
-    rates = [r["records_per_s"] for r in runs
-             if r.get("replicator") in COPIERS and not r.get("error") and r.get("records_per_s")]
-    if not rates or settings.window_s <= 0:
+    (with a margin), never fewer records than now, never more bytes than MAX_TOPIC_BYTES."""
+    copies = [r for r in runs if r.get("replicator") in COPIERS and not r.get("error") and r.get("records_per_s")]
+    if not copies or settings.window_s <= 0:
         return current
-    needed = math.ceil(max(rates) * settings.window_s * SIZING_MARGIN / (WINDOW_END_SHARE - WINDOW_START_SHARE))
+    margin = SIZING_MARGIN if any(not r.get("warmup") for r in copies) else WARMUP_SIZING_MARGIN
+    needed = math.ceil(max(r["records_per_s"] for r in copies) * settings.window_s * margin
+                       / (WINDOW_END_SHARE - WINDOW_START_SHARE))
     return max(current, min(needed, int(MAX_TOPIC_BYTES / bytes_per_record)))
 
 
@@ -390,7 +403,8 @@ def throughput_run(clusters: Clusters, replicator: str, case: Case, settings: Se
                                    source_alias)
         try:
             window = measure_copy(process, admin_client(clusters.target_servers), target_topic,
-                                  settings.partitions, case.records, case.timeout_s, steady=settings.window_s > 0)
+                                  settings.partitions, case.records, case.timeout_s, steady=settings.window_s > 0,
+                                  longest_s=WINDOW_LONGEST * settings.window_s or float("inf"))
         finally:
             stop_started = time.monotonic()
             exit_code = process.stop()
@@ -642,7 +656,7 @@ def run_benchmark(settings: Settings, clusters: Clusters, out: Path, say: Callab
                     before = case.records
                     preload_case(clusters, case, wanted, settings.partitions)
                     bar.write(f"topped up to {case.records:,} records for a {settings.window_s:g} s steady window "
-                              f"(fastest copy so far ×{SIZING_MARGIN}): {case.records - before:,} more")
+                              f"of the fastest copy so far: {case.records - before:,} more")
                 case.timeout_s = copy_timeout(seen, case.records, settings)
             label = f"{replicator:<12} {report.size_text(size):>6} {compression:<4} " + (
                 "warm-up" if run_index == 0 else f"run {run_index}/{settings.runs}")

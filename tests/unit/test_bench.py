@@ -321,9 +321,11 @@ def test_the_topic_is_sized_for_the_fastest_warm_up_copy():
     warmups = [_run("c", 100_000, 1.0, warmup=True), _run("mm2-tuned", 20_000, 1.0, warmup=True),
                _run("ceiling", 900_000, None, warmup=True),  # not a copy: does not size the topic
                {"replicator": "python", "error": "boom"}]
-    # 100,000 records/s × 10 s × 1.3 margin over the middle 80 % of the records
-    assert records_for_window(warmups, 200_000, 1100.0, settings) == 1_625_000
-    assert records_for_window(warmups, 2_000_000, 1100.0, settings) == 2_000_000  # never shrinks
+    # 100,000 records/s × 10 s × 1.8 (a warm-up's rate) over the middle 80 % of the records
+    assert records_for_window(warmups, 200_000, 1100.0, settings) == 2_250_000
+    measured = warmups + [_run("c", 120_000, 1.0, run=1)]
+    assert records_for_window(measured, 200_000, 1100.0, settings) == 1_950_000  # × 1.3 of a measured rate
+    assert records_for_window(warmups, 3_000_000, 1100.0, settings) == 3_000_000  # never shrinks
     assert records_for_window(warmups, 10, 1e6, settings) == int(MAX_TOPIC_BYTES / 1e6)  # bounded by bytes
     assert records_for_window([], 200_000, 1100.0, settings) == 200_000
     assert records_for_window(warmups, 200_000, 1100.0, Settings(window_s=0)) == 200_000
@@ -381,6 +383,36 @@ def test_measure_copy_of_a_quick_run_counts_the_whole_copy(monkeypatch):
     monkeypatch.setattr(harness, "POLL_S", 0)
     window = harness.measure_copy(_Alive(), _Offsets([0, 0, 300, 1000]), "t", 2, 1000, 60.0, steady=False)
     assert (window["window_first_record"], window["window_last_record"], window["window_records"]) == (0, 1000, 1000)
+
+
+class _Clock:
+    """time for harness: monotonic() advances one second a reading (one a poll), sleep() returns at once."""
+
+    def __init__(self):
+        self.now = 100.0
+
+    def monotonic(self):
+        self.now += 1.0
+        return self.now
+
+    def sleep(self, _seconds):
+        pass
+
+    def strftime(self, *args):
+        return ""
+
+
+def test_a_slow_replicators_window_opens_after_its_start_up_and_lasts_at_most_its_longest(monkeypatch):
+    from engine.bench import harness
+
+    monkeypatch.setattr(harness, "time", _Clock())
+    # 10 records a poll (a second): 10 % of 10,000 records would take 100 s to reach
+    totals = [0, 0] + [10 * i for i in range(1, 200)]
+    window = harness.measure_copy(_Alive(), _Offsets(totals), "t", 2, 10_000, 600.0, steady=True, longest_s=4.0)
+    # the first record at the third poll; the window opens 5 s later and closes 4 s after that
+    assert window["startup_s"] == pytest.approx(3.0)
+    assert window["window_first_record"] == 60 and window["window_last_record"] == 100
+    assert window["window_s"] == pytest.approx(4.0) and window["window_records"] == 40
 
 
 def test_a_window_without_copying_is_an_error(monkeypatch):
