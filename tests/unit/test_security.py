@@ -14,8 +14,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
-from engine.config import ConfigError, from_properties
-from engine.security.jaas import parse_jaas
+from engine.cli import main
+from engine.config import ConfigError, from_properties, load
+from engine.security.jaas import JaasLogin, parse_jaas
 from engine.security.secrets import MASK, Redactor, masked, resolve_references
 
 SCRAM = "org.apache.kafka.common.security.scram.ScramLoginModule"
@@ -32,16 +33,50 @@ def base(**extra: str) -> dict[str, str]:
 
 def test_jaas_options_quoted_with_escapes_and_unquoted():
     login = parse_jaas("k", f'{SCRAM} required username=alice password="p@ss \\"w;rd\\" =x" tokenauth=true;')
-    assert login.module == SCRAM
-    assert login.options == {"username": "alice", "password": 'p@ss "w;rd" =x', "tokenauth": "true"}
+    assert login == JaasLogin(SCRAM, {"username": "alice", "password": 'p@ss "w;rd" =x', "tokenauth": "true"})
+
+
+# a cloud connection string as a password: `;`, `=`, `/` and spaces inside quotes (Azure Event Hubs'
+# Kafka tutorials log in this way, single- or double-quoted)
+CONNECTION_STRING = "Endpoint=sb://ns-1.example.net/;SharedAccessKeyName=Root Manage;SharedAccessKey=k3y=="
+
+
+@pytest.mark.parametrize("quote", ["'", '"'])
+def test_jaas_quoted_values_keep_semicolons_equals_slashes_and_spaces(quote):
+    login = parse_jaas("k", f"{PLAIN} required username={quote}$ConnectionString{quote} "
+                            f"password={quote}{CONNECTION_STRING}{quote};")
+    assert login == JaasLogin(PLAIN, {"username": "$ConnectionString", "password": CONNECTION_STRING})
+
+
+# each accepted or refused as Kafka 4.3.1's JaasContext.loadClientContext does (checked against the jar)
+@pytest.mark.parametrize("text, options", [
+    (f"""{PLAIN} required username='a"b' password="it's = ; x";""", {"username": 'a"b', "password": "it's = ; x"}),
+    # octal and letter escapes; an unknown escape is the character itself; an empty value
+    (f"""{PLAIN} "REQUIRED" 'username'="a\\101\\tb\\q" password="";""", {"username": "aA\tbq", "password": ""}),
+    (f'{PLAIN} required /* note */ username=a // to the line end\n password=b ;', {"username": "a", "password": "b"}),
+    # a quote left open ends at the line end
+    (f'{PLAIN} required username=abc password="x\n;', {"username": "abc", "password": "x"}),
+    (f"{PLAIN} required username=a username=b password=c;", {"username": "b", "password": "c"}),
+    (f"{PLAIN} required username=é€ password=c;", {"username": "é€", "password": "c"}),
+    (f"{PLAIN}\trequired\nusername=a\rpassword=b\n;\n", {"username": "a", "password": "b"}),
+])
+def test_jaas_is_read_as_kafkas_tokenizer_reads_it(text, options):
+    assert parse_jaas("k", text) == JaasLogin(PLAIN, options)
 
 
 @pytest.mark.parametrize("text, message", [
-    (f'{SCRAM} required username="a" password="b"', "must end with ';'"),
+    (f'{SCRAM} required username="a" password="b"', "login module " + SCRAM + ": the entry must end with ';'"),
     (f'{SCRAM} username="a";', "needs a control flag"),
-    (f'{SCRAM} required username "a";', "expected option=value pairs"),
-    (f'{SCRAM} required username="a;', "unclosed quote"),
+    (f'{SCRAM} required username "a";', "option username is not an option=value pair"),
+    (f'{SCRAM} required username=a password=my pass;', "the text at character 88 is not an option=value pair"),
+    (f'{SCRAM} required username=a=b;', "the text at character 75 is not an option=value pair"),
+    (f'{SCRAM} required username="a;', "the entry must end with ';' (the quote at character 74 is not closed)"),
+    (f"{SCRAM} required username=a password=b/c;",
+     "the entry must end with ';' (the / at character 86 starts a comment that runs to the end of the line; "
+     "quote a value that contains /)"),
     (f'{SCRAM} required username="a"; {PLAIN} required username="b";', "exactly one login module, found 2"),
+    (f'{SCRAM} required;;', "expected a login module class name at character 65"),
+    ('', "expected exactly one login module, found 0"),
     ('software.amazon.msk.auth.iam.IAMLoginModule required;',
      "login module software.amazon.msk.auth.iam.IAMLoginModule is a Java class that librdkafka cannot run"),
     ('com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true;', "(GSSAPI) needs a librdkafka built"),
@@ -51,7 +86,27 @@ def test_bad_jaas_is_refused_naming_the_key_never_the_password(text, message):
         parse_jaas("A.sasl.jaas.config", text)
     assert str(caught.value).startswith("A.sasl.jaas.config: ")
     assert message in str(caught.value)
-    assert '"b"' not in str(caught.value) and "password=" not in str(caught.value)
+    assert '"b"' not in str(caught.value) and "password=" not in str(caught.value) and "pass;" not in str(caught.value)
+
+
+def test_a_vendor_file_with_a_single_quoted_connection_string_loads_and_check_config_hides_it(tmp_path, capsys):
+    path = tmp_path / "mm2.properties"
+    path.write_text(
+        "clusters = onprem, cloud\n"
+        "onprem.bootstrap.servers = 127.0.0.1:9092\n"
+        "cloud.bootstrap.servers = ns-1.example.net:9093\n"
+        "cloud.security.protocol = SASL_SSL\n"
+        "cloud.sasl.mechanism = PLAIN\n"
+        f"cloud.sasl.jaas.config = {PLAIN} required username='$ConnectionString' \\\n"
+        f"    password='{CONNECTION_STRING}';\n"
+        "onprem->cloud.enabled = true\n")
+    config = load(path, quiet=True)
+    assert config.cluster("cloud").client["sasl.username"] == "$ConnectionString"
+    assert config.cluster("cloud").client["sasl.password"] == CONNECTION_STRING
+    assert main(["check-config", str(path)]) == 0
+    printed = capsys.readouterr()
+    assert "sasl.password = [hidden]" in printed.out
+    assert "k3y" not in printed.out + printed.err and "Root Manage" not in printed.out + printed.err
 
 
 # -- SASL -------------------------------------------------------------------------------------
