@@ -13,6 +13,18 @@ class CliError(Exception):
     """A failure to report in one line and exit 2."""
 
 
+EXIT_CODES = "exit codes: 0 done, 2 could not run (bad input, a cluster that does not answer or refuses us)"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _reach(engine_config, aliases, timeout_s: float) -> None:
+    """The command's clusters answer, or one line names the first that does not (exit 2)."""
+    from engine.clients import cluster_id
+
+    for alias in sorted(set(aliases)):
+        cluster_id(engine_config.cluster(alias), timeout_s)
+
+
 def _run(args: argparse.Namespace) -> int:
     import msgspec
     import uvloop
@@ -74,6 +86,7 @@ def _move_group(args: argparse.Namespace) -> int:
     from engine.offsets import failover
 
     engine_config = config.load(args.config)
+    _reach(engine_config, _known(engine_config, args.source, args.target), args.timeout)
     if args.command == "failover":
         moves, unresolved = failover.plan(engine_config, args.group, args.source, args.target), []
     else:
@@ -96,7 +109,11 @@ def _cutover(args: argparse.Namespace) -> int:
     from engine import config
     from engine.offsets.cutover import run_cutover
 
-    return run_cutover(config.load(args.config), args.source, args.target, args.groups, args.timeout)
+    from engine.clients import CLUSTER_CHECK_TIMEOUT_S
+
+    engine_config = config.load(args.config)
+    _reach(engine_config, _known(engine_config, args.source, args.target), min(args.timeout, CLUSTER_CHECK_TIMEOUT_S))
+    return run_cutover(engine_config, args.source, args.target, args.groups, args.timeout)
 
 
 def _audit(args: argparse.Namespace) -> int:
@@ -107,6 +124,7 @@ def _audit(args: argparse.Namespace) -> int:
     flows = [f for f in engine_config.flows if args.flow in (None, f.name)]
     if not flows:
         raise CliError(f"--flow: no enabled flow named {args.flow!r}")
+    _reach(engine_config, [a for f in flows for a in (f.source, f.target)], args.timeout)
     ok = True
     for flow in flows:
         results = audit_flow(engine_config, flow)
@@ -144,6 +162,7 @@ def _skip(args: argparse.Namespace) -> int:
     if args.past < 0:
         raise CliError("--past: an offset, 0 or more")
     target = engine_config.cluster(flow.target)
+    _reach(engine_config, [flow.target], args.timeout)
     store = ProgressStore(flow.source, flow.target, flow.offsets_topic,
                           consumer_config=client_config(target, f"{flow.name}|skip|progress-consumer"),
                           producer_config=client_config(target, f"{flow.name}|skip|progress-producer"))
@@ -180,6 +199,14 @@ def _bench(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _known(engine_config, *aliases: str) -> list[str]:
+    """The aliases, each a cluster of the file (else one line naming it, exit 2)."""
+    for alias in aliases:
+        if alias not in engine_config.clusters:
+            raise CliError(f"cluster {alias!r} is not in the file's clusters ({', '.join(sorted(engine_config.clusters))})")
+    return list(aliases)
+
+
 def _names(value: str) -> list[str]:
     names = [n.strip() for n in value.split(",") if n.strip()]
     if not names:
@@ -187,17 +214,41 @@ def _names(value: str) -> list[str]:
     return names
 
 
+def _log_options(parser: argparse.ArgumentParser, level, log_format) -> None:
+    parser.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, default=level, metavar="LEVEL",
+                        help=f"one of {', '.join(LOG_LEVELS)} (env MIRROR_ENGINE_LOG_LEVEL; default INFO)")
+    parser.add_argument("--log-format", choices=("text", "json"), default=log_format,
+                        help="text, or one JSON object per line (env MIRROR_ENGINE_LOG_FORMAT); workers follow")
+
+
+class _SubcommandParser(argparse.ArgumentParser):
+    """A sub-command also takes the global options after its name (`run f --log-level DEBUG`)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("epilog", EXIT_CODES)
+        super().__init__(*args, **kwargs)
+        # SUPPRESS: given here it overrides the global option, not given it leaves the global one
+        _log_options(self, argparse.SUPPRESS, argparse.SUPPRESS)
+
+
+def _timeout_option(parser: argparse.ArgumentParser) -> None:
+    from engine.clients import CLUSTER_CHECK_TIMEOUT_S
+
+    parser.add_argument("--timeout", type=float, default=CLUSTER_CHECK_TIMEOUT_S, metavar="SECONDS",
+                        help=f"give up on a cluster that does not answer within this time (default "
+                             f"{CLUSTER_CHECK_TIMEOUT_S:.0f})")
+
+
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="mirror-engine", description="Kafka cluster-to-cluster replication (MM2 compatible)")
+    root = argparse.ArgumentParser(prog="mirror-engine", description="Kafka cluster-to-cluster replication (MM2 compatible)",
+                                   epilog=EXIT_CODES)
     root.add_argument("--version", action="version", version=f"mirror-engine {__version__}")
-    root.add_argument("--log-level", default=os.environ.get("MIRROR_ENGINE_LOG_LEVEL", "INFO"))
-    root.add_argument("--log-format", choices=("text", "json"),
-                      default=os.environ.get("MIRROR_ENGINE_LOG_FORMAT") or "text",
-                      help="text, or one JSON object per line (env MIRROR_ENGINE_LOG_FORMAT); workers follow")
-    commands = root.add_subparsers(dest="command", required=True)
+    _log_options(root, os.environ.get("MIRROR_ENGINE_LOG_LEVEL", "INFO").upper(),
+                 os.environ.get("MIRROR_ENGINE_LOG_FORMAT") or "text")
+    commands = root.add_subparsers(dest="command", required=True, parser_class=_SubcommandParser)
 
     run = commands.add_parser("run", help="replicate every enabled flow of an mm2.properties")
-    run.add_argument("config", help="path to mm2.properties")
+    run.add_argument("config", nargs="?", default=None, help="path to mm2.properties")
     run.add_argument("--metrics-listen", default=None, metavar="HOST:PORT",
                      help="Prometheus endpoint (default: mirror.engine.metrics.listen or 127.0.0.1:9464; '' turns it off)")
     run.add_argument("--loop", choices=("c", "python"), default=None,
@@ -233,6 +284,7 @@ def parser() -> argparse.ArgumentParser:
         move.add_argument("--from", dest="source", required=True, help=source_help)
         move.add_argument("--to", dest="target", required=True, help=target_help)
         move.add_argument("--dry-run", action="store_true", help="print the table, change nothing")
+        _timeout_option(move)
         move.set_defaults(handler=_move_group)
 
     cut = commands.add_parser("cutover", help="finish a migration: wait for lag 0, move every group, say what to switch")
@@ -243,9 +295,13 @@ def parser() -> argparse.ArgumentParser:
     cut.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for lag 0")
     cut.set_defaults(handler=_cutover)
 
-    audit = commands.add_parser("audit", help="check that every source record sits on the target unchanged")
+    audit = commands.add_parser("audit", help="check that every source record sits on the target unchanged",
+                                epilog="exit codes: 0 every record is on the target unchanged, 1 not (what is missing, "
+                                       "changed or duplicated is listed), 2 could not run (bad input, a cluster that "
+                                       "does not answer or refuses us)")
     audit.add_argument("config", help="path to mm2.properties")
     audit.add_argument("--flow", default=None, help="one flow, e.g. A->B (default: every enabled flow)")
+    _timeout_option(audit)
     audit.set_defaults(handler=_audit)
 
     acls = commands.add_parser("acls", help="print the ACLs the engine needs on each cluster, and kafka-acls.sh commands")
@@ -264,6 +320,7 @@ def parser() -> argparse.ArgumentParser:
     skip.add_argument("--partition", type=int, required=True)
     skip.add_argument("--past", type=int, required=True, metavar="OFFSET",
                       help="the last source offset to leave out; copying continues after it")
+    _timeout_option(skip)
     skip.set_defaults(handler=_skip)
 
     status = commands.add_parser("status", help="one screen about a running engine: flows, lag, throughput, "
@@ -287,18 +344,23 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from confluent_kafka import KafkaException
+
     from engine.audit import AuditRefused
+    from engine.clients import ClusterUnreachable, Interrupted
     from engine.config import ConfigError
     from engine.coordinator.config_sync import ConfigSyncError
-    from engine.coordinator.topics import ClusterUnreachable, TopicCreationError
+    from engine.coordinator.topics import TopicCreationError
     from engine.coordinator.topology import TopologyError
     from engine.offsets.failover import FailoverError
     from engine.logs import setup_logging
     from engine.sandbox import SandboxError
-    from engine.security.secrets import redact
     from engine.worker.progress import ProgressError
 
-    args = parser().parse_args(argv)
+    command_line = parser()
+    args = command_line.parse_args(argv)
+    if args.command == "run":
+        _config_after_clusters(command_line, args)
     os.environ["MIRROR_ENGINE_LOG_FORMAT"] = args.log_format  # read by setup_logging, here and in the workers
     setup_logging(args.log_level)
     os.environ["MIRROR_ENGINE_LOG_LEVEL"] = args.log_level
@@ -306,10 +368,38 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except (CliError, ConfigError, SandboxError, TopicCreationError, ClusterUnreachable, TopologyError,
             FailoverError, ProgressError, ConfigSyncError, AuditRefused) as error:
-        print(redact(f"mirror-engine: error: {error}"), file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
+        return _fatal(args, str(error))
+    except KafkaException as error:
+        # a request failed after the command's clusters answered (one went away meanwhile)
+        return _fatal(args, f"a Kafka request failed: {error.args[0].str()}")
+    except (KeyboardInterrupt, Interrupted):
         return 130
+    except BrokenPipeError:
+        # the reader went away (`mirror-engine acls f | head`): stop quietly, as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+
+
+def _fatal(args: argparse.Namespace, message: str) -> int:
+    """The one line that ends a command that could not run: in the log's format, exit 2."""
+    from engine.security.secrets import redact
+
+    if args.log_format == "json":
+        import logging
+
+        logging.getLogger("engine").error("mirror-engine: error: %s", message)
+    else:
+        print(redact(f"mirror-engine: error: {message}"), file=sys.stderr)
+    return 2
+
+
+def _config_after_clusters(command_line: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """MM2's driver reads `--clusters B C` up to the next option, so `run --clusters B mm2.properties`
+    would take the file for a cluster name: a last name that is a file is the file."""
+    if args.config is None and args.clusters and len(args.clusters) > 1 and os.path.isfile(args.clusters[-1]):
+        args.config = args.clusters.pop()
+    if args.config is None:
+        command_line.error("run: the path to mm2.properties is missing")
 
 
 if __name__ == "__main__":

@@ -4,13 +4,29 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
 
 from engine.config import ClusterConfig
+from engine.logs import RepeatedLines
+
+# the first request to each cluster waits this long for an answer, unless a command says otherwise
+CLUSTER_CHECK_TIMEOUT_S = 15.0
 
 _librdkafka_log = logging.getLogger("librdkafka")
+# a cluster that cannot be reached makes librdkafka repeat one line per connection attempt (hundreds
+# in 15 s): each distinct line is printed once per interval, with the count of its repeats
+_librdkafka_log.addFilter(RepeatedLines(30.0))
+
+
+class ClusterUnreachable(RuntimeError):
+    """A cluster did not answer or refused the engine; the message names the alias, servers and keys."""
+
+
+class Interrupted(RuntimeError):
+    """A wait was given up because the process is stopping."""
 
 
 def client_config(cluster: ClusterConfig | dict[str, str], client_id: str, **settings: object) -> dict[str, object]:
@@ -126,3 +142,27 @@ def connection_failure(cluster: ClusterConfig, error: str, waited_s: float) -> s
             return f"cluster {cluster.alias} ({cluster.bootstrap_servers}): {hint.meaning}: {error} (config keys: {named})"
     return (f"cluster {cluster.alias} ({cluster.bootstrap_servers}) did not answer within {waited_s:.0f}s: {error} "
             f"(config key: {cluster.alias}.bootstrap.servers)")
+
+
+def cluster_id(cluster: ClusterConfig, timeout_s: float = CLUSTER_CHECK_TIMEOUT_S,
+               go_on: Callable[[], bool] = lambda: True) -> str:
+    """The cluster's id: the first request to each cluster, so its error says why it failed.
+
+    Blocks for at most timeout_s; a refused login or handshake ends the wait at once, and so does
+    go_on() turning false (the process is stopping: Interrupted)."""
+    errors = ConnectionErrors()
+    admin = AdminClient(client_config(cluster, f"{cluster.alias}|mirror-engine|cluster-check", error_cb=errors))
+    future = admin.describe_cluster(request_timeout=timeout_s)
+    # error_cb is served by poll()
+    while not future.done() and not errors.refused:
+        if not go_on():
+            raise Interrupted(f"stopped while waiting for cluster {cluster.alias}")
+        admin.poll(0.1)
+    if errors.refused:
+        raise ClusterUnreachable(connection_failure(cluster, errors.last.str(), timeout_s))
+    try:
+        description = future.result()
+    except KafkaException as error:
+        reason = errors.last.str() if errors.last is not None else error.args[0].str()
+        raise ClusterUnreachable(connection_failure(cluster, reason, timeout_s)) from None
+    return description.cluster_id

@@ -16,8 +16,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
+import time
 from datetime import datetime, timezone
+from typing import Callable
 
 from engine.security.secrets import redact
 
@@ -55,6 +58,37 @@ class JsonFormatter(logging.Formatter):
         if record.stack_info:
             document["stack"] = redact(self.formatStack(record.stack_info))
         return redact(json.dumps(document, ensure_ascii=False))
+
+
+class RepeatedLines(logging.Filter):
+    """Lets each distinct line through once per interval; the next one that passes says how many
+    like it were held back. Lines differing only in durations ("after 12ms") count as the same."""
+
+    _DURATION = re.compile(r"\d+ ?ms\b")
+
+    def __init__(self, interval_s: float, clock: Callable[[], float] = time.monotonic):
+        super().__init__()
+        self.interval_s, self.clock = interval_s, clock
+        self.last_shown: dict[tuple[int, str], float] = {}
+        self.held: dict[tuple[int, str], int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.levelno, self._DURATION.sub("", record.getMessage()))
+        now = self.clock()
+        shown = self.last_shown.get(key)
+        if shown is not None and now - shown < self.interval_s:
+            self.held[key] = self.held.get(key, 0) + 1
+            return False
+        self.last_shown[key] = now
+        held = self.held.pop(key, 0)
+        if held:
+            record.msg, record.args = f"{record.getMessage()} ({held} more like it in the last " \
+                                      f"{now - shown:.0f}s)", None
+        if len(self.last_shown) > 1000:  # bounded: forget lines not seen for an interval
+            for old in [k for k, t in self.last_shown.items() if now - t >= self.interval_s]:
+                self.last_shown.pop(old)
+                self.held.pop(old, None)
+        return True
 
 
 def log_format(requested: str | None = None) -> str:

@@ -47,16 +47,23 @@ def endpoint_url(url: str | None, config_path: str | None) -> str:
 def fetch(base_url: str, timeout_s: float = 10.0) -> dict[str, Any]:
     try:
         with urllib.request.urlopen(f"{base_url}/status", timeout=timeout_s) as response:
-            return json.loads(response.read())
+            document = json.loads(response.read())
     except urllib.error.HTTPError as error:
         try:
-            detail = json.loads(error.read()).get("error", "")
+            body = json.loads(error.read())
         except ValueError:
-            detail = ""
+            body = None
+        detail = body.get("error", "") if isinstance(body, dict) else ""
         raise StatusUnavailable(f"{base_url}/status answered {error.code} {detail}".rstrip()) from None
-    except (urllib.error.URLError, OSError, ValueError) as error:
+    except ValueError:
+        document = None  # not JSON
+    except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
         raise StatusUnavailable(f"no engine answers at {base_url}: {reason}") from None
+    if not (isinstance(document, dict) and isinstance(document.get("flows"), list) and "ready" in document):
+        raise StatusUnavailable(f"{base_url}/status answered, but not as mirror-engine does: is it the engine's "
+                                f"endpoint (mirror.engine.metrics.listen)?")
+    return document
 
 
 def _duration(seconds: float | None) -> str:

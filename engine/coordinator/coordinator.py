@@ -15,8 +15,8 @@ import msgspec
 from confluent_kafka import KafkaError, KafkaException, Producer, TopicCollection, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from engine import ipc, wire
-from engine.clients import ConnectionErrors, client_config, connection, connection_failure, rotate_sasl_credentials, track
+from engine import clients, ipc, wire
+from engine.clients import Interrupted, client_config, connection, rotate_sasl_credentials, track
 from engine.config import ClusterConfig, EngineConfig, FlowConfig
 from engine.config import RECORD_FILTER_PREFIX, TARGET_TOPIC_CONFIG_PREFIX, worker_key
 from engine.coordinator.acl_sync import AclSync
@@ -35,7 +35,6 @@ from engine.offsets.checkpoints import CheckpointEmitter, OffsetMapReader, Offse
 from engine.offsets.translation import READ_THROUGH
 from engine.coordinator.topics import (
     METADATA_TIMEOUT_S,
-    ClusterUnreachable,
     TopicCreationError,
     TopicSpec,
     ensure_topic,
@@ -728,7 +727,11 @@ class Coordinator:
             log.error("no flow is enabled: set e.g. A->B.enabled = true")
             return 2
         check_identity_cycles(self.config.flows)
-        await self._check_cluster_identities()
+        try:
+            await self._check_cluster_identities()
+        except Interrupted:
+            log.info("stopped during the start-up check of the clusters, as asked")
+            return 0
         if self.metrics_listen:
             from engine.metrics import serve
 
@@ -773,7 +776,7 @@ class Coordinator:
         used = {f.source for f in self.config.flows} | {f.target for f in self.config.flows}
         ids = {}
         for alias in sorted(used):
-            ids[alias] = await cluster_id(self.config.cluster(alias))
+            ids[alias] = await cluster_id(self.config.cluster(alias), go_on=lambda: not self.stopping.is_set())
         check_same_cluster_aliases(ids)
 
     async def _start_heartbeats(self) -> None:
@@ -955,19 +958,5 @@ class Coordinator:
                 log.info("%s (%.0fs)", flow.progress_line(), time.monotonic() - started)
 
 
-async def cluster_id(cluster: ClusterConfig) -> str:
-    """The cluster's id; the first request to each cluster, so its error says why it failed."""
-    errors = ConnectionErrors()
-    admin = AdminClient(client_config(cluster, f"{cluster.alias}|mirror-engine|cluster-check", error_cb=errors))
-    future = admin.describe_cluster(request_timeout=METADATA_TIMEOUT_S)
-    # error_cb is served by poll(); a refused login or handshake ends the wait at once
-    while not future.done() and not errors.refused:
-        await asyncio.to_thread(admin.poll, 0.1)
-    if errors.refused:
-        raise ClusterUnreachable(connection_failure(cluster, errors.last.str(), METADATA_TIMEOUT_S))
-    try:
-        description = future.result()
-    except KafkaException as error:
-        reason = errors.last.str() if errors.last is not None else error.args[0].str()
-        raise ClusterUnreachable(connection_failure(cluster, reason, METADATA_TIMEOUT_S)) from None
-    return description.cluster_id
+async def cluster_id(cluster: ClusterConfig, go_on=lambda: True) -> str:
+    return await asyncio.to_thread(clients.cluster_id, cluster, METADATA_TIMEOUT_S, go_on)

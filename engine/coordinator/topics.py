@@ -9,16 +9,13 @@ from typing import NamedTuple
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
+from engine.clients import ClusterUnreachable
 from engine.config import FlowConfig
 from engine.policy import DefaultReplicationPolicy
 
 log = logging.getLogger(__name__)
 
 METADATA_TIMEOUT_S = 15.0
-
-
-class ClusterUnreachable(RuntimeError):
-    """A cluster did not answer a metadata request; the message names the alias and servers."""
 
 
 class TopicCreationError(RuntimeError):
