@@ -30,7 +30,7 @@ def _given(config: EngineConfig, flow: FlowConfig, keys: tuple[str, ...]) -> str
 
 
 DEVIATIONS = (
-    Deviation("tasks.max", "1", lambda c, f: str(f.tasks_max or "number of CPUs"),
+    Deviation("tasks.max", "1", lambda c, f: str(f.tasks_max or "the CPUs this process may use"),
               "one worker process per partition group; MM2's 1 wastes the machine", ("tasks.max",)),
     Deviation("source isolation.level", "read_uncommitted (aborted transactions are copied)",
               lambda c, f: f.source_consumer.get("isolation.level", "read_committed"),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import time
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from engine.coordinator.config_sync import (
 from engine.coordinator.membership import Membership
 from engine.coordinator.supervisor import WorkerProcess
 from engine.filters import compile_list, load_python_filter
+from engine.host import usable_cpus
 from engine.offsets.checkpoints import CheckpointEmitter, OffsetMapReader, OffsetSyncReader
 from engine.offsets.translation import READ_THROUGH
 from engine.coordinator.topics import (
@@ -420,7 +420,7 @@ class FlowRunner:
             del self.partition_state[key]
 
     def _worker_count(self) -> int:
-        workers = self.flow.tasks_max or os.cpu_count() or 1
+        workers = self.flow.tasks_max or usable_cpus()
         return max(1, min(workers, len(self._running_partitions())))
 
     def _worker_timeout_s(self) -> float:

@@ -102,8 +102,16 @@ def _provide(key: str, kind: str, name: str, path: str | None, item: str, allowe
     return values[item]
 
 
+# A secret is masked only as a whole token: not inside a word, a host name or a dotted name, so a
+# short password "kafka" hides `password=kafka;` but leaves `kafka-1:9092` and `kafka.example.com`
+# readable (a sentence's final full stop still ends the token).
+TOKEN_START = r"(?<![A-Za-z0-9_.\-])"
+TOKEN_END = r"(?![A-Za-z0-9_\-]|\.[A-Za-z0-9_\-])"
+
+
 class Redactor:
-    """Replaces every known secret in a text by MASK. One per process, shared by all threads."""
+    """Replaces every known secret in a text by MASK, where it stands as a whole token. One per
+    process, shared by all threads."""
 
     def __init__(self) -> None:
         self._secrets: set[str] = set()
@@ -122,7 +130,8 @@ class Redactor:
                 return
             self._secrets |= fresh
             ordered = sorted(self._secrets, key=len, reverse=True)  # the longest first: no half-masked secret
-            self._pattern = re.compile("|".join(re.escape(s) for s in ordered))
+            self._pattern = re.compile(
+                TOKEN_START + "(?:" + "|".join(re.escape(s) for s in ordered) + ")" + TOKEN_END)
 
     def __call__(self, text: str) -> str:
         pattern = self._pattern

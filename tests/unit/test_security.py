@@ -362,6 +362,22 @@ def test_redactor_masks_whole_secrets_and_lines_of_key_material():
     assert "MIGHAgEAMBMG" not in redactor("line: MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg")
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("cannot reach kafka-1:9092 as mirror-engine", "cannot reach kafka-1:9092 as mirror-engine"),
+    ("kafka.example.com:9093 and the topic mirror.orders", "kafka.example.com:9093 and the topic mirror.orders"),
+    ("user mirror with password kafka.", f"user {MASK} with password {MASK}."),
+    ('username="mirror" password="kafka";', f'username="{MASK}" password="{MASK}";'),
+    ("sasl.password=kafka,sasl.username=mirror", f"sasl.password={MASK},sasl.username={MASK}"),
+    ("SCRAM login of mirror failed (kafka)", f"SCRAM login of {MASK} failed ({MASK})"),
+    ("https://mirror:kafka@127.0.0.1/token", f"https://{MASK}:{MASK}@127.0.0.1/token"),
+    ("kafkaesque mirrors", "kafkaesque mirrors"),
+])
+def test_short_secrets_that_are_parts_of_common_words_are_masked_as_whole_tokens_only(text, expected):
+    redactor = Redactor()
+    redactor.hide(["kafka", "mirror"])
+    assert redactor(text) == expected
+
+
 def test_log_lines_and_tracebacks_never_print_a_secret(monkeypatch):
     from engine import logs
     from engine.security import secrets
