@@ -12,6 +12,10 @@ forms) mapped from Java client keys onto librdkafka's, with MM2's precedence.
 | `client.id` | a prefix of the engine's client ids | `<yours>\\|A->B\\|MirrorSourceConnector-0\\|replication-consumer`, as MM2 |
 | `batch.size`, `linger.ms`, `compression.type`, `retries`, `fetch.min.bytes`, `fetch.max.bytes`, `max.partition.fetch.bytes`, `isolation.level`, `client.rack`, ... | the same | every key librdkafka knows by its Java name |
 
+Connection and security keys (`bootstrap.servers`, `security.protocol`, `ssl.*`, `sasl.*`) may be
+overridden per role as well, as MM2 allows: engine.config maps them with the cluster's security keys
+(engine/security/client_keys.py) into a complete set for that role.
+
 Every value is checked against librdkafka itself when the file is loaded, so a bad one names its
 key. Keys the engine decides (`acks`, `enable.idempotence`, `enable.auto.commit`, `auto.offset.reset`,
 `group.id`, `transactional.id`, `partitioner.class`, serializers) are noted and dropped, as are Java
@@ -85,9 +89,6 @@ def librdkafka_setting(written: str, java_key: str, value: str, notes: list[str]
     from engine.config import ConfigError
 
     value = value.strip()
-    if java_key.startswith(("security.protocol", "ssl.", "sasl.", "bootstrap.servers")):
-        raise ConfigError(written, "connection and security keys are set per cluster (e.g. "
-                                   f"{written.split('.')[0]}.{java_key}), not per client")
     if java_key in ENGINE_DECIDES:
         if java_key.endswith("serializer") and value in _BYTE_SERIALIZERS:
             return None

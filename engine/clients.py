@@ -36,7 +36,7 @@ def client_config(cluster: ClusterConfig | dict[str, str], client_id: str, **set
     librdkafka's own log lines go through Python logging (served by the client's poll), not
     raw to stderr.
     """
-    base = cluster if isinstance(cluster, dict) else connection(cluster)
+    base = role_connection(cluster if isinstance(cluster, dict) else connection(cluster), settings)
     user_id = settings.pop("client.id", None) or base.get("client.id")
     if user_id:  # MM2's format: [userClientId|]A->B|<connector>|<role>, so broker quotas keep applying
         client_id = f"{user_id}|{client_id}"
@@ -45,6 +45,21 @@ def client_config(cluster: ClusterConfig | dict[str, str], client_id: str, **set
 
 def connection(cluster: ClusterConfig) -> dict[str, str]:
     return {**cluster.client, "bootstrap.servers": cluster.bootstrap_servers}
+
+
+def role_connection(base: dict[str, str], overrides: dict[str, object]) -> dict[str, str]:
+    """The connection settings under a client role's overrides. A role with security keys of its own
+    (`B.admin.sasl.jaas.config`, …) has a complete security set among its overrides, always with a
+    security.protocol: the cluster's security settings are then dropped, not mixed with it (a role on
+    SSL must not keep the cluster's SASL login). Its bootstrap.servers, if any, wins by merging."""
+    if "security.protocol" not in overrides:
+        return base
+    return {k: v for k, v in base.items() if k in ("bootstrap.servers", "client.id")}
+
+
+def has_own_security(overrides: dict[str, str]) -> bool:
+    """Whether a role's clients log in with settings of their own (not rotated with the cluster's)."""
+    return "security.protocol" in overrides
 
 
 # the process's long-lived clients per cluster alias, so rotated SASL credentials reach them

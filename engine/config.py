@@ -248,6 +248,9 @@ def from_properties(props: dict[str, str], quiet: bool = False) -> EngineConfig:
     secrets = provided | secret_values(resolved)
     for cluster in config.clusters.values():
         secrets |= secret_values(cluster.client)
+    for flow in config.flows:  # a client role's own login (`B.admin.sasl.jaas.config`)
+        for role in (flow.source_consumer, flow.target_producer, flow.source_admin, flow.target_admin):
+            secrets |= secret_values(role)
     hide(secrets)  # from here on, no log line or error of this process prints them
     config = msgspec.structs.replace(config, secrets=frozenset(secrets))
     unused = props.unused()
@@ -375,15 +378,21 @@ def _heartbeats(props: dict[str, str], aliases: list[str], clusters: dict[str, C
     return pairs
 
 
-def _client(props: dict[str, str], alias: str) -> dict[str, str]:
-    """The cluster's security keys (top level, then `<alias>.`, which wins) in librdkafka's names."""
+def _security_keys(props: dict[str, str], alias: str) -> dict[str, tuple[str, str]]:
+    """The cluster's security keys (top level, then `<alias>.`, which wins): Java key -> (the key as
+    written, value)."""
     keys: dict[str, tuple[str, str]] = {}
     for scope in ("", f"{alias}."):
         for key, value in props.items():
             if key.startswith(scope) and key[len(scope):].startswith(_CONNECTION_PREFIXES):
                 keys[key[len(scope):]] = (key, value)
                 _mark_read(props, key)
-    security = cluster_security(alias, keys)
+    return keys
+
+
+def _client(props: dict[str, str], alias: str) -> dict[str, str]:
+    """The cluster's security keys in librdkafka's names."""
+    security = cluster_security(alias, _security_keys(props, alias))
     for note in security.notes:
         _remark(props, logging.INFO, note)
     return security.settings
@@ -589,17 +598,17 @@ CONNECT_WORKER_PREFIXES = (
 )
 
 
-# (flow attribute, role, keys from lowest to highest precedence) as MM2's dedicated driver builds
-# them (MM2-REFERENCE §7.2-7.3): a cluster's `A.consumer.x` beats the flow's `A->B.consumer.x`, and
-# `A->B.source.consumer.x` beats both; the data producer is Connect's, `B.producer.*` then
+# (flow attribute, cluster, role, keys from lowest to highest precedence) as MM2's dedicated driver
+# builds them (MM2-REFERENCE §7.2-7.3): a cluster's `A.consumer.x` beats the flow's `A->B.consumer.x`,
+# and `A->B.source.consumer.x` beats both; the data producer is Connect's, `B.producer.*` then
 # `A->B.producer.override.*`
-def _override_scopes(source: str, target: str) -> list[tuple[str, list[str]]]:
+def _override_scopes(source: str, target: str) -> list[tuple[str, str, str, list[str]]]:
     flow = f"{source}->{target}."
     return [
-        ("source_consumer", [f"{flow}consumer.", f"{source}.consumer.", f"{flow}source.consumer."]),
-        ("target_producer", [f"{target}.producer.", f"{flow}producer.override."]),
-        ("source_admin", [f"{flow}admin.", f"{source}.admin.", f"{flow}source.admin."]),
-        ("target_admin", [f"{flow}admin.", f"{target}.admin.", f"{flow}target.admin."]),
+        ("source_consumer", source, "consumer", [f"{flow}consumer.", f"{source}.consumer.", f"{flow}source.consumer."]),
+        ("target_producer", target, "producer", [f"{target}.producer.", f"{flow}producer.override."]),
+        ("source_admin", source, "admin", [f"{flow}admin.", f"{source}.admin.", f"{flow}source.admin."]),
+        ("target_admin", target, "admin", [f"{flow}admin.", f"{target}.admin.", f"{flow}target.admin."]),
     ]
 
 
@@ -608,23 +617,44 @@ _NOT_CLIENT_KEYS = ("compression.type", "poll.timeout.ms")
 
 
 def _client_overrides(props: dict[str, str], source: str, target: str) -> dict[str, dict[str, str]]:
+    """Each client role's overrides in librdkafka's names. Connection and security keys may be
+    overridden too, as in MM2 (`B.admin.bootstrap.servers`, `A.consumer.sasl.jaas.config`): a role's
+    security keys go over the cluster's, key by key, and the result is mapped as a whole, so the
+    role's settings then hold a complete security set (with its security.protocol) that replaces the
+    cluster's for that role's clients (engine.clients.role_connection)."""
     from engine.client_overrides import librdkafka_setting
 
     resolved: dict[str, dict[str, str]] = {}
     notes: list[str] = []
-    for attribute, scopes in _override_scopes(source, target):
+    for attribute, alias, role, scopes in _override_scopes(source, target):
         settings: dict[str, str] = {}
+        connection: dict[str, tuple[str, str]] = {}
         for scope in scopes:
             for key, value in props.items():
                 if not key.startswith(scope) or key[len(scope):] in _NOT_CLIENT_KEYS:
                     continue
                 _mark_read(props, key)
-                setting = librdkafka_setting(key, key[len(scope):], value, notes)
+                java_key = key[len(scope):]
+                if java_key == "bootstrap.servers" or java_key.startswith(_CONNECTION_PREFIXES):
+                    connection[java_key] = (key, value)
+                    continue
+                setting = librdkafka_setting(key, java_key, value, notes)
                 if setting is not None:
                     settings[setting[0]] = setting[1]
+        if "bootstrap.servers" in connection:
+            written, servers = connection.pop("bootstrap.servers")
+            if not servers.strip():
+                raise ConfigError(written, "is empty; give host:port pairs, or leave the key out for "
+                                           f"{alias}.bootstrap.servers")
+            settings["bootstrap.servers"] = servers.strip()
+        if connection:
+            security = cluster_security(f"{alias} ({role} clients)", {**_security_keys(props, alias), **connection},
+                                        missing=f"{alias}.{role}.")
+            settings.update(security.settings)
+            notes += [n for n in security.notes if n not in notes]
         resolved[attribute] = settings
     for note in notes:
-        _remark(props, logging.INFO, note)
+        _remark_once(props, logging.INFO, note)
     return resolved
 
 

@@ -17,7 +17,9 @@ record and the sum of the two passes is the replicator's own work. `mark(name)` 
 start and at the end of the measured part; the caller reads /proc/self/stat there.
 """
 
-from libc.stdint cimport int64_t
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from libc.stdint cimport int32_t, int64_t
+from libc.stdio cimport snprintf
 from libc.stdlib cimport free, malloc
 
 from engine._librdkafka cimport *
@@ -187,7 +189,8 @@ cdef class _Producer:
                     for i in range(count):
                         if acks[i].err and self.failure is None:
                             self.failure = rd_kafka_err2str(acks[i].err).decode()
-                        rd_kafka_message_destroy(<rd_kafka_message_t *> acks[i]._private)
+                        if acks[i]._private != NULL:  # a consumed record (produce_pass), not load_pass's
+                            rd_kafka_message_destroy(<rd_kafka_message_t *> acks[i]._private)
                     self.acked += count
             elif rd_kafka_event_type(event) == RD_KAFKA_EVENT_ERROR and rd_kafka_event_error_is_fatal(event):
                 if self.failure is None:
@@ -312,3 +315,74 @@ def produce_pass(dict consumer_config, dict producer_config, str source_topic, s
             producer.close()
         free(held)
         consumer.close()
+
+
+def load_pass(dict producer_config, str topic, int partitions, int64_t records, int64_t first_index,
+              list values, int batch_size, mark):
+    """The ceiling's librdkafka load: produces `records` records of the benchmark's shape (key
+    b"k%07d", a value from `values`, one 8-byte "seq" header) round-robin over the partitions, as
+    fast as the target takes them; mark("start") before the first, mark("end") after every report.
+    Keys and values are copied by librdkafka (RD_KAFKA_MSG_F_COPY), as a client's produce() does."""
+    cdef _Producer producer = _Producer(producer_config, topic)
+    cdef rd_kafka_vu_t vu[7]
+    cdef rd_kafka_error_t *error
+    cdef rd_kafka_headers_t *headers
+    cdef char key[24]
+    cdef unsigned char seq[8]
+    cdef int64_t i, index, sent = 0
+    cdef int b, key_len
+    cdef Py_ssize_t pool = len(values)
+    cdef bytes value
+    cdef bytes name = b"seq"
+    if pool == 0:
+        raise ValueError("no values to produce")
+    try:
+        mark("start")
+        while sent < records:
+            for _ in range(min(batch_size, records - sent)):
+                index = first_index + sent
+                key_len = snprintf(key, sizeof(key), b"k%07lld", <long long> index)
+                for b in range(8):
+                    seq[7 - b] = <unsigned char> ((index >> (8 * b)) & 0xff)
+                value = <bytes> values[index % pool]
+                headers = rd_kafka_headers_new(1)
+                rd_kafka_header_add(headers, name, 3, seq, 8)
+                vu[0].vtype = RD_KAFKA_VTYPE_RKT
+                vu[0].u.rkt = producer.topic
+                vu[1].vtype = RD_KAFKA_VTYPE_PARTITION
+                vu[1].u.i32 = <int32_t> (index % partitions)
+                vu[2].vtype = RD_KAFKA_VTYPE_VALUE
+                vu[2].u.mem.ptr = <void *> PyBytes_AS_STRING(value)
+                vu[2].u.mem.size = PyBytes_GET_SIZE(value)
+                vu[3].vtype = RD_KAFKA_VTYPE_KEY
+                vu[3].u.mem.ptr = <void *> key
+                vu[3].u.mem.size = key_len
+                vu[4].vtype = RD_KAFKA_VTYPE_MSGFLAGS
+                vu[4].u.i = RD_KAFKA_MSG_F_COPY
+                vu[5].vtype = RD_KAFKA_VTYPE_OPAQUE
+                vu[5].u.ptr = NULL
+                vu[6].vtype = RD_KAFKA_VTYPE_HEADERS
+                vu[6].u.headers = headers
+                while True:
+                    error = rd_kafka_produceva(producer.rk, vu, 7)
+                    if error == NULL:
+                        break
+                    code = rd_kafka_error_code(error)
+                    reason = rd_kafka_error_string(error).decode()
+                    rd_kafka_error_destroy(error)
+                    if code != RD_KAFKA_RESP_ERR__QUEUE_FULL:
+                        rd_kafka_headers_destroy(headers)
+                        raise RuntimeError(f"produce failed: {reason}")
+                    producer.serve(50)
+                sent += 1
+            producer.serve(0)
+            if producer.failure is not None:
+                raise RuntimeError(f"producing to {topic}: {producer.failure}")
+        while producer.acked < sent and producer.failure is None:
+            producer.serve(100)
+        mark("end")
+        if producer.failure is not None:
+            raise RuntimeError(f"producing to {topic}: {producer.failure}")
+        return producer.acked
+    finally:
+        producer.close()

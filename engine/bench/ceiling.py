@@ -1,11 +1,14 @@
-"""The ceiling: what the brokers and Kafka's own Java clients do without a replicator in between.
+"""The ceiling: how many records per second the target cluster takes, measured by saturating it.
 
-Kafka's ConsumerPerformance reads the source topic while ProducerPerformance writes the same number
-of records of the same value size to a target topic, at the same time, with the producer settings
-MM2 gets (acks=all, batching, compression). A replicator can copy no faster than the slower of the
-two, so the ceiling is min(consumer records/s, producer records/s). The producer's rate is its steady
-state after the first fifth of the records (`--warmup-records`); the consumer's is ConsumerPerformance's
-fetch rate (without the group join).
+Several producer processes write the case's records (same record size, compression and producer
+settings as the replicators' writes, acks=all) to a fresh target topic at once, in two flavours
+run one after the other: librdkafka (the Cython load generator of engine/bench/_floor.pyx, with the
+engine's producer settings) and Kafka's Java ProducerPerformance (with the harness's producer
+tuning). Each flavour's rate is read like a replicator's, from the target's end offsets over the
+steady window (10 % to 90 % of the records); the ceiling is the better flavour. Over that window the
+harness also records the load generators' cores, the target broker's cores and how busy the machine
+was, so the report can say what limited the ceiling: on two shared cores the generators compete
+with the brokers, and a replicator can then beat the "ceiling".
 """
 
 from __future__ import annotations
@@ -14,12 +17,48 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.bench.launch import java_command, launch, wait_exit
+from engine.bench.launch import java_command, launch
 from engine.sandbox.distribution import log4j2_file_config
-from engine.bench.mm2 import CONSUMER_TUNING, PRODUCER_TUNING
+from engine.bench.mm2 import PRODUCER_TUNING
 from engine.sandbox.distribution import kafka_libs
 
 TOOL_JVM_OPTIONS = ("-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true")
+FLAVOURS = ("librdkafka", "java")
+# the machine counts as CPU-bound during a window this busy
+CPU_BOUND_SHARE = 0.9
+
+
+def load_processes(cpus: int) -> int:
+    """How many producer processes saturate the target: one more than the CPUs, at least 3."""
+    return max(3, cpus + 1)
+
+
+def split(records: int, processes: int) -> list[tuple[int, int]]:
+    """(first index, records) of each process: the records shared out, the remainder to the first."""
+    share, extra = divmod(records, processes)
+    parts, first = [], 0
+    for i in range(processes):
+        count = share + (1 if i < extra else 0)
+        parts.append((first, count))
+        first += count
+    return [p for p in parts if p[1] > 0]
+
+
+def limit_text(flavour: str, processes: int, machine_busy: float | None, generator_cores: float | None,
+               broker_cores: float | None, cpus: int) -> str:
+    """What held the ceiling's best run, from its window's CPU figures."""
+    what = f"{processes} {'librdkafka load generators' if flavour == 'librdkafka' else 'ProducerPerformance JVMs'}"
+    if machine_busy is None:
+        return f"{what}; the machine's CPU was not measured"
+    parts = [f"the machine was {machine_busy:.0%} busy"]
+    if generator_cores is not None:
+        parts.append(f"the generators used {generator_cores:.2f} cores")
+    if broker_cores is not None:
+        parts.append(f"the target broker {broker_cores:.2f}")
+    verdict = (f"CPU-bound: the load generators competed with the brokers for the {cpus} cores, so the "
+               "target's real limit is higher" if machine_busy >= CPU_BOUND_SHARE else
+               "not CPU-bound: the target broker's request handling and the generators' in-flight limits held it")
+    return f"{what}; {', '.join(parts)}: {verdict}"
 
 
 @dataclass(frozen=True)
@@ -44,23 +83,6 @@ def parse_producer_performance(output: str) -> ProducerResult:
     return ProducerResult(int(records), float(rate), float(mb), float(avg), float(p50), float(p99))
 
 
-def parse_consumer_performance(output: str) -> dict[str, float]:
-    """ConsumerPerformance's header and value lines as a dict (numbers only)."""
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    for i, line in enumerate(lines):
-        if line.startswith("start.time") and i + 1 < len(lines):
-            names = [n.strip() for n in line.split(",")]
-            values = [v.strip() for v in lines[i + 1].split(",")]
-            result = {}
-            for name, value in zip(names, values):
-                try:
-                    result[name] = float(value)
-                except ValueError:
-                    continue
-            return result
-    raise ValueError("no ConsumerPerformance result in its output:\n" + output[-2000:])
-
-
 def producer_properties(compression: str) -> list[str]:
     return [f"{k}={v}" for k, v in {**PRODUCER_TUNING, "compression.type": compression}.items()]
 
@@ -80,39 +102,20 @@ def run_producer_performance(servers: str, topic: str, records: int, payload_fil
     return launch(name, command, folder / f"{name}.out")
 
 
-def run_ceiling(source_servers: str, target_servers: str, source_topic: str, target_topic: str, records: int,
-                payload_file: Path, compression: str, folder: Path, timeout_s: float = 600.0) -> dict:
-    """One ceiling run: both tools at once; returns their rates and the ceiling."""
-    folder.mkdir(parents=True, exist_ok=True)
-    log_config = folder / "tools-log4j2.properties"
-    log_config.write_text(log4j2_file_config(folder / "tools.log", level="WARN"))
-    consumer_args = ["--bootstrap-server", source_servers, "--topic", source_topic,
-                     "--num-records", str(records), "--timeout", "60000",
-                     "--command-property", *[f"{k}={v}" for k, v in CONSUMER_TUNING.items()]]
-    consumer = launch("consumer-perf", java_command(
-        kafka_libs(), "org.apache.kafka.tools.ConsumerPerformance", consumer_args, log_config, TOOL_JVM_OPTIONS),
-        folder / "consumer-perf.out")
-    try:
-        # the JVM's first records run through cold code; the steady state after them is the ceiling
-        producer = run_producer_performance(target_servers, target_topic, records, payload_file, compression,
-                                            folder, warmup_records=records // 5)
-        try:
-            producer_code = wait_exit(producer, timeout_s)
-        finally:
-            producer.stop(deadline_s=5)
-        consumer_code = wait_exit(consumer, timeout_s)
-    finally:
-        consumer.stop(deadline_s=5)
-    if producer_code != 0 or consumer_code != 0:
-        raise RuntimeError(f"ceiling tools failed (producer {producer_code}, consumer {consumer_code})\n"
-                           f"{producer.log_tail()}\n{consumer.log_tail()}")
-    produced = parse_producer_performance(producer.log_file.read_text(errors="replace"))
-    consumed = parse_consumer_performance(consumer.log_file.read_text(errors="replace"))
-    # fetch.nMsg.sec leaves out the group join; nMsg.sec would count it as copy time
-    consumer_rate = consumed.get("fetch.nMsg.sec") or consumed["nMsg.sec"]
-    return {
-        "consumer_records_per_s": consumer_rate,
-        "producer_records_per_s": produced.records_per_s,
-        "records_per_s": min(consumer_rate, produced.records_per_s),
-        "producer_latency_p99_ms": produced.latency_p99_ms,
-    }
+def start_load(flavour: str, servers: str, topic: str, first_index: int, records: int, record_size: int,
+               compression: str, partitions: int, producer_config: dict, payload_file: Path, folder: Path,
+               index: int):
+    """One load generator of the ceiling; returns the Launched process."""
+    import json
+    import sys
+
+    from engine.bench.launch import launch
+
+    name = f"ceiling-{flavour}-{index}"
+    if flavour == "java":
+        return run_producer_performance(servers, topic, records, payload_file, compression, folder, name=name)
+    spec = folder / f"{name}.json"
+    spec.write_text(json.dumps({"pass": "load", "producer": producer_config, "target_topic": topic,
+                                "partitions": partitions, "records": records, "first_index": first_index,
+                                "record_size": record_size, "batch_size": 2000}))
+    return launch(name, [sys.executable, "-m", "engine.bench.floor", str(spec)], folder / f"{name}.out")

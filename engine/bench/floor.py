@@ -2,7 +2,8 @@
 
 CPU per record of the floor = CPU per record of a consume-only pass over the source topic + CPU per
 record of a produce-only pass of the same records to a fresh target topic (engine/bench/_floor.pyx).
-Each pass runs in a process of its own: `python -m engine.bench.floor <spec.json>`. The process
+Each pass runs in a process of its own: `python -m engine.bench.floor <spec.json>` (which also runs
+the ceiling's librdkafka load generator, pass "load"). The process
 reads /proc/self/stat at the pass's first record and after its last, and prints one JSON line;
 the produce pass's reading of its records into memory happens before its first mark.
 
@@ -27,7 +28,7 @@ from engine.bench.procstat import CLOCK_TICKS, read_memory, read_stat
 PRODUCE_PASS_MAX_BYTES = 1_500_000_000
 # what a held record costs librdkafka beyond its key, value and headers (message, header list)
 HELD_RECORD_OVERHEAD_BYTES = 300
-PASSES = ("consume", "produce")
+PASSES = ("consume", "produce", "load")
 
 
 def engine_clients(props: dict[str, str], max_message_bytes: int | None) -> dict:
@@ -132,10 +133,15 @@ def main(argv: list[str]) -> int:
         if kind == "consume":
             done = _floor.consume_pass(spec["consumer"], spec["source_topic"], spec["partitions"], spec["records"],
                                        spec["batch_size"], spec["poll_ms"], marks)
-        else:
+        elif kind == "produce":
             done = _floor.produce_pass(spec["consumer"], spec["producer"], spec["source_topic"], spec["target_topic"],
                                        spec["partitions"], spec["produce_records"], spec["batch_size"],
                                        spec["poll_ms"], marks)
+        else:  # the ceiling's librdkafka load generator (engine/bench/ceiling.py)
+            from engine.bench.payload import value_pool
+
+            done = _floor.load_pass(spec["producer"], spec["target_topic"], spec["partitions"], spec["records"],
+                                    spec["first_index"], value_pool(spec["record_size"]), spec["batch_size"], marks)
     except (RuntimeError, ValueError) as error:
         print(f"engine.bench.floor: {kind} pass: {error}", file=sys.stderr)
         return 1

@@ -45,11 +45,12 @@ from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 from confluent_kafka.admin import ConfigResource, ResourceType
 
 from engine.bench import floor, payload, report
-from engine.bench.ceiling import run_ceiling, run_producer_performance
+from engine.bench import ceiling
+from engine.bench.ceiling import run_producer_performance
 from engine.bench.engine_runner import engine_properties, honours_compression, start_engine
 from engine.bench.launch import Launched, wait_exit
 from engine.bench.mm2 import MM2_VARIANTS, bench_properties, cpu_count, mirror_maker_libs, render, start_mm2
-from engine.bench.procstat import TreeMeter
+from engine.bench.procstat import CLOCK_TICKS, TreeMeter, machine_ticks, read_stat
 from engine.sandbox import KafkaCluster
 from engine.sandbox.distribution import cache_root, kafka_libs
 
@@ -207,6 +208,12 @@ class Clusters:
         return bench_properties(source_alias, self.target_alias, self.source_servers, self.target_servers,
                                 topics, tasks_max, compression, heartbeats=self.heartbeats, tuning=tuning)
 
+    def target_broker_pids(self) -> list[int]:
+        """The target cluster's broker processes (sandbox only): the ceiling reports their CPU."""
+        if not self.sandboxes:
+            return []
+        return [pid for node in self.sandboxes[-1].members if (pid := node.pid()) is not None]
+
     def max_message_bytes(self, servers: str, topic: str) -> int | None:
         """The topic's max.message.bytes, which the engine's producer takes as its record limit."""
         resource = ConfigResource(ResourceType.TOPIC, topic)
@@ -336,6 +343,7 @@ class Case:
     preload_s: float = 0.0
     timeout_s: float = 600.0
     sized_for_round: int = 0  # the last measured round the topic was sized for
+    ceiling_records: int = 0  # what the ceiling's load writes: sized by the ceiling's own rate
 
     @property
     def bytes_per_record(self) -> float:
@@ -352,10 +360,11 @@ def preload_case(clusters: Clusters, case: Case, records: int, partitions: int) 
         case.records = records
 
 
-def records_for_window(runs: list[dict], current: int, bytes_per_record: float, settings: Settings) -> int:
+def records_for_window(runs: list[dict], current: int, bytes_per_record: float, settings: Settings,
+                       rows: tuple[str, ...] = COPIERS) -> int:
     """The topic size that gives the fastest copy of `runs` a steady window of settings.window_s
     (with a margin), never fewer records than now, never more bytes than MAX_TOPIC_BYTES."""
-    copies = [r for r in runs if r.get("replicator") in COPIERS and not r.get("error") and r.get("records_per_s")]
+    copies = [r for r in runs if r.get("replicator") in rows and not r.get("error") and r.get("records_per_s")]
     if not copies or settings.window_s <= 0:
         return current
     margin = SIZING_MARGIN if any(not r.get("warmup") for r in copies) else WARMUP_SIZING_MARGIN
@@ -387,16 +396,7 @@ def throughput_run(clusters: Clusters, replicator: str, case: Case, settings: Se
     folder.mkdir(parents=True, exist_ok=True)
     try:
         if replicator == "ceiling":
-            clusters.create_topic(clusters.target_servers, target_topic, settings.partitions)
-            payload_file = payload.write_payload_file(folder / f"payload-{case.record_size}.txt", case.record_size)
-            rates = run_ceiling(clusters.source_servers, clusters.target_servers, case.topic, target_topic,
-                                case.records, payload_file, case.compression, folder)
-            rps = rates["records_per_s"]
-            return {**base, **rates,
-                    "mb_per_s": rps * bytes_per_record / report.MB,
-                    "value_mb_per_s": rps * case.record_size / report.MB,
-                    "notes": [("ceiling MB/s = its records/s times the benchmark's key+value+header bytes; "
-                              "ProducerPerformance itself sends values only")]}
+            return {**base, **ceiling_run(clusters, case, settings, source_alias, folder)}
         if replicator == "floor":
             return {**base, **floor_run(clusters, case, settings, source_alias, target_topic, folder)}
         process = start_replicator(replicator, clusters, [case.topic], settings, case.compression, folder,
@@ -423,6 +423,94 @@ def throughput_run(clusters: Clusters, replicator: str, case: Case, settings: Se
                 "notes": notes}
     finally:
         clusters.delete_topics(clusters.target_servers, [target_topic])
+
+
+def measure_load(processes: list[Launched], admin: AdminClient, topic: str, partitions: int, records: int,
+                 timeout_s: float, broker_pids: list[int], longest_s: float = float("inf")) -> dict:
+    """The ceiling's window: like measure_copy's steady window, over load generators that exit when
+    done; also the generators' cores, the target broker's cores and how busy the machine was."""
+    meter = TreeMeter(processes[0].pid, other_roots=tuple(p.pid for p in processes[1:]))
+    opens_at, closes_at = window_bounds(records, steady=True)
+    started = time.monotonic()
+    opened: tuple[float, int, tuple[int, int], int] | None = None
+    while True:
+        offsets = end_offsets(admin, topic, partitions)
+        now = time.monotonic()
+        copied = sum(offsets.values()) if offsets else 0
+        if opened is None:
+            meter.start_window()
+            if copied >= opens_at:
+                opened = (now, copied, machine_ticks(), _ticks(broker_pids))
+        else:
+            meter.sample()
+            if (copied >= closes_at or now - opened[0] >= longest_s) and now > opened[0]:
+                break
+        failed = [p for p in processes if not p.alive() and p.process.returncode != 0]
+        if failed:
+            raise BenchError(f"{failed[0].name} exited with code {failed[0].process.returncode}\n"
+                             f"{failed[0].log_tail()}")
+        if all(not p.alive() for p in processes) and copied < closes_at:
+            raise BenchError(f"the load generators ended with {copied:,} of {records:,} records on {topic}")
+        if now - started > timeout_s:
+            raise BenchError(f"the ceiling's load: {copied:,} of {records:,} records on {topic} after {timeout_s:.0f}s")
+        for process in processes:
+            process.tree()
+        time.sleep(POLL_S)
+    busy, total = (a - b for a, b in zip(machine_ticks(), opened[2]))
+    window_s = now - opened[0]
+    broker_ticks = _ticks(broker_pids)
+    return {"window_s": window_s, "window_records": copied - opened[1], "cpu_s": meter.cpu_seconds(),
+            "generator_cores": meter.cpu_seconds() / window_s,
+            "target_broker_cores": (broker_ticks - opened[3]) / CLOCK_TICKS / window_s if broker_pids else None,
+            "machine_busy": busy / total if total else None}
+
+
+def _ticks(pids: list[int]) -> int:
+    return sum(stat.cpu_ticks for stat in (read_stat(pid) for pid in pids) if stat is not None)
+
+
+def ceiling_run(clusters: Clusters, case: Case, settings: Settings, source_alias: str, folder: Path) -> dict:
+    """The ceiling (engine/bench/ceiling.py): each flavour's load in turn, the better one counts."""
+    processes_count = ceiling.load_processes(cpu_count())
+    props = clusters.properties([case.topic], settings.tasks_max, case.compression, source_alias)
+    payload_file = payload.write_payload_file(folder / f"payload-{case.record_size}.txt", case.record_size)
+    flavours = []
+    for flavour in ceiling.FLAVOURS:
+        topic = f"{clusters.prefix}ceiling-{flavour}-{uuid.uuid4().hex[:8]}"
+        clusters.create_topic(clusters.target_servers, topic, settings.partitions)
+        producer = floor.engine_clients({**props, **engine_properties("c")},
+                                        clusters.max_message_bytes(clusters.target_servers, topic))["producer"]
+        processes: list[Launched] = []
+        try:
+            records = max(case.records, case.ceiling_records)
+            for index, (first, count) in enumerate(ceiling.split(records, processes_count)):
+                processes.append(ceiling.start_load(flavour, clusters.target_servers, topic, first, count,
+                                                    case.record_size, case.compression, settings.partitions,
+                                                    producer, payload_file, folder, index))
+            window = measure_load(processes, admin_client(clusters.target_servers), topic, settings.partitions,
+                                  records, case.timeout_s, clusters.target_broker_pids(),
+                                  longest_s=WINDOW_LONGEST * settings.window_s or float("inf"))
+            window["records_per_s"] = window["window_records"] / window["window_s"]
+            flavours.append({"flavour": flavour, "processes": len(processes), "records": records, **window})
+        except (BenchError, RuntimeError, KafkaException) as error:
+            flavours.append({"flavour": flavour, "processes": len(processes), "error": str(error).splitlines()[0]})
+        finally:
+            for process in processes:
+                process.stop(deadline_s=5)
+            clusters.delete_topics(clusters.target_servers, [topic])
+    measured = [f for f in flavours if not f.get("error")]
+    if not measured:
+        raise BenchError("no ceiling flavour could be measured: " + "; ".join(f["error"] for f in flavours))
+    best = max(measured, key=lambda f: f["records_per_s"])
+    rps = best["records_per_s"]
+    return {"records_per_s": rps, "mb_per_s": rps * case.bytes_per_record / report.MB,
+            "value_mb_per_s": rps * case.record_size / report.MB, "duration_s": best["window_s"],
+            "ceiling_flavour": best["flavour"], "ceiling_flavours": flavours,
+            "machine_busy": best["machine_busy"], "generator_cores": best["generator_cores"],
+            "target_broker_cores": best["target_broker_cores"],
+            "ceiling_limit": ceiling.limit_text(best["flavour"], best["processes"], best["machine_busy"],
+                                                best["generator_cores"], best["target_broker_cores"], cpu_count()),
+            "notes": [f"ceiling: {f['flavour']} failed: {f['error']}" for f in flavours if f.get("error")]}
 
 
 def floor_run(clusters: Clusters, case: Case, settings: Settings, source_alias: str, target_topic: str,
@@ -658,6 +746,8 @@ def run_benchmark(settings: Settings, clusters: Clusters, out: Path, say: Callab
                     bar.write(f"topped up to {case.records:,} records for a {settings.window_s:g} s steady window "
                               f"of the fastest copy so far: {case.records - before:,} more")
                 case.timeout_s = copy_timeout(seen, case.records, settings)
+                case.ceiling_records = records_for_window(seen, case.records, case.bytes_per_record, settings,
+                                                          rows=("ceiling",))
             label = f"{replicator:<12} {report.size_text(size):>6} {compression:<4} " + (
                 "warm-up" if run_index == 0 else f"run {run_index}/{settings.runs}")
             bar.set_description(label)

@@ -17,7 +17,8 @@ GB = 1e9
 # the throughput metrics a summary keeps the median of
 MEDIAN_FIELDS = ("records_per_s", "mb_per_s", "value_mb_per_s", "cpu_s", "cpu_s_per_gb", "cpu_s_per_value_gb",
                  "cpu_us_per_record", "cores_used", "peak_rss_total_bytes", "max_rss_process_bytes", "duration_s",
-                 "consume_cpu_us_per_record", "produce_cpu_us_per_record")
+                 "consume_cpu_us_per_record", "produce_cpu_us_per_record",
+                 "machine_busy", "generator_cores", "target_broker_cores")
 REPLICATOR_ORDER = ("ceiling", "floor", "mm2-defaults", "mm2-tuned", "mm2", "python", "c")
 REPLICATOR_LABELS = {"ceiling": "ceiling (Kafka perf tools)", "floor": "floor (librdkafka alone)",
                      "mm2-defaults": "Java MM2 4.3.1, defaults", "mm2-tuned": "Java MM2 4.3.1, tuned",
@@ -83,6 +84,12 @@ def summarise(runs: list[dict]) -> list[dict]:
         notes = sorted({note for m in members for note in m.get("notes", [])})
         if notes:
             entry["notes"] = notes
+        flavours = [m["ceiling_flavour"] for m in members if m.get("ceiling_flavour")]
+        if flavours:
+            entry["ceiling_flavour"] = max(set(flavours), key=flavours.count)
+            entry["ceiling_flavour_runs"] = flavours.count(entry["ceiling_flavour"])
+            entry["ceiling_processes"] = max((f.get("processes", 0) for m in members
+                                              for f in m.get("ceiling_flavours", [])), default=0)
         summary.append(entry)
     add_ratios(summary)
     return summary
@@ -114,6 +121,7 @@ def add_ratios(summary: list[dict]) -> None:
         ceiling = by_case.get((size, compression, "ceiling"), {})
         entry["cpu_vs_floor"] = _ratio(entry["cpu_s_per_gb"], floor.get("cpu_s_per_gb"))
         entry["throughput_vs_ceiling"] = _ratio(entry["records_per_s"], ceiling.get("records_per_s"))
+        entry["above_ceiling"] = entry["replicator"] != "ceiling" and (entry["throughput_vs_ceiling"] or 0) > 1
 
 
 def latency_summary(latencies_ms: list[float]) -> dict[str, float | int]:
@@ -174,8 +182,29 @@ def markdown_table(summary: list[dict]) -> str:
             f"| {_ratio_text(e.get('cpu_vs_floor'))} | {num_text(e['cores_used'], 2)} "
             f"| {_mib(e['peak_rss_total_bytes'])} | {num_text(e['duration_s'], 1)} "
             f"| {'–' if floor else _pair(e, 'throughput')} | {_pair(e, 'cpu_per_gb')} "
-            f"| {'–' if floor else _ratio_text(e['throughput_vs_ceiling'])} |")
+            f"| {'–' if floor else _ratio_text(e['throughput_vs_ceiling'])}{' ▲' if e.get('above_ceiling') else ''} |")
     return "\n".join(lines)
+
+
+def ceiling_lines(summary: list[dict]) -> list[str]:
+    """Per case, how the ceiling was measured and what held it; then every row above it (flagged ▲)."""
+    from engine.bench.ceiling import limit_text
+    from engine.bench.mm2 import cpu_count
+
+    lines = []
+    for e in summary:
+        if e["replicator"] != "ceiling" or not e.get("ceiling_flavour"):
+            continue
+        limit = limit_text(e["ceiling_flavour"], e.get("ceiling_processes", 0), e.get("machine_busy"),
+                           e.get("generator_cores"), e.get("target_broker_cores"), cpu_count())
+        lines.append(f"- {size_text(e['record_size'])} {e['compression']}: best flavour {e['ceiling_flavour']} "
+                     f"({e['ceiling_flavour_runs']} of {e['runs']} runs), medians over its windows: {limit}.")
+        for row in summary:
+            if row.get("above_ceiling") and (row["record_size"], row["compression"]) == (e["record_size"],
+                                                                                         e["compression"]):
+                lines.append(f"  - ▲ {row['replicator']} copied {row['throughput_vs_ceiling']:.2f}× the ceiling's "
+                             "records/s: the ceiling understates the target here (see above).")
+    return lines
 
 
 def floor_lines(summary: list[dict]) -> list[str]:
@@ -331,6 +360,13 @@ def markdown_document(document: dict, plots: list[Path]) -> str:
         "",
         f"Window: {document['method']['window']}",
     ]
+    ceilings = ceiling_lines(document["summary"])
+    if ceilings:
+        parts += ["", ("The ceiling: several producer processes at once write the case's records to a fresh target "
+                       "topic, librdkafka (engine/bench/_floor.pyx's load generator, the engine's producer "
+                       "settings) and Kafka's ProducerPerformance (the harness's producer tuning; values only, "
+                       "no key or header) in turn; its rate is read like a replicator's, over the steady window "
+                       "of the target's end offsets, and the better flavour counts:"), ""] + ceilings
     floors = floor_lines(document["summary"])
     if floors:
         parts += ["", ("The floor: librdkafka alone on the same topic with the C loop's consumer and producer "

@@ -15,7 +15,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer, TopicCollectio
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from engine import clients, ipc, wire
-from engine.clients import Interrupted, client_config, connection, rotate_sasl_credentials, track
+from engine.clients import Interrupted, client_config, connection, has_own_security, rotate_sasl_credentials, track
 from engine.config import ClusterConfig, EngineConfig, FlowConfig
 from engine.config import RECORD_FILTER_PREFIX, TARGET_TOPIC_CONFIG_PREFIX, worker_key
 from engine.coordinator.acl_sync import AclSync
@@ -149,10 +149,16 @@ class FlowRunner:
         self.target = config.cluster(flow.target)
         self.policy = make_policy(flow.policy_class, flow.source, flow.separator, flow.internal_separator_enabled)
         role = f"{flow.name}|MirrorSourceConnector"
-        self.source_admin = track(self.source.alias, AdminClient(client_config(
-            self.source, f"{role}|replication-source-admin", **flow.source_admin)))
-        self.target_admin = track(self.target.alias, AdminClient(client_config(
-            self.target, f"{role}|replication-target-admin", **flow.target_admin)))
+        # an admin role with a login of its own (`A.admin.sasl.jaas.config`) is not given the cluster's
+        # rotated credentials; a change of its own restarts the flow (its FlowConfig changes)
+        self.source_admin = AdminClient(client_config(self.source, f"{role}|replication-source-admin",
+                                                      **flow.source_admin))
+        self.target_admin = AdminClient(client_config(self.target, f"{role}|replication-target-admin",
+                                                      **flow.target_admin))
+        for alias, admin, overrides in ((self.source.alias, self.source_admin, flow.source_admin),
+                                        (self.target.alias, self.target_admin, flow.target_admin)):
+            if not has_own_security(overrides):
+                track(alias, admin)
         self.workers: list[WorkerProcess] = []
         self.partitions: list[ipc.PartitionTask] = []
         self.partition_state: dict[tuple[str, int], PartitionState] = {}

@@ -79,15 +79,19 @@ class ClusterSecurity:
         self.notes = notes
 
 
-def cluster_security(alias: str, keys: dict[str, tuple[str, str]]) -> ClusterSecurity:
-    """keys: security key without the cluster prefix -> (the key as written in the file, value)."""
+def cluster_security(alias: str, keys: dict[str, tuple[str, str]], missing: str | None = None) -> ClusterSecurity:
+    """keys: security key without the cluster prefix -> (the key as written in the file, value).
+
+    alias names the clients in messages ("B", or "B (admin clients)" for one role's own security);
+    missing is the prefix of a key an error asks for that the file does not have (default `<alias>.`).
+    """
     from engine.config import ConfigError
 
     def value(key: str) -> str | None:
         return keys[key][1].strip() if key in keys else None
 
     def written(key: str) -> str:
-        return keys[key][0] if key in keys else f"{alias}.{key}"
+        return keys[key][0] if key in keys else f"{missing or alias + '.'}{key}"
 
     out: dict[str, str] = {}
     notes: list[str] = []

@@ -16,7 +16,7 @@ from __future__ import annotations
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from engine._fastpath import DeliveryFailed, NativeRelay, Relay, TransactionFailed
-from engine.clients import client_config
+from engine.clients import client_config, role_connection
 
 BATCH_SIZE = 2000
 
@@ -153,8 +153,8 @@ def make_relay(loop: str, source: dict[str, str], target: dict[str, str], flow: 
                consumer_overrides: dict[str, str] | None = None,
                producer_overrides: dict[str, str] | None = None) -> Relay:
     """A relay of the given loop kind, with client.ids in MM2's format."""
-    consumer = {**source, **consumer_settings(flow, consumer_overrides)}
-    producer = {**target, **producer_settings(compression, transactional_id=transactional_id,
+    consumer = {**role_connection(source, consumer_overrides or {}), **consumer_settings(flow, consumer_overrides)}
+    producer = {**role_connection(target, producer_overrides or {}), **producer_settings(compression, transactional_id=transactional_id,
                                               max_message_bytes=max_message_bytes, overrides=producer_overrides)}
     consumer_id, producer_id = f"{role}|replication-consumer", f"{role}|replication-producer"
     # a user's client.id goes in front, as in MM2's [userClientId|]A->B|<connector>|<role>

@@ -222,3 +222,37 @@ def test_a_client_certificate_the_broker_would_refuse_names_the_cluster_and_key(
     assert message.format(servers=mtls_target.tls_bootstrap_servers) in log, log
     assert "B.ssl.keystore.location" in log, log
     assert_no_secret(log, [STORE_PASSWORD], "the engine's error")
+
+
+# a password as cloud vendors' connection strings look: `;`, `=`, `/` and spaces (single-quoted in JAAS)
+ROLE_PASSWORD = "Endpoint=sb://role.example/;Key Name=reader;Key=r0le=="
+GIVEN_SECRETS.add(ROLE_PASSWORD)
+
+
+def test_the_replication_consumer_logs_in_with_its_own_role_keys(sasl_ssl_source, mtls_target, engine,
+                                                                  unique_name):
+    """A's clients use its PLAINTEXT listener; only A.consumer.* names the SASL_SSL listener and a
+    SCRAM login: the records arrive only if those keys reach the workers' consumer."""
+    admin = AdminClient({"bootstrap.servers": sasl_ssl_source.bootstrap_servers})
+    for future in admin.alter_user_scram_credentials([UserScramCredentialUpsertion(
+            "role-reader", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096), ROLE_PASSWORD.encode())]).values():
+        future.result(timeout=30)
+    topic = handle("A", sasl_ssl_source).create_topic(unique_name("role"), PARTITIONS)
+    records = sample_records(200)
+    produce(sasl_ssl_source.bootstrap_servers, topic, records)
+    run = engine(mm2_properties(handle("A", sasl_ssl_source), handle("B", mtls_target), {
+        "A->B.topics": topic,
+        "A.consumer.bootstrap.servers": sasl_ssl_source.sasl_bootstrap_servers,
+        "A.consumer.security.protocol": "SASL_SSL",
+        "A.consumer.sasl.mechanism": "SCRAM-SHA-512",
+        "A.consumer.sasl.jaas.config": f"{SCRAM_MODULE} required username='role-reader' password='{ROLE_PASSWORD}';",
+        "A.consumer.ssl.truststore.type": "PEM",
+        "A.consumer.ssl.truststore.location": str(sasl_ssl_source.ca_file),
+    }))
+    remote = f"A.{topic}"
+    wait_for(lambda: sum(end_offsets(mtls_target.bootstrap_servers, remote).values()) >= 200 if remote in
+             AdminClient({"bootstrap.servers": mtls_target.bootstrap_servers}).list_topics(timeout=10).topics
+             else False, 90, "200 records read by a consumer with its own login", run.log)
+    assert_same_records(by_partition(records), read_all(mtls_target.bootstrap_servers, remote))
+    assert run.stop() == 0
+    assert_no_secret(run.log(), [ROLE_PASSWORD, "r0le=="], "the engine's log")

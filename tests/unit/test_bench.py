@@ -10,7 +10,8 @@ import pytest
 
 from engine import config as engine_config
 from engine.bench import payload, report
-from engine.bench.ceiling import parse_consumer_performance, parse_producer_performance
+from engine.bench import ceiling
+from engine.bench.ceiling import parse_producer_performance
 from engine.bench.command import add_arguments, settings_from
 from engine.bench import floor
 from engine.bench.harness import (
@@ -267,13 +268,6 @@ Warmup first 10000 records. Steady state results will print after the complete t
 152.00 ms max latency, 69 ms 50th, 149 ms 95th, 150 ms 99th, 152 ms 99.9th.
 """
 
-CONSUMER_OUT = """start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, \
-rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec
-2026-11-25 16:24:43:643, 2026-11-25 16:24:44:605, 98.4192, 102.3068, 100000, 103950.1040, 438, 524, \
-187.8229, 190839.6947
-"""
-
-
 def test_parse_producer_performance_prefers_the_steady_state():
     result = parse_producer_performance(PRODUCER_OUT)
     assert (result.records, result.records_per_s, result.mb_per_s) == (30000, 81743.869210, 79.83)
@@ -284,11 +278,48 @@ def test_parse_producer_performance_prefers_the_steady_state():
         parse_producer_performance("Exception in thread main")
 
 
-def test_parse_consumer_performance():
-    result = parse_consumer_performance(CONSUMER_OUT)
-    assert result["fetch.nMsg.sec"] == 190839.6947
-    assert result["data.consumed.in.nMsg"] == 100000
-    assert "start.time" not in result
+def test_the_ceilings_load_is_shared_out_over_several_processes():
+    assert ceiling.load_processes(2) == 3 and ceiling.load_processes(8) == 9
+    assert ceiling.split(10, 3) == [(0, 4), (4, 3), (7, 3)]
+    assert ceiling.split(2, 3) == [(0, 1), (1, 1)]
+    assert sum(n for _, n in ceiling.split(1_000_003, 3)) == 1_000_003
+
+
+def test_the_ceilings_limit_says_whether_the_machine_was_cpu_bound():
+    bound = ceiling.limit_text("librdkafka", 3, 0.97, 1.1, 0.7, 2)
+    assert bound.startswith("3 librdkafka load generators; the machine was 97% busy, the generators used 1.10 "
+                            "cores, the target broker 0.70: CPU-bound")
+    free = ceiling.limit_text("java", 3, 0.5, 0.6, None, 2)
+    assert "3 ProducerPerformance JVMs" in free and "not CPU-bound" in free and "broker" in free
+    assert "not measured" in ceiling.limit_text("java", 3, None, None, None, 2)
+
+
+def test_machine_ticks_leave_out_idle_and_iowait(tmp_path):
+    from engine.bench.procstat import machine_ticks
+
+    (tmp_path / "stat").write_text("cpu  100 5 50 800 40 3 2 0 0 0\ncpu0 50 2 25 400 20 1 1 0 0 0\n")
+    assert machine_ticks(tmp_path) == (160, 1000)
+
+
+def test_rows_above_the_ceiling_are_flagged_with_what_held_the_ceiling():
+    runs = [{**_run("ceiling", 1000, None, r), "ceiling_flavour": flavour, "machine_busy": 0.95,
+             "generator_cores": 1.2, "target_broker_cores": 0.6,
+             "ceiling_flavours": [{"flavour": "librdkafka", "processes": 3}, {"flavour": "java", "processes": 3}]}
+            for r, flavour in ((1, "librdkafka"), (2, "java"), (3, "librdkafka"))]
+    runs += [_run("c", 1500, 3.0), _run("mm2-tuned", 600, 9.0)]
+    summary = report.summarise(runs)
+    by = {e["replicator"]: e for e in summary}
+    assert by["c"]["above_ceiling"] and not by["mm2-tuned"]["above_ceiling"] and not by["ceiling"]["above_ceiling"]
+    assert by["ceiling"]["ceiling_flavour"] == "librdkafka" and by["ceiling"]["ceiling_flavour_runs"] == 2
+    lines = report.ceiling_lines(summary)
+    assert lines[0].startswith("- 1 KiB none: best flavour librdkafka (2 of 3 runs), medians over its windows: "
+                               "3 librdkafka load generators; the machine was 95% busy")
+    assert "CPU-bound" in lines[0]
+    assert lines[1] == ("  - ▲ c copied 1.50× the ceiling's records/s: the ceiling understates the target here "
+                        "(see above).")
+    assert len(lines) == 2
+    [c_row] = [line for line in report.markdown_table(summary).splitlines() if "| c |" in line]
+    assert c_row.endswith("| 1.50× ▲ |")
 
 
 # -- plan, latency rate, sizing -----------------------------------------------------------------
@@ -326,6 +357,8 @@ def test_the_topic_is_sized_for_the_fastest_warm_up_copy():
     measured = warmups + [_run("c", 120_000, 1.0, run=1)]
     assert records_for_window(measured, 200_000, 1100.0, settings) == 1_950_000  # × 1.3 of a measured rate
     assert records_for_window(warmups, 3_000_000, 1100.0, settings) == 3_000_000  # never shrinks
+    # the ceiling's load is sized by the ceiling's own rate
+    assert records_for_window(warmups, 200_000, 100.0, settings, rows=("ceiling",)) == 20_250_000
     assert records_for_window(warmups, 10, 1e6, settings) == int(MAX_TOPIC_BYTES / 1e6)  # bounded by bytes
     assert records_for_window([], 200_000, 1100.0, settings) == 200_000
     assert records_for_window(warmups, 200_000, 1100.0, Settings(window_s=0)) == 200_000
@@ -466,7 +499,7 @@ def test_a_floor_pass_with_a_bad_spec_says_so_in_one_line(tmp_path, capsys):
     assert floor.main([str(tmp_path / "missing.json")]) == 2
     assert floor.main([]) == 2
     lines = capsys.readouterr().err.splitlines()
-    assert len(lines) == 3 and "pass must be one of consume, produce" in lines[0]
+    assert len(lines) == 3 and "pass must be one of consume, produce, load" in lines[0]
 
 
 def test_sweep_plan_leaves_out_idle_workers():

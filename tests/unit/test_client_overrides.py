@@ -7,7 +7,8 @@ import logging
 
 import pytest
 
-from engine.clients import client_config
+from engine.cli import main
+from engine.clients import client_config, connection, role_connection
 from engine.config import ConfigError, for_targets, from_properties
 from engine.worker.relays import consumer_settings, producer_settings
 
@@ -78,8 +79,17 @@ def test_keys_the_engine_decides_and_keys_librdkafka_lacks_are_noted_not_used(ca
     ({"B.producer.linger.ms": "soon"}, "B.producer.linger.ms", "librdkafka refuses linger.ms='soon'"),
     ({"B.producer.interceptor.classes": "com.example.Audit"}, "B.producer.interceptor.classes",
      "com.example.Audit is a Java class that librdkafka cannot run"),
-    ({"A.consumer.ssl.keystore.location": "/x.p12"}, "A.consumer.ssl.keystore.location",
-     "set per cluster (e.g. A.ssl.keystore.location)"),
+    ({"A.consumer.security.protocol": "SSL", "A.consumer.ssl.keystore.type": "PKCS12",
+      "A.consumer.ssl.keystore.location": "/nonexistent/x.p12"}, "A.consumer.ssl.keystore.location",
+     "cannot read /nonexistent/x.p12"),
+    ({"B.admin.security.protocol": "SASL_SSL", "B.admin.sasl.mechanism": "GSSAPI"}, "B.admin.sasl.mechanism",
+     "cluster B (admin clients): SASL mechanism GSSAPI is not supported"),
+    ({"B.admin.security.protocol": "SASL_SSL", "B.admin.sasl.mechanism": "PLAIN"}, "B.admin.sasl.jaas.config",
+     "cluster B (admin clients): security.protocol=SASL_SSL with PLAIN needs credentials"),
+    ({"A.consumer.security.protocol": "TLS"}, "A.consumer.security.protocol",
+     "cluster A (consumer clients): expected one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL, got 'TLS'"),
+    ({"B.producer.bootstrap.servers": " "}, "B.producer.bootstrap.servers",
+     "is empty; give host:port pairs, or leave the key out for B.bootstrap.servers"),
     ({"B.producer.buffer.memory": "lots"}, "B.producer.buffer.memory", "expected a number of bytes"),
     ({"A->B.topic.filter.class": "com.example.MyTopicFilter"}, "A->B.topic.filter.class",
      "com.example.MyTopicFilter is a Java class the engine cannot run; the built-in DefaultTopicFilter"),
@@ -102,6 +112,67 @@ def test_built_in_classes_are_accepted_and_connect_worker_keys_noted(caplog):
     assert ("3 keys of MM2's Connect workers and driver are accepted and not used: B.config.storage.replication"
             ".factor, dedicated.mode.enable.internal.rest, key.converter") in caplog.text
     assert "1 keys of the configuration are not used by mirror-engine (ignored): frobnicate.everything" in caplog.text
+
+
+PLAIN = "org.apache.kafka.common.security.plain.PlainLoginModule"
+SASL_B = {"B.security.protocol": "SASL_SSL", "B.sasl.mechanism": "PLAIN",
+          "B.sasl.jaas.config": f'{PLAIN} required username="mirror" password="cluster-pw-B";'}
+
+
+def test_a_role_may_override_bootstrap_servers_with_mm2s_precedence():
+    # the same file given to Kafka 4.3.1's MirrorMakerConfig gives these bootstrap.servers to the
+    # source consumer (A.consumer beats A->B.consumer), source admin and target admin of MirrorSourceConnector
+    config = from_properties(base(**{
+        "A->B.consumer.bootstrap.servers": "a-flow:9092", "A.consumer.bootstrap.servers": "a-consumer:9092",
+        "A->B.source.admin.bootstrap.servers": "a-flow-admin:9092", "B.admin.bootstrap.servers": "b-admin:9092",
+        "B.producer.bootstrap.servers": "b-producer:9092 , b-producer-2:9092",
+    }))
+    a_b = flow(config)
+    assert (a_b.source_consumer, a_b.source_admin) == ({"bootstrap.servers": "a-consumer:9092"},
+                                                       {"bootstrap.servers": "a-flow-admin:9092"})
+    assert a_b.target_admin == {"bootstrap.servers": "b-admin:9092"}
+    assert a_b.target_producer == {"bootstrap.servers": "b-producer:9092 , b-producer-2:9092"}
+    assert flow(config, "A->C").source_admin == {}  # A->B.source.admin is that flow's own
+    admin = client_config(config.cluster("B"), "A->B|MirrorSourceConnector|replication-target-admin", **a_b.target_admin)
+    assert (admin["bootstrap.servers"], admin["security.protocol"]) == ("b-admin:9092", "PLAINTEXT")
+
+
+def test_a_role_may_log_in_with_its_own_security_which_replaces_the_clusters():
+    config = from_properties(base(**SASL_B, **{
+        "B.admin.sasl.jaas.config": f"{PLAIN} required username='mirror-admin' password='admin-pw;=x';",
+        "B.producer.security.protocol": "SSL",
+        "A.consumer.security.protocol": "SASL_PLAINTEXT", "A.consumer.sasl.mechanism": "SCRAM-SHA-512",
+        "A.consumer.sasl.jaas.config": "org.apache.kafka.common.security.scram.ScramLoginModule required "
+                                       'username="reader" password="reader-pw";',
+    }))
+    a_b = flow(config)
+    # the admin keeps B's protocol and mechanism, with its own login
+    assert a_b.target_admin == {"security.protocol": "SASL_SSL", "sasl.mechanisms": "PLAIN",
+                                "sasl.username": "mirror-admin", "sasl.password": "admin-pw;=x"}
+    # SSL without SASL: the cluster's login is not used by the data producer
+    assert a_b.target_producer == {"security.protocol": "SSL"}
+    producer = client_config(config.cluster("B"), "p", **a_b.target_producer)
+    assert "sasl.username" not in producer and "sasl.password" not in producer
+    assert (producer["bootstrap.servers"], producer["security.protocol"]) == ("127.0.0.1:2", "SSL")
+    assert role_connection(connection(config.cluster("A")), a_b.source_consumer) == {"bootstrap.servers": "127.0.0.1:1"}
+    assert a_b.source_consumer["sasl.username"] == "reader"
+    # a role without security keys keeps the cluster's
+    assert client_config(config.cluster("B"), "x")["sasl.password"] == "cluster-pw-B"
+    assert flow(config, "A->C").target_producer == {}
+    assert {"admin-pw;=x", "reader-pw", "cluster-pw-B"} <= config.secrets
+
+
+def test_check_config_shows_a_roles_own_login_hidden(tmp_path, capsys):
+    path = tmp_path / "mm2.properties"
+    path.write_text("".join(f"{k} = {v}\n" for k, v in base(**SASL_B, **{
+        "B.admin.sasl.jaas.config": f'{PLAIN} required username="mirror-admin" password="admin-pw-77";',
+        "B.admin.bootstrap.servers": "b-admin:9093"}).items()))
+    assert main(["check-config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "    target admin overrides (librdkafka):\n      bootstrap.servers = b-admin:9093\n" \
+           "      sasl.mechanisms = PLAIN\n      sasl.password = [hidden]\n      sasl.username = mirror-admin\n" \
+           "      security.protocol = SASL_SSL\n" in out
+    assert "admin-pw-77" not in out and "unused" not in out and "not used by mirror-engine" not in out
 
 
 def test_engine_settings_win_over_overrides_and_a_user_client_id_leads():
