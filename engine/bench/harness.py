@@ -12,10 +12,9 @@ is the steady state: it opens at the first poll that sees at least 10 % of the r
 5 s after the first record, whichever comes first) and closes at the first poll that sees at least
 90 % (or once it lasted twice --window-seconds: a slow replicator need not copy the whole topic),
 so the start-up (connections, JIT, the first fetches) and the tail (partitions finishing one by
-one) are left out. Rates count the records copied
-between those two polls; CPU is the utime+stime of every process of the replicator (the JVM; the
-engine's coordinator and its workers) between them, and peak RSS the largest sum of their resident
-memory sampled in between. A --quick run instead measures from the last poll that sees no record to
+one) are left out. Rates count the records copied between those two polls; CPU is the utime+stime
+of every process of the replicator (the JVM; the engine's coordinator and its workers) between
+them, and peak RSS the largest sum of their resident memory sampled in between. A --quick run instead measures from the last poll that sees no record to
 the first that sees them all.
 """
 

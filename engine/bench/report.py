@@ -142,22 +142,18 @@ def _ratio_text(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}×"
 
 
-def _mib(value: float | None) -> str:
-    return "–" if value is None else f"{value / 2**20:,.0f}"
-
-
 def size_text(size: int) -> str:
     return f"{size // 1024} KiB" if size >= 1024 and size % 1024 == 0 else f"{size} B"
 
 
-def _spread(entry: dict, name: str, digits: int = 0) -> str:
+def _spread(entry: dict, name: str, digits: int = 0, scale: float = 1.0) -> str:
     """`median (min–max)`, or the median alone for one run."""
     median, low, high = entry.get(name), entry.get(f"{name}_min"), entry.get(f"{name}_max")
     if median is None:
         return "–"
     if entry.get("runs", 1) < 2 or low is None or high is None:
-        return num_text(median, digits)
-    return f"{num_text(median, digits)} ({num_text(low, digits)}–{num_text(high, digits)})"
+        return num_text(median * scale, digits)
+    return f"{num_text(median * scale, digits)} ({num_text(low * scale, digits)}–{num_text(high * scale, digits)})"
 
 
 def _pair(entry: dict, name: str) -> str:
@@ -170,7 +166,8 @@ def _pair(entry: dict, name: str) -> str:
 
 def markdown_table(summary: list[dict]) -> str:
     header = ("| record | compression | replicator | runs | records/s (min–max) | MB/s | CPU-s/GB (min–max) "
-              "| CPU µs/record | × floor | cores | peak RSS MiB | window s | records/s ÷ MM2 defaults / tuned "
+              "| CPU µs/record | × floor | cores (min–max) | peak RSS MiB (min–max) | window s (min–max) "
+              "| records/s ÷ MM2 defaults / tuned "
               "| CPU/GB ÷ MM2 defaults / tuned | ÷ ceiling |")
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for e in summary:
@@ -179,8 +176,8 @@ def markdown_table(summary: list[dict]) -> str:
             f"| {size_text(e['record_size'])} | {e['compression']} | {e['replicator']} | {e['runs']} "
             f"| {'–' if floor else _spread(e, 'records_per_s')} | {'–' if floor else num_text(e['mb_per_s'])} "
             f"| {_spread(e, 'cpu_s_per_gb', 1)} | {num_text(e.get('cpu_us_per_record'), 2)} "
-            f"| {_ratio_text(e.get('cpu_vs_floor'))} | {num_text(e['cores_used'], 2)} "
-            f"| {_mib(e['peak_rss_total_bytes'])} | {num_text(e['duration_s'], 1)} "
+            f"| {_ratio_text(e.get('cpu_vs_floor'))} | {_spread(e, 'cores_used', 2)} "
+            f"| {_spread(e, 'peak_rss_total_bytes', 0, 1 / 2**20)} | {_spread(e, 'duration_s', 1)} "
             f"| {'–' if floor else _pair(e, 'throughput')} | {_pair(e, 'cpu_per_gb')} "
             f"| {'–' if floor else _ratio_text(e['throughput_vs_ceiling'])}{' ▲' if e.get('above_ceiling') else ''} |")
     return "\n".join(lines)

@@ -100,8 +100,11 @@ def test_latency_summary():
 
 
 def test_markdown_table_has_one_row_per_case_with_spread_and_floor_multiple():
-    runs = [_run("mm2-defaults", 100, 10.0), _run("mm2-tuned", 150, 8.0), _run("floor", None, 2.5),
-            _run("c", 300, 5.0, 1), _run("c", 280, 4.0, 2), _run("c", 320, 6.0, 3)]
+    runs = [_run("mm2-defaults", 100, 10.0), _run("mm2-tuned", 150, 8.0), _run("floor", None, 2.5)]
+    runs += [{**_run("c", rps, cpu, run), "cores_used": cores, "peak_rss_total_bytes": rss * 2**20,
+              "duration_s": window}
+             for run, rps, cpu, cores, rss, window in ((1, 300, 5.0, 0.5, 300, 10.5), (2, 280, 4.0, 0.4, 310, 12.0),
+                                                       (3, 320, 6.0, 0.6, 290, 11.0))]
     table = report.markdown_table(report.summarise(runs))
     lines = table.splitlines()
     assert len(lines) == 6
@@ -111,6 +114,7 @@ def test_markdown_table_has_one_row_per_case_with_spread_and_floor_multiple():
     assert floor.startswith("| 1 KiB | none | floor | 1 | – | – | 2.5 |")
     assert "| 1 KiB | none | c | 3 | 300 (280–320) |" in c and "| 5.0 (4.0–6.0) |" in c
     assert "| 2.00× |" in c  # CPU-s/GB as a multiple of the floor
+    assert "| 0.50 (0.40–0.60) | 300 (290–310) | 11.0 (10.5–12.0) |" in c
     assert "| 3.00× / 2.00× | 0.50× / 0.62× |" in c
 
 
