@@ -17,7 +17,7 @@ import msgspec
 
 from engine import wire
 from engine.filters import RECORD_FILTER_PREFIX, RecordFilterConfig, TopicFilter, compile_list, record_filter
-from engine.policy import DEFAULT_POLICY_CLASS, POLICY_CLASSES
+from engine.policy import DEFAULT_POLICY_CLASS, IDENTITY_POLICY_CLASS, POLICY_CLASSES
 from engine.properties import parse_properties
 from engine.security.client_keys import cluster_security
 from engine.security.secrets import hide, resolve_references, secret_values
@@ -466,8 +466,6 @@ def _flow(props: dict[str, str], source: str, target: str) -> FlowConfig:
             break
     name, separator = get("replication.policy.separator")
     if separator is not None:
-        if separator == "":
-            raise ConfigError(name, "the separator must not be empty")
         settings["separator"] = separator
     name, internal_sep = get("replication.policy.internal.topic.separator.enabled")
     if internal_sep is not None:
@@ -523,7 +521,28 @@ def _flow(props: dict[str, str], source: str, target: str) -> FlowConfig:
         if value is not None and value.strip() not in built_in:
             raise ConfigError(name, f"{value.strip()} is a Java class the engine cannot run; the built-in "
                                     f"{built_in[0].rsplit('.', 1)[1]} is supported (leave the key out for it)")
-    return FlowConfig(**settings)  # type: ignore[arg-type]
+    flow = FlowConfig(**settings)  # type: ignore[arg-type]
+    if flow.separator == "":
+        _remark(props, logging.WARNING, _empty_separator_remark(get("replication.policy.separator")[0], flow))
+    return flow
+
+
+def _empty_separator_remark(key: str, flow: FlowConfig) -> str:
+    """What an empty separator does, as MM2's policies do it (engine.policy._java_split): accepted,
+    but seldom what the file's author meant."""
+    source, target = flow.source, flow.target
+    identity = flow.policy_class == IDENTITY_POLICY_CLASS
+    internal = "" if flow.internal_separator_enabled else "."
+    syncs = wire.offset_syncs_topic(target if flow.offset_syncs_topic_location == "source" else source, internal)
+    names = (f"keeps topic names but names heartbeats {source}heartbeats" if identity else
+             f"names remote topics {source}<topic> (e.g. {source}orders)")
+    remark = (f"{key} is empty, as MM2 allows: {flow.name} {names}, its offset syncs {syncs} and its checkpoints "
+              f"{wire.checkpoints_topic(source, internal)}; as in MM2, a name is then read back one character at "
+              "a time, so no topic counts as a heartbeats topic")
+    if len(target) == 1 and not identity:
+        remark += (f", and a topic with the letter {target} before its last character counts as coming from "
+                   f"{target} and is not copied there (a cycle)")
+    return remark
 
 
 # Top-level keys MM2's dedicated driver copies into every herder's worker config over the target

@@ -6,7 +6,13 @@ HEARTBEATS_TOPIC = "heartbeats"
 
 
 def _java_split(text: str, separator: str) -> list[str]:
-    """Java's String.split on a literal: trailing empty pieces are dropped, a leading one kept."""
+    """Java's String.split on a literal: trailing empty pieces are dropped, a leading one kept.
+
+    An empty separator (`replication.policy.separator =`, which MM2 accepts) is an empty pattern:
+    Java splits between every two characters, so a name's "source" is its first character.
+    """
+    if separator == "":
+        return list(text) or [""]
     pieces = text.split(separator)
     while pieces and pieces[-1] == "":
         pieces.pop()

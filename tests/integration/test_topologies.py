@@ -135,3 +135,26 @@ def test_two_aliases_of_one_cluster_are_refused_at_start(source_cluster, target_
                             ["A->B", "B->A2"]))
     assert run.wait(60) == 2, run.log()
     assert re.search(r"clusters A and A2 are the same Kafka cluster \(cluster id \S+\)", run.log())
+
+
+def test_an_empty_separator_names_topics_as_mm2_does(source_cluster, target_cluster, engine, unique_name):
+    """`replication.policy.separator =`: remote topics A<topic>, offset syncs and checkpoints without
+    dots, and MM2's one-character-at-a-time cycle rule (a B in the name keeps a topic from B)."""
+    a, b = source_cluster, target_cluster
+    name, looks_from_b = unique_name("orders"), f"xB{unique_name('orders')}"
+    for topic in (name, looks_from_b):
+        a.create_topic(topic, 2)
+    sent = records(500, "empty-sep")
+    produce(a.bootstrap_servers, name, sent)
+    produce(a.bootstrap_servers, looks_from_b, records(10, "cycle"))
+    run = engine(properties({"A": a, "B": b}, ["A->B"], {
+        "A->B.topics": f"{name}, {looks_from_b}", "replication.policy.separator": ""}))
+    wait_for(lambda: f"A{name}" in topic_names(b) and count(b, f"A{name}") >= len(sent), 60, f"A{name} on B",
+             run.log)
+    before = refreshes(run, "A->B")
+    wait_for(lambda: refreshes(run, "A->B") > before + 1, 30, "two more topic refreshes", run.log)
+    assert run.stop() == 0, run.log()
+    assert read_all(b.bootstrap_servers, f"A{name}") == per_partition(sent)
+    assert f"A{looks_from_b}" not in topic_names(b)
+    assert "mm2-offset-syncsBinternal" in topic_names(a) and "Acheckpointsinternal" in topic_names(b)
+    assert "replication.policy.separator is empty, as MM2 allows" in run.log()

@@ -104,7 +104,6 @@ def test_security_keys_reach_every_cluster_and_cluster_keys_win():
         ({"tasks.max": "0"}, "tasks.max", "at least 1"),
         ({"A->B.topics": "orders[", }, "A->B.topics", "invalid regular expression"),
         ({"refresh.topics.interval.seconds": "-5"}, "refresh.topics.interval.seconds", "at least 1"),
-        ({"replication.policy.separator": ""}, "replication.policy.separator", "empty"),
         ({"replication.policy.class": "com.example.Custom"}, "replication.policy.class", "not supported"),
     ],
 )
@@ -274,3 +273,26 @@ def test_keys_the_engine_does_not_use_are_named_in_one_warning_never_an_error(ca
     with caplog.at_level(logging.WARNING, logger="engine.config"):
         from_properties(base)
     assert caplog.records == []
+
+
+def test_an_empty_separator_is_accepted_as_mm2_accepts_it_with_a_remark(tmp_path, capsys):
+    from engine.cli import main
+
+    props = {**BASE, "replication.policy.separator": "", "B->A.enabled": "true",
+             "B->A.replication.policy.class": "org.apache.kafka.connect.mirror.IdentityReplicationPolicy",
+             "B->A.replication.policy.internal.topic.separator.enabled": "false"}
+    config = from_properties(props, quiet=True)
+    assert [(f.name, f.separator) for f in config.flows] == [("A->B", ""), ("B->A", "")]
+    assert config.remarks == [
+        "replication.policy.separator is empty, as MM2 allows: A->B names remote topics A<topic> (e.g. Aorders), "
+        "its offset syncs mm2-offset-syncsBinternal and its checkpoints Acheckpointsinternal; as in MM2, a name is "
+        "then read back one character at a time, so no topic counts as a heartbeats topic, and a topic with the "
+        "letter B before its last character counts as coming from B and is not copied there (a cycle)",
+        "replication.policy.separator is empty, as MM2 allows: B->A keeps topic names but names heartbeats "
+        "Bheartbeats, its offset syncs mm2-offset-syncs.A.internal and its checkpoints B.checkpoints.internal; as "
+        "in MM2, a name is then read back one character at a time, so no topic counts as a heartbeats topic",
+    ]
+    path = tmp_path / "mm2.properties"
+    path.write_text("".join(f"{k} = {v}\n" for k, v in props.items()))
+    assert main(["check-config", str(path)]) == 0
+    assert "replication.policy.separator is empty, as MM2 allows: A->B names" in capsys.readouterr().out

@@ -2,10 +2,13 @@
 
 import pytest
 
-from engine.policy import DefaultReplicationPolicy
+from engine.policy import DefaultReplicationPolicy, IdentityReplicationPolicy
 
 DOT = DefaultReplicationPolicy(".")
 UNDERSCORES = DefaultReplicationPolicy("__")
+# `replication.policy.separator =` (empty), which MM2 accepts: Java splits on the empty pattern
+EMPTY = DefaultReplicationPolicy("")
+EMPTY_IDENTITY = IdentityReplicationPolicy("east", "")
 
 
 @pytest.mark.parametrize(
@@ -23,6 +26,18 @@ UNDERSCORES = DefaultReplicationPolicy("__")
         (UNDERSCORES, "A.orders", None, None, "A.orders"),
         (UNDERSCORES, "A__B__orders", "A", "B__orders", "orders"),
         (UNDERSCORES, "__consumer_offsets", "", "consumer_offsets", "consumer_offsets"),
+        # the empty separator, each row as Kafka 4.3.1's DefaultReplicationPolicy answers it
+        (EMPTY, "orders", "o", "rders", "s"),
+        (EMPTY, "Aorders", "A", "orders", "s"),
+        (EMPTY, "BAheartbeats", "B", "Aheartbeats", "s"),
+        (EMPTY, "x", None, None, "x"),
+        (EMPTY, "", None, None, ""),
+        (EMPTY, "__consumer_offsets", "_", "_consumer_offsets", "s"),
+        # ... and IdentityReplicationPolicy (source alias east)
+        (EMPTY_IDENTITY, "orders", "east", "orders", "orders"),
+        (EMPTY_IDENTITY, "", "east", "", ""),
+        (EMPTY_IDENTITY, "heartbeats", "h", "eartbeats", "eartbeats"),
+        (EMPTY_IDENTITY, "Aheartbeats", "A", "heartbeats", "eartbeats"),
     ],
 )
 def test_java_edge_cases(policy, topic, source, upstream, original):
@@ -84,3 +99,18 @@ def test_mirror_client_topology_from_heartbeat_names():
     assert replication_hops(topics, "B", DOT) == 1
     assert replication_hops(topics, "A", DOT) == 2
     assert replication_hops(topics, "Z", DOT) == -1
+
+
+def test_an_empty_separator_as_mm2_has_it():
+    assert EMPTY.format_remote_topic("east", "orders") == "eastorders"
+    assert EMPTY_IDENTITY.format_remote_topic("east", "orders") == "orders"
+    assert EMPTY_IDENTITY.format_remote_topic("A", "heartbeats") == "Aheartbeats"
+    # no name reads back to `heartbeats`
+    for policy in (EMPTY, EMPTY_IDENTITY):
+        assert not any(policy.is_heartbeats_topic(t) for t in ("heartbeats", "Aheartbeats", "BAheartbeats"))
+    # internal topics of the separator (internal separator on)
+    assert EMPTY.is_checkpoints_topic("Acheckpointsinternal") and EMPTY.is_mm2_internal_topic("mm2-offset-syncsBinternal")
+    assert EMPTY.is_internal_topic("__consumer_offsets") and not EMPTY.is_internal_topic("internal")
+    # MirrorSourceConnector.isCycle for A->B, as the Java class answers: a B before the last character
+    assert [EMPTY.is_cycle(t, "B") for t in ("Bob", "oBb", "obB", "orders")] == [True, True, False, False]
+    assert not EMPTY.is_cycle("Bob", "east") and not EMPTY_IDENTITY.is_cycle("Bob", "B")
