@@ -177,6 +177,9 @@ class EngineConfig(msgspec.Struct, frozen=True):
     # scale-out: the consumer group, on each target cluster, of the instances sharing the work ("": alone)
     group_id: str = ""
     group_session_timeout_ms: int = DEFAULT_GROUP_SESSION_TIMEOUT_MS
+    # every enabled flow of the file, also those `run --clusters` leaves to another instance: a
+    # cycle of flows is judged on all of them (engine.coordinator.topology)
+    all_flows: list[FlowConfig] = []
 
     def cluster(self, alias: str) -> ClusterConfig:
         return self.clusters[alias]
@@ -313,7 +316,7 @@ def _from_properties(props: "_ReadKeys") -> EngineConfig:
     group_id = props.get(GROUP_ID_KEY, "").strip()
     session_timeout_ms = _int(GROUP_SESSION_TIMEOUT_KEY, props[GROUP_SESSION_TIMEOUT_KEY], minimum=1000) \
         if GROUP_SESSION_TIMEOUT_KEY in props else DEFAULT_GROUP_SESSION_TIMEOUT_MS
-    return EngineConfig(clusters=clusters, flows=flows, raw=dict(props),
+    return EngineConfig(clusters=clusters, flows=flows, all_flows=flows, raw=dict(props),
                         heartbeats=_heartbeats(props, aliases, clusters), metrics_listen=metrics_listen,
                         loop=loop, secrets_reload_interval_s=float(reload_interval), heartbeat_alert_s=heartbeat_alert,
                         group_id=group_id, group_session_timeout_ms=session_timeout_ms)

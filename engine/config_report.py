@@ -8,6 +8,7 @@ from typing import Callable
 import msgspec
 
 from engine.config import EngineConfig, FlowConfig, worker_key
+from engine.coordinator.topology import cycle_remarks
 from engine.security.secrets import masked, redact
 
 
@@ -51,7 +52,8 @@ DEVIATIONS = (
     Deviation("heartbeats topics and record filters", "SMTs apply to every record",
               lambda c, f: "heartbeats are never filtered", "a filter must not hide the topology"),
     Deviation("cycles of flows", "aliases are trusted",
-              lambda c, f: "identity-policy cycles and two aliases of one cluster are refused",
+              lambda c, f: "a topic an identity-policy cycle would copy all the way round is copied by none of its "
+                           "flows; two aliases of one cluster are refused",
               "MM2 copies such records round and round"),
     Deviation("Connect status and config topics",
               "mm2-status.<source>.internal, mm2-configs.<source>.internal on the target (or status.storage.topic, "
@@ -100,9 +102,10 @@ def report(config: EngineConfig) -> str:
                  f"{', '.join(targets)}; session timeout {config.group_session_timeout_ms} ms)"
                  if config.group_id else "scale-out: off (mirror.engine.group.id not set): this instance copies every "
                                          "partition")
-    if config.remarks:
+    cycles = cycle_remarks(config.all_flows or config.flows)  # what `run` logs at start, word for word
+    if config.remarks or cycles:
         lines.append("remarks:")
-        lines += [f"  {remark}" for remark in config.remarks]
+        lines += [f"  {remark}" for remark in [*config.remarks, *cycles]]
     lines.append("")
     lines.append("where mirror-engine differs from MM2's defaults:")
     lines.append("| flow | setting | MM2 | mirror-engine | why |")

@@ -161,6 +161,8 @@ def flow_status(flow: "FlowRunner", now: float, now_ms_wall: float, alert_s: flo
         "stopped_partitions": [{"topic": t, "partition": p, "reason": r}
                                for (t, p), r in sorted(flow.stopped_partitions.items())],
         "stopped_topics": [{"topic": t, "reason": r} for t, r in sorted(flow.stopped_topics.items())],
+        # topics no flow of an identity-policy cycle copies, with the clusters they would go round
+        "looping_topics": [{"topic": t, "cycle": c} for t, c in sorted(flow.looping_topics.items())],
         "heartbeat": None if age is None else {"age_s": round(age, 3), "stale": is_stale(age, alert_s)},
         "audit": None if auditor is None else {"mismatches": auditor.mismatches, "passes": flow.audit_passes,
                                                "verified_partitions": len(auditor.verified)},

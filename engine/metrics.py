@@ -90,6 +90,9 @@ class EngineCollector:
                                        labels=["flow"])
         stopped = GaugeMetricFamily("mirror_engine_stopped_topics", "Topics whose replication stopped",
                                     labels=["flow", "topic", "reason"])
+        looping = GaugeMetricFamily("mirror_engine_looping_topics",
+                                    "Topics a flow does not copy because the flows after it would copy them back "
+                                    "(an identity-policy cycle)", labels=["flow", "topic", "cycle"])
         stopped_partitions = GaugeMetricFamily(
             "mirror_engine_stopped_partitions", "Partitions stopped by an error of their own (retried at refresh)",
             labels=PARTITION_LABELS)
@@ -127,12 +130,14 @@ class EngineCollector:
                 stopped.add_metric([name, topic, reason], 1)
             for topic, partition in sorted(flow.stopped_partitions):
                 stopped_partitions.add_metric([name, topic, str(partition)], 1)
+            for topic, cycle in sorted(flow.looping_topics.items()):
+                looping.add_metric([name, topic, cycle], 1)
         heartbeats = CounterMetricFamily("mirror_engine_heartbeats_sent", "Heartbeats the target acknowledged",
                                          labels=["target"])
         for emitter in self.coordinator.heartbeat_emitters:
             heartbeats.add_metric([emitter.target.alias], emitter.sent)
         return [records, value_bytes, filtered, replicated, stored, lag, in_flight, rate, workers, restarts,
-                stopped, stopped_partitions, verified, mismatches, passes, last_pass, heartbeats]
+                stopped, looping, stopped_partitions, verified, mismatches, passes, last_pass, heartbeats]
 
     def _mm2_families(self) -> list[Metric]:
         now_ms = time.monotonic() * 1000

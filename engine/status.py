@@ -135,6 +135,9 @@ def render(status: dict[str, Any], base_url: str) -> str:
             lines.append(f"  STOPPED {stopped['topic']}[{stopped['partition']}]: {stopped['reason']}")
         for stopped in flow["stopped_topics"]:
             lines.append(f"  STOPPED {stopped['topic']}: {stopped['reason']}")
+        for looping in flow.get("looping_topics", []):
+            lines.append(f"  NOT COPIED {looping['topic']}: the flows {looping['cycle']} would copy it all the way "
+                         "round")
         if flow["heartbeat"] is not None and flow["heartbeat"]["stale"]:
             lines.append(f"  heartbeat stale: newest copied {_duration(flow['heartbeat']['age_s'])} ago (alert after "
                          f"{alert:g}s)")

@@ -42,7 +42,7 @@ from engine.coordinator.topics import (
     replicated_topics,
     topic_partition_counts,
 )
-from engine.coordinator.topology import check_identity_cycles, check_same_cluster_aliases
+from engine.coordinator.topology import FlowGraph, check_same_cluster_aliases, cycle_remarks, path_text
 from engine.heartbeat import HeartbeatEmitter
 from engine.policy import HEARTBEATS_TOPIC, make_policy
 from engine.windows import SourceMetrics
@@ -163,6 +163,9 @@ class FlowRunner:
         self.partitions: list[ipc.PartitionTask] = []
         self.partition_state: dict[tuple[str, int], PartitionState] = {}
         self.stopped_topics: dict[str, str] = {}
+        # topics this flow does not copy because the next flows would copy them back: topic -> the
+        # clusters they would go round (engine.coordinator.topology)
+        self.looping_topics: dict[str, str] = {}
         # partitions stopped by an error of their own (a record the target refuses, records lost to
         # retention), with the error; retried at each topic refresh
         self.stopped_partitions: dict[tuple[str, int], str] = {}
@@ -275,7 +278,10 @@ class FlowRunner:
         if target_topics is None:
             target_topics = await topic_partition_counts(self.target_admin, self.target.alias, self.target.bootstrap_servers)
         wanted = replicated_topics(self.flow, self.policy, source_topics)
-        for topic in sorted(self._current_topics() - wanted.keys() - self.stopped_topics.keys()):
+        for topic in self._note_looping_topics(wanted):
+            del wanted[topic]
+        for topic in sorted(self._current_topics() - wanted.keys() - self.stopped_topics.keys()
+                            - self.looping_topics.keys()):
             self._report_deleted(topic, source_topics)
         remote = {topic: self.policy.format_remote_topic(self.flow.source, topic) for topic in wanted}
         rf_key = self._key("replication.factor")
@@ -311,6 +317,28 @@ class FlowRunner:
         await self._read_record_size_limit(sorted({t.remote_topic for t in tasks}))
         await self._notice_recreated_topics(tasks)
         return tasks
+
+    def _note_looping_topics(self, wanted: dict[str, int]) -> list[str]:
+        """The selected topics that the flows after this one would copy back to its source (an
+        identity-policy cycle); each is logged when it starts or stops being one."""
+        graph = FlowGraph(self.config.all_flows or self.config.flows)
+        looping = {}
+        for topic in wanted:
+            path = graph.loop(self.flow, topic)
+            if path is not None:
+                looping[topic] = path_text(path)
+        for topic in sorted(looping.keys() - self.looping_topics.keys()):
+            running = " (its replication stops here; the remote topic is kept)" if topic in self._current_topics() else ""
+            log.warning("%s: topic %s is not copied: the flows %s would copy it all the way round (the identity "
+                        "policy keeps its name), so none of them copies it%s; narrow the topics of one of these "
+                        "flows", self.flow.name, topic, looping[topic], running)
+            for key in [k for k in self.partition_state if k[0] == topic]:
+                del self.partition_state[key]
+        for topic in sorted(self.looping_topics.keys() - looping.keys()):
+            log.info("%s: topic %s no longer goes round a cycle of flows; it is copied if selected", self.flow.name,
+                     topic)
+        self.looping_topics = looping
+        return sorted(looping)
 
     async def _report_hidden_topics(self, source_topics: dict[str, int]) -> None:
         """A topic the principal may not describe is left out of the source's topic list without a
@@ -701,6 +729,8 @@ class FlowRunner:
                   for s in self.partition_state.values() if s.source_end_offset >= 0)
         restarts = sum(w.restarts for w in self.workers)
         stopped = f", stopped: {', '.join(sorted(self.stopped_topics))}" if self.stopped_topics else ""
+        if self.looping_topics:
+            stopped += f", not copied (would go round a cycle): {', '.join(sorted(self.looping_topics))}"
         owned = f" ({len(self._running_partitions())} here)" if self.membership is not None else ""
         return (f"{self.flow.name}: {records} records ({value_bytes / 1e6:.1f} MB values) copied, lag {lag}, "
                 f"{len(self.partitions)} partitions{owned}, {len(self.workers)} workers, {restarts} restarts{stopped}")
@@ -732,7 +762,8 @@ class Coordinator:
         if not self.flows:
             log.error("no flow is enabled: set e.g. A->B.enabled = true")
             return 2
-        check_identity_cycles(self.config.flows)
+        for remark in cycle_remarks(self.config.all_flows or self.config.flows):
+            log.warning("%s", remark)
         try:
             await self._check_cluster_identities()
         except Interrupted:
@@ -893,13 +924,20 @@ class Coordinator:
         moves only the partitions it concerns. The other flows go on untouched."""
         running = {runner.flow.name: runner for runner in self.flows}
         wanted = {flow.name: flow for flow in fresh.flows}
+        if fresh.all_flows != self.config.all_flows:  # also flows another instance serves (run --clusters)
+            remarks = cycle_remarks(fresh.all_flows or fresh.flows)
+            if remarks != cycle_remarks(self.config.all_flows or self.config.flows):
+                for remark in remarks:
+                    log.warning("%s", remark)
+            self.config = msgspec.structs.replace(self.config, all_flows=fresh.all_flows)
+            for runner in self.flows:  # each judges cycles on the new flows at its next topic refresh
+                runner.config = msgspec.structs.replace(runner.config, all_flows=fresh.all_flows)
         if running.keys() == wanted.keys() and all(running[n].flow == wanted[n] for n in wanted):
             return
-        check_identity_cycles(fresh.flows)
         new_aliases = {a for f in fresh.flows for a in (f.source, f.target)} - {
             a for f in self.config.flows for a in (f.source, f.target)}
         self.config = msgspec.structs.replace(self.config, clusters={**fresh.clusters, **self.config.clusters},
-                                              flows=fresh.flows, raw=fresh.raw,
+                                              flows=fresh.flows, all_flows=fresh.all_flows, raw=fresh.raw,
                                               secrets=self.config.secrets | fresh.secrets)
         for alias in sorted(new_aliases):
             await cluster_id(self.config.cluster(alias))  # a new cluster must answer, or nothing changes

@@ -11,6 +11,7 @@ from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 from engine.clients import ClusterUnreachable
 from engine.config import FlowConfig
+from engine.filters import TopicFilter
 from engine.policy import DefaultReplicationPolicy
 
 log = logging.getLogger(__name__)
@@ -45,23 +46,17 @@ async def topic_partition_counts(admin: AdminClient, alias: str, servers: str) -
 
 
 def replicated_topics(flow: FlowConfig, policy: DefaultReplicationPolicy, topics: dict[str, int]) -> dict[str, int]:
-    """Source topics the flow copies (MM2's shouldReplicateTopic, MM2-REFERENCE §2.3).
-
-    The filter passes (or it is a heartbeats topic and heartbeats.replication.enabled), the topic
-    is not internal, and its name's source chain does not contain the target.
-    """
+    """Source topics the flow copies (MM2's shouldReplicateTopic, MM2-REFERENCE §2.3)."""
     topic_filter = flow.topic_filter()
+    return {name: count for name, count in sorted(topics.items()) if copies(flow, policy, topic_filter, name)}
 
-    def selected(name: str) -> bool:
-        return topic_filter.matches(name) or (
-            flow.heartbeats_replication_enabled and policy.is_heartbeats_topic(name)
-        )
 
-    return {
-        name: count
-        for name, count in sorted(topics.items())
-        if selected(name) and not policy.is_internal_topic(name) and not policy.is_cycle(name, flow.target)
-    }
+def copies(flow: FlowConfig, policy: DefaultReplicationPolicy, topic_filter: TopicFilter, name: str) -> bool:
+    """Whether the flow copies a source topic of this name: the filter passes (or it is a heartbeats
+    topic and heartbeats.replication.enabled), the topic is not internal, and its name's source chain
+    does not contain the target."""
+    selected = topic_filter.matches(name) or (flow.heartbeats_replication_enabled and policy.is_heartbeats_topic(name))
+    return selected and not policy.is_internal_topic(name) and not policy.is_cycle(name, flow.target)
 
 
 class TopicSpec(NamedTuple):

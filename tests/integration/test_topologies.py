@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 
 from engine import wire
 from engine.mirror_client import replication_hops, upstream_clusters
 from engine.policy import DefaultReplicationPolicy
-from tests.helpers import wait_for
+from tests.helpers import http_get, wait_for
 from tests.integration.kafka_io import BASE_TIMESTAMP_MS, Record, end_offsets, produce, raw_records, read_all
 
 POLICY = DefaultReplicationPolicy()
@@ -122,12 +125,49 @@ def test_fan_in_of_a_and_c_into_b(source_cluster, target_cluster, third_cluster,
     assert read_all(b.bootstrap_servers, f"C.{name}") == per_partition(from_c)
 
 
-def test_identity_policy_cycle_is_refused_at_start(source_cluster, target_cluster, engine):
-    run = engine(properties({"A": source_cluster, "B": target_cluster}, ["A->B", "B->A"], {
-        "A->B.replication.policy.class": "org.apache.kafka.connect.mirror.IdentityReplicationPolicy",
-    }))
-    assert run.wait(60) == 2, run.log()
-    assert "flows A -> B -> A form a cycle and A->B uses IdentityReplicationPolicy" in run.log()
+def test_identity_two_way_with_disjoint_filters_runs_and_a_topic_both_would_copy_is_copied_by_neither(
+        source_cluster, target_cluster, engine, unique_name, tmp_path):
+    """A migration's file: everything but `recommendations` A->B, only `recommendations` B->A, both
+    with the identity policy. MM2 runs it; so does the engine. A topic that both flows select is
+    not copied (it would go round), and is named in the log, /status and a metric."""
+    a, b = source_cluster, target_cluster
+    token = unique_name("two-way")
+    orders, recommendations, both = f"{token}-orders", f"{token}-recommendations", f"{token}-both"
+    a.create_topic(orders, 2)
+    a.create_topic(both, 2)
+    b.create_topic(recommendations, 2)
+    on_a, on_b = records(800, "a"), records(600, "b")
+    produce(a.bootstrap_servers, orders, on_a)
+    produce(a.bootstrap_servers, both, records(50, "both"))
+    produce(b.bootstrap_servers, recommendations, on_b)
+    file = properties({"A": a, "B": b}, ["A->B", "B->A"], {
+        "replication.policy.class": "org.apache.kafka.connect.mirror.IdentityReplicationPolicy",
+        "A->B.topics": f"^(?!{recommendations}$){token}-.*", "B->A.topics": f"{recommendations}, {both}"})
+    run = engine(file)
+    wait_for(lambda: orders in topic_names(b) and count(b, orders) >= len(on_a) and recommendations in topic_names(a)
+             and count(a, recommendations) >= len(on_b), 60, "both directions copied", run.log)
+    before = refreshes(run, "A->B")
+    wait_for(lambda: refreshes(run, "A->B") > before + 1, 30, "two more topic refreshes", run.log)
+    status = json.loads(http_get(run.metrics_url().replace("/metrics", "/status"))[1])
+    metrics = http_get(run.metrics_url())[1]
+    assert run.stop() == 0, run.log()
+    assert read_all(b.bootstrap_servers, orders) == per_partition(on_a)
+    assert read_all(a.bootstrap_servers, recommendations) == per_partition(on_b)
+    assert both not in topic_names(b)
+    log = run.log()
+    assert log.count(f"A->B: topic {both} is not copied: the flows A -> B -> A would copy it all the way round") == 1
+    a_to_b = next(flow for flow in status["flows"] if flow["flow"] == "A->B")
+    assert a_to_b["looping_topics"] == [{"topic": both, "cycle": "A -> B -> A"}]
+    assert f'mirror_engine_looping_topics{{cycle="A -> B -> A",flow="A->B",topic="{both}"}} 1.0' in metrics
+    # check-config says what run said at start, word for word
+    (tmp_path / "mm2.properties").write_text(file)
+    checked = subprocess.run([sys.executable, "-m", "engine", "check-config", str(tmp_path / "mm2.properties")],
+                             capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stderr
+    said = [f"flows A -> B -> A form a cycle and A->B uses IdentityReplicationPolicy",
+            f"topic {both} would be copied round B -> A -> B: B->A does not copy it"]
+    for remark in said:
+        assert remark in checked.stdout and remark in log, remark
 
 
 def test_two_aliases_of_one_cluster_are_refused_at_start(source_cluster, target_cluster, engine):

@@ -38,6 +38,7 @@ def flow_runner(tasks: list[ipc.PartitionTask], workers: list) -> SimpleNamespac
     flow = FlowConfig("A", "B")
     return SimpleNamespace(
         flow=flow, partitions=tasks, workers=workers, partition_state={}, stopped_partitions={}, stopped_topics={},
+        looping_topics={},
         policy=make_policy(flow.policy_class, "A", flow.separator, flow.internal_separator_enabled),
         target=SimpleNamespace(alias="B"), auditor=None, audit_passes=0, audit_last_pass_at=None,
         checkpoints=None, started_at_ms=time.time() * 1000 - 5_000, membership=None)
@@ -255,3 +256,14 @@ def test_status_documents_carry_null_for_nan():
     from engine.metrics import _redacted
 
     assert _redacted({"a": [float("nan"), 1.5, "x"]}) == {"a": [None, 1.5, "x"]}
+
+
+def test_a_topic_that_would_go_round_a_cycle_is_named_in_status_and_metrics_and_keeps_it_ready(endpoint):
+    base, engine, _loop = endpoint
+    engine.flows[0].looping_topics["both"] = "A -> B -> A"
+    assert http_get(f"{base}/ready") == (200, '{"ready": true, "not_ready": []}')
+    document = status.fetch(base)
+    assert document["flows"][0]["looping_topics"] == [{"topic": "both", "cycle": "A -> B -> A"}]
+    assert "  NOT COPIED both: the flows A -> B -> A would copy it all the way round" in status.render(document, base)
+    assert 'mirror_engine_looping_topics{cycle="A -> B -> A",flow="A->B",topic="both"} 1.0' in http_get(
+        f"{base}/metrics")[1]
