@@ -6,6 +6,8 @@ import re
 
 import msgspec
 
+from engine.java_regex import JavaRegexError, compile_java
+
 
 def split_list(value: str) -> list[str]:
     """A Connect LIST value: trimmed, split on commas with surrounding whitespace; '' is []."""
@@ -14,16 +16,19 @@ def split_list(value: str) -> list[str]:
 
 
 def compile_list(value: str, key: str) -> re.Pattern[str] | None:
-    """Entries joined with '|' into one regex matching whole names; None for an empty list."""
+    """Entries joined with '|' into one regex matching whole names, as MM2's filters compile them:
+    a Java regex, translated (engine.java_regex); None for an empty list."""
     items = split_list(value)
     if not items:
         return None
+    pattern = "|".join(items)
     try:
-        return re.compile("|".join(items))
-    except re.error as error:
+        return compile_java(pattern)
+    except JavaRegexError as error:
         from engine.config import ConfigError
 
-        raise ConfigError(key, f"invalid regular expression {value!r}: {error}") from None
+        joined = f" (the list joined with |, as MM2 compiles it: {pattern!r})" if len(items) > 1 else f" ({pattern!r})"
+        raise ConfigError(key, f"invalid Java regular expression: {error}{joined}") from None
 
 
 class TopicFilter(msgspec.Struct, frozen=True):

@@ -102,7 +102,8 @@ def test_security_keys_reach_every_cluster_and_cluster_keys_win():
         ({"replication.factor": "0"}, "replication.factor", "-1"),
         ({"A->B.replication.factor": "two"}, "A->B.replication.factor", "integer"),
         ({"tasks.max": "0"}, "tasks.max", "at least 1"),
-        ({"A->B.topics": "orders[", }, "A->B.topics", "invalid regular expression"),
+        ({"A->B.topics": "orders[", }, "A->B.topics",
+         "invalid Java regular expression: the character class opened at character 6 is not closed ('orders[')"),
         ({"refresh.topics.interval.seconds": "-5"}, "refresh.topics.interval.seconds", "at least 1"),
         ({"replication.policy.class": "com.example.Custom"}, "replication.policy.class", "not supported"),
     ],
@@ -195,7 +196,7 @@ def test_record_filter_keys_and_connect_transforms():
       "transforms.f.predicate": "p", "predicates.p.type": "org.apache.kafka.connect.transforms.predicates.RecordIsTombstone"},
      "predicates.p.type", "not supported"),
     ({"use.defaults.from": "both"}, "use.defaults.from", "source or target"),
-    ({"A->B.config.properties.exclude": "x["}, "A->B.config.properties.exclude", "invalid regular expression"),
+    ({"A->B.config.properties.exclude": "x["}, "A->B.config.properties.exclude", "invalid Java regular expression"),
 ])
 def test_bad_filter_and_sync_keys_are_named(extra, key, message):
     with pytest.raises(ConfigError) as caught:

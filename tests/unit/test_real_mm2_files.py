@@ -319,8 +319,6 @@ EXPECTED: dict[str, dict] = {
 
 # Files MM2 accepts and the engine does not read yet (being fixed): the test fails until it does
 XFAIL = {
-    "java-regex-topic-filters.properties":
-        r"Java regex constructs (\p{Alpha}, \Q...\E, (?<name>...)) are refused as invalid",
 }
 
 
