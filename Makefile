@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 # extra flags for `mirror-engine bench`, e.g. BENCH_ARGS='--record-size 100,1k,10k --records 1000000'
 BENCH_ARGS ?=
 
-.PHONY: install kafka demo test test-unit test-integration bench bench-sweep clean sandbox-down
+.PHONY: install kafka known-keys demo test test-unit test-integration bench bench-sweep clean sandbox-down
 
 $(STAMP): pyproject.toml setup.py engine/_fastpath.pyx engine/_fastpath.pxd engine/_librdkafka.pxd engine/_librdkafka.h \
          engine/bench/_floor.pyx
@@ -20,6 +20,11 @@ install: $(STAMP)
 # Apache Kafka 4.3.1 jars, fetched with Maven into .cache/ (git-ignored) once
 kafka: install
 	$(PY) -c "from engine.sandbox.distribution import *; kafka_libs(); kafka_libs(MIRROR_CLIENT_ARTIFACTS, 'mirror-client')"
+
+# engine/known_keys.py: the key names of Kafka 4.3.1's config classes, read from the jars (needs a JDK)
+known-keys: kafka
+	cp=$$(ls $${MIRROR_ENGINE_CACHE:-.cache}/kafka-4.3.1/mirror-maker/*.jar | tr '\n' :); \
+	java -cp "$$cp" tools/KnownKeys.java > engine/known_keys.py.new && mv engine/known_keys.py.new engine/known_keys.py
 
 demo: kafka
 	$(PY) -m engine demo

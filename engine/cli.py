@@ -49,7 +49,14 @@ def _check_config(args: argparse.Namespace) -> int:
     from engine import config
     from engine.config_report import report
 
-    print(report(config.load(args.config, quiet=True)))
+    loaded = config.load(args.config, quiet=True)
+    print(report(loaded))
+    if loaded.unknown_keys and not args.lenient:
+        for key, meant in loaded.unknown_keys:
+            print(f"mirror-engine: error: {config.unknown_key_message(key, meant)}", file=sys.stderr)
+        print(f"mirror-engine: {len(loaded.unknown_keys)} unknown keys; MM2 and `run` ignore them (--lenient "
+              "accepts them here too)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -258,8 +265,14 @@ def parser() -> argparse.ArgumentParser:
                      help="serve only the flows (and heartbeats) into these target clusters, as MM2's driver does")
     run.set_defaults(handler=_run)
 
-    check = commands.add_parser("check-config", help="print the resolved clusters and flows (secrets hidden)")
+    check = commands.add_parser(
+        "check-config", help="print the resolved clusters and flows (secrets hidden)",
+        epilog="exit codes: 0 the file is good, 1 it has keys neither MM2 nor mirror-engine knows (each named "
+               "with the key it likely meant; --lenient accepts them, as MM2 and `run` do), 2 it is refused (bad "
+               "input)")
     check.add_argument("config", help="path to mm2.properties")
+    check.add_argument("--lenient", action="store_true",
+                       help="accept unknown keys (they are still listed among the remarks)")
     check.set_defaults(handler=_check_config)
 
     sandbox = commands.add_parser("sandbox", help="local Kafka KRaft clusters")

@@ -21,6 +21,7 @@ from engine.policy import DEFAULT_POLICY_CLASS, IDENTITY_POLICY_CLASS, POLICY_CL
 from engine.properties import parse_properties
 from engine.security.client_keys import cluster_security
 from engine.security.secrets import hide, resolve_references, secret_values
+from engine.unknown_keys import unknown_keys
 
 
 class ConfigError(ValueError):
@@ -180,6 +181,8 @@ class EngineConfig(msgspec.Struct, frozen=True):
     # every enabled flow of the file, also those `run --clusters` leaves to another instance: a
     # cycle of flows is judged on all of them (engine.coordinator.topology)
     all_flows: list[FlowConfig] = []
+    # keys neither MM2 nor the engine knows, each with the key it most likely meant (engine.unknown_keys)
+    unknown_keys: list[tuple[str, str | None]] = []
 
     def cluster(self, alias: str) -> ClusterConfig:
         return self.clusters[alias]
@@ -262,9 +265,14 @@ def from_properties(props: dict[str, str], quiet: bool = False) -> EngineConfig:
         _remark(props, logging.INFO, f"{len(worker_keys)} keys of MM2's Connect workers and driver are accepted and not "
                                 f"used: {', '.join(worker_keys)}")
     unused = [k for k in unused if k not in worker_keys]
+    unknown = unknown_keys(unused, [a.strip() for a in props.get("clusters", "").split(",") if a.strip()])
+    unused = [k for k in unused if k not in dict(unknown)]
     if unused:
         _remark(props, logging.WARNING, f"{len(unused)} keys of the configuration are not used by mirror-engine "
                                         f"(ignored): {', '.join(unused)}")
+    for key, meant in unknown:  # MM2 ignores them, and so does run; check-config refuses them
+        _remark(props, logging.WARNING, unknown_key_message(key, meant) + " (ignored, as MM2 ignores it)")
+    config = msgspec.structs.replace(config, unknown_keys=unknown)
     if not quiet:
         for level, message in props.remarks:
             logging.getLogger("engine.config").log(level, "%s", message)
@@ -320,6 +328,10 @@ def _from_properties(props: "_ReadKeys") -> EngineConfig:
                         heartbeats=_heartbeats(props, aliases, clusters), metrics_listen=metrics_listen,
                         loop=loop, secrets_reload_interval_s=float(reload_interval), heartbeat_alert_s=heartbeat_alert,
                         group_id=group_id, group_session_timeout_ms=session_timeout_ms)
+
+
+def unknown_key_message(key: str, meant: str | None) -> str:
+    return f"{key} is not a key MM2 or mirror-engine knows" + (f"; did you mean `{meant}`?" if meant else "")
 
 
 def _non_negative_seconds(key: str, value: str) -> float:

@@ -179,7 +179,8 @@ def test_two_aliases_of_one_cluster_are_refused_at_start(source_cluster, target_
 
 def test_an_empty_separator_names_topics_as_mm2_does(source_cluster, target_cluster, engine, unique_name):
     """`replication.policy.separator =`: remote topics A<topic>, offset syncs and checkpoints without
-    dots, and MM2's one-character-at-a-time cycle rule (a B in the name keeps a topic from B)."""
+    dots, and MM2's one-character-at-a-time cycle rule (a B in the name keeps a topic from B). The
+    file also has a typo'd key, which run names with the key it meant and then ignores."""
     a, b = source_cluster, target_cluster
     name, looks_from_b = unique_name("orders"), f"xB{unique_name('orders')}"
     for topic in (name, looks_from_b):
@@ -188,7 +189,9 @@ def test_an_empty_separator_names_topics_as_mm2_does(source_cluster, target_clus
     produce(a.bootstrap_servers, name, sent)
     produce(a.bootstrap_servers, looks_from_b, records(10, "cycle"))
     run = engine(properties({"A": a, "B": b}, ["A->B"], {
-        "A->B.topics": f"{name}, {looks_from_b}", "replication.policy.separator": ""}))
+        "A->B.topics": f"{name}, {looks_from_b}", "replication.policy.separator": "",
+        # an unknown key: MM2 ignores it, run warns and starts (check-config would exit 1)
+        "A->B.topcis": "never-this"}))
     wait_for(lambda: f"A{name}" in topic_names(b) and count(b, f"A{name}") >= len(sent), 60, f"A{name} on B",
              run.log)
     before = refreshes(run, "A->B")
@@ -198,3 +201,5 @@ def test_an_empty_separator_names_topics_as_mm2_does(source_cluster, target_clus
     assert f"A{looks_from_b}" not in topic_names(b)
     assert "mm2-offset-syncsBinternal" in topic_names(a) and "Acheckpointsinternal" in topic_names(b)
     assert "replication.policy.separator is empty, as MM2 allows" in run.log()
+    assert ("A->B.topcis is not a key MM2 or mirror-engine knows; did you mean `A->B.topics`? (ignored, as MM2 "
+            "ignores it)") in run.log()

@@ -111,7 +111,7 @@ def test_built_in_classes_are_accepted_and_connect_worker_keys_noted(caplog):
             "frobnicate.everything": "yes"}))
     assert ("3 keys of MM2's Connect workers and driver are accepted and not used: B.config.storage.replication"
             ".factor, dedicated.mode.enable.internal.rest, key.converter") in caplog.text
-    assert "1 keys of the configuration are not used by mirror-engine (ignored): frobnicate.everything" in caplog.text
+    assert "frobnicate.everything is not a key MM2 or mirror-engine knows (ignored, as MM2 ignores it)" in caplog.text
 
 
 PLAIN = "org.apache.kafka.common.security.plain.PlainLoginModule"

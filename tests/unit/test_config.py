@@ -253,7 +253,7 @@ def test_exactly_once_source_support_is_read_from_the_target_cluster():
     assert from_properties({**base, "mirror.engine.worker.timeout.ms": "5000"}).flows[0].worker_timeout_ms == 5000
 
 
-def test_keys_the_engine_does_not_use_are_named_in_one_warning_never_an_error(caplog):
+def test_keys_the_engine_does_not_use_are_named_in_warnings_never_an_error(caplog):
     import logging
 
     base = {"clusters": "A, B", "A.bootstrap.servers": "a:9092", "B.bootstrap.servers": "b:9092",
@@ -261,11 +261,14 @@ def test_keys_the_engine_does_not_use_are_named_in_one_warning_never_an_error(ca
             "A->B.target.topic.config.retention.ms": "1000", "security.protocol": "PLAINTEXT",
             "B.sasl.mechanism": "PLAIN"}
     with caplog.at_level(logging.WARNING, logger="engine.config"):
-        config = from_properties({**base, "A->B.replication.speed": "fast", "frobnicate": "1",
+        config = from_properties({**base, "A->B.replication.speed": "fast", "frobnicate": "1", "A.acks": "1",
                                   "config.storage.replication.factor": "1"})
     assert [r.getMessage() for r in caplog.records] == [
-        "2 keys of the configuration are not used by mirror-engine (ignored): A->B.replication.speed, frobnicate"]
-    assert config.remarks[-1] == caplog.records[0].getMessage()
+        "1 keys of the configuration are not used by mirror-engine (ignored): A.acks",
+        "A->B.replication.speed is not a key MM2 or mirror-engine knows (ignored, as MM2 ignores it)",
+        "frobnicate is not a key MM2 or mirror-engine knows (ignored, as MM2 ignores it)"]
+    assert config.remarks[-3:] == [r.getMessage() for r in caplog.records]
+    assert config.unknown_keys == [("A->B.replication.speed", None), ("frobnicate", None)]
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="engine.config"):
         quiet = from_properties({**base, "frobnicate": "1"}, quiet=True)  # a reload says nothing again
@@ -297,3 +300,38 @@ def test_an_empty_separator_is_accepted_as_mm2_accepts_it_with_a_remark(tmp_path
     path.write_text("".join(f"{k} = {v}\n" for k, v in props.items()))
     assert main(["check-config", str(path)]) == 0
     assert "replication.policy.separator is empty, as MM2 allows: A->B names" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("key, meant", [
+    ("A->B.enabeld", "A->B.enabled"),
+    ("A->B.topcis", "A->B.topics"),
+    ("A->B.emit.heartbeats", "A->B.emit.heartbeats.enabled"),
+    ("A->B.sync.group.offset.enabled", "A->B.sync.group.offsets.enabled"),
+    ("A->B.producer.lingr.ms", "A->B.producer.linger.ms"),
+    ("B.bootstrap.server", "B.bootstrap.servers"),
+    ("mirror.engine.metric.listen", "mirror.engine.metrics.listen"),
+    ("replication.factr", "replication.factor"),
+    ("A.replication.factor", None),  # a flow setting given per cluster: MM2 ignores it
+])
+def test_an_unknown_key_fails_check_config_with_the_key_it_likely_meant(tmp_path, capsys, key, meant):
+    from engine.cli import main
+
+    path = tmp_path / "mm2.properties"
+    path.write_text("".join(f"{k} = {v}\n" for k, v in {**BASE, key: "true"}.items()))
+    assert main(["check-config", str(path)]) == 1
+    err = capsys.readouterr().err
+    hint = f"; did you mean `{meant}`?" if meant else ""
+    assert err == (f"mirror-engine: error: {key} is not a key MM2 or mirror-engine knows{hint}\n"
+                   "mirror-engine: 1 unknown keys; MM2 and `run` ignore them (--lenient accepts them here too)\n")
+    assert main(["check-config", "--lenient", str(path)]) == 0
+    assert f"  {key} is not a key MM2 or mirror-engine knows{hint} (ignored, as MM2 ignores it)" in \
+        capsys.readouterr().out
+
+
+def test_known_keys_of_every_scope_pass():
+    props = {**BASE, "A->B.sync.group.offsets.enabled": "false", "A.client.dns.lookup": "use_all_dns_ips",
+             "A->B.transforms": "", "A->B.errors.tolerance": "none", "B.status.storage.topic": "s",
+             "A->B.source.cluster.client.dns.lookup": "use_all_dns_ips", "A->B.topic.creation.default.partitions": "3",
+             "config.providers.vault.param.address": "x", "replication.policy.my.own": "y", "A->B.tasks.max": "2",
+             "key.converter": "org.apache.kafka.connect.converters.ByteArrayConverter", "dedicated.mode.enable.internal.rest": "true"}
+    assert from_properties(props).unknown_keys == []
