@@ -276,10 +276,8 @@ def audit_flow(config: EngineConfig, flow: FlowConfig, topics: list[str] | None 
     record_filter = build_record_filter(flow.record_filter)
     results = []
     for topic in chosen:
-        keep_all = policy.is_heartbeats_topic(topic) or record_filter is None
-        keep = (lambda message: True) if keep_all else record_filter.keeps
-        if flow.provenance_header_enabled:
-            keep = _also_skipping_cycles(keep, flow.target)
+        keep = record_keeper(None if policy.is_heartbeats_topic(topic) else record_filter,
+                             flow.target if flow.provenance_header_enabled else None)
         remote = policy.format_remote_topic(flow.source, topic)
         for partition in sorted(metadata[topic].partitions):
             if flow.record_filter and flow.record_filter.partitions is not None \
@@ -309,8 +307,13 @@ def refuse_unreadable(admin, cluster: ClusterConfig, topics: list[str]) -> None:
                            f"the principal needs an ALLOW READ ACL on each (see `mirror-engine acls --for audit`)")
 
 
-def _also_skipping_cycles(keep, target: str):
-    return lambda message: not _came_from(message.headers(), target) and keep(message)
+def record_keeper(record_filter, cycle_target: str | None):
+    """Whether the flow copies a source record: its record filter (None: every record), and with
+    provenance headers on, not a record whose provenance names the target (a record-level cycle)."""
+    keep = (lambda message: True) if record_filter is None else record_filter.keeps
+    if cycle_target is None:
+        return keep
+    return lambda message: not _came_from(message.headers(), cycle_target) and keep(message)
 
 
 def report(results: list[PartitionAudit]) -> str:

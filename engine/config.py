@@ -51,6 +51,7 @@ DEFAULT_METRICS_LISTEN = "127.0.0.1:9464"
 METRICS_LISTEN_KEY = "mirror.engine.metrics.listen"
 LOOP_KEY = "mirror.engine.loop"
 PROVENANCE_KEY = "mirror.engine.provenance.header.enabled"
+RESUME_KEY = "mirror.engine.resume.from.target.enabled"
 BANDWIDTH_KEY = "mirror.engine.bandwidth.limit.bytes.per.second"
 WORKER_TIMEOUT_KEY = "mirror.engine.worker.timeout.ms"
 AUDIT_INTERVAL_KEY = "mirror.engine.audit.interval.seconds"
@@ -118,6 +119,9 @@ class FlowConfig(msgspec.Struct, frozen=True):
     # mirror-engine's own: a provenance header on every copy; a byte budget per second (0: none)
     provenance_header_enabled: bool = False
     bandwidth_limit_bytes_per_s: int = 0
+    # at-least-once: a worker resumes after the copies the target already holds, not at its stored
+    # progress, so a crash copies nothing twice (engine/worker/resume.py)
+    resume_from_target_enabled: bool = True
     # exactly.once.source.support = enabled on the target: records and progress in one transaction
     exactly_once: bool = False
     # a worker silent this long is replaced (its transactional id fenced in exactly-once mode)
@@ -447,6 +451,7 @@ def _flow(props: dict[str, str], source: str, target: str) -> FlowConfig:
         ("refresh_topics_interval_s", "refresh.topics.interval.seconds", "seconds"),
         ("consumer_poll_timeout_ms", "consumer.poll.timeout.ms", "count"),
         ("provenance_header_enabled", PROVENANCE_KEY, "bool"),
+        ("resume_from_target_enabled", RESUME_KEY, "bool"),
         ("bandwidth_limit_bytes_per_s", BANDWIDTH_KEY, "non-negative"),
         ("worker_timeout_ms", WORKER_TIMEOUT_KEY, "count"),
         ("audit_interval_s", AUDIT_INTERVAL_KEY, "non-negative"),

@@ -59,6 +59,9 @@ class Assign(msgspec.Struct, tag="assign", frozen=True):
     lease_s: float = 0.0
     # the lease holds from the start (false: the coordinator's membership is in doubt; wait for a Lease)
     leased: bool = True
+    # at-least-once: resume after the copies the target already holds (engine/worker/resume.py); off
+    # where the engine is not the only writer of its remote topics (the identity policy)
+    resume_from_target: bool = False
 
 
 class Lease(msgspec.Struct, tag="lease", frozen=True):

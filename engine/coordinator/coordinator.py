@@ -44,7 +44,7 @@ from engine.coordinator.topics import (
 )
 from engine.coordinator.topology import FlowGraph, check_same_cluster_aliases, cycle_remarks, path_text
 from engine.heartbeat import HeartbeatEmitter
-from engine.policy import HEARTBEATS_TOPIC, make_policy
+from engine.policy import HEARTBEATS_TOPIC, IDENTITY_POLICY_CLASS, make_policy
 from engine.windows import SourceMetrics
 
 log = logging.getLogger(__name__)
@@ -235,6 +235,11 @@ class FlowRunner:
                 self._translator(),
                 active=self.leads,
             )
+        if self.flow.resume_from_target_enabled and self.flow.policy_class == IDENTITY_POLICY_CLASS \
+                and not self.flow.exactly_once:
+            log.warning("%s: with the identity policy a remote topic is the source topic's namesake, which other "
+                        "producers may write to: a restarted worker resumes from its stored progress, and records "
+                        "copied after it may be copied again", self.flow.name)
         self.partitions = await self._sync_topics(target_topics, fail_fast=True)
         for assignment in self._assignments(self._plan()):
             await self._start_worker(assignment)
@@ -511,6 +516,9 @@ class FlowRunner:
                 loop=self.config.loop,
                 compression=self.flow.producer_compression,
                 provenance=self.flow.provenance_header_enabled,
+                # the identity policy writes into topics of the same name, which others may write to
+                resume_from_target=self.flow.resume_from_target_enabled and not self.flow.exactly_once
+                and self.flow.policy_class != IDENTITY_POLICY_CLASS,
                 # the flow's budget, shared evenly by its workers
                 bandwidth_limit_bytes_per_s=self.flow.bandwidth_limit_bytes_per_s // max(len(plan), 1),
                 transactional_id=self._transactional_id(index) if self.flow.exactly_once else None,

@@ -12,7 +12,7 @@ import queue
 import time
 from typing import Callable
 
-from confluent_kafka import OFFSET_BEGINNING
+from confluent_kafka import OFFSET_BEGINNING, KafkaException
 
 from engine import ipc
 from engine.clients import client_config
@@ -21,7 +21,7 @@ from engine.filters import RecordFilterConfig, load_python_filter
 from engine.offsets.translation import READ_THROUGH
 from engine.worker.offset_syncs import OffsetSyncWriter
 from engine.worker.progress import ProgressError, ProgressStore
-from engine.worker.relays import make_relay
+from engine.worker.relays import consumer_settings, make_relay
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,10 @@ class Worker:
                              f"{role}|{assignment.offset_syncs_role}")
             if assignment.offset_syncs_topic else None
         )
+        # resuming after the target's tail: records found already copied, per partition; partitions
+        # whose tail could not be matched (said once each)
+        self.duplicates_avoided: dict[tuple[str, int], int] = {}
+        self._fallbacks_said: set[str] = set()
         self.progress = ProgressStore(
             assignment.source_alias, assignment.target_alias, assignment.offsets_topic,
             consumer_config=client_config(assignment.target_client, f"{role}|progress-consumer"),
@@ -152,6 +156,8 @@ class Worker:
         self.relay.record_filter = build_record_filter(assignment.record_filter)
         self.relay.offset_lag_max = assignment.offset_lag_max if assignment.offset_syncs_topic else -1
         stored = self.progress.load() if assignment.partitions else {}
+        if assignment.resume_from_target and not self.exactly_once and assignment.partitions:
+            stored = self._resume_after_the_target_tail(assignment, stored)
         positions = []
         for task in assignment.partitions:
             last = stored.get((task.topic, task.partition), -1)
@@ -163,6 +169,71 @@ class Worker:
         log.info("worker %s of %s assigned %d partitions", assignment.worker_index, assignment.flow,
                  len(positions))
         log.debug("positions: %s", positions)
+
+    def _resume_after_the_target_tail(self, assignment: ipc.Assign, stored: dict[tuple[str, int], int]
+                                      ) -> dict[tuple[str, int], int]:
+        """Progress moved past the copies the target already holds (engine/worker/resume.py), stored with
+        their offset-map runs before the first record is produced; a partition whose tail does not match
+        keeps its stored progress, and says why once."""
+        from engine.audit import record_keeper
+        from engine.config import ClusterConfig
+        from engine.offsets.checkpoints import OffsetMapReader
+        from engine.worker.resume import find_copied_tail
+
+        role = f"{assignment.flow}|MirrorSourceConnector-{assignment.worker_index}|resume"
+        target = ClusterConfig(assignment.target_alias, assignment.target_client["bootstrap.servers"],
+                               {k: v for k, v in assignment.target_client.items() if k != "bootstrap.servers"})
+        reader = OffsetMapReader(target, assignment.source_alias, f"{role}|offset-map-consumer")
+        try:
+            offset_map = reader.read_to_end()
+        finally:
+            reader.close()
+        record_filter = build_record_filter(assignment.record_filter)
+        # the worker's own consumer settings (isolation level), from the log start where nothing is stored
+        source_config = client_config(assignment.source_client, f"{role}|source-consumer", **{
+            **consumer_settings(assignment.flow, assignment.consumer_overrides), "auto.offset.reset": "earliest"})
+        target_config = client_config(assignment.target_client, f"{role}|target-consumer")
+        resumed = dict(stored)
+        runs, progress = [], []
+        for task in assignment.partitions:
+            last = stored.get((task.topic, task.partition), -1)
+            partition_map = offset_map.partitions.get((task.topic, task.partition))
+            tail_start = partition_map.translate(last + 1) if partition_map is not None else None
+            if tail_start is None and last < 0 and partition_map is None:
+                tail_start = 0  # nothing stored yet: the copy, if any, starts at the remote topic's start
+            name = f"{task.topic}[{task.partition}]"
+            if tail_start is None:
+                self._fallback(name, f"the offset map does not place source offset {last + 1} on the target "
+                                     f"(copied by another replicator before this engine?)")
+                continue
+            keep = record_keeper(record_filter if task.apply_filter else None,
+                                 assignment.target_alias if assignment.provenance else None)
+            try:
+                found = find_copied_tail(source_config, target_config, task.topic, task.remote_topic, task.partition,
+                                         last, tail_start, keep, assignment.source_alias if assignment.provenance else None)
+            except (RuntimeError, TimeoutError, KafkaException) as error:
+                self._fallback(name, f"the target's tail could not be read: {error}")
+                continue
+            if found.fallback is not None:
+                self._fallback(name, found.fallback)
+            elif found.found:
+                log.info("%s: %d records after stored progress %d are already on the target (up to source offset "
+                         "%d): resuming after them, none copied twice", name, found.found, last, found.last_copied)
+                resumed[(task.topic, task.partition)] = found.last_copied
+                runs += found.runs
+                progress.append((task.topic, task.partition, found.last_copied))
+                self.duplicates_avoided[(task.topic, task.partition)] = \
+                    self.duplicates_avoided.get((task.topic, task.partition), 0) + found.found
+        if progress:
+            self.progress.store_runs(runs)  # the map first: progress never runs ahead of it
+            self.progress.store(progress)
+        return resumed
+
+    def _fallback(self, partition: str, reason: str) -> None:
+        if partition not in self._fallbacks_said:
+            self._fallbacks_said.add(partition)
+            log.warning("%s resumes from its stored progress; records copied after it may be copied again: %s",
+                        partition, reason)
 
     def _drain(self) -> None:
         """Waits for every record in flight, stores progress, drops the current partitions."""

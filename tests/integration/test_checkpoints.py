@@ -100,9 +100,11 @@ def test_exact_after_a_killed_worker_copied_records_twice(source_cluster, target
     sent = records(4000)
     produce(source_cluster.bootstrap_servers, topic, sent)
     # progress is stored rarely, so the kill loses it and the restarted worker copies everything again
+    # (resuming after the target's tail is off: the duplicates it avoids still happen where it falls back)
     run = engine(mm2_properties(source_cluster, target_cluster, {
         "A->B.topics": topic, "A->B.record.filter.key.prefix": "keep-", "tasks.max": "1",
         "B.offset.flush.interval.ms": "600000", "emit.checkpoints.enabled": "false",
+        "mirror.engine.resume.from.target.enabled": "false",
     }))
     kept = sum(1 for r in sent if r.key.startswith(b"keep-"))
     wait_for(lambda: sum(end_offsets(target_cluster.bootstrap_servers, f"A.{topic}").values()) >= kept, 60,
