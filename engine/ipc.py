@@ -102,6 +102,11 @@ class PartitionProgress(msgspec.Struct, frozen=True):
     record_age: Timings = Timings()
     replication_latency: Timings = Timings()
     newest_acked_timestamp_ms: int = -1  # the newest record timestamp the target acknowledged
+    # at the worker's start (engine/worker/resume.py): copies found on the target past the stored
+    # progress (not copied again), and target records past it that could not be matched (copied
+    # again: duplicates, unless another producer wrote them)
+    resume_found_delta: int = 0
+    resume_unmatched_delta: int = 0
 
 
 class Report(msgspec.Struct, tag="report", frozen=True):

@@ -85,6 +85,14 @@ class EngineCollector:
                                  "Observed value bytes/s (used to balance workers)", labels=PARTITION_LABELS)
         filtered = CounterMetricFamily("mirror_engine_filtered_records", "Records a record filter dropped",
                                        labels=PARTITION_LABELS)
+        resume_found = CounterMetricFamily(
+            "mirror_engine_resume_duplicates_avoided_records",
+            "Records a starting worker found already copied past the stored progress, and did not copy again",
+            labels=PARTITION_LABELS)
+        resume_unmatched = CounterMetricFamily(
+            "mirror_engine_resume_unmatched_records",
+            "Target records past the stored progress that a starting worker could not match to the source: "
+            "copied again (duplicates), unless another producer wrote them", labels=PARTITION_LABELS)
         workers = GaugeMetricFamily("mirror_engine_workers", "Worker processes", labels=["flow"])
         restarts = CounterMetricFamily("mirror_engine_worker_restarts", "Worker processes restarted",
                                        labels=["flow"])
@@ -122,6 +130,8 @@ class EngineCollector:
                 in_flight.add_metric(labels, state.in_flight)
                 rate.add_metric(labels, state.bytes_per_s)
                 filtered.add_metric(labels, state.filtered)
+                resume_found.add_metric(labels, state.resume_found)
+                resume_unmatched.add_metric(labels, state.resume_unmatched)
                 if state.source_end_offset >= 0:
                     lag.add_metric(labels, max(0, state.source_end_offset - state.last_acked_offset - 1))
             workers.add_metric([name], len(flow.workers))
@@ -136,7 +146,7 @@ class EngineCollector:
                                          labels=["target"])
         for emitter in self.coordinator.heartbeat_emitters:
             heartbeats.add_metric([emitter.target.alias], emitter.sent)
-        return [records, value_bytes, filtered, replicated, stored, lag, in_flight, rate, workers, restarts,
+        return [records, value_bytes, filtered, resume_found, resume_unmatched, replicated, stored, lag, in_flight, rate, workers, restarts,
                 stopped, looping, stopped_partitions, verified, mismatches, passes, last_pass, heartbeats]
 
     def _mm2_families(self) -> list[Metric]:

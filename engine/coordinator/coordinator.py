@@ -70,6 +70,8 @@ class PartitionState:
     source_end_offset: int = -1
     bytes_per_s: float = 0.0
     filtered: int = 0
+    resume_found: int = 0  # copies a starting worker found on the target: not copied twice
+    resume_unmatched: int = 0  # target records a starting worker could not match: copied again
     mm2: SourceMetrics = field(default_factory=SourceMetrics)  # MM2's metrics of the partition
     newest_acked_timestamp_ms: int = -1  # of the records the target acknowledged
     waiting_since: float | None = None  # monotonic: records in flight, none acknowledged since
@@ -557,6 +559,8 @@ class FlowRunner:
             state.records += progress.records_delta
             state.value_bytes += progress.value_bytes_delta
             state.filtered += progress.filtered_delta
+            state.resume_found += progress.resume_found_delta
+            state.resume_unmatched += progress.resume_unmatched_delta
             state.last_acked_offset = progress.last_acked_offset
             state.last_committed_offset = progress.last_committed_offset
             state.in_flight = progress.in_flight

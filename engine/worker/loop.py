@@ -68,7 +68,8 @@ class Worker:
         )
         # resuming after the target's tail: records found already copied, per partition; partitions
         # whose tail could not be matched (said once each)
-        self.duplicates_avoided: dict[tuple[str, int], int] = {}
+        self.resume_found: dict[tuple[str, int], int] = {}
+        self.resume_unmatched: dict[tuple[str, int], int] = {}
         self._fallbacks_said: set[str] = set()
         self.progress = ProgressStore(
             assignment.source_alias, assignment.target_alias, assignment.offsets_topic,
@@ -216,14 +217,16 @@ class Worker:
                 continue
             if found.fallback is not None:
                 self._fallback(name, found.fallback)
+                key = (task.topic, task.partition)
+                self.resume_unmatched[key] = self.resume_unmatched.get(key, 0) + found.unmatched
             elif found.found:
                 log.info("%s: %d records after stored progress %d are already on the target (up to source offset "
                          "%d): resuming after them, none copied twice", name, found.found, last, found.last_copied)
                 resumed[(task.topic, task.partition)] = found.last_copied
                 runs += found.runs
                 progress.append((task.topic, task.partition, found.last_copied))
-                self.duplicates_avoided[(task.topic, task.partition)] = \
-                    self.duplicates_avoided.get((task.topic, task.partition), 0) + found.found
+                key = (task.topic, task.partition)
+                self.resume_found[key] = self.resume_found.get(key, 0) + found.found
         if progress:
             self.progress.store_runs(runs)  # the map first: progress never runs ahead of it
             self.progress.store(progress)
@@ -392,6 +395,8 @@ class Worker:
                 record_age=ipc.Timings(*age),
                 replication_latency=ipc.Timings(*latency),
                 newest_acked_timestamp_ms=ledger.newest_acked_timestamp,
+                resume_found_delta=self.resume_found.pop((ledger.source_topic, ledger.partition), 0),
+                resume_unmatched_delta=self.resume_unmatched.pop((ledger.source_topic, ledger.partition), 0),
             ))
             ledger.reported_polled_value_bytes = ledger.polled_value_bytes
             ledger.reported_records = ledger.acked_records

@@ -39,6 +39,7 @@ class Resume(NamedTuple):
     found: int  # source records past the stored progress already on the target (duplicates avoided)
     runs: list[tuple[str, int, int, int, int, int]]  # offset-map runs of those copies
     fallback: str | None  # why the stored progress is kept, when the tail could not be matched
+    unmatched: int = 0  # target records past the copy of the stored position, when it is kept
 
 
 def _records(consumer: Consumer, topic: str, partition: int, start: int, end: int | None,
@@ -105,7 +106,8 @@ def find_copied_tail(source_config: dict, target_config: dict, topic: str, remot
                 where = "has no record there" if original is None else f"holds another record at {original.offset()}"
                 return Resume(stored, 0, [], (
                     f"{remote_topic}[{partition}]@{copy.offset()} on the target is not the copy of the next source "
-                    f"record the flow keeps (the source {where}): another producer writes to the remote topic"))
+                    f"record the flow keeps (the source {where}): another producer writes to the remote topic"),
+                    target_end - tail_start)
             pairs.append((original.offset(), copy.offset()))
         return Resume(pairs[-1][0], len(pairs), runs_of(topic, partition, pairs), None)
     finally:
