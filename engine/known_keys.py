@@ -148,7 +148,8 @@ CLIENT_KEYS = frozenset({
     "value.serializer",
 })
 
-# MirrorSourceConfig, MirrorCheckpointConfig, MirrorHeartbeatConfig and Connect's SourceConnectorConfig
+# MirrorSourceConfig, MirrorCheckpointConfig, MirrorHeartbeatConfig, the default filters' configs and
+# Connect's SourceConnectorConfig
 CONNECTOR_KEYS = frozenset({
     "admin.timeout.ms",
     "checkpoints.topic.replication.factor",
@@ -279,6 +280,7 @@ CONNECTOR_KEYS = frozenset({
     "transaction.boundary",
     "transaction.boundary.interval.ms",
     "transforms",
+    "use.defaults.from",
     "value.converter",
     "value.converter.plugin.version",
 })

@@ -26,6 +26,13 @@ public class KnownKeys {
             connector.addAll(((ConfigDef) f.get(null)).names());
         }
         connector.addAll(SourceConnectorConfig.configDef().names());
+        // the built-in filters read keys of their own (use.defaults.from, ...)
+        for (String c : new String[]{"DefaultTopicFilter$TopicFilterConfig", "DefaultGroupFilter$GroupFilterConfig",
+                                     "DefaultConfigPropertyFilter$ConfigPropertyFilterConfig"}) {
+            Field f = Class.forName("org.apache.kafka.connect.mirror." + c).getDeclaredField("DEF");
+            f.setAccessible(true);
+            connector.addAll(((ConfigDef) f.get(null)).names());
+        }
         Method mm2 = MirrorMakerConfig.class.getDeclaredMethod("config");
         mm2.setAccessible(true);
         Set<String> driver = new TreeSet<>(((ConfigDef) mm2.invoke(null)).names());
@@ -43,7 +50,7 @@ public class KnownKeys {
         System.out.println("\"\"\"");
         System.out.println();
         print("# ProducerConfig, ConsumerConfig and AdminClientConfig", "CLIENT_KEYS", client);
-        print("# MirrorSourceConfig, MirrorCheckpointConfig, MirrorHeartbeatConfig and Connect's SourceConnectorConfig", "CONNECTOR_KEYS", connector);
+        print("# MirrorSourceConfig, MirrorCheckpointConfig, MirrorHeartbeatConfig, the default filters' configs and\n# Connect's SourceConnectorConfig", "CONNECTOR_KEYS", connector);
         print("# MirrorMakerConfig (the dedicated driver)", "DRIVER_KEYS", driver);
         print("# Connect's DistributedConfig (MM2's herders)", "WORKER_KEYS", worker);
     }

@@ -335,3 +335,7 @@ def test_known_keys_of_every_scope_pass():
              "config.providers.vault.param.address": "x", "replication.policy.my.own": "y", "A->B.tasks.max": "2",
              "key.converter": "org.apache.kafka.connect.converters.ByteArrayConverter", "dedicated.mode.enable.internal.rest": "true"}
     assert from_properties(props).unknown_keys == []
+    # the default config-property filter's own key (its ConfigDef, not the connector's)
+    from engine.unknown_keys import unknown_keys
+
+    assert unknown_keys(["use.defaults.from", "A->B.use.defaults.from"], ["A", "B"]) == []
