@@ -167,4 +167,9 @@ def table(group: str, source: str, target: str, moves: list[Move]) -> str:
     for m in moves:
         now = "-" if m.current is None else str(m.current)
         lines.append(f"{m.topic:<40} {m.partition:>9} {m.source_position:>16} {now:>12} {m.new:>12}")
+    if moves and all(m.new == m.source_position for m in moves):
+        # a remote topic copied from offset 0 of a gap-free source, with duplicate-free restarts,
+        # keeps the source's offsets: the translation is the identity
+        lines.append(f"every new offset equals the group's position on {source}: on these partitions the copy "
+                     f"keeps the source's offsets, so the group could also move without translation")
     return "\n".join(lines)

@@ -71,6 +71,8 @@ def test_a_killed_coordinator_takes_its_workers_along_and_a_restart_resumes(sour
     assert run.stop() == 0, run.log()
     duplicated, expected = audit(properties, topic)
     assert (expected, duplicated) == (25_000, 0)
+    # a fresh remote topic of a gap-free source, restarted without duplicates: the source's offsets
+    assert end_offsets(target_cluster.bootstrap_servers, remote) == end_offsets(source_cluster.bootstrap_servers, topic)
     assert sum(end_offsets(target_cluster.bootstrap_servers, remote).values()) == 25_000
 
 

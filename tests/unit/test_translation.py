@@ -124,3 +124,14 @@ def test_positions_below_the_source_log_start_resume_at_the_first_record_left():
     m = make((0, 0, 9, 9), (12, 10, 19, 17))  # 10, 11 filtered
     assert m.drop_below(11) == [0]
     assert m.translate(0) == 10 and m.translate(11) == 10  # nothing on the source before 12
+
+
+def test_failover_says_when_the_copy_keeps_the_source_offsets():
+    from engine.offsets.failover import Move, table
+
+    same = [Move("A.orders", 0, 120, None, 120, ""), Move("A.orders", 1, 7, 3, 7, "")]
+    shifted = [Move("A.orders", 0, 120, None, 118, ""), Move("A.orders", 1, 7, 3, 7, "")]
+    note = "every new offset equals the group's position on A"
+    assert table("g", "A", "B", same).splitlines()[-1].startswith(note)
+    assert note not in table("g", "A", "B", shifted)
+    assert note not in table("g", "A", "B", [])
