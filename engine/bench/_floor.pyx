@@ -6,15 +6,18 @@ Two passes, each run in a process of its own (engine/bench/floor.py) so that /pr
   consume_pass  reads N records of the source topic with the engine's consumer settings and its
                 batching (rd_kafka_consume_batch_queue: wait for one record, then take what is
                 fetched, up to the batch size), and frees each message; nothing else.
-  produce_pass  first reads N records into memory (not measured), stops fetching, then produces
-                them to the target exactly as NativeRelay._send_one does (rd_kafka_produceva with
-                the remote topic handle, partition, value, key, the consumed message as opaque,
-                its timestamp and its detached headers; no copy), serves the batched delivery
-                events as NativeRelay._serve does, and frees each consumed message at its report.
+  produce_pass  reads the same records a chunk at a time (a few MiB, so that they are still in the
+                CPU's cache when produced, as the C loop's are) with nothing assigned in between,
+                and produces each chunk to the target exactly as NativeRelay._send_one does
+                (rd_kafka_produceva with the remote topic handle, partition, value, key, the
+                consumed message as opaque, its timestamp and its detached headers; no copy),
+                serves the batched delivery events as NativeRelay._serve does, and frees each
+                consumed message at its report. Only the producing of each chunk, until its last
+                report, is measured.
 
 Neither pass holds a Python object per record: the difference between a replicator's CPU per
 record and the sum of the two passes is the replicator's own work. `mark(name)` is called at the
-start and at the end of the measured part; the caller reads /proc/self/stat there.
+start and at the end of each measured part; the caller reads the process's CPU from /proc there.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
@@ -58,22 +61,35 @@ cdef class _Consumer:
     cdef rd_kafka_t *rk
     cdef rd_kafka_queue_t *queue
     cdef rd_kafka_queue_t *logs
+    cdef rd_kafka_topic_partition_list_t *assignment
 
     def __cinit__(self, dict config, str topic, int partitions):
-        cdef rd_kafka_topic_partition_list_t *assignment
         cdef int p
         self.rk = _client(RD_KAFKA_CONSUMER, config)
         rd_kafka_poll_set_consumer(self.rk)
         self.queue = rd_kafka_queue_get_consumer(self.rk)
         self.logs = rd_kafka_queue_new(self.rk)
         rd_kafka_set_log_queue(self.rk, self.logs)
-        assignment = rd_kafka_topic_partition_list_new(partitions)
+        self.assignment = rd_kafka_topic_partition_list_new(partitions)
         for p in range(partitions):
-            rd_kafka_topic_partition_list_add(assignment, topic.encode(), p).offset = RD_KAFKA_OFFSET_BEGINNING
-        err = rd_kafka_assign(self.rk, assignment)
-        rd_kafka_topic_partition_list_destroy(assignment)
+            rd_kafka_topic_partition_list_add(self.assignment, topic.encode(), p).offset = RD_KAFKA_OFFSET_BEGINNING
+        err = rd_kafka_assign(self.rk, self.assignment)
         if err:
             raise RuntimeError(f"cannot assign {topic}: {rd_kafka_err2str(err).decode()}")
+
+    cdef int assign_from(self, int64_t *offsets) except -1:
+        """Fetches every partition again from offsets[partition]; NULL: fetches nothing. An
+        assignment, not a pause: a paused partition's pending replies hold rd_kafka_destroy forever."""
+        cdef rd_kafka_resp_err_t err
+        cdef int p
+        if offsets != NULL:
+            for p in range(self.assignment.cnt):
+                self.assignment.elems[p].offset = offsets[p]
+        with nogil:
+            err = rd_kafka_assign(self.rk, self.assignment if offsets != NULL else NULL)
+        if err:
+            raise RuntimeError(f"cannot assign: {rd_kafka_err2str(err).decode()}")
+        return 0
 
     cdef ssize_t batch(self, rd_kafka_message_t **into, int size, int timeout_ms) noexcept nogil:
         """NativeRelay.pump's read: one record waited for, then what is already fetched."""
@@ -86,17 +102,23 @@ cdef class _Consumer:
         _drain(self.logs)
         return count
 
-    cdef void stop_fetching(self) noexcept:
-        with nogil:
-            rd_kafka_assign(self.rk, NULL)
-
     def close(self):
+        cdef rd_kafka_message_t *left[256]
+        cdef ssize_t count, i
         if self.rk != NULL:
             with nogil:
+                rd_kafka_assign(self.rk, NULL)
+                # records still queued hold references that would keep rd_kafka_destroy waiting
+                count = rd_kafka_consume_batch_queue(self.queue, 100, left, 256)
+                while count > 0:
+                    for i in range(count):
+                        rd_kafka_message_destroy(left[i])
+                    count = rd_kafka_consume_batch_queue(self.queue, 0, left, 256)
                 rd_kafka_consumer_close(self.rk)
                 rd_kafka_queue_destroy(self.queue)
                 rd_kafka_queue_destroy(self.logs)
                 rd_kafka_destroy(self.rk)
+            rd_kafka_topic_partition_list_destroy(self.assignment)
             self.rk = NULL
 
 
@@ -253,67 +275,84 @@ cdef class _Producer:
 
 
 def produce_pass(dict consumer_config, dict producer_config, str source_topic, str target_topic, int partitions,
-                 int64_t records, int batch_size, int poll_ms, mark, double timeout_s=600.0):
-    """Reads `records` records into memory, then produces them to target_topic between
-    mark("start") and mark("end") (every record acknowledged). Returns the number produced."""
+                 int64_t records, int64_t chunk_records, int batch_size, int poll_ms, mark, double timeout_s=600.0):
+    """Produces `records` records of the source topic to target_topic, `chunk_records` at a time:
+    each chunk is read into memory and the consumer unassigned (not measured), then produced
+    between mark("start") and mark("end") until every record of it is acknowledged. A chunk is
+    small enough to stay in the CPU's cache, as the records the C loop produces are, since it
+    fetched them an instant before. Returns the number produced."""
     cdef _Consumer consumer = _Consumer(consumer_config, source_topic, partitions)
     cdef _Producer producer = None
-    cdef rd_kafka_message_t **held = <rd_kafka_message_t **> malloc(max(records, 1) * sizeof(rd_kafka_message_t *))
-    cdef int64_t count = 0, sent = 0, i, end
+    cdef int64_t chunk = max(1, min(chunk_records, records))
+    cdef rd_kafka_message_t **held = <rd_kafka_message_t **> malloc(chunk * sizeof(rd_kafka_message_t *))
+    cdef int64_t *next_offsets = <int64_t *> malloc(partitions * sizeof(int64_t))
+    cdef int64_t count = 0, sent = 0, i, end, want, done = 0
     cdef ssize_t got, j
     cdef int64_t idle_polls = 0, idle_limit = <int64_t> (timeout_s * 1000 / max(poll_ms, 1))
-    if held == NULL:
+    if held == NULL or next_offsets == NULL:
+        free(held)
+        free(next_offsets)
         raise MemoryError()
+    for i in range(partitions):
+        next_offsets[i] = RD_KAFKA_OFFSET_BEGINNING
     try:
-        while count < records:
-            got = consumer.batch(held + count, <int> min(batch_size, records - count), poll_ms)
-            if got <= 0:
-                idle_polls += 1
-                if idle_polls > idle_limit:
-                    raise RuntimeError(f"{source_topic}: no record for {timeout_s:.0f} s after {count:,} of {records:,}")
-                continue
-            idle_polls = 0
-            j = 0
-            while j < got:
-                if held[count + j].err:
-                    failure = _message_error(held[count + j])
-                    for i in range(count, count + got):
-                        rd_kafka_message_destroy(held[i])
-                    raise RuntimeError(f"reading {source_topic}: {failure}")
-                j += 1
-            count += got
-        consumer.stop_fetching()
         producer = _Producer(producer_config, target_topic)
-        mark("start")
-        while sent < records:
-            end = min(sent + batch_size, records)
-            while sent < end:
-                sent += 1  # handed over (or freed) by send(), also when it raises
-                producer.send(held[sent - 1])
-            producer.serve(0)
+        while done < records:
+            want = min(chunk, records - done)
+            count = sent = 0
+            if done:
+                consumer.assign_from(next_offsets)
+            while count < want:
+                got = consumer.batch(held + count, <int> min(batch_size, want - count), poll_ms)
+                if got <= 0:
+                    idle_polls += 1
+                    if idle_polls > idle_limit:
+                        raise RuntimeError(f"{source_topic}: no record for {timeout_s:.0f} s after "
+                                           f"{done + count:,} of {records:,}")
+                    continue
+                idle_polls = 0
+                for j in range(got):
+                    if held[count + j].err:
+                        failure = _message_error(held[count + j])
+                        count += got
+                        raise RuntimeError(f"reading {source_topic}: {failure}")
+                    if 0 <= held[count + j].partition < partitions:
+                        next_offsets[held[count + j].partition] = held[count + j].offset + 1
+                count += got
+            consumer.assign_from(NULL)  # nothing is fetched while the chunk is produced
+            mark("start")
+            while sent < count:
+                end = min(sent + batch_size, count)
+                while sent < end:
+                    sent += 1  # handed over (or freed) by send(), also when it raises
+                    producer.send(held[sent - 1])
+                producer.serve(0)
+                if producer.failure is not None:
+                    raise RuntimeError(f"producing to {target_topic}: {producer.failure}")
+            idle_polls = 0
+            while producer.acked < done + sent and producer.failure is None:
+                before = producer.acked
+                producer.serve(100)
+                idle_polls = idle_polls + 1 if producer.acked == before else 0
+                if idle_polls * 100 > timeout_s * 1000:
+                    raise RuntimeError(f"{target_topic}: {done + sent - producer.acked:,} records unacknowledged "
+                                       f"after {timeout_s:.0f} s")
+            mark("end")
             if producer.failure is not None:
-                break
-        idle_polls = 0
-        while producer.acked < sent and producer.failure is None:
-            before = producer.acked
-            producer.serve(100)
-            idle_polls = idle_polls + 1 if producer.acked == before else 0
-            if idle_polls * 100 > timeout_s * 1000:
-                raise RuntimeError(f"{target_topic}: {sent - producer.acked:,} records unacknowledged after "
-                                   f"{timeout_s:.0f} s")
-        mark("end")
-        if producer.failure is not None:
-            raise RuntimeError(f"producing to {target_topic}: {producer.failure}")
+                raise RuntimeError(f"producing to {target_topic}: {producer.failure}")
+            done += sent
+            count = sent = 0
         return producer.acked
     finally:
         for i in range(sent, count):  # never handed to the producer
             rd_kafka_message_destroy(held[i])
         if producer is not None:
-            if producer.acked < sent:  # leave nothing in flight that would free a record twice
+            if producer.acked < done + sent:  # leave nothing in flight that would free a record twice
                 rd_kafka_purge(producer.rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT)
                 producer.serve(100)
             producer.close()
         free(held)
+        free(next_offsets)
         consumer.close()
 
 

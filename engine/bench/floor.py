@@ -3,9 +3,10 @@
 CPU per record of the floor = CPU per record of a consume-only pass over the source topic + CPU per
 record of a produce-only pass of the same records to a fresh target topic (engine/bench/_floor.pyx).
 Each pass runs in a process of its own: `python -m engine.bench.floor <spec.json>` (which also runs
-the ceiling's librdkafka load generator, pass "load"). The process
-reads /proc/self/stat at the pass's first record and after its last, and prints one JSON line;
-the produce pass's reading of its records into memory happens before its first mark.
+the ceiling's librdkafka load generator, pass "load"). The process reads its threads' CPU time from
+/proc (task/*/schedstat, in ns: the produce pass adds up one interval per chunk, so ticks would be
+too coarse) at the start and end of each measured part, and prints one JSON line; the produce
+pass's reading of each chunk into memory falls between its measured parts.
 
 The settings are the engine's: the same mm2.properties the C loop gets, read by engine.config,
 turned into librdkafka settings by engine.worker.relays as a worker does, the worker's batch of
@@ -22,12 +23,11 @@ import time
 from pathlib import Path
 
 from engine.bench.launch import launch, wait_exit
-from engine.bench.procstat import CLOCK_TICKS, read_memory, read_stat
+from engine.bench.procstat import CLOCK_TICKS, read_memory, read_stat, threads_cpu_ns
 
-# the produce pass holds its records in memory: at most this many bytes of them
-PRODUCE_PASS_MAX_BYTES = 1_500_000_000
-# what a held record costs librdkafka beyond its key, value and headers (message, header list)
-HELD_RECORD_OVERHEAD_BYTES = 300
+# the produce pass holds this many bytes of records at a time: well inside the CPU's last-level cache
+# (32 MiB on the benchmark machine), as the C loop's freshly fetched records are
+CHUNK_BYTES = 8 * 2**20
 PASSES = ("consume", "produce", "load")
 
 
@@ -50,10 +50,9 @@ def engine_clients(props: dict[str, str], max_message_bytes: int | None) -> dict
             "poll_ms": min(flow.consumer_poll_timeout_ms, 200)}
 
 
-def produce_pass_records(records: int, bytes_per_record: float) -> int:
-    """How many of the topic's records the produce pass holds: all, or what fits its memory bound."""
-    fits = math.floor(PRODUCE_PASS_MAX_BYTES / (bytes_per_record + HELD_RECORD_OVERHEAD_BYTES))
-    return max(1, min(records, fits))
+def chunk_records(bytes_per_record: float) -> int:
+    """How many records the produce pass holds and produces at a time (at least one batch of 2,000)."""
+    return max(2000, math.floor(CHUNK_BYTES / bytes_per_record))
 
 
 def floor_figures(consume: dict, produce: dict, bytes_per_record: float) -> dict:
@@ -97,19 +96,36 @@ def run_floor(spec: dict, folder: Path, timeout_s: float) -> tuple[dict, dict]:
     return run_pass("consume", spec, folder, timeout_s), run_pass("produce", spec, folder, timeout_s)
 
 
-class _Marks:
-    """mark(name): the process's CPU ticks (all its threads) and the monotonic clock at that point."""
+def cpu_seconds() -> float:
+    """This process's CPU time, all threads: schedstat's nanoseconds, else utime+stime ticks."""
+    ns = threads_cpu_ns(os.getpid())
+    if ns is not None:
+        return ns / 1e9
+    stat = read_stat(os.getpid())
+    return stat.cpu_ticks / CLOCK_TICKS if stat else 0.0
 
-    def __init__(self):
-        self.at: dict[str, tuple[int, float]] = {}
+
+class Marks:
+    """mark("start") ... mark("end"), once or many times: CPU and wall time summed over the intervals."""
+
+    def __init__(self, clock=time.monotonic, cpu=cpu_seconds):
+        self.clock, self.cpu = clock, cpu
+        self.cpu_s = self.wall_s = 0.0
+        self.intervals = 0
+        self.open: tuple[float, float] | None = None
 
     def __call__(self, name: str) -> None:
-        stat = read_stat(os.getpid())
-        self.at[name] = (stat.cpu_ticks if stat else 0, time.monotonic())
+        now = (self.cpu(), self.clock())
+        if name == "start":
+            self.open = now
+        elif name == "end" and self.open is not None:
+            self.cpu_s += now[0] - self.open[0]
+            self.wall_s += now[1] - self.open[1]
+            self.intervals += 1
+            self.open = None
 
     def result(self, records: int) -> dict:
-        (ticks0, t0), (ticks1, t1) = self.at["start"], self.at["end"]
-        return {"records": records, "cpu_s": (ticks1 - ticks0) / CLOCK_TICKS, "wall_s": t1 - t0,
+        return {"records": records, "cpu_s": self.cpu_s, "wall_s": self.wall_s, "intervals": self.intervals,
                 "hwm_bytes": read_memory(os.getpid())[1]}
 
 
@@ -128,15 +144,15 @@ def main(argv: list[str]) -> int:
     import engine.librdkafka  # noqa: F401  (librdkafka's symbols, before the extension loads)
     from engine.bench import _floor
 
-    marks = _Marks()
+    marks = Marks()
     try:
         if kind == "consume":
             done = _floor.consume_pass(spec["consumer"], spec["source_topic"], spec["partitions"], spec["records"],
                                        spec["batch_size"], spec["poll_ms"], marks)
         elif kind == "produce":
             done = _floor.produce_pass(spec["consumer"], spec["producer"], spec["source_topic"], spec["target_topic"],
-                                       spec["partitions"], spec["produce_records"], spec["batch_size"],
-                                       spec["poll_ms"], marks)
+                                       spec["partitions"], spec["records"], spec["chunk_records"],
+                                       spec["batch_size"], spec["poll_ms"], marks)
         else:  # the ceiling's librdkafka load generator (engine/bench/ceiling.py)
             from engine.bench.payload import value_pool
 

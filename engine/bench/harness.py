@@ -520,15 +520,9 @@ def floor_run(clusters: Clusters, case: Case, settings: Settings, source_alias: 
     spec = {**floor.engine_clients({**props, **engine_properties("c")},
                                    clusters.max_message_bytes(clusters.target_servers, target_topic)),
             "source_topic": case.topic, "target_topic": target_topic, "partitions": settings.partitions,
-            "records": case.records,
-            "produce_records": floor.produce_pass_records(case.records, case.bytes_per_record)}
+            "records": case.records, "chunk_records": floor.chunk_records(case.bytes_per_record)}
     consume, produce = floor.run_floor(spec, folder, case.timeout_s)
-    figures = floor.floor_figures(consume, produce, case.bytes_per_record)
-    notes = []
-    if produce["records"] < case.records:
-        notes.append(f"the floor's produce pass held {produce['records']:,} of the topic's records in memory "
-                     f"(at most {floor.PRODUCE_PASS_MAX_BYTES / 1e9:g} GB)")
-    return {**figures, "notes": notes}
+    return {**floor.floor_figures(consume, produce, case.bytes_per_record), "chunk_records": spec["chunk_records"]}
 
 
 # -- latency at half load -------------------------------------------------------------------------

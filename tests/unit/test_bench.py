@@ -489,11 +489,34 @@ def test_floor_figures_add_the_two_passes():
     assert figures["consume_records_per_s"] == 250_000 and figures["produce_records_per_s"] == 100_000
 
 
-def test_the_produce_pass_holds_at_most_its_memory_bound():
-    assert floor.produce_pass_records(1000, 1100.0) == 1000
-    held = floor.produce_pass_records(10**9, 1100.0)
-    assert held * (1100 + floor.HELD_RECORD_OVERHEAD_BYTES) <= floor.PRODUCE_PASS_MAX_BYTES < \
-        (held + 1) * (1100 + floor.HELD_RECORD_OVERHEAD_BYTES)
+def test_the_produce_pass_holds_a_chunk_that_stays_in_the_cache():
+    assert floor.chunk_records(1100.0) == floor.CHUNK_BYTES // 1100
+    assert floor.chunk_records(11_000.0) == 2000  # never less than one batch of the C loop
+    assert floor.CHUNK_BYTES <= 16 * 2**20
+
+
+def test_floor_marks_add_up_every_measured_interval():
+    readings = iter([(1.0, 10.0), (1.5, 11.0), (2.0, 20.0), (2.25, 20.5)])
+    now = [None]
+
+    def cpu():
+        now[0] = next(readings)
+        return now[0][0]
+
+    marks = floor.Marks(clock=lambda: now[0][1], cpu=cpu)
+    marks("start"), marks("end"), marks("start"), marks("end")
+    assert (marks.cpu_s, marks.wall_s, marks.intervals) == (0.75, 1.5, 2)
+    assert floor.Marks().cpu() > 0  # this process's threads, from /proc
+
+
+def test_threads_cpu_time_adds_up_the_threads_schedstat(tmp_path):
+    from engine.bench.procstat import threads_cpu_ns
+
+    for tid, ns in ((7, 1_500_000_000), (8, 250_000_000)):
+        (tmp_path / "7" / "task" / str(tid)).mkdir(parents=True)
+        (tmp_path / "7" / "task" / str(tid) / "schedstat").write_text(f"{ns} 123 45\n")
+    assert threads_cpu_ns(7, tmp_path) == 1_750_000_000
+    assert threads_cpu_ns(99, tmp_path) is None
 
 
 def test_a_floor_pass_with_a_bad_spec_says_so_in_one_line(tmp_path, capsys):
