@@ -425,25 +425,33 @@ def throughput_run(clusters: Clusters, replicator: str, case: Case, settings: Se
 
 
 def measure_load(processes: list[Launched], admin: AdminClient, topic: str, partitions: int, records: int,
-                 timeout_s: float, broker_pids: list[int], longest_s: float = float("inf")) -> dict:
-    """The ceiling's window: like measure_copy's steady window, over load generators that exit when
-    done; also the generators' cores, the target broker's cores and how busy the machine was."""
+                 timeout_s: float, broker_pids: list[int], longest_s: float = float("inf"),
+                 steady: bool = True) -> dict:
+    """The ceiling's window: like measure_copy's (steady, or a --quick run's whole load), over load
+    generators that exit when done; also the generators' cores, the target broker's cores and how
+    busy the machine was."""
     meter = TreeMeter(processes[0].pid, other_roots=tuple(p.pid for p in processes[1:]))
-    opens_at, closes_at = window_bounds(records, steady=True)
+    opens_at, closes_at = window_bounds(records, steady)
     started = time.monotonic()
     opened: tuple[float, int, tuple[int, int], int] | None = None
+    last_empty: tuple[float, int, tuple[int, int], int] | None = None
     while True:
         offsets = end_offsets(admin, topic, partitions)
         now = time.monotonic()
         copied = sum(offsets.values()) if offsets else 0
         if opened is None:
-            meter.start_window()
-            if copied >= opens_at:
-                opened = (now, copied, machine_ticks(), _ticks(broker_pids))
+            if steady or copied == 0:
+                meter.start_window()
+                last_empty = (now, copied, machine_ticks(), _ticks(broker_pids))
+            if steady and copied >= opens_at:
+                opened = last_empty
+            elif not steady and copied > 0:
+                meter.sample()
+                opened = last_empty or (started, 0, machine_ticks(), _ticks(broker_pids))
         else:
             meter.sample()
-            if (copied >= closes_at or now - opened[0] >= longest_s) and now > opened[0]:
-                break
+        if opened is not None and (copied >= closes_at or now - opened[0] >= longest_s) and now > opened[0]:
+            break
         failed = [p for p in processes if not p.alive() and p.process.returncode != 0]
         if failed:
             raise BenchError(f"{failed[0].name} exited with code {failed[0].process.returncode}\n"
@@ -455,6 +463,8 @@ def measure_load(processes: list[Launched], admin: AdminClient, topic: str, part
         for process in processes:
             process.tree()
         time.sleep(POLL_S)
+    if copied <= opened[1]:
+        raise BenchError(f"the ceiling's window saw no record written to {topic}")
     busy, total = (a - b for a, b in zip(machine_ticks(), opened[2]))
     window_s = now - opened[0]
     broker_ticks = _ticks(broker_pids)
@@ -488,7 +498,8 @@ def ceiling_run(clusters: Clusters, case: Case, settings: Settings, source_alias
                                                     producer, payload_file, folder, index))
             window = measure_load(processes, admin_client(clusters.target_servers), topic, settings.partitions,
                                   records, case.timeout_s, clusters.target_broker_pids(),
-                                  longest_s=WINDOW_LONGEST * settings.window_s or float("inf"))
+                                  longest_s=WINDOW_LONGEST * settings.window_s or float("inf"),
+                                  steady=settings.window_s > 0)
             window["records_per_s"] = window["window_records"] / window["window_s"]
             flavours.append({"flavour": flavour, "processes": len(processes), "records": records, **window})
         except (BenchError, RuntimeError, KafkaException) as error:

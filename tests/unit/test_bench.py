@@ -452,6 +452,19 @@ def test_a_slow_replicators_window_opens_after_its_start_up_and_lasts_at_most_it
     assert window["window_s"] == pytest.approx(4.0) and window["window_records"] == 40
 
 
+def test_the_ceilings_window_is_steady_or_for_a_quick_run_the_whole_load(monkeypatch):
+    from engine.bench import harness
+
+    monkeypatch.setattr(harness, "POLL_S", 0)
+    steady = harness.measure_load([_Alive()], _Offsets([0, 50, 120, 500, 950, 1000]), "t", 2, 1000, 60.0, [])
+    assert steady["window_records"] == 830 and steady["target_broker_cores"] is None
+    assert steady["machine_busy"] is None or 0 <= steady["machine_busy"] <= 1  # None: no tick passed
+    assert steady["generator_cores"] >= 0
+    # a --quick load may be written between two polls: the window then starts at the last empty one
+    whole = harness.measure_load([_Alive()], _Offsets([0, 0, 1000]), "t", 2, 1000, 60.0, [], steady=False)
+    assert whole["window_records"] == 1000
+
+
 def test_a_window_without_copying_is_an_error(monkeypatch):
     from engine.bench import harness
 
