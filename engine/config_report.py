@@ -7,8 +7,9 @@ from typing import Callable
 
 import msgspec
 
-from engine.config import EngineConfig, FlowConfig, worker_key
+from engine.config import RESUME_KEY, EngineConfig, FlowConfig, worker_key
 from engine.coordinator.topology import cycle_remarks
+from engine.policy import IDENTITY_POLICY_CLASS
 from engine.security.secrets import masked, redact
 
 
@@ -41,6 +42,9 @@ DEVIATIONS = (
     Deviation("data producer", "enable.idempotence=false, one request in flight",
               lambda c, f: "enable.idempotence=true, acks=all, pipelined",
               "ordered acks per partition with pipelining; no duplicates from retries"),
+    Deviation("restart after a crash", "copies again what the target acknowledged after the last stored offsets",
+              lambda c, f: _restart(f), "records acknowledged before the crash are not written twice",
+              (RESUME_KEY,)),
     Deviation("source position outside the log", "auto.offset.reset=earliest (a silent jump)",
               lambda c, f: "the partition stops, naming the lost offsets",
               "records lost to retention are reported, never skipped quietly"),
@@ -61,6 +65,16 @@ DEVIATIONS = (
               lambda c, f: _connect_topics(c, f),
               "the engine runs no Connect worker or connectors; MM2's topics are left alone"),
 )
+
+
+def _restart(flow: FlowConfig) -> str:
+    if flow.exactly_once:
+        return "as MM2 in exactly-once mode: nothing uncommitted is visible"
+    if not flow.resume_from_target_enabled:
+        return "as MM2"
+    if flow.policy_class == IDENTITY_POLICY_CLASS:
+        return "as MM2: with the identity policy others may write to the remote topics"
+    return "resumes after the copies the target already holds"
 
 
 def _connect_topics(config: EngineConfig, flow: FlowConfig) -> str:
@@ -92,6 +106,7 @@ def report(config: EngineConfig) -> str:
             lines.append(f"    record filter: {'; '.join(given)}")
         lines.append(f"    policy = {flow.policy_class.rsplit('.', 1)[1]}; exactly-once = "
                      f"{'enabled' if flow.exactly_once else 'disabled'}; compression = {flow.producer_compression}")
+        lines += [f"    {line}" for line in _review(config, flow)]
         for role in ("source_consumer", "target_producer", "source_admin", "target_admin"):
             overrides = getattr(flow, role)
             if overrides:
@@ -110,14 +125,44 @@ def report(config: EngineConfig) -> str:
     lines.append("where mirror-engine differs from MM2's defaults:")
     lines.append("| flow | setting | MM2 | mirror-engine | why |")
     lines.append("|---|---|---|---|---|")
-    for flow in config.flows:
-        for deviation in DEVIATIONS:
+    # one row per setting and value: a file of 12 flows that agree gets one row, not 12
+    for deviation in DEVIATIONS:
+        by_value: dict[str, list[str]] = {}
+        for flow in config.flows:
             value = deviation.engine(config, flow)
             given = _given(config, flow, deviation.keys)
-            if given:
-                value += f" (set by {given})"
-            lines.append(f"| {flow.name} | {deviation.setting} | {deviation.mm2} | {value} | {deviation.why} |")
+            by_value.setdefault(value + (f" (set by {given})" if given else ""), []).append(flow.name)
+        for value, names in by_value.items():
+            flows = "every flow" if len(names) == len(config.flows) > 1 else ", ".join(names)
+            lines.append(f"| {flows} | {deviation.setting} | {deviation.mm2} | {value} | {deviation.why} |")
     return redact("\n".join(lines))
+
+
+def _switch(enabled: bool, interval_s: float | None = None) -> str:
+    if not enabled:
+        return "off"
+    return "on" if interval_s is None else f"every {interval_s:g} s"
+
+
+def _review(config: EngineConfig, flow: FlowConfig) -> list[str]:
+    """The settings a reviewer of a replication file checks first: replication factors, what is emitted
+    and synced and how often, heartbeats, how often topics are looked for and progress is stored."""
+    beats = [h for h in config.heartbeats if (h.source, h.target) == (flow.source, flow.target)]
+    return [
+        f"replication factors: remote topics {flow.replication_factor}, progress "
+        f"{flow.offset_storage_replication_factor}, offset syncs {flow.offset_syncs_topic_replication_factor}, "
+        f"checkpoints {flow.checkpoints_topic_replication_factor}"
+        + (f", heartbeats {beats[0].replication_factor}" if beats else ""),
+        f"heartbeats: {f'every {beats[0].interval_s:g} s into {flow.target}' if beats else 'none emitted'}; "
+        f"heartbeats topics copied: {_switch(flow.heartbeats_replication_enabled)}",
+        f"offset syncs: {_switch(flow.emit_offset_syncs_enabled)}; checkpoints: "
+        f"{_switch(flow.emit_checkpoints_enabled, flow.emit_checkpoints_interval_s)}; group offsets synced: "
+        f"{_switch(flow.sync_group_offsets_enabled, flow.sync_group_offsets_interval_s)}",
+        f"topic configs synced: {_switch(flow.sync_topic_configs_enabled, flow.sync_topic_configs_interval_s)}; "
+        f"topic ACLs synced: {_switch(flow.sync_topic_acls_enabled, flow.sync_topic_acls_interval_s)}; "
+        f"new topics looked for: {_switch(flow.refresh_topics_enabled, flow.refresh_topics_interval_s)}; "
+        f"progress stored every {flow.offset_flush_interval_ms} ms",
+    ]
 
 
 def _shown(value) -> str:

@@ -39,3 +39,38 @@ def test_report_says_whether_the_instances_share_the_partitions():
     shared = report(from_properties({**base, "mirror.engine.group.id": "mirrors"}, quiet=True))
     assert "scale-out: the instances of group mirrors share the partitions (groups on cluster B; session " \
            "timeout 10000 ms)" in shared
+
+
+def test_the_deviations_table_has_one_row_per_setting_and_value_not_per_flow():
+    config = from_properties({
+        "clusters": "A, B, C", "A.bootstrap.servers": "127.0.0.1:1", "B.bootstrap.servers": "127.0.0.1:2",
+        "C.bootstrap.servers": "127.0.0.1:3", "A->B.enabled": "true", "A->C.enabled": "true", "B->C.enabled": "true",
+        "A->C.tasks.max": "4", "B->C.mirror.engine.resume.from.target.enabled": "false",
+    }, quiet=True)
+    rows = [line for line in report(config).splitlines() if line.startswith("| ") and "| setting |" not in line]
+    assert "| every flow | offset.flush.interval.ms | 60000 | 5000 | a crash copies at most a few seconds of records " \
+           "again |" in rows
+    assert [r.split(" | ")[:4] for r in rows if "| tasks.max |" in r] == [
+        ["| A->B, B->C", "tasks.max", "1", "the CPUs this process may use"],
+        ["| A->C", "tasks.max", "1", "4 (set by A->C.tasks.max)"]]
+    assert [r.split(" | ")[:4] for r in rows if "| restart after a crash |" in r] == [
+        ["| A->B, A->C", "restart after a crash", "copies again what the target acknowledged after the last stored "
+         "offsets", "resumes after the copies the target already holds"],
+        ["| B->C", "restart after a crash", "copies again what the target acknowledged after the last stored offsets",
+         "as MM2 (set by B->C.mirror.engine.resume.from.target.enabled)"]]
+    assert len(rows) == len(DEVIATIONS) + 2
+
+
+def test_each_flow_shows_the_settings_a_review_checks_first():
+    config = from_properties({
+        "clusters": "A, B", "A.bootstrap.servers": "127.0.0.1:1", "B.bootstrap.servers": "127.0.0.1:2",
+        "A->B.enabled": "true", "replication.factor": "3", "checkpoints.topic.replication.factor": "1",
+        "A->B.sync.topic.acls.enabled": "false", "emit.checkpoints.interval.seconds": "20",
+        "sync.group.offsets.enabled": "true", "A->B.emit.heartbeats.interval.seconds": "5",
+    }, quiet=True)
+    text = report(config)
+    assert ("    replication factors: remote topics 3, progress 3, offset syncs 3, checkpoints 1, heartbeats 3\n"
+            "    heartbeats: every 5 s into B; heartbeats topics copied: on\n"
+            "    offset syncs: on; checkpoints: every 20 s; group offsets synced: every 60 s\n"
+            "    topic configs synced: every 600 s; topic ACLs synced: off; new topics looked for: every 600 s; "
+            "progress stored every 5000 ms\n") in text
