@@ -356,13 +356,13 @@ def test_the_topic_is_sized_for_the_fastest_warm_up_copy():
     warmups = [_run("c", 100_000, 1.0, warmup=True), _run("mm2-tuned", 20_000, 1.0, warmup=True),
                _run("ceiling", 900_000, None, warmup=True),  # not a copy: does not size the topic
                {"replicator": "python", "error": "boom"}]
-    # 100,000 records/s × 10 s × 1.8 (a warm-up's rate) over the middle 80 % of the records
-    assert records_for_window(warmups, 200_000, 1100.0, settings) == 2_250_000
+    # 100,000 records/s × 10 s × 2.5 (a warm-up's rate) over the middle 80 % of the records
+    assert records_for_window(warmups, 200_000, 1100.0, settings) == 3_125_000
     measured = warmups + [_run("c", 120_000, 1.0, run=1)]
     assert records_for_window(measured, 200_000, 1100.0, settings) == 1_950_000  # × 1.3 of a measured rate
-    assert records_for_window(warmups, 3_000_000, 1100.0, settings) == 3_000_000  # never shrinks
+    assert records_for_window(warmups, 4_000_000, 1100.0, settings) == 4_000_000  # never shrinks
     # the ceiling's load is sized by the ceiling's own rate
-    assert records_for_window(warmups, 200_000, 100.0, settings, rows=("ceiling",)) == 20_250_000
+    assert records_for_window(warmups, 200_000, 100.0, settings, rows=("ceiling",)) == 28_125_000
     assert records_for_window(warmups, 10, 1e6, settings) == int(MAX_TOPIC_BYTES / 1e6)  # bounded by bytes
     assert records_for_window([], 200_000, 1100.0, settings) == 200_000
     assert records_for_window(warmups, 200_000, 1100.0, Settings(window_s=0)) == 200_000
