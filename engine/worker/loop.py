@@ -12,7 +12,7 @@ import queue
 import time
 from typing import Callable
 
-from confluent_kafka import OFFSET_BEGINNING, KafkaException
+from confluent_kafka import OFFSET_BEGINNING
 
 from engine import ipc
 from engine.clients import client_config
@@ -212,8 +212,8 @@ class Worker:
             try:
                 found = find_copied_tail(source_config, target_config, task.topic, task.remote_topic, task.partition,
                                          last, tail_start, keep, assignment.source_alias if assignment.provenance else None)
-            except (RuntimeError, TimeoutError, KafkaException) as error:
-                self._fallback(name, f"the target's tail could not be read: {error}")
+            except Exception as error:  # never a reason to stop copying: at worst records are copied twice
+                self._fallback(name, f"the target's tail could not be read: {type(error).__name__}: {error}")
                 continue
             if found.fallback is not None:
                 self._fallback(name, found.fallback)

@@ -109,6 +109,10 @@ def find_copied_tail(source_config: dict, target_config: dict, topic: str, remot
                     f"record the flow keeps (the source {where}): another producer writes to the remote topic"),
                     target_end - tail_start)
             pairs.append((original.offset(), copy.offset()))
+        if not pairs:
+            # the offsets up to the end hold no record a consumer receives (transaction markers of an
+            # exactly-once run before this one): nothing was copied past the stored progress
+            return Resume(stored, 0, [], None)
         return Resume(pairs[-1][0], len(pairs), runs_of(topic, partition, pairs), None)
     finally:
         target.close()
