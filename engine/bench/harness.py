@@ -219,7 +219,7 @@ class Clusters:
         resource = ConfigResource(ResourceType.TOPIC, topic)
         try:
             entries = admin_client(servers).describe_configs([resource])[resource].result(timeout=30)
-        except KafkaException:
+        except (KafkaException, TimeoutError):  # then the producer keeps librdkafka's record limit
             return None
         entry = entries.get("max.message.bytes")
         return int(entry.value) if entry is not None and entry.value else None
@@ -504,7 +504,7 @@ def ceiling_run(clusters: Clusters, case: Case, settings: Settings, source_alias
             window["records_per_s"] = window["window_records"] / window["window_s"]
             flavours.append({"flavour": flavour, "processes": len(processes), "records": records, **window})
         except (BenchError, RuntimeError, KafkaException) as error:
-            flavours.append({"flavour": flavour, "processes": len(processes), "error": str(error).splitlines()[0]})
+            flavours.append({"flavour": flavour, "processes": len(processes), "error": error_text(error).splitlines()[0]})
         finally:
             for process in processes:
                 process.stop(deadline_s=5)
@@ -697,6 +697,11 @@ def latency_rate(runs: list[dict], record_size: int, compression: str) -> tuple[
     return 1000.0, "1000 records/s (nothing measured)"
 
 
+def error_text(error: BaseException) -> str:
+    """An error's message, or its type where it has none (a TimeoutError): never empty."""
+    return str(error).strip() or type(error).__name__
+
+
 def failure_log(folder: Path, error: BaseException) -> None:
     """The failed run's traceback, next to its logs."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -765,8 +770,8 @@ def run_benchmark(settings: Settings, clusters: Clusters, out: Path, say: Callab
             except Exception as error:  # noqa: BLE001 - one failed run is reported, the others still run
                 failure_log(folder, error)
                 result = {"replicator": replicator, "record_size": size, "compression": compression, "run": run_index,
-                          "warmup": run_index == 0, "error": str(error), "folder": _relative(folder)}
-                line = "FAILED: " + str(error).splitlines()[0]
+                          "warmup": run_index == 0, "error": error_text(error), "folder": _relative(folder)}
+                line = "FAILED: " + error_text(error).splitlines()[0]
             runs.append(result)
             bar.write(f"{label}: {line}")
             bar.update()
@@ -786,8 +791,8 @@ def run_benchmark(settings: Settings, clusters: Clusters, out: Path, say: Callab
             except Exception as error:  # noqa: BLE001 - one failed run is reported, the others still run
                 failure_log(out / "latency", error)
                 result = {"replicator": replicator, "record_size": size, "compression": compression,
-                          "offered_records_per_s": rate, "rate_basis": basis, "error": str(error)}
-                line = "FAILED: " + str(error).splitlines()[0]
+                          "offered_records_per_s": rate, "rate_basis": basis, "error": error_text(error)}
+                line = "FAILED: " + error_text(error).splitlines()[0]
             latency.append(result)
             bar.write(f"{label}: {line}")
             bar.update()

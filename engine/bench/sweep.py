@@ -16,7 +16,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from engine.bench import report
-from engine.bench.harness import Case, Clusters, Settings, environment, failure_log, preload_case, throughput_run
+from engine.bench.harness import (
+    Case, Clusters, Settings, environment, error_text, failure_log, preload_case, throughput_run,
+)
 
 SWEEP_REPLICATOR = "c"
 
@@ -124,9 +126,9 @@ def run_sweep(settings: Settings, partitions: list[int], workers: list[int], clu
                         f"{run['cores_used']:.2f} cores")
             except Exception as error:  # noqa: BLE001 - one failed point is reported, the others still run
                 failure_log(folder, error)
-                run = {"record_size": size, "partitions": p, "tasks_max": w, "error": str(error),
+                run = {"record_size": size, "partitions": p, "tasks_max": w, "error": error_text(error),
                        "warmup": what == "warm-up"}
-                line = "FAILED: " + str(error).splitlines()[0]
+                line = "FAILED: " + error_text(error).splitlines()[0]
             results.append(run)
             if what != "warm-up":
                 measured.setdefault((size, p, w), []).append(run)

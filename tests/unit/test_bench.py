@@ -465,6 +465,13 @@ def test_the_ceilings_window_is_steady_or_for_a_quick_run_the_whole_load(monkeyp
     assert whole["window_records"] == 1000
 
 
+def test_an_error_without_a_message_is_named_by_its_type():
+    from engine.bench.harness import error_text
+
+    assert error_text(TimeoutError()) == "TimeoutError"
+    assert error_text(RuntimeError("broker gone\nmore")) == "broker gone\nmore"
+
+
 def test_a_window_without_copying_is_an_error(monkeypatch):
     from engine.bench import harness
 
