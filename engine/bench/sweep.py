@@ -112,7 +112,8 @@ def run_sweep(settings: Settings, partitions: list[int], workers: list[int], clu
         for index, (what, (size, p, w)) in enumerate(steps):
             label = f"sweep {report.size_text(size):>6} P={p} workers={w} {what}"
             bar.set_description(label)
-            point_settings = replace(settings, partitions=p, tasks_max=w)
+            # the sweep sizes no topic: each point's window is its whole copy of --records, as before
+            point_settings = replace(settings, partitions=p, tasks_max=w, window_s=0.0)
             folder = out / "runs" / f"{size}-p{p}-w{w}-{index}"
             folder.mkdir(parents=True, exist_ok=True)
             try:
