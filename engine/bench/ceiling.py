@@ -13,8 +13,6 @@ with the brokers, and a replicator can then beat the "ceiling".
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from engine.bench.launch import java_command, launch
@@ -59,28 +57,6 @@ def limit_text(flavour: str, processes: int, machine_busy: float | None, generat
                "target's real limit is higher" if machine_busy >= CPU_BOUND_SHARE else
                "not CPU-bound: the target broker's request handling and the generators' in-flight limits held it")
     return f"{what}; {', '.join(parts)}: {verdict}"
-
-
-@dataclass(frozen=True)
-class ProducerResult:
-    records: int
-    records_per_s: float
-    mb_per_s: float  # the tool's MB: 2^20 bytes of values
-    latency_avg_ms: float
-    latency_p50_ms: float
-    latency_p99_ms: float
-
-
-def parse_producer_performance(output: str) -> ProducerResult:
-    """ProducerPerformance's steady-state summary line (after --warmup-records), else its summary line."""
-    pattern = re.compile(
-        r"(\d+) (?:steady state )?records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency, "
-        r"[\d.]+ ms max latency, (\d+) ms 50th, \d+ ms 95th, (\d+) ms 99th")
-    matches = pattern.findall(output)
-    if not matches:
-        raise ValueError("no ProducerPerformance summary line in its output:\n" + output[-2000:])
-    records, rate, mb, avg, p50, p99 = matches[-1]
-    return ProducerResult(int(records), float(rate), float(mb), float(avg), float(p50), float(p99))
 
 
 def producer_properties(compression: str) -> list[str]:

@@ -11,7 +11,6 @@ import pytest
 from engine import config as engine_config
 from engine.bench import payload, report
 from engine.bench import ceiling
-from engine.bench.ceiling import parse_producer_performance
 from engine.bench.command import add_arguments, settings_from
 from engine.bench import floor
 from engine.bench.harness import (
@@ -262,25 +261,6 @@ def test_exact_topic_regex():
 
 
 # -- Kafka's perf tools -------------------------------------------------------------------------
-
-PRODUCER_OUT = """Reading payloads from: /x/payload.txt
-Number of records read: 512
-Warmup first 10000 records. Steady state results will print after the complete test summary.
-40000 records sent, 50062.578223 records/sec (48.89 MB/sec), 60.84 ms avg latency, 351.00 ms max latency, \
-43 ms 50th, 147 ms 95th, 151 ms 99th, 152 ms 99.9th.
-30000 steady state records sent, 81743.869210 records/sec (79.83 MB/sec), 76.46 ms avg latency, \
-152.00 ms max latency, 69 ms 50th, 149 ms 95th, 150 ms 99th, 152 ms 99.9th.
-"""
-
-def test_parse_producer_performance_prefers_the_steady_state():
-    result = parse_producer_performance(PRODUCER_OUT)
-    assert (result.records, result.records_per_s, result.mb_per_s) == (30000, 81743.869210, 79.83)
-    assert (result.latency_p50_ms, result.latency_p99_ms) == (69, 150)
-    first_line_only = "\n".join(PRODUCER_OUT.splitlines()[:4])
-    assert parse_producer_performance(first_line_only).records_per_s == 50062.578223
-    with pytest.raises(ValueError):
-        parse_producer_performance("Exception in thread main")
-
 
 def test_the_ceilings_load_is_shared_out_over_several_processes():
     assert ceiling.load_processes(2) == 3 and ceiling.load_processes(8) == 9
