@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
@@ -122,6 +123,10 @@ def settings_from(args: argparse.Namespace):
     return settings, partitions, workers
 
 
+def _terminated(signum, _frame) -> None:
+    raise SystemExit(128 + signum)
+
+
 def run(args: argparse.Namespace) -> int:
     from engine.bench import compare, report, sweep
     from engine.bench.harness import Clusters, fetch_jars, run_benchmark
@@ -151,6 +156,9 @@ def run(args: argparse.Namespace) -> int:
     fetch_jars(settings)
     clusters = Clusters(args.source_bootstrap, args.target_bootstrap, say=say)
     say(f"mirror-engine bench: results in {out}")
+    # SIGTERM (a `timeout`, a CI cancel) ends the run through the finally blocks below and in the
+    # harness: the running replicator and the sandbox clusters are stopped, not left running
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         clusters.start()
         if args.sweep:
