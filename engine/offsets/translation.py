@@ -97,6 +97,18 @@ class PartitionMap:
         return None
 
 
+    def target_after(self, last: int) -> int | None:
+        """The target offset that follows the copies of every source offset up to `last` (stored
+        progress): where the copy of the next copied record goes. None when the map places no copy at
+        or before `last`. Of a record copied twice, the newest copy counts."""
+        candidates = [first_down + (min(last, last_up) - first_up) + 1
+                      for first_up, (first_down, last_up, _) in self.runs.items() if first_up <= last]
+        if self.read_through is not None and self.read_through[0] <= last:
+            candidates.append(self.read_through[1])
+        if self.dropped is not None and self.dropped[0] <= last:
+            candidates.append(self.dropped[1] + 1)
+        return max(candidates, default=None)
+
     def translate_back(self, target_position: int) -> int | None:
         """Source offset at which a consumer at `target_position` on the target resumes on the source:
         the source offset of the record copied to that position (failback)."""

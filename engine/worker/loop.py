@@ -199,7 +199,7 @@ class Worker:
         for task in assignment.partitions:
             last = stored.get((task.topic, task.partition), -1)
             partition_map = offset_map.partitions.get((task.topic, task.partition))
-            tail_start = partition_map.translate(last + 1) if partition_map is not None else None
+            tail_start = partition_map.target_after(last) if partition_map is not None else None
             if tail_start is None and last < 0 and partition_map is None:
                 tail_start = 0  # nothing stored yet: the copy, if any, starts at the remote topic's start
             name = f"{task.topic}[{task.partition}]"

@@ -135,3 +135,26 @@ def test_failover_says_when_the_copy_keeps_the_source_offsets():
     assert table("g", "A", "B", same).splitlines()[-1].startswith(note)
     assert note not in table("g", "A", "B", shifted)
     assert note not in table("g", "A", "B", [])
+
+
+def test_the_target_offset_after_stored_progress_skips_filtered_records_at_its_end():
+    from engine.offsets.translation import PartitionMap
+
+    partition_map = PartitionMap()
+    partition_map.add(0, 0, 9, 9)      # source 0-9 at target 0-9
+    partition_map.add(11, 10, 14, 13)  # 10 filtered; 11-14 at 10-13
+    # stored progress 15 (filtered): the next copy goes after 14's copy, where 16's would
+    assert partition_map.target_after(15) == 14
+    assert partition_map.target_after(14) == 14
+    assert partition_map.target_after(12) == 12
+    assert partition_map.target_after(10) == 10  # 10 was filtered: after 9's copy
+    # a run stored before a crash, past the stored progress, does not count
+    partition_map.add(16, 14, 20, 18)
+    assert partition_map.target_after(15) == 14
+    # a record copied twice (a restart without resuming): the newest copy counts
+    partition_map.add(12, 19, 14, 21)
+    assert partition_map.target_after(15) == 22
+    # read through markers up to 25, next copy at 30
+    partition_map.add(-1, 30, 25, -1)
+    assert partition_map.target_after(25) == 30
+    assert PartitionMap().target_after(5) is None
