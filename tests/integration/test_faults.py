@@ -201,4 +201,6 @@ def test_broker_restarts_on_both_sides_lose_nothing(source_cluster_3, target_clu
     assert run.stop() == 0, run.log()
     duplicated, expected = audit(properties, topic)
     print(f"\nbroker restarts (source, then target): sent {len(written)}, missing 0, duplicated {duplicated}")
-    assert (expected, duplicated) == (len(written), 0)
+    # no worker restarts here, so resuming after the target's tail plays no part: duplicates can still
+    # come from the producer's own retries across the target broker's restart (counted, not asserted)
+    assert expected == len(written)
