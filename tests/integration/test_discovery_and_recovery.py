@@ -101,6 +101,9 @@ def test_a_deleted_source_topic_stops_alone_and_metrics_say_so(source_cluster, t
     url = run.metrics_url()
     wait_for(lambda: metric(scrape(url), "mirror_engine_records_total", topic=kept, partition="1") == 200, 30,
              "the records counter of kept[1]", run.log)
+    # the coordinator knows how far the doomed topic was copied only from its worker's report
+    wait_for(lambda: metric(scrape(url), "mirror_engine_records_total", topic=doomed, partition="0") == 300, 30,
+             "the records counter of the doomed topic", run.log)
 
     source_cluster.delete_topic(doomed)
     wait_for(lambda: f"{doomed}: source topic deleted" in run.log(), 30, "the deletion reported", run.log)
