@@ -12,7 +12,7 @@ import queue
 import time
 from typing import Callable
 
-from confluent_kafka import OFFSET_BEGINNING
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from engine import ipc
 from engine.clients import client_config
@@ -196,6 +196,19 @@ class Worker:
         target_config = client_config(assignment.target_client, f"{role}|target-consumer")
         resumed = dict(stored)
         runs, progress = [], []
+        # one consumer asks every target end first: after a clean stop no tail exists, and a partition
+        # without one costs no reader of its own
+        ends = Consumer({**target_config, "group.id": f"mirror-engine-resume-{assignment.flow}"})
+        try:
+            target_ends = {}
+            for task in assignment.partitions:
+                try:
+                    target_ends[(task.topic, task.partition)] = ends.get_watermark_offsets(
+                        TopicPartition(task.remote_topic, task.partition), timeout=15)[1]
+                except KafkaException:
+                    pass  # read again below, where a failure is a fallback said once
+        finally:
+            ends.close()
         for task in assignment.partitions:
             last = stored.get((task.topic, task.partition), -1)
             partition_map = offset_map.partitions.get((task.topic, task.partition))
@@ -207,6 +220,9 @@ class Worker:
                 self._fallback(name, f"the offset map does not place source offset {last + 1} on the target "
                                      f"(copied by another replicator before this engine?)")
                 continue
+            end = target_ends.get((task.topic, task.partition))
+            if end is not None and end <= tail_start:
+                continue  # nothing on the target past the copy of the stored progress
             keep = record_keeper(record_filter if task.apply_filter else None,
                                  assignment.target_alias if assignment.provenance else None)
             try:
