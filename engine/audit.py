@@ -25,7 +25,7 @@ import xxhash
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicCollection, TopicPartition
 
 from engine import wire
-from engine.clients import client_config
+from engine.clients import client_config, settled_watermarks
 from engine.config import ClusterConfig, EngineConfig, FlowConfig
 from engine.offsets.checkpoints import OffsetMapReader
 from engine.policy import make_policy
@@ -108,7 +108,7 @@ def read_partition(cluster: ClusterConfig, topic: str, partition: int) -> tuple[
         "group.id": f"mirror-engine-audit-{uuid.uuid4().hex}", "enable.auto.commit": False,
         "enable.partition.eof": True, "isolation.level": "read_committed"}))
     try:
-        low, end = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=15)
+        low, end = settled_watermarks(consumer, topic, partition)  # right after a leader change too
         records: dict[int, tuple] = {}
         if end <= low:
             return low, records

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+import time
 from typing import Callable, NamedTuple
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from engine.config import ClusterConfig
@@ -181,3 +182,25 @@ def cluster_id(cluster: ClusterConfig, timeout_s: float = CLUSTER_CHECK_TIMEOUT_
         reason = errors.last.str() if errors.last is not None else error.args[0].str()
         raise ClusterUnreachable(connection_failure(cluster, reason, timeout_s)) from None
     return description.cluster_id
+
+
+# what a partition answers while its leadership settles: a just-created topic, a broker that restarted
+_SETTLING = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART,
+             KafkaError.REQUEST_TIMED_OUT, KafkaError._TIMED_OUT, KafkaError._TRANSPORT}
+
+
+def settling(error: KafkaError) -> bool:
+    return error.retriable() or error.code() in _SETTLING
+
+
+def settled_watermarks(consumer, topic: str, partition: int, timeout_s: float = 60.0) -> tuple[int, int]:
+    """(low, high) of a partition, asked again while its leadership settles; the last error after
+    timeout_s, or at once for an error that waiting does not cure."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+        except KafkaException as error:
+            if not settling(error.args[0]) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

@@ -14,16 +14,11 @@ import time
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from engine import wire
+from engine.clients import settled_watermarks
 
 log = logging.getLogger(__name__)
 
 LOAD_TIMEOUT_S = 60.0
-_SETTLING = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART,
-             KafkaError.REQUEST_TIMED_OUT, KafkaError._TIMED_OUT, KafkaError._TRANSPORT}
-
-
-def _settling(error: KafkaError) -> bool:
-    return error.retriable() or error.code() in _SETTLING
 
 
 class ProgressError(RuntimeError):
@@ -118,17 +113,11 @@ class ProgressStore:
 
     def _watermarks(self, consumer: Consumer, partition: int) -> tuple[int, int]:
         """Retries what a just-created topic answers while its leaders settle."""
-        deadline = time.monotonic() + LOAD_TIMEOUT_S
-        while True:
-            try:
-                return consumer.get_watermark_offsets(TopicPartition(self.offsets_topic, partition), timeout=10)
-            except KafkaException as error:
-                if not _settling(error.args[0]) or time.monotonic() > deadline:
-                    raise ProgressError(
-                        f"cannot read progress topic {self.offsets_topic} on cluster {self.target_alias}: "
-                        f"{error.args[0].str()}"
-                    ) from None
-                time.sleep(0.2)
+        try:
+            return settled_watermarks(consumer, self.offsets_topic, partition, LOAD_TIMEOUT_S)
+        except KafkaException as error:
+            raise ProgressError(f"cannot read progress topic {self.offsets_topic} on cluster {self.target_alias}: "
+                                f"{error.args[0].str()}") from None
 
     def run_records(self, runs: list[tuple[str, int, int, int, int, int]]) -> list[tuple[str, int, bytes, bytes]]:
         """(topic, partition, key, value) of offset-map entries: partition 0 of the map topic."""

@@ -25,6 +25,7 @@ from typing import Callable, Iterator, NamedTuple
 from confluent_kafka import TIMESTAMP_CREATE_TIME, Consumer, KafkaError, TopicPartition
 
 from engine import wire
+from engine.clients import settled_watermarks
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ def find_copied_tail(source_config: dict, target_config: dict, topic: str, remot
     target = Consumer({**target_config, **settings, "isolation.level": "read_uncommitted"})
     source = Consumer({**source_config, **settings})
     try:
-        _, target_end = target.get_watermark_offsets(TopicPartition(remote_topic, partition), timeout=15)
+        _, target_end = settled_watermarks(target, remote_topic, partition)
         if target_end <= tail_start:
             return Resume(stored, 0, [], None)
         copies = _records(target, remote_topic, partition, tail_start, target_end, "target")
