@@ -1,4 +1,4 @@
-"""Every worked mm2.properties of the README's use cases loads, with the flows it says it has."""
+"""Every worked mm2.properties of docs/use-cases.md loads, with the flows it says it has."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from engine.config import from_properties
 from engine.properties import parse_properties
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+USE_CASES = Path(__file__).resolve().parents[2] / "docs" / "use-cases.md"
 EXPECTED_FLOWS = {
     "Disaster recovery": ["primary->dr"],
     "Cloud migration": ["onprem->cloud"],
@@ -22,14 +22,14 @@ EXPECTED_FLOWS = {
 
 
 def examples() -> dict[str, str]:
-    section = README.read_text().split("### Use cases: worked files", 1)[1].split("\n### ", 1)[0]
+    section = USE_CASES.read_text()
     found = {}
     for title, block in re.findall(r"\*\*([^*]+)\*\* —.*?```properties\n(.*?)```", section, re.S):
         found[title] = block
     return found
 
 
-def test_the_readme_has_every_use_case():
+def test_the_use_cases_page_has_every_use_case():
     assert sorted(examples()) == sorted(EXPECTED_FLOWS)
 
 
