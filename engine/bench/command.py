@@ -12,7 +12,7 @@ RECORD_SIZES = {"100": 100, "100b": 100, "1k": 1024, "1kb": 1024, "1024": 1024, 
                 "10240": 10240}
 QUICK_RECORDS = 20_000
 # the rows of the table (engine.bench.harness.REPLICATORS, kept here free of its imports)
-ROWS = ("ceiling", "floor", "mm2-defaults", "mm2-tuned", "python", "c")
+ROWS = ("ceiling", "floor", "mm2-defaults", "mm2-tuned", "franz", "python", "c")
 
 
 def _int_list(text: str) -> list[int]:
@@ -129,7 +129,7 @@ def _terminated(signum, _frame) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from engine.bench import compare, report, sweep
-    from engine.bench.harness import Clusters, fetch_jars, run_benchmark
+    from engine.bench.harness import Clusters, fetch_tools, run_benchmark
 
     try:
         settings, partitions, workers = settings_from(args)
@@ -153,9 +153,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.sweep:
         settings.replicators = [sweep.SWEEP_REPLICATOR]
-    fetch_jars(settings)
     clusters = Clusters(args.source_bootstrap, args.target_bootstrap, say=say)
     say(f"mirror-engine bench: results in {out}")
+    fetch_tools(settings, say)
     # SIGTERM (a `timeout`, a CI cancel) ends the run through the finally blocks below and in the
     # harness: the running replicator and the sandbox clusters are stopped, not left running
     signal.signal(signal.SIGTERM, _terminated)

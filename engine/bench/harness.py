@@ -43,8 +43,7 @@ from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 from confluent_kafka.admin import ConfigResource, ResourceType
 
-from engine.bench import floor, payload, report
-from engine.bench import ceiling
+from engine.bench import ceiling, floor, franz, payload, report
 from engine.bench.ceiling import run_producer_performance
 from engine.bench.engine_runner import engine_properties, honours_compression, start_engine
 from engine.bench.launch import Launched, wait_exit
@@ -55,9 +54,9 @@ from engine.sandbox.distribution import cache_root, kafka_libs
 
 POLL_S = 0.1
 FIRST_RECORD_TIMEOUT_S = 180.0
-REPLICATORS = ("ceiling", "floor", "mm2-defaults", "mm2-tuned", "python", "c")
+REPLICATORS = ("ceiling", "floor", "mm2-defaults", "mm2-tuned", "franz", "python", "c")
 # the rows that copy the topic through a replicator (the ceiling and the floor only read or write it)
-COPIERS = ("mm2-defaults", "mm2-tuned", "python", "c")
+COPIERS = ("mm2-defaults", "mm2-tuned", "franz", "python", "c")
 # the steady window: from this share of the records copied to that share
 WINDOW_START_SHARE, WINDOW_END_SHARE = 0.10, 0.90
 # ... or, for a replicator much slower than the fastest (whose rate sized the topic), from this many
@@ -251,6 +250,12 @@ def start_replicator(replicator: str, clusters: Clusters, topics: list[str], set
                      compression: str, folder: Path, source_alias: str) -> Launched:
     folder.mkdir(parents=True, exist_ok=True)
     props = clusters.properties(topics, settings.tasks_max, compression, source_alias, tuning_of(replicator))
+    if replicator == "franz":
+        remote = clusters.remote_topic(topics[0], source_alias)
+        if remote not in admin_client(clusters.target_servers).list_topics(timeout=30).topics:
+            clusters.create_topic(clusters.target_servers, remote, settings.partitions)
+        spec = franz.relay_spec(clusters.source_servers, clusters.target_servers, topics[0], remote, compression)
+        return franz.start_relay(franz.relay_binary(), spec, folder)
     config = folder / "mm2.properties"
     if replicator in MM2_VARIANTS:
         config.write_text(render(props))
@@ -664,10 +669,18 @@ def _cpu_model() -> str:
     return "unknown"
 
 
-def fetch_jars(settings: Settings) -> None:
+def fetch_tools(settings: Settings, say: Callable[[str], None]) -> None:
+    """The Kafka jars, MM2's when an MM2 row runs, the franz-go relay when its row runs: a row whose
+    tool cannot be had here (no Go) is left out with one line saying why."""
     kafka_libs()
-    if "mm2" in settings.replicators:
+    if any(r in MM2_VARIANTS for r in settings.replicators):
         mirror_maker_libs()
+    if "franz" in settings.replicators:
+        try:
+            franz.relay_binary()
+        except franz.RelayUnavailable as error:
+            say(f"mirror-engine bench: {error}")
+            settings.replicators = [r for r in settings.replicators if r != "franz"]
 
 
 def plan(settings: Settings) -> list[tuple[int, str, int, str]]:

@@ -19,10 +19,11 @@ MEDIAN_FIELDS = ("records_per_s", "mb_per_s", "value_mb_per_s", "cpu_s", "cpu_s_
                  "cpu_us_per_record", "cores_used", "peak_rss_total_bytes", "max_rss_process_bytes", "duration_s",
                  "consume_cpu_us_per_record", "produce_cpu_us_per_record",
                  "machine_busy", "generator_cores", "target_broker_cores")
-REPLICATOR_ORDER = ("ceiling", "floor", "mm2-defaults", "mm2-tuned", "mm2", "python", "c")
+REPLICATOR_ORDER = ("ceiling", "floor", "mm2-defaults", "mm2-tuned", "mm2", "franz", "python", "c")
 REPLICATOR_LABELS = {"ceiling": "ceiling (Kafka perf tools)", "floor": "floor (librdkafka alone)",
                      "mm2-defaults": "Java MM2 4.3.1, defaults", "mm2-tuned": "Java MM2 4.3.1, tuned",
-                     "mm2": "Java MM2 4.3.1", "python": "mirror-engine, Python loop", "c": "mirror-engine, C loop"}
+                     "mm2": "Java MM2 4.3.1", "franz": "franz-go relay (Go client library)",
+                     "python": "mirror-engine, Python loop", "c": "mirror-engine, C loop"}
 MM2_ROWS = ("mm2-defaults", "mm2-tuned")
 
 
@@ -373,6 +374,11 @@ def markdown_document(document: dict, plots: list[Path]) -> str:
                        "(only the producing measured, as the NativeRelay produces: no copy, headers moved, "
                        "batched delivery reports). Its CPU per record is the sum:"),
                   ""] + floors
+    if any(e["replicator"] == "franz" for e in document["summary"]):
+        parts += ["", ("The franz row: a relay of about 150 lines on the Go client library franz-go "
+                       "(benchmarks/peers/franz-relay/), what a user could write themselves: no consumer group, "
+                       "acks=all, idempotent, linger 5 ms, 1 MB batches, each copy in its source partition; "
+                       "measured like the replicators.")]
     if any(e["replicator"] in MM2_ROWS for e in document["summary"]):
         parts += ["", "## MM2's settings", "",
                   ("`mm2-defaults` gets only what a user's mm2.properties must say: clusters, the flow, its "

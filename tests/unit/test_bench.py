@@ -349,7 +349,7 @@ def test_the_topic_is_sized_for_the_fastest_warm_up_copy():
     # the slowest copier gets 3× the time its warm-up rate needs
     assert copy_timeout(warmups, 5_000_000, settings) == pytest.approx(3 * 5_000_000 / 20_000)
     assert copy_timeout(warmups, 1000, settings) == settings.copy_timeout_s
-    assert set(COPIERS) == {"mm2-defaults", "mm2-tuned", "python", "c"}
+    assert set(COPIERS) == {"mm2-defaults", "mm2-tuned", "franz", "python", "c"}
 
 
 class _Offsets:
@@ -565,7 +565,7 @@ def test_command_defaults():
         settings_from(parser.parse_args(["--partitions", "2,4"]))
     settings, _, _ = settings_from(parser.parse_args([]))
     assert (settings.window_s, settings.warmup, settings.runs) == (10.0, True, 3)
-    assert settings.replicators == ["ceiling", "floor", "mm2-defaults", "mm2-tuned", "python", "c"]
+    assert settings.replicators == ["ceiling", "floor", "mm2-defaults", "mm2-tuned", "franz", "python", "c"]
     assert settings_from(parser.parse_args(["--replicators", "mm2,c"]))[0].replicators == [
         "mm2-defaults", "mm2-tuned", "c"]
     with pytest.raises(ValueError):
@@ -644,3 +644,67 @@ def test_bench_compare_command_exits_2_with_one_line(tmp_path, capsys):
     _report(tmp_path / "b", [{**summary[0], "records_per_s": 20.0}])
     assert run(parser.parse_args(["--compare", str(tmp_path / "a"), "--current", str(tmp_path / "b")])) == 0
     assert "| 100 B | none | c | 2.00× (10.00 → 20.00) |" in capsys.readouterr().out
+
+
+# -- the franz-go relay -------------------------------------------------------------------------
+
+
+def test_the_relay_is_built_once_and_again_only_when_its_sources_change(tmp_path):
+    from engine.bench import franz
+
+    sources = tmp_path / "src"
+    sources.mkdir()
+    for name in franz.SOURCES:
+        (sources / name).write_text(name)
+    calls = []
+    go = tmp_path / "go"
+    # a stand-in `go build -o <binary> .` that records its environment and writes the binary
+    go.write_text("#!/bin/sh\necho \"$GOPATH $GOCACHE $GOFLAGS\" >> " + str(tmp_path / "calls") + "\n"
+                  "echo built > \"$3\"\n")
+    go.chmod(0o755)
+    cache = tmp_path / "cache"
+    binary = franz.relay_binary(cache, sources, str(go))
+    assert binary == cache / "franz-relay" / "franz-relay" and binary.read_text() == "built\n"
+    assert franz.relay_binary(cache, sources, str(go)) == binary
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert calls == [f"{cache / 'go'} {cache / 'go' / 'build-cache'} -mod=readonly -modcacherw -buildvcs=false"]
+    (sources / "main.go").write_text("changed")
+    franz.relay_binary(cache, sources, str(go))
+    assert len((tmp_path / "calls").read_text().splitlines()) == 2
+
+
+def test_a_failed_relay_build_is_one_line_naming_go_builds_last_words(tmp_path):
+    from engine.bench import franz
+
+    sources = tmp_path / "src"
+    sources.mkdir()
+    for name in franz.SOURCES:
+        (sources / name).write_text(name)
+    go = tmp_path / "go"
+    go.write_text("#!/bin/sh\necho 'main.go:3: syntax error' >&2\nexit 1\n")
+    go.chmod(0o755)
+    with pytest.raises(franz.RelayUnavailable) as raised:
+        franz.relay_binary(tmp_path / "cache", sources, str(go))
+    assert str(raised.value) == ("building the franz-go relay failed (go build exit code 1): "
+                                 "main.go:3: syntax error")
+
+
+def test_without_go_the_franz_row_is_left_out_with_one_line(monkeypatch):
+    from engine.bench import franz, harness
+
+    monkeypatch.setattr(franz, "find_go", lambda: None)
+    monkeypatch.setattr(harness, "kafka_libs", lambda: None)
+    settings = Settings(replicators=["floor", "franz", "c"])
+    said = []
+    harness.fetch_tools(settings, said.append)
+    assert settings.replicators == ["floor", "c"]
+    assert said == ["mirror-engine bench: no Go toolchain found (`go` on PATH): the franz-go relay row is left out"]
+
+
+def test_the_relay_spec_names_both_clusters_topics_and_compression():
+    from engine.bench.franz import relay_spec
+
+    assert relay_spec("s:1", "t:2", "topic", "A1.topic", "lz4", {"ca": "ca.pem"}) == {
+        "source": {"bootstrap": "s:1", "security": {"ca": "ca.pem"}},
+        "target": {"bootstrap": "t:2", "security": {}},
+        "topic": "topic", "target_topic": "A1.topic", "compression": "lz4"}
