@@ -10,7 +10,7 @@ BENCH_ARGS ?=
 .PHONY: install kafka known-keys demo test test-unit test-integration bench bench-sweep clean sandbox-down
 
 $(STAMP): pyproject.toml setup.py engine/_fastpath.pyx engine/_fastpath.pxd engine/_librdkafka.pxd engine/_librdkafka.h \
-         engine/bench/_floor.pyx
+         $(wildcard engine/fastpath/*.pyx engine/fastpath/*.pxd engine/fastpath/*.pxi) engine/bench/_floor.pyx
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	touch $(STAMP)

@@ -1,9 +1,11 @@
 """Builds the Cython extensions and nothing else (metadata lives in pyproject.toml): engine._fastpath,
-the record loop, and engine.bench._floor, the benchmark's librdkafka-only floor."""
+the record loop (engine/_fastpath.pyx including engine/fastpath/*), and engine.bench._floor, the
+benchmark's librdkafka-only floor."""
 
 import shutil
 import sys
 import sysconfig
+from pathlib import Path
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -28,6 +30,21 @@ class BuildFastpath(build_ext):
         super().run()
 
 
+# what engine/_fastpath.pyx and .pxd include, one concern a file: all of them, or no build
+FASTPATH_PARTS = [f"engine/fastpath/{name}" for name in (
+    "clock.pxi", "errors.pyx", "provenance.pyx", "ledger.pyx", "ledger.pxd", "record_filter.pyx",
+    "record_filter.pxd", "relay.pyx", "relay.pxd", "native_relay.pyx", "native_relay.pxd", "clients.pxi")]
+LIBRDKAFKA = ["engine/_librdkafka.h", "engine/_librdkafka.pxd"]
+
+
+def _present(paths):
+    missing = [path for path in paths if not (Path(__file__).parent / path).is_file()]
+    if missing:
+        sys.exit(f"mirror-engine: cannot build the fast path: missing {', '.join(missing)} "
+                 "(an incomplete checkout or sdist; check out the repository again)")
+    return paths
+
+
 def extensions():
     try:
         from Cython.Build import cythonize
@@ -38,11 +55,12 @@ def extensions():
         [Extension("engine._fastpath", ["engine/_fastpath.pyx"], include_dirs=["engine"], extra_compile_args=["-O2"],
                    # librdkafka's symbols stay unresolved here: engine/librdkafka.py loads the library
                    # of the confluent-kafka wheel before the module is imported
-                   depends=["engine/_librdkafka.h", "engine/_librdkafka.pxd", "engine/_fastpath.pxd"]),
+                   depends=_present(LIBRDKAFKA + ["engine/_fastpath.pxd"] + FASTPATH_PARTS)),
          # the same C API on the same unresolved symbols: loaded after engine.librdkafka too
          Extension("engine.bench._floor", ["engine/bench/_floor.pyx"], include_dirs=["engine"],
-                   extra_compile_args=["-O2"], depends=["engine/_librdkafka.h", "engine/_librdkafka.pxd"])],
+                   extra_compile_args=["-O2"], depends=_present(LIBRDKAFKA + ["engine/fastpath/clients.pxi"]))],
         compiler_directives={"language_level": "3", "boundscheck": False, "wraparound": False},
+        include_path=["engine"],  # include "fastpath/..." from engine/bench/_floor.pyx too
     )
 
 

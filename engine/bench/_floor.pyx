@@ -30,23 +30,8 @@ from engine._librdkafka cimport *
 DEF ACKS_PER_CALL = 512
 
 
-cdef rd_kafka_t *_client(rd_kafka_type_t kind, dict config) except NULL:
-    cdef char errstr[512]
-    cdef rd_kafka_conf_t *conf = rd_kafka_conf_new()
-    cdef rd_kafka_t *client
-    settings = dict(config)
-    settings["log.queue"] = "true"  # as the engine: logs are served by the loop's thread
-    for name, value in settings.items():
-        if rd_kafka_conf_set(conf, str(name).encode(), str(value).encode(), errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK:
-            rd_kafka_conf_destroy(conf)
-            raise ValueError(f"{name} = {value!r} refused: {errstr.decode()}")
-    if kind == RD_KAFKA_PRODUCER:
-        rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR)
-    client = rd_kafka_new(kind, conf, errstr, sizeof(errstr))
-    if client == NULL:
-        rd_kafka_conf_destroy(conf)
-        raise ValueError(f"cannot create the client: {errstr.decode()}")
-    return client
+# the engine's client factory itself (log.queue on, delivery reports as batched events)
+include "fastpath/clients.pxi"
 
 
 cdef void _drain(rd_kafka_queue_t *queue) noexcept nogil:
@@ -65,7 +50,7 @@ cdef class _Consumer:
 
     def __cinit__(self, dict config, str topic, int partitions):
         cdef int p
-        self.rk = _client(RD_KAFKA_CONSUMER, config)
+        self.rk = _new_client(RD_KAFKA_CONSUMER, config, "source")
         rd_kafka_poll_set_consumer(self.rk)
         self.queue = rd_kafka_queue_get_consumer(self.rk)
         self.logs = rd_kafka_queue_new(self.rk)
@@ -181,7 +166,7 @@ cdef class _Producer:
     def __cinit__(self, dict config, str topic):
         cdef const rd_kafka_metadata_t *metadata = NULL
         cdef rd_kafka_resp_err_t err
-        self.rk = _client(RD_KAFKA_PRODUCER, config)
+        self.rk = _new_client(RD_KAFKA_PRODUCER, config, "target")
         self.events = rd_kafka_queue_get_main(self.rk)
         self.logs = rd_kafka_queue_new(self.rk)
         rd_kafka_set_log_queue(self.rk, self.logs)
