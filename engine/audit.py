@@ -27,7 +27,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from engine import wire
 from engine.clients import client_config, settled_watermarks
 from engine.config import ClusterConfig, EngineConfig, FlowConfig
-from engine.offsets.checkpoints import OffsetMapReader
+from engine.offsets.checkpoints import OffsetMapReader, read_offset_map
 from engine.policy import make_policy
 
 READ_TIMEOUT_S = 300.0
@@ -268,11 +268,7 @@ def audit_flow(config: EngineConfig, flow: FlowConfig, topics: list[str] | None 
     target_admin = AdminClient(client_config(target, f"audit|{flow.name}|target-admin"))
     refuse_unreadable(target_admin, target, [wire.offset_map_topic(flow.source)]
                       + [policy.format_remote_topic(flow.source, t) for t in chosen])
-    reader = OffsetMapReader(target, flow.source, f"{flow.name}|audit|offset-map-consumer")
-    try:
-        offset_map = reader.read_to_end()
-    finally:
-        reader.close()
+    offset_map = read_offset_map(target, flow.source, f"{flow.name}|audit|offset-map-consumer")
     record_filter = build_record_filter(flow.record_filter)
     results = []
     for topic in chosen:

@@ -78,6 +78,15 @@ class OffsetMapReader:
         return keys
 
 
+def read_offset_map(target: ClusterConfig, source_alias: str, client_id: str) -> OffsetMap:
+    """A flow's whole offset map as the target holds it now, read once."""
+    reader = OffsetMapReader(target, source_alias, client_id)
+    try:
+        return reader.read_to_end()
+    finally:
+        reader.close()
+
+
 class OffsetSyncReader:
     """MM2's translation (offset.translation = mm2): the last offset sync at or before the group's
     position, that sync's downstream offset when it is the position itself, else one past it."""

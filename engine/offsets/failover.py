@@ -85,7 +85,7 @@ def plan_failback(config: EngineConfig, group: str, current: str, home: str) -> 
     (`B.orders` on A) and are translated by its checkpoints. Returns the moves and what could not
     be translated (named, not guessed).
     """
-    from engine.offsets.checkpoints import OffsetMapReader
+    from engine.offsets.checkpoints import read_offset_map
     from engine.policy import make_policy
 
     outbound = _flow(config, home, current)
@@ -97,11 +97,7 @@ def plan_failback(config: EngineConfig, group: str, current: str, home: str) -> 
     _no_active_members(home_admin, group, home)
     on_current = _committed(current_admin, group)
     on_home = _committed(home_admin, group)
-    reader = OffsetMapReader(config.cluster(current), home, f"{home}->{current}|failback|offset-map-consumer")
-    try:
-        offset_map = reader.read_to_end()
-    finally:
-        reader.close()
+    offset_map = read_offset_map(config.cluster(current), home, f"{home}->{current}|failback|offset-map-consumer")
     inbound = _flow(config, current, home)
     back_checkpoints = read_checkpoints(config, current, home, group) if inbound else {}
     inbound_policy = (make_policy(inbound.policy_class, current, inbound.separator, inbound.internal_separator_enabled)

@@ -178,17 +178,13 @@ class Worker:
         keeps its stored progress, and says why once."""
         from engine.audit import record_keeper
         from engine.config import ClusterConfig
-        from engine.offsets.checkpoints import OffsetMapReader
+        from engine.offsets.checkpoints import read_offset_map
         from engine.worker.resume import find_copied_tail
 
         role = f"{assignment.flow}|MirrorSourceConnector-{assignment.worker_index}|resume"
         target = ClusterConfig(assignment.target_alias, assignment.target_client["bootstrap.servers"],
                                {k: v for k, v in assignment.target_client.items() if k != "bootstrap.servers"})
-        reader = OffsetMapReader(target, assignment.source_alias, f"{role}|offset-map-consumer")
-        try:
-            offset_map = reader.read_to_end()
-        finally:
-            reader.close()
+        offset_map = read_offset_map(target, assignment.source_alias, f"{role}|offset-map-consumer")
         record_filter = build_record_filter(assignment.record_filter)
         # the worker's own consumer settings (isolation level), from the log start where nothing is stored
         source_config = client_config(assignment.source_client, f"{role}|source-consumer", **{

@@ -291,6 +291,43 @@ def offset_errors(mm2: JavaMirrorMaker) -> list[str]:
     return [e for e in mm2.errors() if any(w in e.lower() for w in ("offset", "checkpoint", "schema"))]
 
 
+def last_offsets(records: list[Record]) -> dict[int, int]:
+    """The source offset of each partition's last record (records are produced from offset 0)."""
+    return {p: n - 1 for p, n in counts(records).items()}
+
+
+def produce_more(flow: Switch, produced: list[Record], count: int) -> list[Record]:
+    """`count` more records after `produced`; returns everything produced so far."""
+    more = sample_records(count, first=len(produced))
+    produce(flow.source.bootstrap_servers, flow.topic, more)
+    return produced + more
+
+
+def copy_with_mm2(flow: Switch, produced: list[Record], before_stop=lambda mm2: None) -> None:
+    """Java MM2 copies everything produced and stores its progress for the last record of each
+    partition, `before_stop` waits for whatever else the test needs, and MM2 stops by SIGTERM
+    with no error about offsets."""
+    last = last_offsets(produced)
+    mm2 = flow.start_mm2()
+    wait_for(lambda: mm2.check_running() or flow.stored() == last, MM2_START_S,
+             f"Java MM2 to copy {len(produced)} records and commit its offsets {last} in "
+             f"{flow.offsets_topic}", flow.diagnostics)
+    before_stop(mm2)
+    assert_stopped_by_sigterm(mm2.stop(), mm2)
+    assert not offset_errors(mm2), mm2.errors()
+
+
+def copy_with_engine(flow: Switch, produced: list[Record]) -> EngineProcess:
+    """The engine copies everything produced and stores its progress for the last record of each
+    partition; returns the running engine."""
+    last = last_offsets(produced)
+    run = flow.start_engine()
+    wait_for(lambda: flow.target_count() >= len(produced), 60, f"{len(produced)} records in {flow.remote}",
+             flow.diagnostics)
+    wait_for(lambda: flow.stored() == last, 30, f"the engine's progress {last}", flow.diagnostics)
+    return run
+
+
 def test_engine_continues_from_java_mm2_s_stored_offsets(switch):
     flow = switch
     first = sample_records(FIRST)
@@ -299,14 +336,10 @@ def test_engine_continues_from_java_mm2_s_stored_offsets(switch):
     in_mm2_range = {p: n[p] // 2 for p in range(PARTITIONS)}  # a consumer group half-way through
     flow.commit_group(in_mm2_range)
 
-    mm2 = flow.start_mm2()
-    last_first = {p: n[p] - 1 for p in range(PARTITIONS)}
-    wait_for(lambda: mm2.check_running() or flow.stored() == last_first, MM2_START_S,
-             f"Java MM2 to copy {FIRST} records and commit its offsets {last_first}", flow.diagnostics)
-    wait_for(lambda: mm2.check_running() or flow.checkpointed(in_mm2_range), 60,
-             f"Java MM2's checkpoints of group {flow.group} at {in_mm2_range}", flow.diagnostics)
-    assert_stopped_by_sigterm(mm2.stop(), mm2)
-    assert not offset_errors(mm2), mm2.errors()
+    copy_with_mm2(flow, first, before_stop=lambda mm2: wait_for(
+        lambda: mm2.check_running() or flow.checkpointed(in_mm2_range), 60,
+        f"Java MM2's checkpoints of group {flow.group} at {in_mm2_range}", flow.diagnostics))
+    last_first = last_offsets(first)
     copied_by_mm2 = end_offsets(flow.target.bootstrap_servers, flow.remote)
     mm2_entries = flow.progress_entries()
     stored_at_switch = flow.stored(mm2_entries)
@@ -314,15 +347,10 @@ def test_engine_continues_from_java_mm2_s_stored_offsets(switch):
     # what MM2 itself wrote is what wire.py writes, byte for byte
     assert_progress_bytes(flow, mm2_entries, last_first)
 
-    second = sample_records(SECOND, first=FIRST)
-    produce(flow.source.bootstrap_servers, flow.topic, second)
-    produced = first + second
+    produced = produce_more(flow, first, SECOND)
     total = counts(produced)
-    run = flow.start_engine()
-    wait_for(lambda: flow.target_count() >= len(produced), 60, f"{len(produced)} records in {flow.remote}",
-             flow.diagnostics)
-    last_all = {p: total[p] - 1 for p in range(PARTITIONS)}
-    wait_for(lambda: flow.stored() == last_all, 30, f"the engine's progress {last_all}", flow.diagnostics)
+    run = copy_with_engine(flow, produced)
+    last_all = last_offsets(produced)
     # two checkpoint rounds with the whole copy in the offset map (written before the progress) and
     # the group still inside MM2's part of the copy, which the engine's offset map does not cover
     rounds = run.log().count("checkpoints written")
@@ -388,22 +416,16 @@ def test_java_mm2_continues_from_the_engine_s_stored_offsets(switch):
     assert_progress_bytes(flow, engine_entries, last_first)
     checkpoints_by_engine = flow.checkpoints()
 
-    second = sample_records(SECOND, first=FIRST)
-    produce(flow.source.bootstrap_servers, flow.topic, second)
-    produced = first + second
+    produced = produce_more(flow, first, SECOND)
     total = counts(produced)
     flow.commit_group(total)  # the group has read everything, into MM2's part of the copy
 
-    mm2 = flow.start_mm2()
-    last_all = {p: total[p] - 1 for p in range(PARTITIONS)}
-    wait_for(lambda: mm2.check_running() or flow.stored() == last_all, MM2_START_S,
-             f"Java MM2 to copy the {SECOND} new records and commit its offsets {last_all}", flow.diagnostics)
     # MM2's checkpoint task starts on the engine's checkpoints and offset syncs and goes on from them
-    wait_for(lambda: mm2.check_running() or flow.checkpointed(total, downstream=total), 60,
-             f"Java MM2's checkpoints of group {flow.group}: {total} -> {total}", flow.diagnostics)
+    copy_with_mm2(flow, produced, before_stop=lambda mm2: wait_for(
+        lambda: mm2.check_running() or flow.checkpointed(total, downstream=total), 60,
+        f"Java MM2's checkpoints of group {flow.group}: {total} -> {total}", flow.diagnostics))
+    last_all = last_offsets(produced)
     mm2_entries = flow.progress_entries()
-    assert_stopped_by_sigterm(mm2.stop(), mm2)
-    assert not offset_errors(mm2), mm2.errors()
 
     copied = read_all(flow.target.bootstrap_servers, flow.remote)
     checkpoints = flow.checkpoints()
@@ -436,29 +458,17 @@ def test_a_switch_resumes_from_the_offset_storage_topic_the_file_names(custom_pr
     never_used = {wire.connect_offsets_topic(flow.source_alias), shadowed}
     first = sample_records(FIRST)
     produce(flow.source.bootstrap_servers, flow.topic, first)
-    n = counts(first)
 
-    mm2 = flow.start_mm2()
-    last_first = {p: n[p] - 1 for p in range(PARTITIONS)}
-    wait_for(lambda: mm2.check_running() or flow.stored() == last_first, MM2_START_S,
-             f"Java MM2 to copy {FIRST} records and commit its offsets {last_first} in {flow.offsets_topic}",
-             flow.diagnostics)
-    assert_stopped_by_sigterm(mm2.stop(), mm2)
-    assert not offset_errors(mm2), mm2.errors()
+    copy_with_mm2(flow, first)
+    last_first = last_offsets(first)
     copied_by_mm2 = end_offsets(flow.target.bootstrap_servers, flow.remote)
     mm2_entries = flow.progress_entries()
     assert_progress_bytes(flow, mm2_entries, last_first)
     assert not never_used & topic_names(flow.target)  # MM2's precedence: the top-level key won
 
-    second = sample_records(SECOND, first=FIRST)
-    produce(flow.source.bootstrap_servers, flow.topic, second)
-    produced = first + second
-    total = counts(produced)
-    run = flow.start_engine()
-    wait_for(lambda: flow.target_count() >= len(produced), 60, f"{len(produced)} records in {flow.remote}",
-             flow.diagnostics)
-    last_all = {p: total[p] - 1 for p in range(PARTITIONS)}
-    wait_for(lambda: flow.stored() == last_all, 30, f"the engine's progress {last_all}", flow.diagnostics)
+    produced = produce_more(flow, first, SECOND)
+    run = copy_with_engine(flow, produced)
+    last_all = last_offsets(produced)
     assert run.stop() == 0, run.log()
     assert (f"{flow.target_alias}.offset.storage.topic = {shadowed} is overridden by the top-level "
             f"offset.storage.topic = {flow.offsets_topic}, as in MM2") in run.log()
@@ -472,16 +482,9 @@ def test_a_switch_resumes_from_the_offset_storage_topic_the_file_names(custom_pr
     assert not never_used & topic_names(flow.target)
 
     # and back: MM2 reads the engine's progress from the same topic
-    third = sample_records(SECOND, first=FIRST + SECOND)
-    produce(flow.source.bootstrap_servers, flow.topic, third)
-    produced += third
-    total = counts(produced)
-    mm2 = flow.start_mm2()
-    last_third = {p: total[p] - 1 for p in range(PARTITIONS)}
-    wait_for(lambda: mm2.check_running() or flow.stored() == last_third, MM2_START_S,
-             f"Java MM2 to copy the {SECOND} new records and commit its offsets {last_third}", flow.diagnostics)
-    assert_stopped_by_sigterm(mm2.stop(), mm2)
-    assert not offset_errors(mm2), mm2.errors()
+    produced = produce_more(flow, produced, SECOND)
+    copy_with_mm2(flow, produced)
+    last_third = last_offsets(produced)
     assert_same_copy("mirror-engine -> Java MM2 (offset.storage.topic)", produced, read_all(
         flow.target.bootstrap_servers, flow.remote), copied_by_engine, flow.stored(engine_entries), [])
     assert_progress_bytes(flow, flow.progress_entries(), last_third)
