@@ -27,9 +27,8 @@ from __future__ import annotations
 
 import ctypes
 
-import msgspec
-
-ROLES = ("consumer", "producer", "admin")
+from engine.config_values import ConfigError
+from engine.librdkafka import _library
 
 RENAMED = {
     "buffer.memory": "queue.buffering.max.kbytes",
@@ -75,19 +74,8 @@ _BYTE_SERIALIZERS = ("org.apache.kafka.common.serialization.ByteArraySerializer"
 _JMX_REPORTER = "org.apache.kafka.common.metrics.JmxReporter"
 
 
-class ClientOverrides(msgspec.Struct, frozen=True):
-    """librdkafka settings per client role; `client_id` is a prefix of the engine's client ids."""
-
-    consumer: dict[str, str] = {}
-    producer: dict[str, str] = {}
-    admin: dict[str, str] = {}
-    client_id: dict[str, str] = {}  # role -> the user's client.id
-
-
 def librdkafka_setting(written: str, java_key: str, value: str, notes: list[str]) -> tuple[str, str] | None:
     """(librdkafka key, value) for one Java client key, or None when it is dropped (with a note)."""
-    from engine.config import ConfigError
-
     value = value.strip()
     if java_key in ENGINE_DECIDES:
         if java_key.endswith("serializer") and value in _BYTE_SERIALIZERS:
@@ -116,8 +104,6 @@ def librdkafka_setting(written: str, java_key: str, value: str, notes: list[str]
 
 
 def _number(written: str, value: str) -> int:
-    from engine.config import ConfigError
-
     try:
         return int(value)
     except ValueError:
@@ -126,8 +112,6 @@ def _number(written: str, value: str) -> int:
 
 def _librdkafka_refuses(key: str, value: str) -> str | None:
     """None when librdkafka takes the setting, "unknown" for a key it does not have, else its reason."""
-    from engine.librdkafka import _library
-
     conf = _library.rd_kafka_conf_new()
     try:
         reason = ctypes.create_string_buffer(512)
@@ -142,8 +126,6 @@ def _librdkafka_refuses(key: str, value: str) -> str | None:
 
 
 def _declare() -> None:
-    from engine.librdkafka import _library
-
     _library.rd_kafka_conf_new.restype = ctypes.c_void_p
     _library.rd_kafka_conf_set.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
                                            ctypes.c_size_t]

@@ -16,20 +16,15 @@ from pathlib import Path
 import msgspec
 
 from engine import wire
+from engine.config_values import ConfigError, boolean, convert, integer, non_negative_seconds, parse_listen
+from engine.config_values import replication_factor
+from engine.client_overrides import librdkafka_setting
 from engine.filters import RECORD_FILTER_PREFIX, RecordFilterConfig, TopicFilter, compile_list, record_filter
 from engine.policy import DEFAULT_POLICY_CLASS, IDENTITY_POLICY_CLASS, POLICY_CLASSES
 from engine.properties import parse_properties
 from engine.security.client_keys import cluster_security
 from engine.security.secrets import hide, resolve_references, secret_values
 from engine.unknown_keys import unknown_keys
-
-
-class ConfigError(ValueError):
-    """An invalid mm2.properties; the message names the key (and the file)."""
-
-    def __init__(self, key: str, message: str):
-        super().__init__(f"{key}: {message}")
-        self.key = key
 
 
 # -- the MM2 model -----------------------------------------------------------------------------
@@ -192,30 +187,6 @@ class EngineConfig(msgspec.Struct, frozen=True):
         return self.clusters[alias]
 
 
-def _bool(key: str, value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    raise ConfigError(key, f"expected true or false, got {value!r}")
-
-
-def _int(key: str, value: str, minimum: int | None = None) -> int:
-    try:
-        number = int(value.strip())
-    except ValueError:
-        raise ConfigError(key, f"expected an integer, got {value!r}") from None
-    if minimum is not None and number < minimum:
-        raise ConfigError(key, f"must be at least {minimum}, got {number}")
-    return number
-
-
-def _replication_factor(key: str, value: str) -> int:
-    number = _int(key, value)
-    if number == 0 or number < -1:
-        raise ConfigError(key, f"must be -1 (broker default) or a positive count, got {number}")
-    return number
-
-
 def load(path: str | os.PathLike, quiet: bool = False) -> EngineConfig:
     file = Path(path)
     try:
@@ -297,7 +268,7 @@ def _from_properties(props: "_ReadKeys") -> EngineConfig:
         match = re.fullmatch(r"([^.]+?)->([^.]+)\.enabled", key)  # not A->B.emit.*.enabled
         if match:
             props.read.add(key)
-        if not match or not _bool(key, value):
+        if not match or not boolean(key, value):
             continue
         source, target = match.groups()
         for alias in (source, target):
@@ -321,12 +292,12 @@ def _from_properties(props: "_ReadKeys") -> EngineConfig:
     loop = props.get(LOOP_KEY, DEFAULT_LOOP).strip()
     if loop not in LOOPS:
         raise ConfigError(LOOP_KEY, f"{loop!r}: expected one of {', '.join(LOOPS)}")
-    reload_interval = _int(SECRETS_RELOAD_KEY, props[SECRETS_RELOAD_KEY], minimum=0) \
+    reload_interval = integer(SECRETS_RELOAD_KEY, props[SECRETS_RELOAD_KEY], minimum=0) \
         if SECRETS_RELOAD_KEY in props else 60
-    heartbeat_alert = _non_negative_seconds(HEARTBEAT_ALERT_KEY, props[HEARTBEAT_ALERT_KEY]) \
+    heartbeat_alert = non_negative_seconds(HEARTBEAT_ALERT_KEY, props[HEARTBEAT_ALERT_KEY]) \
         if HEARTBEAT_ALERT_KEY in props else 60.0
     group_id = props.get(GROUP_ID_KEY, "").strip()
-    session_timeout_ms = _int(GROUP_SESSION_TIMEOUT_KEY, props[GROUP_SESSION_TIMEOUT_KEY], minimum=1000) \
+    session_timeout_ms = integer(GROUP_SESSION_TIMEOUT_KEY, props[GROUP_SESSION_TIMEOUT_KEY], minimum=1000) \
         if GROUP_SESSION_TIMEOUT_KEY in props else DEFAULT_GROUP_SESSION_TIMEOUT_MS
     return EngineConfig(clusters=clusters, flows=flows, all_flows=flows, raw=dict(props),
                         heartbeats=_heartbeats(props, aliases, clusters), metrics_listen=metrics_listen,
@@ -338,16 +309,6 @@ def unknown_key_message(key: str, meant: str | None) -> str:
     return f"{key} is not a key MM2 or mirror-engine knows" + (f"; did you mean `{meant}`?" if meant else "")
 
 
-def _non_negative_seconds(key: str, value: str) -> float:
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        raise ConfigError(key, f"expected a number of seconds, got {value!r}") from None
-    if not 0 <= seconds < float("inf"):
-        raise ConfigError(key, f"must be 0 (off) or more seconds, got {value!r}")
-    return seconds
-
-
 def for_targets(config: EngineConfig, targets: list[str]) -> EngineConfig:
     """Only the flows and heartbeats into these clusters, as MM2's driver serves `--clusters B C`."""
     unknown = [t for t in targets if t not in config.clusters]
@@ -356,13 +317,6 @@ def for_targets(config: EngineConfig, targets: list[str]) -> EngineConfig:
                                         f"({', '.join(config.clusters)})")
     return msgspec.structs.replace(config, flows=[f for f in config.flows if f.target in targets],
                                    heartbeats=[h for h in config.heartbeats if h.target in targets])
-
-
-def parse_listen(key: str, value: str) -> tuple[str, int]:
-    host, _, port = value.rpartition(":")
-    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(key, f"expected host:port (e.g. 127.0.0.1:9464), got {value!r}")
-    return host, int(port)
 
 
 def _heartbeats(props: dict[str, str], aliases: list[str], clusters: dict[str, ClusterConfig]) -> list[HeartbeatConfig]:
@@ -384,15 +338,15 @@ def _heartbeats(props: dict[str, str], aliases: list[str], clusters: dict[str, C
                 return key, props.get(key)
 
             name, enabled = get("emit.heartbeats.enabled")
-            if enabled is not None and not _bool(name, enabled):
+            if enabled is not None and not boolean(name, enabled):
                 continue
             settings: dict[str, object] = {"source": source, "target": target}
             name, interval = get("emit.heartbeats.interval.seconds")
             if interval is not None:
-                settings["interval_s"] = float(_int(name, interval, minimum=1))
+                settings["interval_s"] = float(integer(name, interval, minimum=1))
             name, rf = get("heartbeats.topic.replication.factor")
             if rf is not None:
-                settings["replication_factor"] = _replication_factor(name, rf)
+                settings["replication_factor"] = replication_factor(name, rf)
             pairs.append(HeartbeatConfig(**settings))  # type: ignore[arg-type]
     return pairs
 
@@ -458,7 +412,7 @@ def _flow(props: dict[str, str], source: str, target: str) -> FlowConfig:
     ):
         name, value = get(key)
         if value is not None:
-            settings[attr] = _convert(name, value, kind)
+            settings[attr] = convert(name, value, kind)
     # Connect worker settings of the herder source->target come from the target cluster's keys
     for attr, key, kind in (
         ("offset_storage_replication_factor", "offset.storage.replication.factor", "rf"),
@@ -467,7 +421,7 @@ def _flow(props: dict[str, str], source: str, target: str) -> FlowConfig:
     ):
         name = worker_key(props, target, key)
         if name is not None:
-            settings[attr] = _convert(name, props[name], kind)
+            settings[attr] = convert(name, props[name], kind)
     settings.update(_offset_storage_topic(props, source, target))
     # a Connect worker setting of the herder source->target: the target cluster's key, as MM2 reads it
     for name in (f"{target}.exactly.once.source.support", "exactly.once.source.support"):
@@ -489,7 +443,7 @@ def _flow(props: dict[str, str], source: str, target: str) -> FlowConfig:
         settings["separator"] = separator
     name, internal_sep = get("replication.policy.internal.topic.separator.enabled")
     if internal_sep is not None:
-        settings["internal_separator_enabled"] = _bool(name, internal_sep)
+        settings["internal_separator_enabled"] = boolean(name, internal_sep)
     name, policy = get("replication.policy.class")
     if policy is not None:
         if policy.strip() not in POLICY_CLASSES:
@@ -532,7 +486,7 @@ def _flow(props: dict[str, str], source: str, target: str) -> FlowConfig:
     settings["record_filter"] = record_filter(get, prefix)
     name, value = get("heartbeats.replication.enabled")
     if value is not None:
-        settings["heartbeats_replication_enabled"] = _bool(name, value)
+        settings["heartbeats_replication_enabled"] = boolean(name, value)
     if settings.get("tasks_max", 0) == 0 and get("tasks.max")[1] is not None:
         raise ConfigError(get("tasks.max")[0], "must be at least 1")
     settings.update(_client_overrides(props, source, target))
@@ -661,8 +615,6 @@ def _client_overrides(props: dict[str, str], source: str, target: str) -> dict[s
     security keys go over the cluster's, key by key, and the result is mapped as a whole, so the
     role's settings then hold a complete security set (with its security.protocol) that replaces the
     cluster's for that role's clients (engine.clients.role_connection)."""
-    from engine.client_overrides import librdkafka_setting
-
     resolved: dict[str, dict[str, str]] = {}
     notes: list[str] = []
     for attribute, alias, role, scopes in _override_scopes(source, target):
@@ -718,15 +670,3 @@ def _remark_once(props: dict[str, str], level: int, message: str) -> None:
 def _mark_read(props: dict[str, str], key: str) -> None:
     if isinstance(props, _ReadKeys):
         props.read.add(key)
-
-
-def _convert(key: str, value: str, kind: str) -> object:
-    if kind == "bool":
-        return _bool(key, value)
-    if kind == "rf":
-        return _replication_factor(key, value)
-    if kind == "non-negative":
-        return _int(key, value, minimum=0)
-    if kind == "seconds":
-        return float(_int(key, value, minimum=1))
-    return _int(key, value, minimum=1)

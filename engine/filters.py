@@ -6,13 +6,8 @@ import re
 
 import msgspec
 
+from engine.config_values import ConfigError, boolean, split_list
 from engine.java_regex import JavaRegexError, compile_java
-
-
-def split_list(value: str) -> list[str]:
-    """A Connect LIST value: trimmed, split on commas with surrounding whitespace; '' is []."""
-    value = value.strip()
-    return [item for item in re.split(r"\s*,\s*", value)] if value else []
 
 
 def compile_list(value: str, key: str) -> re.Pattern[str] | None:
@@ -25,8 +20,6 @@ def compile_list(value: str, key: str) -> re.Pattern[str] | None:
     try:
         return compile_java(pattern)
     except JavaRegexError as error:
-        from engine.config import ConfigError
-
         joined = f" (the list joined with |, as MM2 compiles it: {pattern!r})" if len(items) > 1 else f" ({pattern!r})"
         raise ConfigError(key, f"invalid Java regular expression: {error}{joined}") from None
 
@@ -78,8 +71,6 @@ def record_filter(get, prefix: str) -> RecordFilterConfig | None:
     get(key) returns (the name the key was found under, its value or None), applying the
     flow-beats-top-level precedence; prefix is the flow's `A->B.`.
     """
-    from engine.config import ConfigError
-
     settings: dict[str, object] = {}
     for option in ("header.present", "header.absent", "header.equals", "key.prefix", "partitions", "python"):
         name, value = get(RECORD_FILTER_PREFIX + option)
@@ -116,8 +107,6 @@ def record_filter(get, prefix: str) -> RecordFilterConfig | None:
 
 def _map_connect_transforms(get, settings: dict[str, object]) -> None:
     """Connect's Filter SMT with a HasHeaderKey predicate maps onto header.present / absent."""
-    from engine.config import ConfigError, _bool
-
     name, transforms = get("transforms")
     for alias in split_list(transforms or ""):
         type_key, kind = get(f"transforms.{alias}.type")
@@ -138,7 +127,7 @@ def _map_connect_transforms(get, settings: dict[str, object]) -> None:
             raise ConfigError(header_key, "HasHeaderKey needs the header name")
         negate_key, negate = get(f"transforms.{alias}.negate")
         # Filter drops the records its predicate matches; negate drops the others
-        if negate is not None and _bool(negate_key, negate):
+        if negate is not None and boolean(negate_key, negate):
             settings["header_present"] = list(settings.get("header_present", [])) + [header.strip()]
         else:
             settings["header_absent"] = list(settings.get("header_absent", [])) + [header.strip()]
@@ -147,8 +136,6 @@ def _map_connect_transforms(get, settings: dict[str, object]) -> None:
 def load_python_filter(spec: str, key: str = RECORD_FILTER_PREFIX + "python"):
     """Imports `module:function`; an error names the key."""
     import importlib
-
-    from engine.config import ConfigError
 
     module_name, _, function_name = spec.partition(":")
     try:

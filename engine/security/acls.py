@@ -33,7 +33,7 @@ import msgspec
 
 from engine import wire
 from engine.config import EngineConfig, FlowConfig
-from engine.filters import split_list
+from engine.config_values import split_list
 from engine.policy import HEARTBEATS_TOPIC, DefaultReplicationPolicy, make_policy
 
 CLUSTER_RESOURCE = "kafka-cluster"

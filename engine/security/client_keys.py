@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 
+from engine.config_values import ConfigError
 from engine.security import jaas, tls
 
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -85,8 +86,6 @@ def cluster_security(alias: str, keys: dict[str, tuple[str, str]], missing: str 
     alias names the clients in messages ("B", or "B (admin clients)" for one role's own security);
     missing is the prefix of a key an error asks for that the file does not have (default `<alias>.`).
     """
-    from engine.config import ConfigError
-
     def value(key: str) -> str | None:
         return keys[key][1].strip() if key in keys else None
 
@@ -130,8 +129,6 @@ def cluster_security(alias: str, keys: dict[str, tuple[str, str]], missing: str 
 
 
 def _map_tls(alias: str, keys: dict[str, tuple[str, str]], out: dict[str, str], notes: list[str]) -> None:
-    from engine.config import ConfigError
-
     if "ssl.truststore.location" in keys or "ssl.truststore.certificates" in keys:
         if "ssl.ca.location" in keys or "ssl.ca.pem" in keys:
             raise ConfigError(keys.get("ssl.truststore.location", keys.get("ssl.truststore.certificates"))[0],
@@ -160,8 +157,6 @@ def _map_tls(alias: str, keys: dict[str, tuple[str, str]], out: dict[str, str], 
 
 
 def _map_sasl(alias: str, keys: dict[str, tuple[str, str]], out: dict[str, str], written) -> None:
-    from engine.config import ConfigError
-
     mechanism = (keys.get("sasl.mechanism", ("", ""))[1] or out.get("sasl.mechanisms") or "GSSAPI").strip().upper()
     if mechanism not in MECHANISMS:
         hint = " (GSSAPI is Java's default when sasl.mechanism is not set)" if "sasl.mechanism" not in keys else ""
@@ -192,8 +187,6 @@ def _map_sasl(alias: str, keys: dict[str, tuple[str, str]], out: dict[str, str],
 
 
 def _map_oauth(alias: str, keys: dict[str, tuple[str, str]], out: dict[str, str], login, written) -> None:
-    from engine.config import ConfigError
-
     options = login.options if login is not None else {}
     handler = keys.get("sasl.login.callback.handler.class", ("", ""))[1].strip()
     if handler and handler not in OAUTH_LOGIN_HANDLERS:

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import msgspec
 
+from engine.config_values import ConfigError
+
 PLAIN_MODULE = "org.apache.kafka.common.security.plain.PlainLoginModule"
 SCRAM_MODULE = "org.apache.kafka.common.security.scram.ScramLoginModule"
 OAUTHBEARER_MODULE = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule"
@@ -61,8 +63,6 @@ def _is_word(char: str) -> bool:
 
 def parse_jaas(key: str, text: str) -> JaasLogin:
     """The one login module of a `sasl.jaas.config`; errors name the key, never the option values."""
-    from engine.config import ConfigError
-
     tokens, cuts = _tokens(text)
     logins = []
     i = 0
@@ -83,8 +83,6 @@ def parse_jaas(key: str, text: str) -> JaasLogin:
 
 def _entry(key: str, tokens: list[_Token], cuts: list[int], i: int) -> tuple[JaasLogin, int]:
     """One `<module> <flag> (<name>=<value>)* ;` from tokens[i]; returns it and the next index."""
-    from engine.config import ConfigError
-
     def valued(token: _Token) -> bool:  # what Java's tokenizer gives a string value (sval) for
         return token.kind in ("word", "quoted")
 

@@ -14,6 +14,9 @@ import re
 import threading
 from pathlib import Path
 
+from engine.config_values import ConfigError
+from engine.properties import parse_properties
+
 MASK = "[hidden]"
 
 PROVIDER_CLASSES = {
@@ -43,8 +46,6 @@ def resolve_references(props: dict[str, str]) -> tuple[dict[str, str], set[str]]
     Kafka's built-in classes); `env`, `file` and `directory` also work undeclared, because a
     reference left unresolved, as Java would leave it, would only fail later as a wrong password.
     """
-    from engine.config import ConfigError
-
     providers = {"env": "env", "file": "file", "directory": "directory"}
     allowed_paths: dict[str, list[Path]] = {}
     for name in (n.strip() for n in props.get("config.providers", "").split(",") if n.strip()):
@@ -76,9 +77,6 @@ def resolve_references(props: dict[str, str]) -> tuple[dict[str, str], set[str]]
 
 
 def _provide(key: str, kind: str, name: str, path: str | None, item: str, allowed: list[Path] | None) -> str:
-    from engine.config import ConfigError
-    from engine.properties import parse_properties
-
     if kind == "env":
         if path:
             raise ConfigError(key, f"${{{name}:...}} takes a variable name only, e.g. ${{{name}:KAFKA_PASSWORD}}")

@@ -17,6 +17,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from engine.config_values import ConfigError
+
 log = logging.getLogger(__name__)
 
 STORE_TYPES = ("JKS", "PKCS12", "PEM")
@@ -24,8 +26,6 @@ _JKS_MAGIC = (b"\xfe\xed\xfe\xed", b"\xce\xce\xce\xce")  # JKS and JCEKS
 
 
 def _config_error(key: str, message: str):
-    from engine.config import ConfigError
-
     return ConfigError(key, message)
 
 

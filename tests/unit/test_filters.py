@@ -1,6 +1,7 @@
 """Topic filter lists: comma-split, joined into one full-match regex, exclusion wins."""
 
-from engine.filters import TopicFilter, compile_list, split_list
+from engine.config_values import split_list
+from engine.filters import TopicFilter, compile_list
 
 
 def test_split_list():
