@@ -6,7 +6,6 @@ import asyncio
 import logging
 import signal
 import time
-from dataclasses import dataclass, field
 from typing import Callable
 
 import msgspec
@@ -27,8 +26,13 @@ from engine.coordinator.config_sync import (
     sync_operations,
     validate_overrides,
 )
+from engine.coordinator.audits import AuditRounds
 from engine.coordinator.membership import Membership
+from engine.coordinator.placement import Placement
+from engine.coordinator.scheduler import Scheduler
+from engine.coordinator.statistics import FlowStatistics
 from engine.coordinator.supervisor import WorkerProcess
+from engine.coordinator.worker_pool import WorkerPool
 from engine.filters import compile_list, load_python_filter
 from engine.host import usable_cpus
 from engine.offsets.checkpoints import CheckpointEmitter, OffsetMapReader, OffsetSyncReader
@@ -45,55 +49,11 @@ from engine.coordinator.topics import (
 from engine.coordinator.topology import FlowGraph, check_same_cluster_aliases, cycle_remarks, path_text
 from engine.heartbeat import HeartbeatEmitter
 from engine.policy import HEARTBEATS_TOPIC, IDENTITY_POLICY_CLASS, make_policy
-from engine.windows import SourceMetrics
 
 log = logging.getLogger(__name__)
 
 PROGRESS_LOG_INTERVAL_S = 10.0
 LEASE_RENEWAL_S = 1.0  # scale-out: how often the workers' leases are renewed
-# a new plan must cut the busiest worker's load by this much before partitions move
-REBALANCE_GAIN = 1.25
-RATE_SMOOTHING = 0.3
-# a partition's backlog counts as load as if it were to be copied within this time
-CATCH_UP_S = 60.0
-
-
-@dataclass
-class PartitionState:
-    """What the coordinator knows of one source partition, from the workers' reports."""
-
-    records: int = 0
-    value_bytes: int = 0
-    last_acked_offset: int = -1
-    last_committed_offset: int = -1
-    in_flight: int = 0
-    source_end_offset: int = -1
-    bytes_per_s: float = 0.0
-    filtered: int = 0
-    resume_found: int = 0  # copies a starting worker found on the target: not copied twice
-    resume_unmatched: int = 0  # target records a starting worker could not match: copied again
-    mm2: SourceMetrics = field(default_factory=SourceMetrics)  # MM2's metrics of the partition
-    newest_acked_timestamp_ms: int = -1  # of the records the target acknowledged
-    waiting_since: float | None = None  # monotonic: records in flight, none acknowledged since
-
-
-def assign_balanced(partitions: list[ipc.PartitionTask], workers: int,
-                    weights: dict[tuple[str, int], float] | None = None) -> list[list[ipc.PartitionTask]]:
-    """Heaviest partition first to the least loaded worker (by weight, then partition count).
-
-    With no observed weights every partition weighs the same, which deals them round-robin.
-    """
-    weights = weights or {}
-    known = [w for w in weights.values() if w > 0]
-    default = sum(known) / len(known) if known else 1.0
-    weight = {(t.topic, t.partition): weights.get((t.topic, t.partition)) or default for t in partitions}
-    groups: list[list[ipc.PartitionTask]] = [[] for _ in range(workers)]
-    loads = [0.0] * workers
-    for task in sorted(partitions, key=lambda t: (-weight[(t.topic, t.partition)], t)):
-        index = min(range(workers), key=lambda i: (loads[i], len(groups[i]), i))
-        groups[index].append(task)
-        loads[index] += weight[(task.topic, task.partition)]
-    return [sorted(group) for group in groups]
 
 
 def _write_reset(store, target: ClusterConfig, map_topic: str, tombstones: list[bytes],
@@ -112,33 +72,6 @@ def _write_syncs(cluster: ClusterConfig, topic: str, syncs: list) -> None:
     for sync in syncs:
         producer.produce(topic, key=sync.key(), value=sync.value(), partition=0)
     producer.flush(30)
-
-
-def assign_sticky(current: list[list[ipc.PartitionTask]], partitions: list[ipc.PartitionTask],
-                  workers: int) -> list[list[ipc.PartitionTask]]:
-    """Keeps every partition on its worker, drops gone ones, deals new ones to the smallest groups.
-
-    The exactly-once mode's plan: a partition never moves from a live worker to another, so two
-    workers never hold open transactions for one partition."""
-    wanted = set(partitions)
-    groups = [[t for t in group if t in wanted] for group in current[:workers]]
-    groups += [[] for _ in range(workers - len(groups))]
-    placed = {t for group in groups for t in group}
-    for task in sorted(t for t in partitions if t not in placed):
-        min(groups, key=len).append(task)
-    return groups
-
-
-def partition_weight(state: PartitionState) -> float:
-    """Bytes/s a worker must give the partition: what arrives, plus its backlog spread over
-    CATCH_UP_S (a lagging partition needs more than its arrival rate to catch up)."""
-    backlog = max(0, state.source_end_offset - state.last_acked_offset - 1) if state.source_end_offset >= 0 else 0
-    record_bytes = state.value_bytes / state.records if state.records else 0.0
-    return state.bytes_per_s + backlog * record_bytes / CATCH_UP_S
-
-
-def max_load(groups: list[list[ipc.PartitionTask]], weights: dict[tuple[str, int], float]) -> float:
-    return max((sum(weights.get((t.topic, t.partition), 0.0) for t in g) for g in groups), default=0.0)
 
 
 class FlowRunner:
@@ -161,9 +94,11 @@ class FlowRunner:
                                         (self.target.alias, self.target_admin, flow.target_admin)):
             if not has_own_security(overrides):
                 track(alias, admin)
-        self.workers: list[WorkerProcess] = []
+        self.pool = WorkerPool(self._make_worker)
         self.partitions: list[ipc.PartitionTask] = []
-        self.partition_state: dict[tuple[str, int], PartitionState] = {}
+        self.statistics = FlowStatistics()
+        self.placement = Placement(lambda: self.flow.tasks_max or usable_cpus(), self.statistics.partitions,
+                                   sticky=flow.exactly_once)
         self.stopped_topics: dict[str, str] = {}
         # topics this flow does not copy because the next flows would copy them back: topic -> the
         # clusters they would go round (engine.coordinator.topology)
@@ -172,7 +107,6 @@ class FlowRunner:
         # retention), with the error; retried at each topic refresh
         self.stopped_partitions: dict[tuple[str, int], str] = {}
         self.max_message_bytes: int | None = None
-        self.auditor = None  # engine.audit.SamplingAuditor once its job runs
         # source topic ids: a changed id means the topic was deleted and created again
         self.topic_ids: dict[str, str] = {}
         self.pending_resets: set[str] = set()  # recreated topics whose old partitions are draining
@@ -183,13 +117,31 @@ class FlowRunner:
         self.checkpoints: CheckpointEmitter | None = None
         self.hidden_topics: set[str] = set()  # named in `topics`, refused to the principal (logged once)
         self.started_at_ms = time.time() * 1000
-        self.audit_passes = 0
-        self.audit_last_pass_at: float | None = None  # wall clock, seconds
-        # a refresh and a reload both change workers: one at a time
-        self.workers_lock = asyncio.Lock()
-        self.jobs: list[asyncio.Task] = []
+        self.audits = AuditRounds(flow.name, self._make_auditor, self._audited_partitions, flow.audit_interval_s)
+        self.scheduler = Scheduler()
         # scale-out: this instance's share of the partitions, in the group on the target cluster
         self.membership: Membership | None = None
+
+    # what metrics and health read (engine.metrics, engine.health)
+    @property
+    def workers(self) -> list:
+        return self.pool.workers
+
+    @property
+    def partition_state(self):
+        return self.statistics.partitions
+
+    @property
+    def auditor(self):
+        return self.audits.auditor
+
+    @property
+    def audit_passes(self) -> int:
+        return self.audits.passes
+
+    @property
+    def audit_last_pass_at(self) -> float | None:
+        return self.audits.last_pass_at
 
     def _key(self, key: str) -> str:
         """The name under which a flow setting was given (per flow or top level)."""
@@ -243,8 +195,7 @@ class FlowRunner:
                         "producers may write to: a restarted worker resumes from its stored progress, and records "
                         "copied after it may be copied again", self.flow.name)
         self.partitions = await self._sync_topics(target_topics, fail_fast=True)
-        for assignment in self._assignments(self._plan()):
-            await self._start_worker(assignment)
+        await self.pool.start(self._assignments(self.placement.initial(self._running_partitions())))
 
     def _offset_syncs_cluster(self) -> ClusterConfig:
         return self.source if self.flow.offset_syncs_topic_location == "source" else self.target
@@ -339,8 +290,7 @@ class FlowRunner:
             log.warning("%s: topic %s is not copied: the flows %s would copy it all the way round (the identity "
                         "policy keeps its name), so none of them copies it%s; narrow the topics of one of these "
                         "flows", self.flow.name, topic, looping[topic], running)
-            for key in [k for k in self.partition_state if k[0] == topic]:
-                del self.partition_state[key]
+            self.statistics.forget_topic(topic)
         for topic in sorted(self.looping_topics.keys() - looping.keys()):
             log.info("%s: topic %s no longer goes round a cycle of flows; it is copied if selected", self.flow.name,
                      topic)
@@ -387,8 +337,7 @@ class FlowRunner:
             log.warning("%s: source topic %s was deleted and created again (new topic id); it is copied again "
                         "from its first offset, after the old copies on %s", self.flow.name, topic,
                         self.policy.format_remote_topic(self.flow.source, topic))
-            for key in [k for k in self.partition_state if k[0] == topic]:
-                del self.partition_state[key]
+            self.statistics.forget_topic(topic)
             if topic in self._current_topics():
                 # workers still hold the old partitions: they drain now, the reset follows at the next refresh
                 for task in tasks:
@@ -453,25 +402,11 @@ class FlowRunner:
     def _report_deleted(self, topic: str, source_topics: dict[str, int]) -> None:
         reason = "source topic deleted" if topic not in source_topics else "no longer selected by topics"
         self.stopped_topics[topic] = reason
-        offsets = {p: s.last_acked_offset for (t, p), s in sorted(self.partition_state.items()) if t == topic}
+        offsets = self.statistics.acked_offsets(topic)
         log.warning("%s: %s: %s; its replication stopped at source offsets %s; the remote topic %s on "
                     "cluster %s and its stored progress are kept", self.flow.name, topic, reason, offsets,
                     self.policy.format_remote_topic(self.flow.source, topic), self.target.alias)
-        for key in [k for k in self.partition_state if k[0] == topic]:
-            del self.partition_state[key]
-
-    def _worker_count(self) -> int:
-        workers = self.flow.tasks_max or usable_cpus()
-        return max(1, min(workers, len(self._running_partitions())))
-
-    def _worker_timeout_s(self) -> float:
-        return self.flow.worker_timeout_ms / 1000
-
-    def _weights(self) -> dict[tuple[str, int], float]:
-        return {key: partition_weight(state) for key, state in self.partition_state.items()}
-
-    def _plan(self) -> list[list[ipc.PartitionTask]]:
-        return assign_balanced(self._running_partitions(), self._worker_count(), self._weights())
+        self.statistics.forget_topic(topic)
 
     def _running_partitions(self) -> list[ipc.PartitionTask]:
         """The partitions this instance copies: not stopped, and (scale-out) owned here."""
@@ -487,19 +422,15 @@ class FlowRunner:
     async def ownership_changed(self, revoked: set[tuple[str, int]]) -> None:
         """Scale-out: partitions joined or left this instance. The ones that left are drained and
         their progress stored before this returns; the others stay on their workers."""
-        async with self.workers_lock:
+        async with self.pool.lock:
             running = self._running_partitions()
-            current = [w.assignment.partitions for w in self.workers]
-            await self._apply_unlocked(self._assignments(assign_sticky(current, running, self._worker_count())))
-        owned = {(t.topic, t.partition) for t in running}
-        for key in [k for k in self.partition_state if k not in owned]:
-            del self.partition_state[key]  # another instance reports it now
+            await self.pool.apply_locked(self._assignments(self.placement.keep(self.pool.plan(), running)))
+        self.statistics.keep_only((t.topic, t.partition) for t in running)  # another instance reports the rest
         log.info("%s: %d of %d partitions copied by this instance, on %d workers", self.flow.name, len(running),
                  len(self.partitions), len(self.workers))
 
     async def renew_leases(self) -> None:
-        for worker in self.workers:
-            await worker.renew_lease()
+        await self.pool.renew_leases()
 
     def _assignments(self, plan: list[list[ipc.PartitionTask]]) -> list[ipc.Assign]:
         return [
@@ -547,36 +478,14 @@ class FlowRunner:
             if message.topic is not None and message.partition is not None:
                 self._stop_partition(message.worker_index, message.topic, message.partition, message.error)
             return
-        now = time.monotonic()
-        for progress in message.partitions:
-            state = self.partition_state.setdefault((progress.topic, progress.partition), PartitionState())
-            state.mm2.record(now * 1000, progress)
-            state.newest_acked_timestamp_ms = max(state.newest_acked_timestamp_ms, progress.newest_acked_timestamp_ms)
-            if progress.records_delta or not progress.in_flight:
-                state.waiting_since = None
-            elif state.waiting_since is None:
-                state.waiting_since = now
-            state.records += progress.records_delta
-            state.value_bytes += progress.value_bytes_delta
-            state.filtered += progress.filtered_delta
-            state.resume_found += progress.resume_found_delta
-            state.resume_unmatched += progress.resume_unmatched_delta
-            state.last_acked_offset = progress.last_acked_offset
-            state.last_committed_offset = progress.last_committed_offset
-            state.in_flight = progress.in_flight
-            state.source_end_offset = progress.source_end_offset
-            if message.interval_s > 0:
-                observed = progress.value_bytes_delta / message.interval_s
-                state.bytes_per_s += RATE_SMOOTHING * (observed - state.bytes_per_s)
+        self.statistics.record(message)
 
     def _stop_partition(self, worker_index: int, topic: str, partition: int, error: str) -> None:
         """The failed worker restarts without the partition; the others never had it."""
         self.stopped_partitions[(topic, partition)] = error
         log.error("%s: %s[%d] stopped; the other partitions go on; retried at the next topic refresh",
                   self.flow.name, topic, partition)
-        worker = self.workers[worker_index]
-        worker.assignment = msgspec.structs.replace(worker.assignment, partitions=[
-            t for t in worker.assignment.partitions if (t.topic, t.partition) != (topic, partition)])
+        self.pool.drop_partition(worker_index, topic, partition)
 
     async def refresh(self) -> None:
         """Picks up new, grown and deleted topics; moves partitions when the set or the load changed."""
@@ -589,25 +498,12 @@ class FlowRunner:
                      ", ".join(f"{t}[{p}]" for t, p in sorted(self.stopped_partitions)))
             self.stopped_partitions.clear()
         partitions = await self._sync_topics()
-        current = [w.assignment.partitions for w in self.workers]
         changed = retried or bool(self.pending_resets) or sorted(partitions) != sorted(self.partitions)
         self.partitions = partitions
-        plan = self._plan()
-        weights = self._weights()
-        if self.flow.exactly_once:
-            if changed:
-                log.info("%s: partition set changed; new partitions join workers, none moves", self.flow.name)
-                await self._apply(self._assignments(assign_sticky(current, self._running_partitions(),
-                                                                  self._worker_count())))
-            return
-        if not changed:
-            if max_load(current, weights) <= REBALANCE_GAIN * max_load(plan, weights) or not any(weights.values()):
-                return
-            log.info("%s: load is uneven (busiest worker %.0f B/s, balanced %.0f B/s); rebalancing",
-                     self.flow.name, max_load(current, weights), max_load(plan, weights))
-        else:
-            log.info("%s: partition set changed; reassigning %d partitions", self.flow.name, len(partitions))
-        await self._apply(self._assignments(plan))
+        plan, why = self.placement.next(self.pool.plan(), self._running_partitions(), changed, len(partitions))
+        if plan is not None:
+            log.info("%s: %s", self.flow.name, why)
+            await self.pool.apply(self._assignments(plan))
 
     async def use_clusters(self, config: EngineConfig, changed: set[str]) -> None:
         """New connection settings (rotated credentials or certificates): each worker that uses a
@@ -615,44 +511,19 @@ class FlowRunner:
         so the flow never stops as a whole and nothing is copied twice."""
         self.config = config
         self.source, self.target = config.cluster(self.flow.source), config.cluster(self.flow.target)
-        if self.auditor is not None:
-            self.auditor.source, self.auditor.target = self.source, self.target
+        self.audits.use_clusters(self.source, self.target)
         if not {self.flow.source, self.flow.target} & changed:
             return
-        async with self.workers_lock:
-            assignments = self._assignments([w.assignment.partitions for w in self.workers])
-            for worker, assignment in zip(self.workers, assignments):
-                await worker.replace(assignment)
+        await self.pool.replace_each(self._assignments(self.pool.plan()))
         log.info("%s: %d workers restarted with the new settings of cluster %s", self.flow.name,
                  len(self.workers), ", ".join(sorted(changed & {self.flow.source, self.flow.target})))
 
-    async def _apply(self, assignments: list[ipc.Assign]) -> None:
-        async with self.workers_lock:
-            await self._apply_unlocked(assignments)
-
-    async def _apply_unlocked(self, assignments: list[ipc.Assign]) -> None:
-        """Workers that give partitions away drain them first, with their progress stored; only then
-        do the workers that take them over start them, from that progress."""
-        pairs = list(zip(self.workers, assignments))
-        await asyncio.gather(*(
-            worker.reassign(msgspec.structs.replace(assignment, partitions=[
-                t for t in worker.assignment.partitions if t in assignment.partitions]))
-            for worker, assignment in pairs if not set(worker.assignment.partitions) <= set(assignment.partitions)))
-        for worker in self.workers[len(assignments):]:
-            await worker.stop()
-        await asyncio.gather(*(worker.reassign(assignment) for worker, assignment in pairs
-                               if worker.assignment.partitions != assignment.partitions))
-        for assignment in assignments[len(self.workers):]:
-            await self._start_worker(assignment)
-        del self.workers[len(assignments):]
-
-    async def _start_worker(self, assignment: ipc.Assign) -> None:
-        worker = WorkerProcess(assignment, self._on_message, self._worker_timeout_s(),
+    def _make_worker(self, assignment: ipc.Assign) -> WorkerProcess:
+        worker = WorkerProcess(assignment, self._on_message, self.flow.worker_timeout_ms / 1000,
                                kill_when_silent=not self.flow.exactly_once)
         if self.membership is not None:
             worker.lease_granted = self.membership.healthy
-        self.workers.append(worker)
-        await worker.start()
+        return worker
 
     async def sync_configs(self) -> None:
         """MM2's config sync: every replicated topic whose remote topic exists."""
@@ -674,72 +545,47 @@ class FlowRunner:
         await self.acl_sync.sync(lambda t: t in topics,
                                  lambda t: self.policy.format_remote_topic(self.flow.source, t))
 
-    async def sync_forever(self, job, enabled: bool, interval_s: float, what: str) -> None:
-        """Runs a sync job now and then every interval (MM2 runs both syncs at start)."""
-        while enabled:
-            try:
-                if self.leads():
-                    await job()
-            except Exception as error:  # a failed sync must not stop running replication
-                log.error("%s: %s sync failed, retrying in %.0fs: %s", self.flow.name, what, interval_s, error)
-            await asyncio.sleep(interval_s)
-
-    def background_jobs(self) -> list:
-        flow = self.flow
-        return [
-            self.refresh_forever(),
-            # configs were set at creation; this keeps them in line (and always sets the overrides)
-            self.sync_forever(self.sync_configs, flow.sync_topic_configs_enabled or bool(flow.target_topic_overrides),
-                              flow.sync_topic_configs_interval_s, "topic config"),
-            self.sync_forever(self.sync_acls, flow.sync_topic_acls_enabled, flow.sync_topic_acls_interval_s, "ACL"),
-        ] + ([self.checkpoints.run_forever(flow.emit_checkpoints_interval_s)] if self.checkpoints else []) + (
-            [self.checkpoints.sync_groups_forever(flow.sync_group_offsets_interval_s)]
-            if self.checkpoints and flow.sync_group_offsets_enabled else []) + (
-            [self.audit_forever()] if flow.audit_interval_s > 0 else [])
-
-    async def audit_forever(self) -> None:
+    def _make_auditor(self):
         from engine.audit import SamplingAuditor
 
-        self.auditor = await asyncio.to_thread(SamplingAuditor, self.config, self.flow)
-        while True:
-            await asyncio.sleep(self.flow.audit_interval_s)
-            partitions = [(t.topic, t.partition, t.remote_topic) for t in self._running_partitions()]
-            try:
-                await asyncio.to_thread(self.auditor.sample, partitions)
-                self.audit_passes += 1
-                self.audit_last_pass_at = time.time()
-            except Exception as error:  # an audit failure must not stop running replication
-                log.error("%s: audit sample failed: %s", self.flow.name, error)
+        return SamplingAuditor(self.config, self.flow)
 
-    async def refresh_forever(self) -> None:
-        if not self.flow.refresh_topics_enabled:
-            return
-        while True:
-            await asyncio.sleep(self.flow.refresh_topics_interval_s)
-            try:
-                await self.refresh()
-            except Exception as error:  # a refresh failure must not stop running replication
-                log.error("%s: topic refresh failed, retrying in %.0fs: %s", self.flow.name,
-                          self.flow.refresh_topics_interval_s, error)
+    def _audited_partitions(self) -> list[tuple[str, int, str]]:
+        return [(t.topic, t.partition, t.remote_topic) for t in self._running_partitions()]
 
     def start_jobs(self) -> None:
         """The flow's background jobs (refresh, syncs, checkpoints, audit), cancelled by stop()."""
-        self.jobs = [asyncio.create_task(job) for job in self.background_jobs()]
+        flow, name = self.flow, self.flow.name
+        if flow.refresh_topics_enabled:
+            self.scheduler.every(flow.refresh_topics_interval_s, self.refresh, f"{name}: topic refresh failed",
+                                 first_now=False)
+        # configs were set at creation; this keeps them in line (and always sets the overrides);
+        # MM2 runs both syncs at start
+        if flow.sync_topic_configs_enabled or flow.target_topic_overrides:
+            self.scheduler.every(flow.sync_topic_configs_interval_s, self.sync_configs,
+                                 f"{name}: topic config sync failed", when=self.leads)
+        if flow.sync_topic_acls_enabled:
+            self.scheduler.every(flow.sync_topic_acls_interval_s, self.sync_acls, f"{name}: ACL sync failed",
+                                 when=self.leads)
+        if self.checkpoints is not None:
+            checkpoints = self.checkpoints
+            self.scheduler.loop(lambda: checkpoints.run_forever(flow.emit_checkpoints_interval_s))
+            if flow.sync_group_offsets_enabled:
+                self.scheduler.loop(lambda: checkpoints.sync_groups_forever(flow.sync_group_offsets_interval_s))
+        if flow.audit_interval_s > 0:
+            self.scheduler.loop(self.audits.run_forever)
+        self.scheduler.start()
 
     async def stop(self) -> list[int | None]:
-        for job in self.jobs:
-            job.cancel()
-        codes = list(await asyncio.gather(*(w.stop() for w in self.workers)))
+        self.scheduler.stop()
+        codes = await self.pool.stop()
         if self.checkpoints is not None:
             self.checkpoints.close()
         return codes
 
     def progress_line(self) -> str:
-        records = sum(s.records for s in self.partition_state.values())
-        value_bytes = sum(s.value_bytes for s in self.partition_state.values())
-        lag = sum(max(0, s.source_end_offset - s.last_acked_offset - 1)
-                  for s in self.partition_state.values() if s.source_end_offset >= 0)
-        restarts = sum(w.restarts for w in self.workers)
+        records, value_bytes, lag = self.statistics.records(), self.statistics.value_bytes(), self.statistics.lag()
+        restarts = self.pool.restarts()
         stopped = f", stopped: {', '.join(sorted(self.stopped_topics))}" if self.stopped_topics else ""
         if self.looping_topics:
             stopped += f", not copied (would go round a cycle): {', '.join(sorted(self.looping_topics))}"

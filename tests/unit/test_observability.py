@@ -13,7 +13,7 @@ import pytest
 
 from engine import health, ipc, status
 from engine.config import HEARTBEAT_ALERT_KEY, ConfigError, FlowConfig, from_properties
-from engine.coordinator.coordinator import PartitionState
+from engine.coordinator.statistics import PartitionState
 from engine.policy import make_policy
 from engine.windows import CheckpointLatencies
 from tests.helpers import http_get

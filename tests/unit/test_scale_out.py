@@ -1,9 +1,8 @@
-"""Scale-out without brokers: what a membership owns and leads, when its workers may copy, how a
-move is ordered between workers, and the configuration keys."""
+"""Scale-out without brokers: what a membership owns and leads, when its workers may copy, and the
+configuration keys (how a move is ordered between workers: test_worker_pool.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from types import SimpleNamespace
 
@@ -12,7 +11,6 @@ from confluent_kafka import TopicPartition
 
 from engine import ipc
 from engine.config import ClusterConfig, ConfigError, from_properties
-from engine.coordinator.coordinator import FlowRunner
 from engine.coordinator.membership import Membership
 from engine.worker.loop import Lease, LeaseExpired, Worker
 
@@ -154,37 +152,11 @@ def test_a_lease_expires_without_renewal_and_never_without_a_lease():
     assert not alone.expired()
 
 
-class RecordingWorker:
-    def __init__(self, assignment: ipc.Assign, calls: list):
-        self.assignment = assignment
-        self.calls = calls
-
-    async def reassign(self, assignment: ipc.Assign) -> None:
-        self.calls.append((self.assignment.worker_index, [t.partition for t in assignment.partitions]))
-        await asyncio.sleep(0.01)
-        self.assignment = assignment
-
-    async def stop(self) -> None:
-        self.calls.append((self.assignment.worker_index, "stop"))
-
-
 def assign(index: int, partitions: list[int]) -> ipc.Assign:
     return ipc.Assign(flow="A->B", source_alias="A", target_alias="B", worker_index=index,
                       partitions=[ipc.PartitionTask("orders", p, "A.orders") for p in partitions],
                       source_client={}, target_client={}, offsets_topic="mm2-offsets.A.internal",
                       offset_flush_interval_ms=1000, poll_timeout_ms=100)
-
-
-def test_a_partition_moving_between_workers_is_drained_by_the_giver_before_the_taker_starts_it():
-    calls: list = []
-    runner = SimpleNamespace(workers=[RecordingWorker(assign(0, [0, 1]), calls),
-                                      RecordingWorker(assign(1, [2]), calls)])
-    asyncio.run(FlowRunner._apply_unlocked(runner, [assign(0, [0]), assign(1, [1, 2])]))
-    assert calls == [(0, [0]), (1, [1, 2])], "worker 0 gives [1] away before worker 1 takes it"
-
-    calls.clear()  # a swap: each gives first, then each takes
-    asyncio.run(FlowRunner._apply_unlocked(runner, [assign(0, [0, 2]), assign(1, [1])]))
-    assert calls[:1] == [(1, [1])] and calls[1:] == [(0, [0, 2])], calls
 
 
 def properties(extra: str) -> dict[str, str]:
