@@ -11,7 +11,7 @@ from pathlib import Path
 RECORD_SIZES = {"100": 100, "100b": 100, "1k": 1024, "1kb": 1024, "1024": 1024, "10k": 10240, "10kb": 10240,
                 "10240": 10240}
 QUICK_RECORDS = 20_000
-# the rows of the table (engine.bench.harness.REPLICATORS, kept here free of its imports)
+# the rows of the table (engine.bench.settings.REPLICATORS, kept here free of its imports)
 ROWS = ("ceiling", "floor", "mm2-defaults", "mm2-tuned", "franz", "python", "c")
 
 
@@ -95,7 +95,7 @@ def add_arguments(bench: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace):
-    from engine.bench.harness import Settings
+    from engine.bench.settings import Settings
     from engine.bench.mm2 import cpu_count
 
     sizes = [s for group in (args.record_size or []) for s in group]

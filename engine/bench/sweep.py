@@ -16,9 +16,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from engine.bench import report
-from engine.bench.harness import (
-    Case, Clusters, Settings, environment, error_text, failure_log, preload_case, throughput_run,
-)
+from engine.bench.clusters import Clusters
+from engine.bench.harness import environment
+from engine.bench.rows import Case, preload_case, throughput_run
+from engine.bench.settings import Settings, error_text, failure_log
 
 SWEEP_REPLICATOR = "c"
 

@@ -13,9 +13,11 @@ from engine.bench import payload, report
 from engine.bench import ceiling
 from engine.bench.command import add_arguments, settings_from
 from engine.bench import floor
-from engine.bench.harness import (
-    COPIERS, MAX_TOPIC_BYTES, Settings, copy_timeout, latency_rate, plan, records_for_window, window_bounds,
-)
+from engine.bench.harness import plan
+from engine.bench.latency import latency_rate
+from engine.bench.rows import MAX_TOPIC_BYTES, copy_timeout, records_for_window
+from engine.bench.settings import COPIERS, Settings
+from engine.bench.window import window_bounds
 from engine.bench.mm2 import MM2_TUNED, bench_properties, exact_topic_regex, render
 from engine.bench.procstat import CLOCK_TICKS, TreeMeter, parse_stat, parse_status_memory
 from engine.bench.sweep import sizing, sweep_plan
@@ -385,25 +387,25 @@ class _Alive:
 
 
 def test_measure_copy_opens_past_the_first_tenth_and_closes_past_nine_tenths(monkeypatch):
-    from engine.bench import harness
+    from engine.bench import window
 
-    monkeypatch.setattr(harness, "POLL_S", 0)
+    monkeypatch.setattr(window, "POLL_S", 0)
     totals = [0, 0, 50, 120, 400, 700, 880, 950, 1000]
-    window = harness.measure_copy(_Alive(), _Offsets(totals), "t", 2, 1000, 60.0, steady=True)
-    assert (window["window_first_record"], window["window_last_record"]) == (120, 950)
-    assert window["window_records"] == 830
+    measured = window.measure_copy(_Alive(), _Offsets(totals), "t", 2, 1000, 60.0, steady=True)
+    assert (measured["window_first_record"], measured["window_last_record"]) == (120, 950)
+    assert measured["window_records"] == 830
 
 
 def test_measure_copy_of_a_quick_run_counts_the_whole_copy(monkeypatch):
-    from engine.bench import harness
+    from engine.bench import window
 
-    monkeypatch.setattr(harness, "POLL_S", 0)
-    window = harness.measure_copy(_Alive(), _Offsets([0, 0, 300, 1000]), "t", 2, 1000, 60.0, steady=False)
-    assert (window["window_first_record"], window["window_last_record"], window["window_records"]) == (0, 1000, 1000)
+    monkeypatch.setattr(window, "POLL_S", 0)
+    measured = window.measure_copy(_Alive(), _Offsets([0, 0, 300, 1000]), "t", 2, 1000, 60.0, steady=False)
+    assert (measured["window_first_record"], measured["window_last_record"], measured["window_records"]) == (0, 1000, 1000)
 
 
 class _Clock:
-    """time for harness: monotonic() advances one second a reading (one a poll), sleep() returns at once."""
+    """time for the window: monotonic() advances one second a reading (one a poll), sleep() returns at once."""
 
     def __init__(self):
         self.now = 100.0
@@ -420,44 +422,44 @@ class _Clock:
 
 
 def test_a_slow_replicators_window_opens_after_its_start_up_and_lasts_at_most_its_longest(monkeypatch):
-    from engine.bench import harness
+    from engine.bench import window
 
-    monkeypatch.setattr(harness, "time", _Clock())
+    monkeypatch.setattr(window, "time", _Clock())
     # 10 records a poll (a second): 10 % of 10,000 records would take 100 s to reach
     totals = [0, 0] + [10 * i for i in range(1, 200)]
-    window = harness.measure_copy(_Alive(), _Offsets(totals), "t", 2, 10_000, 600.0, steady=True, longest_s=4.0)
+    measured = window.measure_copy(_Alive(), _Offsets(totals), "t", 2, 10_000, 600.0, steady=True, longest_s=4.0)
     # the first record at the third poll; the window opens 5 s later and closes 4 s after that
-    assert window["startup_s"] == pytest.approx(3.0)
-    assert window["window_first_record"] == 60 and window["window_last_record"] == 100
-    assert window["window_s"] == pytest.approx(4.0) and window["window_records"] == 40
+    assert measured["startup_s"] == pytest.approx(3.0)
+    assert measured["window_first_record"] == 60 and measured["window_last_record"] == 100
+    assert measured["window_s"] == pytest.approx(4.0) and measured["window_records"] == 40
 
 
 def test_the_ceilings_window_is_steady_or_for_a_quick_run_the_whole_load(monkeypatch):
-    from engine.bench import harness
+    from engine.bench import window
 
-    monkeypatch.setattr(harness, "POLL_S", 0)
-    steady = harness.measure_load([_Alive()], _Offsets([0, 50, 120, 500, 950, 1000]), "t", 2, 1000, 60.0, [])
+    monkeypatch.setattr(window, "POLL_S", 0)
+    steady = window.measure_load([_Alive()], _Offsets([0, 50, 120, 500, 950, 1000]), "t", 2, 1000, 60.0, [])
     assert steady["window_records"] == 830 and steady["target_broker_cores"] is None
     assert steady["machine_busy"] is None or 0 <= steady["machine_busy"] <= 1  # None: no tick passed
     assert steady["generator_cores"] >= 0
     # a --quick load may be written between two polls: the window then starts at the last empty one
-    whole = harness.measure_load([_Alive()], _Offsets([0, 0, 1000]), "t", 2, 1000, 60.0, [], steady=False)
+    whole = window.measure_load([_Alive()], _Offsets([0, 0, 1000]), "t", 2, 1000, 60.0, [], steady=False)
     assert whole["window_records"] == 1000
 
 
 def test_an_error_without_a_message_is_named_by_its_type():
-    from engine.bench.harness import error_text
+    from engine.bench.settings import error_text
 
     assert error_text(TimeoutError()) == "TimeoutError"
     assert error_text(RuntimeError("broker gone\nmore")) == "broker gone\nmore"
 
 
 def test_a_window_without_copying_is_an_error(monkeypatch):
-    from engine.bench import harness
+    from engine.bench import window
 
-    monkeypatch.setattr(harness, "POLL_S", 0)
-    with pytest.raises(harness.BenchError, match="no record copied"):
-        harness.measure_copy(_Alive(), _Offsets([0, 1000]), "t", 2, 1000, 60.0, steady=True)
+    monkeypatch.setattr(window, "POLL_S", 0)
+    with pytest.raises(window.BenchError, match="no record copied"):
+        window.measure_copy(_Alive(), _Offsets([0, 1000]), "t", 2, 1000, 60.0, steady=True)
 
 
 # -- the floor ----------------------------------------------------------------------------------
