@@ -33,7 +33,7 @@ class BuildFastpath(build_ext):
 # what engine/_fastpath.pyx and .pxd include, one concern a file: all of them, or no build
 FASTPATH_PARTS = [f"engine/fastpath/{name}" for name in (
     "clock.pxi", "errors.pyx", "provenance.pyx", "ledger.pyx", "ledger.pxd", "record_filter.pyx",
-    "record_filter.pxd", "relay.pyx", "relay.pxd", "native_relay.pyx", "native_relay.pxd", "clients.pxi")]
+    "record_filter.pxd", "bookkeeper.pyx", "bookkeeper.pxd", "native_relay.pyx", "native_relay.pxd", "clients.pxi")]
 LIBRDKAFKA = ["engine/_librdkafka.h", "engine/_librdkafka.pxd"]
 
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from collections import deque
 
-from engine._fastpath import Relay
+from engine._fastpath import Bookkeeper
 from engine.offsets.translation import PartitionMap
+from engine.worker.python_relay import PythonRelay
 
 RECORDS = 10_000
 
@@ -27,6 +28,7 @@ class Message:
     def headers(self): return None
     def timestamp(self): return (1, 1)
     def error(self): return None
+    def __len__(self): return 100
 
 
 class Acked:
@@ -52,15 +54,14 @@ ACKS = [Acked(i) for i in range(RECORDS)]
 
 
 def relay_batch_with_ack_bookkeeping():
-    relay = Relay()
-    relay.attach(NullProducer())
-    relay.offset_lag_max = 100
+    relay = PythonRelay(None, NullProducer(), Bookkeeper())
+    relay.bookkeeper.offset_lag_max = 100
     relay.add_partition("t", "A.t", 0)
     relay.send(BATCH)
     for ack in ACKS:
         relay.on_delivery(None, ack)
-    relay.take_offset_syncs()
-    relay.take_offset_runs()
+    relay.bookkeeper.take_offset_syncs()
+    relay.bookkeeper.take_offset_runs()
 
 
 def python_baseline_batch():

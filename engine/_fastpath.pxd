@@ -5,5 +5,5 @@ from engine._librdkafka cimport *
 
 include "fastpath/ledger.pxd"
 include "fastpath/record_filter.pxd"
-include "fastpath/relay.pxd"
+include "fastpath/bookkeeper.pxd"
 include "fastpath/native_relay.pxd"

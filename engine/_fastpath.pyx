@@ -14,13 +14,14 @@ are aggregated in the ledger, per report interval, without a Python object per r
 bytes and record age (now - timestamp) when a batch is polled, replication latency (now -
 timestamp) when the target acknowledges; one clock reading per batch of records or of reports.
 
-Two loops share the ledgers, the filter and the ack bookkeeping:
+Two loops, each holding a Bookkeeper (the ledgers, the filter and the ack rule):
   NativeRelay  the worker's loop on librdkafka's C API: batches consumed from the consumer queue
                are produced without copying keys, values or headers (the consumed message stays
                alive until its delivery report, then both are freed); delivery reports arrive as
                batched events. No Python object per record unless a Python record filter asks.
-  Relay        the same over confluent-kafka's Python API: `mirror.engine.loop = python`, the
-               benchmarks' in-run baseline and the differential tests' reference.
+  PythonRelay  the same over confluent-kafka's Python API, in plain Python (engine/worker/
+               python_relay.py): `mirror.engine.loop = python`, the benchmarks' in-run baseline
+               and the C loop's oracle. Both satisfy engine.worker.relays.RelayLoop.
 
 One extension made of included files, one concern each (engine/fastpath/, declarations in the .pxd
 of the same name, pulled in by engine/_fastpath.pxd):
@@ -29,7 +30,7 @@ of the same name, pulled in by engine/_fastpath.pxd):
   provenance.pyx      the C side of the provenance header (engine/wire.py holds its layout)
   ledger.pyx          PartitionLedger: in-flight FIFO, MM2 metrics, offset-sync rule, offset-map runs
   record_filter.pyx   RecordFilter, one rule for Python and C messages
-  relay.pyx           Relay: the ack bookkeeping, and the Python-API loop
+  bookkeeper.pyx      Bookkeeper: the partitions' ledgers, the ack rule, the first failure
   native_relay.pyx    NativeRelay: the C-API loop
   clients.pxi         the librdkafka client factory (also engine/bench/_floor.pyx's)
 """
@@ -58,6 +59,6 @@ include "fastpath/errors.pyx"
 include "fastpath/provenance.pyx"
 include "fastpath/ledger.pyx"
 include "fastpath/record_filter.pyx"
-include "fastpath/relay.pyx"
+include "fastpath/bookkeeper.pyx"
 include "fastpath/native_relay.pyx"
 include "fastpath/clients.pxi"

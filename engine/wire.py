@@ -237,6 +237,7 @@ class OffsetRun(msgspec.Struct, frozen=True, order=True):
 # origin first, then B's. The fast path writes the prefix built here plus the offset per record.
 
 PROVENANCE_HEADER = "mirror-engine-origin"
+_INT64 = struct.Struct(">q")
 
 
 class Provenance(msgspec.Struct, frozen=True):
@@ -260,3 +261,8 @@ class Provenance(msgspec.Struct, frozen=True):
 def provenance_prefix(cluster: str, topic: str, partition: int) -> bytes:
     """Everything of a provenance value but its offset: fixed per source partition."""
     return struct.pack(">h", 0) + _string(cluster) + _string(topic) + struct.pack(">i", partition)
+
+
+def provenance_value(prefix: bytes, offset: int) -> bytes:
+    """A record's provenance value from its partition's provenance_prefix: the fast path's per-record step."""
+    return prefix + _INT64.pack(offset)

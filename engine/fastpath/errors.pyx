@@ -63,6 +63,17 @@ def source_error(str flow, str cluster, str topic, int partition, int code, str 
     return SourceReadFailed(f"source {topic}[{partition}] on cluster {cluster}: {reason}",
                             topic if code in _RECORD_ERRORS else None, partition if code in _RECORD_ERRORS else None)
 
+
+def produce_failed(str flow, str topic, int partition, int64_t offset, str remote, str target, int code, str reason):
+    """The exception for a record the producer refused at once: one partition's own when the error
+    is the record's (too large, not allowed), else the link's. `target`: " on cluster B" or ""."""
+    record_error = code in _RECORD_ERRORS
+    return DeliveryFailed(
+        f"cannot produce {topic}[{partition}]@{offset} to {remote}{target}: {reason}"
+        f"{_skip_hint(flow, code, topic, partition, offset)}",
+        topic if record_error else None, partition if record_error else None)
+
+
 def _skip_hint(str flow, int code, str topic, int partition, int64_t offset):
     if code not in _RECORD_ERRORS:
         return ""

@@ -6,7 +6,8 @@ cdef class TopicRoute:
     cdef void release(self) noexcept
 
 
-cdef class NativeRelay(Relay):
+cdef class NativeRelay:
+    cdef readonly Bookkeeper bookkeeper  # ledgers, filter, provenance, the ack rule
     cdef rd_kafka_t *consumer
     cdef rd_kafka_t *producer
     cdef rd_kafka_queue_t *consumer_queue

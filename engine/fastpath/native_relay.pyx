@@ -14,11 +14,11 @@ cdef class TopicRoute:
             self.remote = NULL
 
 
-cdef class NativeRelay(Relay):
+cdef class NativeRelay:
     """The worker's loop on librdkafka's C API: owns the source consumer and the target producer.
 
-    Configs are librdkafka properties (strings); progress, filters and offset syncs go through the
-    same ledgers as the Python loop. Logs of both clients are queued and written by pump().
+    Configs are librdkafka properties (strings); progress, filters and offset syncs go through its
+    Bookkeeper, as the Python loop's do. Logs of both clients are queued and written by pump().
     """
 
     def __cinit__(self):
@@ -29,7 +29,7 @@ cdef class NativeRelay(Relay):
 
     def __init__(self, dict consumer_config, dict producer_config, int batch_size=2000,
                  str source_cluster="source", str target_cluster="target"):
-        Relay.__init__(self)
+        self.bookkeeper = Bookkeeper()
         self.routes = {}
         self.routes_by_handle = {}
         self.control_in_flight = 0
@@ -87,9 +87,9 @@ cdef class NativeRelay(Relay):
         if self.producer != NULL:
             with nogil:
                 rd_kafka_purge(self.producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT)
-            failure = self.failure
+            failure = self.bookkeeper.failure
             self._serve(100)
-            self.failure = failure  # purge reports are no new failure
+            self.bookkeeper.failure = failure  # purge reports are no new failure
         if self.consumer != NULL:
             with nogil:
                 rd_kafka_consumer_close(self.consumer)
@@ -101,7 +101,7 @@ cdef class NativeRelay(Relay):
     def add_partition(self, str source_topic, str remote_topic, int partition, int64_t last_committed_offset=-1,
                       bint apply_filter=True):
         cdef TopicRoute route = self.routes.get(source_topic)
-        ledger = Relay.add_partition(self, source_topic, remote_topic, partition, last_committed_offset, apply_filter)
+        ledger = self.bookkeeper.add_partition(source_topic, remote_topic, partition, last_committed_offset, apply_filter)
         if route is None:
             route = TopicRoute()
             route.source_topic = source_topic
@@ -115,7 +115,7 @@ cdef class NativeRelay(Relay):
 
     def remove_partition(self, str remote_topic, int partition):
         cdef TopicRoute route
-        ledger = Relay.remove_partition(self, remote_topic, partition)
+        ledger = self.bookkeeper.remove_partition(remote_topic, partition)
         route = self.routes.get(ledger.source_topic)
         if route is not None:
             route.ledgers[partition] = None  # reports still in flight for it free their records only
@@ -192,10 +192,10 @@ cdef class NativeRelay(Relay):
     def flush(self, double timeout_s):
         """Waits until every record in flight is acknowledged or failed; returns how many remain."""
         deadline = monotonic() + timeout_s
-        while (self.in_flight() or self.control_in_flight) and monotonic() < deadline:
+        while (self.bookkeeper.in_flight() or self.control_in_flight) and monotonic() < deadline:
             self._serve(100)
         self._drain_logs()
-        return self.in_flight() + self.control_in_flight
+        return self.bookkeeper.in_flight() + self.control_in_flight
 
     def produce_record(self, str topic, int partition, key, value):
         """One record of the engine's own (progress, offset map) through the relay's producer, so
@@ -274,7 +274,7 @@ cdef class NativeRelay(Relay):
         cdef int64_t now_ms = _now_ms()  # the batch's poll time: record-age-ms
         try:
             while i < count:
-                if self.failure is not None:
+                if self.bookkeeper.failure is not None:
                     break
                 i += 1  # _send_one frees or hands over the record, also when it raises
                 sent += self._send_one(self.batch[i - 1], now_ms)
@@ -282,7 +282,7 @@ cdef class NativeRelay(Relay):
             while i < count:  # not handed to the producer: ours to free
                 rd_kafka_message_destroy(self.batch[i])
                 i += 1
-        self.records_sent += sent
+        self.bookkeeper.records_sent += sent
         return 0
 
     cdef TopicRoute _route(self, rd_kafka_message_t *m):
@@ -325,7 +325,7 @@ cdef class NativeRelay(Relay):
             rd_kafka_message_destroy(m)
             if topic is None:
                 raise SourceReadFailed(f"source cluster {self.source_cluster}: {reason.rstrip()}")
-            raise source_error(self.flow_name, self.source_cluster, topic, partition, err, reason.rstrip(), offset,
+            raise source_error(self.bookkeeper.flow_name, self.source_cluster, topic, partition, err, reason.rstrip(), offset,
                                lambda: self.source_watermarks(topic, partition))
         route = self._route(m)
         ledger = <PartitionLedger> route.ledgers[m.partition]
@@ -334,14 +334,14 @@ cdef class NativeRelay(Relay):
         source_timestamp = rd_kafka_message_timestamp(m, &timestamp_type)
         ledger.polled(m.len if m.payload != NULL else 0, source_timestamp, now_ms)
         try:
-            if self.cycle_cluster is not None:
+            if self.bookkeeper.cycle_cluster is not None:
                 rd_kafka_message_headers(m, &headers)
-                if _came_from(headers, self.cycle_cluster):
+                if _came_from(headers, self.bookkeeper.cycle_cluster):
                     ledger.skip(m.offset)
                     rd_kafka_message_destroy(m)
                     return 0
-            if ledger.apply_filter and self.record_filter is not None \
-                    and not self.record_filter.keep_native(m, route.source_topic):
+            if ledger.apply_filter and self.bookkeeper.record_filter is not None \
+                    and not self.bookkeeper.record_filter.keep_native(m, route.source_topic):
                 ledger.skip(m.offset)
                 rd_kafka_message_destroy(m)
                 return 0
@@ -390,7 +390,7 @@ cdef class NativeRelay(Relay):
             if code == RD_KAFKA_RESP_ERR__QUEUE_FULL:
                 # the local queue is full: serve delivery reports, then retry this record
                 self._serve(50)
-                if self.failure is None:
+                if self.bookkeeper.failure is None:
                     continue
             elif code == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
                 # a partition just added to the remote topic: wait for the producer's metadata to
@@ -405,16 +405,12 @@ cdef class NativeRelay(Relay):
                 rd_kafka_headers_destroy(headers)  # still ours when produce fails
             offset = m.offset
             rd_kafka_message_destroy(m)
-            if self.failure is not None:
+            if self.bookkeeper.failure is not None:
                 return 0
-            record_error = code in _RECORD_ERRORS
-            raise DeliveryFailed(
-                f"cannot produce {route.source_topic}[{ledger.partition}]@{offset} "
-                f"to {ledger.remote_topic} on cluster {self.target_cluster}: {reason}"
-                f"{_skip_hint(self.flow_name, code, route.source_topic, ledger.partition, offset)}",
-                route.source_topic if record_error else None, ledger.partition if record_error else None)
+            raise produce_failed(self.bookkeeper.flow_name, route.source_topic, ledger.partition, offset,
+                                 ledger.remote_topic, f" on cluster {self.target_cluster}", code, reason)
         ledger.push(m.offset, source_timestamp)
-        self.bytes_sent += m.len + m.key_len
+        self.bookkeeper.bytes_sent += m.len + m.key_len
         return 1
 
     cdef int _open_remote(self, TopicRoute route, rd_kafka_message_t *m) except -1:
@@ -446,8 +442,8 @@ cdef class NativeRelay(Relay):
                     message = (f"producer for cluster {self.target_cluster}: "
                                f"{rd_kafka_event_error_string(event).decode('utf-8', 'replace')}")
                     if rd_kafka_event_error_is_fatal(event):
-                        if self.failure is None:
-                            self.failure = DeliveryFailed(message)
+                        if self.bookkeeper.failure is None:
+                            self.bookkeeper.failure = DeliveryFailed(message)
                     else:
                         _librdkafka_log.warning("%s", message)
             finally:
@@ -467,14 +463,14 @@ cdef class NativeRelay(Relay):
             count = rd_kafka_event_message_array(event, acks, ACKS_PER_CALL)
             if count == 0:
                 return 0
-            self.ack_clock_ms = _now_ms()  # one clock reading per batch of reports
+            self.bookkeeper.ack_clock_ms = _now_ms()  # one clock reading per batch of reports
             for i in range(count):
                 ack = acks[i]
                 source = <rd_kafka_message_t *> ack._private
                 if source == NULL:  # produce_record(): no ledger, no consumed record
                     self.control_in_flight -= 1
-                    if ack.err and self.failure is None:
-                        self.failure = DeliveryFailed(
+                    if ack.err and self.bookkeeper.failure is None:
+                        self.bookkeeper.failure = DeliveryFailed(
                             f"writing {rd_kafka_topic_name(ack.rkt).decode()} on cluster {self.target_cluster} "
                             f"failed: {rd_kafka_err2str(ack.err).decode()}")
                     continue
@@ -484,11 +480,11 @@ cdef class NativeRelay(Relay):
                     if ledger is None:
                         continue  # partition revoked while the record was in flight
                     source_offset = (<PartitionLedger> ledger).pop()
-                    if source_offset != source.offset and self.failure is None:
-                        self.failure = DeliveryFailed(
+                    if source_offset != source.offset and self.bookkeeper.failure is None:
+                        self.bookkeeper.failure = DeliveryFailed(
                             f"delivery report for {route.source_topic}[{ack.partition}]@{source.offset} "
                             f"arrived out of order (expected @{source_offset})")
-                    self._acked(<PartitionLedger> ledger, source_offset,
+                    self.bookkeeper._acked(<PartitionLedger> ledger, source_offset,
                                 rd_kafka_err2str(ack.err).decode() if ack.err else None, ack.err, ack.offset,
                                 ack.len)
                 finally:

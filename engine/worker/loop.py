@@ -54,9 +54,9 @@ class Worker:
                                 max_message_bytes=assignment.max_message_bytes,
                                 consumer_overrides=assignment.consumer_overrides,
                                 producer_overrides=assignment.producer_overrides)
-        self.relay.flow_name = assignment.flow
+        self.relay.bookkeeper.flow_name = assignment.flow
         if assignment.provenance:
-            self.relay.enable_provenance(assignment.source_alias, assignment.target_alias)
+            self.relay.bookkeeper.enable_provenance(assignment.source_alias, assignment.target_alias)
         self._last_report_at = clock()
         self.lease = Lease(assignment.lease_s, clock, assignment.leased)
         self.budget = ByteBudget(assignment.bandwidth_limit_bytes_per_s, clock)
@@ -131,8 +131,8 @@ class Worker:
                                        "ran out with records in the open transaction; it is aborted")
                 self.relay.serve(0)  # acks of what is in flight still count
                 time.sleep(poll_ms / 1000)
-            elif self.relay.ledgers:
-                ahead_s = self.budget.ahead_s(self.relay.bytes_sent)
+            elif self.relay.bookkeeper.ledgers:
+                ahead_s = self.budget.ahead_s(self.relay.bookkeeper.bytes_sent)
                 if ahead_s > 0:
                     time.sleep(min(ahead_s, 0.2))  # short: the inbox and acks stay served
                     self.relay.serve(0)
@@ -140,10 +140,10 @@ class Worker:
                     self.relay.pump(poll_ms)
             else:
                 time.sleep(poll_ms / 1000)  # nothing assigned: only the inbox matters
-            if self.relay.failure is not None:
-                raise self.relay.failure
+            if self.relay.bookkeeper.failure is not None:
+                raise self.relay.bookkeeper.failure
             if self.offset_syncs is not None and not self.exactly_once:
-                self.offset_syncs.send(self.relay.take_offset_syncs())
+                self.offset_syncs.send(self.relay.bookkeeper.take_offset_syncs())
             now = self.clock()
             if now >= next_store:
                 self._store_acked()
@@ -154,8 +154,8 @@ class Worker:
 
     def _assign(self, assignment: ipc.Assign) -> None:
         self.assignment = assignment
-        self.relay.record_filter = build_record_filter(assignment.record_filter)
-        self.relay.offset_lag_max = assignment.offset_lag_max if assignment.offset_syncs_topic else -1
+        self.relay.bookkeeper.record_filter = build_record_filter(assignment.record_filter)
+        self.relay.bookkeeper.offset_lag_max = assignment.offset_lag_max if assignment.offset_syncs_topic else -1
         stored = self.progress.load() if assignment.partitions else {}
         if assignment.resume_from_target and not self.exactly_once and assignment.partitions:
             stored = self._resume_after_the_target_tail(assignment, stored)
@@ -256,7 +256,7 @@ class Worker:
         self._store_acked()
         self.report(self._snapshot())  # before the ledgers go, or their last deltas are lost
         self.relay.assign([])
-        for key in list(self.relay.ledgers):
+        for key in list(self.relay.bookkeeper.ledgers):
             self.relay.remove_partition(*key)
 
     def _shutdown(self) -> bool:
@@ -273,10 +273,10 @@ class Worker:
 
     def _flush_producer(self, raise_on_failure: bool = True) -> bool:
         remaining = self.relay.flush(SHUTDOWN_FLUSH_S)
-        if self.relay.failure is not None:
+        if self.relay.bookkeeper.failure is not None:
             if raise_on_failure:
-                raise self.relay.failure
-            log.error("%s", self.relay.failure)
+                raise self.relay.bookkeeper.failure
+            log.error("%s", self.relay.bookkeeper.failure)
             return False
         if remaining:
             log.error("%d records still unacknowledged by cluster %s after %.0fs; their progress is not stored",
@@ -292,12 +292,12 @@ class Worker:
             return
         if self.offset_syncs is not None:
             # as MM2 does on each offset commit: the newest undue sync per partition is sent too
-            self.relay.promote_delayed_syncs()
-            self.offset_syncs.send(self.relay.take_offset_syncs())
+            self.relay.bookkeeper.promote_delayed_syncs()
+            self.offset_syncs.send(self.relay.bookkeeper.take_offset_syncs())
         if batch_complete:
             self._pass_invisible_offsets()
-        runs = self.relay.take_offset_runs() + self._read_through_entries()
-        changed = [ledger for ledger in self.relay.ledgers.values() if ledger.uncommitted()]
+        runs = self.relay.bookkeeper.take_offset_runs() + self._read_through_entries()
+        changed = [ledger for ledger in self.relay.bookkeeper.ledgers.values() if ledger.uncommitted()]
         try:
             if runs:
                 self.progress.store_runs(runs)
@@ -313,7 +313,7 @@ class Worker:
             ledger.last_committed_source = ledger.last_acked_source
 
     def _transaction_has_records(self) -> bool:
-        return any(ledger.in_flight or ledger.uncommitted() for ledger in self.relay.ledgers.values())
+        return any(ledger.in_flight or ledger.uncommitted() for ledger in self.relay.bookkeeper.ledgers.values())
 
     def _commit_transaction(self, begin_next: bool = True) -> None:
         """Exactly-once mode: the open transaction's records, their offset map and their progress
@@ -326,11 +326,11 @@ class Worker:
             return  # nothing to commit; the transaction stays open and empty
         self._flush_producer()  # every record acked: the map and progress below are final
         if self.offset_syncs is not None:
-            self.relay.promote_delayed_syncs()
-        syncs = self.relay.take_offset_syncs()
+            self.relay.bookkeeper.promote_delayed_syncs()
+        syncs = self.relay.bookkeeper.take_offset_syncs()
         self._pass_invisible_offsets()
-        records = self.progress.run_records(self.relay.take_offset_runs() + self._read_through_entries())
-        changed = [ledger for ledger in self.relay.ledgers.values() if ledger.uncommitted()]
+        records = self.progress.run_records(self.relay.bookkeeper.take_offset_runs() + self._read_through_entries())
+        changed = [ledger for ledger in self.relay.bookkeeper.ledgers.values() if ledger.uncommitted()]
         records += self.progress.progress_records([(l.source_topic, l.partition, l.last_acked_source) for l in changed])
         for topic, partition, key, value in records:
             self.relay.produce_record(topic, partition, key, value)
@@ -357,7 +357,7 @@ class Worker:
 
         Only valid between batches, when every record the consumer returned went through the relay.
         """
-        idle = [l for l in self.relay.ledgers.values() if l.in_flight == 0]
+        idle = [l for l in self.relay.bookkeeper.ledgers.values() if l.in_flight == 0]
         if not idle:
             return
         positions = self.relay.positions([(l.source_topic, l.partition) for l in idle])
@@ -368,7 +368,7 @@ class Worker:
     def _read_through_entries(self) -> list[tuple[str, int, int, int, int, int]]:
         """Offset-map entries saying how far each partition was read and where its next copy goes."""
         entries = []
-        for ledger in self.relay.ledgers.values():
+        for ledger in self.relay.bookkeeper.ledgers.values():
             if ledger.last_acked_target < 0 or ledger.in_flight:
                 continue
             entry = (ledger.source_topic, ledger.partition, READ_THROUGH, ledger.last_acked_target + 1,
@@ -391,7 +391,7 @@ class Worker:
     def _snapshot(self) -> ipc.Report:
         now = self.clock()
         partitions = []
-        for ledger in self.relay.ledgers.values():
+        for ledger in self.relay.bookkeeper.ledgers.values():
             end = self.relay.high_watermark(ledger.source_topic, ledger.partition)
             age, latency = ledger.take_timings()
             partitions.append(ipc.PartitionProgress(

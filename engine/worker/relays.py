@@ -1,24 +1,46 @@
-"""The worker's two relay loops behind one interface, and the client settings they share.
+"""The worker's two relay loops behind one interface (RelayLoop), and the client settings they share.
 
-    relay.assign([(topic, partition, start offset)])   what the source consumer reads
-    relay.pump(timeout_ms) -> records consumed           consume one batch, produce it, serve acks
-    relay.serve(timeout_ms) / relay.flush(timeout_s)     delivery reports only
-    relay.positions([(topic, partition)]) / relay.high_watermark(topic, partition)
-    relay.close()
-plus Relay's ledgers, failure and take_offset_syncs / take_offset_runs.
-
-`c` is engine._fastpath.NativeRelay on librdkafka's C API; `python` is PythonRelay below on
-confluent-kafka's Python API, the benchmarks' baseline. Both get the same librdkafka settings.
+`c` is engine._fastpath.NativeRelay on librdkafka's C API; `python` is engine.worker.python_relay's
+PythonRelay on confluent-kafka's Python API, the benchmarks' baseline and the C loop's oracle. Both
+get the same librdkafka settings and account through a Bookkeeper of their own (ledgers, failure,
+offset syncs, offset-map runs).
 """
 
 from __future__ import annotations
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from typing import Protocol, runtime_checkable
 
-from engine._fastpath import DeliveryFailed, NativeRelay, Relay, TransactionFailed
-from engine.clients import client_config, role_connection
+from engine._fastpath import Bookkeeper, NativeRelay, PartitionLedger
+from engine.clients import role_connection
+from engine.worker.python_relay import open_python_relay
 
 BATCH_SIZE = 2000
+
+
+@runtime_checkable
+class RelayLoop(Protocol):
+    """What the worker drives; both loops satisfy it (tests/unit/test_relay_loops.py checks)."""
+
+    bookkeeper: Bookkeeper  # ledgers, record filter, provenance, failure, offset syncs and runs
+
+    def add_partition(self, source_topic: str, remote_topic: str, partition: int, last_committed_offset: int = ...,
+                      apply_filter: bool = ...) -> PartitionLedger: ...
+    def remove_partition(self, remote_topic: str, partition: int) -> PartitionLedger: ...
+    def assign(self, positions: list[tuple[str, int, int]]) -> None:
+        """[(topic, partition, start offset)]: what the source consumer reads; -2 = earliest."""
+    def pump(self, timeout_ms: int) -> int:
+        """Consumes one batch, produces it, serves delivery reports; the records consumed."""
+    def serve(self, timeout_ms: int) -> None: ...
+    def flush(self, timeout_s: float) -> int: ...
+    def positions(self, partitions: list[tuple[str, int]]) -> list[int]: ...
+    def source_watermarks(self, topic: str, partition: int) -> tuple[int, int]: ...
+    def high_watermark(self, topic: str, partition: int) -> int: ...
+    def produce_record(self, topic: str, partition: int, key: bytes | None, value: bytes | None) -> None: ...
+    def init_transactions(self, timeout_s: float) -> None: ...
+    def begin_transaction(self) -> None: ...
+    def commit_transaction(self, timeout_s: float) -> None: ...
+    def abort_transaction(self, timeout_s: float) -> None: ...
+    def close(self) -> None: ...
 
 
 def consumer_settings(flow: str, overrides: dict[str, str] | None = None) -> dict[str, str]:
@@ -64,94 +86,11 @@ def producer_settings(compression: str = "none", linger_ms: int = 5, transaction
     return settings
 
 
-class PythonRelay(Relay):
-    """The relay loop on confluent-kafka's Python API: a Python object per record."""
-
-    def __init__(self, consumer_config: dict[str, str], producer_config: dict[str, str],
-                 consumer_id: str, producer_id: str, batch_size: int = BATCH_SIZE, source_alias: str = "source"):
-        super().__init__()
-        self.source_alias = source_alias
-        self.batch_size = batch_size
-        self.consumer = Consumer(client_config(consumer_config, consumer_id))
-        self.producer = Producer(client_config(producer_config, producer_id, on_delivery=self.on_delivery))
-        self.attach(self.producer)
-
-    def assign(self, positions: list[tuple[str, int, int]]) -> None:
-        self.consumer.assign([TopicPartition(t, p, o) for t, p, o in positions])
-
-    def pump(self, timeout_ms: int) -> int:
-        # one record waited for, then what is already fetched: a batch never waits to fill up
-        batch = self.consumer.consume(1, timeout=timeout_ms / 1000)
-        if batch:
-            batch += self.consumer.consume(self.batch_size - 1, timeout=0)
-        if batch:
-            self.send(batch)
-        self.producer.poll(0)
-        return len(batch)
-
-    def serve(self, timeout_ms: int) -> None:
-        self.producer.poll(timeout_ms / 1000)
-
-    def flush(self, timeout_s: float) -> int:
-        return self.producer.flush(timeout_s)
-
-    def positions(self, partitions: list[tuple[str, int]]) -> list[int]:
-        return [p.offset for p in self.consumer.position([TopicPartition(t, p) for t, p in partitions])]
-
-    def source_watermarks(self, topic: str, partition: int) -> tuple[int, int]:
-        return self.consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-
-    def high_watermark(self, topic: str, partition: int) -> int:
-        try:
-            # cached: the high watermark from the last fetch response, no request
-            end = self.consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)[1]
-        except KafkaException:
-            return -1
-        return end if end is not None and end >= 0 else -1
-
-    def close(self) -> None:
-        self.consumer.close()
-
-    def produce_record(self, topic: str, partition: int, key: bytes | None, value: bytes | None) -> None:
-        while True:
-            try:
-                if partition < 0:
-                    self.producer.produce(topic, value, key, on_delivery=self._control_delivered)
-                else:
-                    self.producer.produce(topic, value, key, partition, on_delivery=self._control_delivered)
-                return
-            except BufferError:
-                self.producer.poll(0.05)
-
-    def _control_delivered(self, err, message) -> None:
-        if err is not None and self.failure is None:
-            self.failure = DeliveryFailed(f"writing {message.topic()} failed: {err.str()}")
-
-    def init_transactions(self, timeout_s: float) -> None:
-        self._transaction(lambda: self.producer.init_transactions(timeout_s), "initialise transactions")
-
-    def begin_transaction(self) -> None:
-        self._transaction(self.producer.begin_transaction, "begin a transaction")
-
-    def commit_transaction(self, timeout_s: float) -> None:
-        self._transaction(lambda: self.producer.commit_transaction(timeout_s), "commit a transaction")
-
-    def abort_transaction(self, timeout_s: float) -> None:
-        self._transaction(lambda: self.producer.abort_transaction(timeout_s), "abort a transaction")
-
-    @staticmethod
-    def _transaction(call, what: str) -> None:
-        try:
-            call()
-        except KafkaException as error:
-            raise TransactionFailed(f"cannot {what}: {error.args[0].str()}", error.args[0].fatal()) from None
-
-
 def make_relay(loop: str, source: dict[str, str], target: dict[str, str], flow: str, role: str,
                source_alias: str, target_alias: str, compression: str = "none",
                transactional_id: str | None = None, max_message_bytes: int | None = None,
                consumer_overrides: dict[str, str] | None = None,
-               producer_overrides: dict[str, str] | None = None) -> Relay:
+               producer_overrides: dict[str, str] | None = None) -> RelayLoop:
     """A relay of the given loop kind, with client.ids in MM2's format."""
     consumer = {**role_connection(source, consumer_overrides or {}), **consumer_settings(flow, consumer_overrides)}
     producer = {**role_connection(target, producer_overrides or {}), **producer_settings(compression, transactional_id=transactional_id,
@@ -163,7 +102,7 @@ def make_relay(loop: str, source: dict[str, str], target: dict[str, str], flow: 
     if "client.id" in producer:
         producer_id = f"{producer.pop('client.id')}|{producer_id}"
     if loop == "python":
-        return PythonRelay(consumer, producer, consumer_id, producer_id, source_alias=source_alias)
+        return open_python_relay(consumer, producer, consumer_id, producer_id, BATCH_SIZE, source_alias)
     return NativeRelay({**consumer, "client.id": consumer_id}, {**producer, "client.id": producer_id},
                        BATCH_SIZE, source_alias, target_alias)
 

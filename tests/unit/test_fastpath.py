@@ -1,4 +1,5 @@
-"""The fast path's relay and ack ledger, driven by fake messages and a fake producer."""
+"""The relay loops' ack ledger and bookkeeping, driven through the Python-API loop by fake messages and
+a fake producer."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import pytest
 from confluent_kafka import KafkaError
 
 from engine import _fastpath
-from engine._fastpath import DeliveryFailed, Relay, SourceReadFailed
+from engine._fastpath import Bookkeeper, DeliveryFailed, SourceReadFailed
+from engine.worker.python_relay import PythonRelay
 
 
 def test_the_compiled_module_is_loaded():
@@ -49,7 +51,7 @@ class FakeProducer:
         self.polls += 1
         self.full_after = None
 
-    def deliver(self, relay: Relay, error=None, count=None):
+    def deliver(self, relay: PythonRelay, error=None, count=None):
         pending, self.produced = self.produced[:count], self.produced[count:] if count else []
         for record in pending:
             key = (record["topic"], record["partition"])
@@ -58,10 +60,8 @@ class FakeProducer:
             relay.on_delivery(error, FakeMessage(record["topic"], record["partition"], offset, value=record["value"]))
 
 
-def make_relay(producer) -> Relay:
-    relay = Relay()
-    relay.attach(producer)
-    return relay
+def make_relay(producer) -> PythonRelay:
+    return PythonRelay(None, producer, Bookkeeper())
 
 
 def test_records_keep_partition_key_value_headers_and_timestamp():
@@ -98,7 +98,7 @@ def test_acks_map_back_to_source_offsets_per_partition_across_gaps():
     assert (p0.last_acked_source, p0.last_acked_target) == (109, 2)
     assert p0.acked_records == 3 and p0.acked_value_bytes == 5
     assert p0.in_flight == 0 and p0.uncommitted()
-    assert relay.records_sent == 4 and relay.records_acked == 4
+    assert relay.bookkeeper.records_sent == 4 and relay.bookkeeper.records_acked == 4
 
 
 def test_ring_buffer_grows_beyond_its_initial_capacity():
@@ -122,8 +122,8 @@ def test_a_failed_delivery_stops_progress():
     producer.deliver(relay, error=KafkaError(KafkaError.MSG_SIZE_TOO_LARGE), count=1)
     producer.deliver(relay)  # a later success must not count as progress past the failure
     assert ledger.last_acked_source == 0
-    assert isinstance(relay.failure, DeliveryFailed)
-    assert "t[0]@1" in str(relay.failure) and "A.t" in str(relay.failure)
+    assert isinstance(relay.bookkeeper.failure, DeliveryFailed)
+    assert "t[0]@1" in str(relay.bookkeeper.failure) and "A.t" in str(relay.bookkeeper.failure)
 
 
 def test_a_full_queue_is_served_and_the_record_retried():
@@ -211,7 +211,7 @@ def test_filtered_records_are_gaps_that_progress_passes():
 
     producer = FakeProducer()
     relay = make_relay(producer)
-    relay.record_filter = RecordFilter(key_prefixes=[b"keep"])
+    relay.bookkeeper.record_filter = RecordFilter(key_prefixes=[b"keep"])
     ledger = relay.add_partition("t", "A.t", 0)
     # nothing in flight: a filtered record is done at once
     relay.send([FakeMessage("t", 0, 0, key=b"drop")])
@@ -236,7 +236,7 @@ def test_a_raising_python_filter_stops_naming_the_record():
     from engine._fastpath import RecordFilter, RecordFilterFailed
 
     relay = make_relay(FakeProducer())
-    relay.record_filter = RecordFilter(python=lambda *args: 1 / 0)
+    relay.bookkeeper.record_filter = RecordFilter(python=lambda *args: 1 / 0)
     relay.add_partition("t", "A.t", 0)
     with pytest.raises(RecordFilterFailed, match=r"record.filter.python raised on t\[0\]@7: ZeroDivisionError"):
         relay.send([FakeMessage("t", 0, 7)])
@@ -247,7 +247,7 @@ def test_partitions_marked_unfiltered_bypass_the_filter():
 
     producer = FakeProducer()
     relay = make_relay(producer)
-    relay.record_filter = RecordFilter(header_present=["trace"])
+    relay.bookkeeper.record_filter = RecordFilter(header_present=["trace"])
     relay.add_partition("heartbeats", "A.heartbeats", 0, apply_filter=False)
     assert relay.send([FakeMessage("heartbeats", 0, 0, value=b"beat")]) == 1
     assert producer.produced[0]["topic"] == "A.heartbeats"
@@ -256,7 +256,7 @@ def test_partitions_marked_unfiltered_bypass_the_filter():
 def relay_with_syncs(lag_max: int):
     producer = FakeProducer()
     relay = make_relay(producer)
-    relay.offset_lag_max = lag_max
+    relay.bookkeeper.offset_lag_max = lag_max
     ledger = relay.add_partition("t", "A.t", 0)
     return producer, relay, ledger
 
@@ -267,14 +267,14 @@ def test_offset_syncs_follow_mm2_spacing_and_flush_promotes_the_newest():
     for offset in range(300):
         relay.send([FakeMessage("t", 0, offset)])
         producer.deliver(relay)
-        syncs += relay.take_offset_syncs()
+        syncs += relay.bookkeeper.take_offset_syncs()
     # MM2's steady state with offset.lag.max = 100: downstream 0, 101, 202
     assert syncs == [("t", 0, 0, 0), ("t", 0, 101, 101), ("t", 0, 202, 202)]
-    assert relay.take_offset_syncs() == []
-    relay.promote_delayed_syncs()  # what a progress store does
-    assert relay.take_offset_syncs() == [("t", 0, 299, 299)]
-    relay.promote_delayed_syncs()
-    assert relay.take_offset_syncs() == []
+    assert relay.bookkeeper.take_offset_syncs() == []
+    relay.bookkeeper.promote_delayed_syncs()  # what a progress store does
+    assert relay.bookkeeper.take_offset_syncs() == [("t", 0, 299, 299)]
+    relay.bookkeeper.promote_delayed_syncs()
+    assert relay.bookkeeper.take_offset_syncs() == []
 
 
 def test_offset_syncs_on_gaps_and_target_truncation_and_lag_zero():
@@ -282,26 +282,26 @@ def test_offset_syncs_on_gaps_and_target_truncation_and_lag_zero():
     for offset in (10, 11, 15, 16):  # 12-14 compacted away or filtered
         relay.send([FakeMessage("t", 0, offset)])
     producer.deliver(relay)
-    assert relay.take_offset_syncs() == [("t", 0, 10, 0), ("t", 0, 15, 2)]  # the first, then the gap's
+    assert relay.bookkeeper.take_offset_syncs() == [("t", 0, 10, 0), ("t", 0, 15, 2)]  # the first, then the gap's
     producer.next_offset[("A.t", 0)] = 0  # the target partition was truncated and starts over
     relay.send([FakeMessage("t", 0, 17)])
     producer.deliver(relay)
-    assert relay.take_offset_syncs() == [("t", 0, 17, 0)]
+    assert relay.bookkeeper.take_offset_syncs() == [("t", 0, 17, 0)]
 
     producer, relay, ledger = relay_with_syncs(0)
     relay.send([FakeMessage("t", 0, o) for o in range(3)])
     producer.deliver(relay, count=1)
-    assert relay.take_offset_syncs() == [("t", 0, 0, 0)]
+    assert relay.bookkeeper.take_offset_syncs() == [("t", 0, 0, 0)]
     producer.deliver(relay)
-    assert relay.take_offset_syncs() == [("t", 0, 1, 1), ("t", 0, 2, 2)]  # every record is due, none merged
+    assert relay.bookkeeper.take_offset_syncs() == [("t", 0, 1, 1), ("t", 0, 2, 2)]  # every record is due, none merged
 
 
 def test_no_offset_syncs_when_disabled():
     producer, relay, ledger = relay_with_syncs(-1)
     relay.send([FakeMessage("t", 0, 0)])
     producer.deliver(relay)
-    relay.promote_delayed_syncs()
-    assert relay.take_offset_syncs() == []
+    relay.bookkeeper.promote_delayed_syncs()
+    assert relay.bookkeeper.take_offset_syncs() == []
 
 
 def test_mm2_metrics_are_aggregated_per_partition_without_an_object_per_record():
@@ -309,7 +309,7 @@ def test_mm2_metrics_are_aggregated_per_partition_without_an_object_per_record()
 
     producer = FakeProducer()
     relay = make_relay(producer)
-    relay.record_filter = RecordFilter(key_prefixes=[b"keep"])
+    relay.bookkeeper.record_filter = RecordFilter(key_prefixes=[b"keep"])
     ledger = relay.add_partition("t", "A.t", 0)
     before = wall_clock_ms()
     written = [before - 5_000, before - 2_000, before - 9_000]

@@ -191,7 +191,7 @@ def exactly_once_worker(clock: FakeClock, ledgers: dict) -> Worker:
     worker.exactly_once = True
     worker.lease = Lease(3.0, clock)
     clock.now += 3.1  # the lease ran out
-    worker.relay = SimpleNamespace(ledgers=ledgers)
+    worker.relay = SimpleNamespace(bookkeeper=SimpleNamespace(ledgers=ledgers))
     return worker
 
 

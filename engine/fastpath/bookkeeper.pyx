@@ -1,11 +1,13 @@
-cdef class Relay:
-    """Relays batches of consumed messages through one producer and tracks acks per partition.
+cdef class Bookkeeper:
+    """What both relay loops account for, one object per relay: the ledgers of the partitions it
+    copies, the record filter and the provenance settings, the ack rule (progress, offset syncs,
+    offset-map runs, MM2's metrics) and the first failure.
 
-    This is the Python-API loop: give `relay.on_delivery` to the producer as its `on_delivery`.
+    The loops hold one each (composition): NativeRelay below calls it in C; the Python-API loop
+    (engine/worker/python_relay.py) through admit(), sent() and delivered(), one call each a record.
     """
 
     def __init__(self):
-        self.producer = None
         self.ledgers = {}
         self.remote_topics = {}
         self.failure = None
@@ -20,9 +22,6 @@ cdef class Relay:
         self.provenance_cluster = None
         self.cycle_cluster = None
         self.ack_clock_ms = 0
-
-    def attach(self, producer):
-        self.producer = producer
 
     def enable_provenance(self, str source_cluster, str target_cluster):
         """Append a provenance header to every copy and drop records that came from the target."""
@@ -73,6 +72,43 @@ cdef class Relay:
             total += ledger.count
         return total
 
+    # -- the Python-API loop's per-record calls ------------------------------------------------------
+
+    cpdef PartitionLedger admit(self, object message, int64_t source_timestamp, int64_t now_ms):
+        """A consumed confluent-kafka message: its partition's ledger when the record is to be
+        copied; None when the flow skips it (a record-level cycle, the record filter: a gap that
+        progress passes) or when its partition is not, or no longer, the relay's (a record
+        fetched before the partition was removed: dropped, its progress is not ours)."""
+        cdef PartitionLedger ledger
+        remote = self.remote_topics.get(message.topic())
+        if remote is None:
+            return None
+        ledger = self.ledgers.get((remote, message.partition()))
+        if ledger is None:
+            return None
+        ledger.polled(len(message), source_timestamp, now_ms)
+        if self._filtered(ledger, message):
+            ledger.skip(message.offset())
+            return None
+        return ledger
+
+    cpdef int sent(self, PartitionLedger ledger, int64_t source_offset, int64_t source_timestamp,
+                   int64_t size) except -1:
+        """The producer took the record: it is in flight; `size` is its key and value bytes."""
+        ledger.push(source_offset, source_timestamp)
+        self.bytes_sent += size
+        return 0
+
+    cpdef int delivered(self, str remote_topic, int partition, int64_t target_offset, int64_t value_bytes,
+                        str error, int error_code) except -1:
+        """A delivery report: the oldest record in flight of remote_topic[partition] was written at
+        target_offset, or failed with `error` (then target_offset is -1)."""
+        cdef PartitionLedger ledger = self.ledgers.get((remote_topic, partition))
+        if ledger is None:
+            return 0  # partition revoked while the record was in flight; its progress is not ours
+        self.ack_clock_ms = _now_ms()
+        return self._acked(ledger, ledger.pop(), error, error_code, target_offset, value_bytes)
+
     cdef bint _filtered(self, PartitionLedger ledger, object message) except -1:
         cdef bytes origin = self.cycle_cluster
         if self.cycle_cluster is not None and message.headers():
@@ -81,89 +117,6 @@ cdef class Relay:
                         and int.from_bytes(value[2:4], "big") == len(origin) and value[4:4 + len(origin)] == origin:
                     return True
         return ledger.apply_filter and self.record_filter is not None and not self.record_filter.keep(message)
-
-    def send(self, list messages):
-        """Produces every record of the batch; returns how many were handed to the producer."""
-        cdef PartitionLedger ledger
-        cdef int sent = 0
-        cdef object producer = self.producer
-        cdef dict ledgers = self.ledgers
-        cdef dict remote_topics = self.remote_topics
-        cdef object err
-        cdef str remote
-        cdef int partition
-        cdef int64_t ts, source_ts
-        cdef int64_t now_ms = _now_ms()  # one clock reading per batch, as the C loop
-        cdef double unknown_since
-        for message in messages:
-            err = message.error()
-            if err is not None:
-                if err.code() == _PARTITION_EOF:
-                    continue
-                if message.topic() is None:
-                    raise SourceReadFailed(f"source cluster: {err.str()}")
-                raise source_error(self.flow_name, getattr(self, "source_alias", "source"), message.topic(), message.partition(), err.code(), err.str(),
-                                   message.offset() if message.offset() is not None else -1,
-                                   lambda: self.source_watermarks(message.topic(), message.partition()))
-            remote = remote_topics[message.topic()]
-            partition = message.partition()
-            ledger = ledgers[(remote, partition)]
-            source_ts = message.timestamp()[1]
-            ledger.polled(len(message), source_ts, now_ms)
-            if self._filtered(ledger, message):
-                ledger.skip(message.offset())
-                continue
-            headers = message.headers()
-            if ledger.provenance_prefix is not None:
-                headers = (headers or []) + [(PROVENANCE_HEADER,
-                                              ledger.provenance_prefix + message.offset().to_bytes(8, "big"))]
-            unknown_since = 0
-            ts = source_ts
-            if ts < 0:
-                ts = 0  # librdkafka: 0 means "now", as MM2 replaces -1 with the producer's clock
-            while True:
-                try:
-                    producer.produce(remote, message.value(), message.key(), partition, timestamp=ts, headers=headers)
-                    break
-                except BufferError:
-                    # the local queue is full: serve delivery reports, then retry this record
-                    producer.poll(0.05)
-                    if self.failure is not None:
-                        return sent
-                except KafkaException as error:
-                    if error.args[0].code() == _UNKNOWN_PARTITION and unknown_since == 0:
-                        unknown_since = monotonic()
-                    if error.args[0].code() == _UNKNOWN_PARTITION and monotonic() - unknown_since < UNKNOWN_PARTITION_WAIT_S:
-                        # a partition just added to the remote topic: wait for the producer's
-                        # metadata to show it (MM2's producer blocks until it appears)
-                        producer.list_topics(remote, timeout=1)
-                        producer.poll(0.1)
-                        continue
-                    code = error.args[0].code()
-                    raise DeliveryFailed(
-                        f"cannot produce {message.topic()}[{partition}]@{message.offset()} "
-                        f"to {remote}: {error.args[0].str()}{_skip_hint(self.flow_name, code, message.topic(), partition, message.offset())}",
-                        message.topic() if code in _RECORD_ERRORS else None,
-                        partition if code in _RECORD_ERRORS else None) from None
-            ledger.push(message.offset(), source_ts)
-            self.bytes_sent += len(message) + (len(message.key()) if message.key() is not None else 0)
-            sent += 1
-        self.records_sent += sent
-        return sent
-
-    def on_delivery(self, err, message):
-        cdef PartitionLedger ledger = self.ledgers.get((message.topic(), message.partition()))
-        if ledger is None:
-            return  # partition revoked while the record was in flight; its progress is not ours
-        self.ack_clock_ms = _now_ms()
-        if err is None:
-            self._acked(ledger, ledger.pop(), None, 0, message.offset(), len(message))
-        else:  # a failed report has no target offset
-            self._acked(ledger, ledger.pop(), err.str(), err.code(), -1, len(message))
-
-    def source_watermarks(self, str topic, int partition):
-        """(log start, end) of a source partition, asked of the broker."""
-        raise NotImplementedError
 
     cdef int _acked(self, PartitionLedger ledger, int64_t source_offset, str error, int error_code,
                     int64_t target_offset, int64_t value_bytes) except -1:
@@ -198,4 +151,3 @@ cdef class Relay:
         ledger.acked_at(self.ack_clock_ms)
         self.records_acked += 1
         return 0
-
