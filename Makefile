@@ -21,10 +21,10 @@ install: $(STAMP)
 kafka: install
 	$(PY) -c "from engine.sandbox.distribution import *; kafka_libs(); kafka_libs(MIRROR_CLIENT_ARTIFACTS, 'mirror-client')"
 
-# engine/known_keys.py: the key names of Kafka 4.3.1's config classes, read from the jars (needs a JDK)
+# engine/config/known_keys.py: the key names of Kafka 4.3.1's config classes, read from the jars (needs a JDK)
 known-keys: kafka
 	cp=$$(ls $${MIRROR_ENGINE_CACHE:-.cache}/kafka-4.3.1/mirror-maker/*.jar | tr '\n' :); \
-	java -cp "$$cp" tools/KnownKeys.java > engine/known_keys.py.new && mv engine/known_keys.py.new engine/known_keys.py
+	java -cp "$$cp" tools/KnownKeys.java > engine/config/known_keys.py.new && mv engine/config/known_keys.py.new engine/config/known_keys.py
 
 demo: kafka
 	$(PY) -m engine demo

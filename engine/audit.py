@@ -26,7 +26,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 
 from engine import wire
 from engine.clients import client_config, settled_watermarks
-from engine.config import ClusterConfig, EngineConfig, FlowConfig
+from engine.config.model import ClusterConfig, EngineConfig, FlowConfig
 from engine.offsets.checkpoints import OffsetMapReader, read_offset_map
 from engine.policy import make_policy
 

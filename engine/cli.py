@@ -29,14 +29,15 @@ def _run(args: argparse.Namespace) -> int:
     import msgspec
     import uvloop
 
-    from engine import config
+    from engine.config.loading import for_targets, load
+    from engine.config.model import EngineConfig
     from engine.coordinator.coordinator import Coordinator
 
-    def load_config(quiet: bool = False) -> config.EngineConfig:
+    def load_config(quiet: bool = False) -> EngineConfig:
         """The file as this command serves it; read again, quietly, at each reload."""
-        engine_config = config.load(args.config, quiet)
+        engine_config = load(args.config, quiet)
         if args.clusters:
-            engine_config = config.for_targets(engine_config, args.clusters)
+            engine_config = for_targets(engine_config, args.clusters)
         if args.loop is not None:
             engine_config = msgspec.structs.replace(engine_config, loop=args.loop)
         return engine_config
@@ -46,14 +47,15 @@ def _run(args: argparse.Namespace) -> int:
 
 def _check_config(args: argparse.Namespace) -> int:
     """Prints the resolved clusters and flows (secrets hidden) and where they differ from MM2."""
-    from engine import config
-    from engine.config_report import report
+    from engine.config.loading import load
+    from engine.config.report import report
+    from engine.config.unknown_keys import unknown_key_message
 
-    loaded = config.load(args.config, quiet=True)
+    loaded = load(args.config, quiet=True)
     print(report(loaded))
     if loaded.unknown_keys and not args.lenient:
         for key, meant in loaded.unknown_keys:
-            print(f"mirror-engine: error: {config.unknown_key_message(key, meant)}", file=sys.stderr)
+            print(f"mirror-engine: error: {unknown_key_message(key, meant)}", file=sys.stderr)
         print(f"mirror-engine: {len(loaded.unknown_keys)} unknown keys; MM2 and `run` ignore them (--lenient "
               "accepts them here too)", file=sys.stderr)
         return 1
@@ -89,10 +91,10 @@ def _sandbox_down(args: argparse.Namespace) -> int:
 
 def _move_group(args: argparse.Namespace) -> int:
     """failover and failback: plan, print the table, then commit unless --dry-run."""
-    from engine import config
+    from engine.config.loading import load
     from engine.offsets import failover
 
-    engine_config = config.load(args.config)
+    engine_config = load(args.config)
     _reach(engine_config, _known(engine_config, args.source, args.target), args.timeout)
     if args.command == "failover":
         moves, unresolved = failover.plan(engine_config, args.group, args.source, args.target), []
@@ -113,21 +115,21 @@ def _move_group(args: argparse.Namespace) -> int:
 
 
 def _cutover(args: argparse.Namespace) -> int:
-    from engine import config
+    from engine.config.loading import load
     from engine.offsets.cutover import run_cutover
 
     from engine.clients import CLUSTER_CHECK_TIMEOUT_S
 
-    engine_config = config.load(args.config)
+    engine_config = load(args.config)
     _reach(engine_config, _known(engine_config, args.source, args.target), min(args.timeout, CLUSTER_CHECK_TIMEOUT_S))
     return run_cutover(engine_config, args.source, args.target, args.groups, args.timeout)
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from engine import config
+    from engine.config.loading import load
     from engine.audit import audit_flow, report
 
-    engine_config = config.load(args.config)
+    engine_config = load(args.config)
     flows = [f for f in engine_config.flows if args.flow in (None, f.name)]
     if not flows:
         raise CliError(f"--flow: no enabled flow named {args.flow!r}")
@@ -143,10 +145,10 @@ def _audit(args: argparse.Namespace) -> int:
 
 def _acls(args: argparse.Namespace) -> int:
     """The ACLs the engine's principal needs on each cluster: a table, then kafka-acls.sh commands."""
-    from engine import config
+    from engine.config.loading import load
     from engine.security.acls import audit_acls, kafka_acls_commands, required_acls, table
 
-    engine_config = config.load(args.config)
+    engine_config = load(args.config)
     acls = required_acls(engine_config) if args.command_for == "run" else audit_acls(engine_config)
     print(f"ACLs for `mirror-engine {args.command_for}` with {args.config}:")
     print(table(acls))
@@ -157,11 +159,11 @@ def _acls(args: argparse.Namespace) -> int:
 
 def _skip(args: argparse.Namespace) -> int:
     """Moves a stopped partition's stored progress past records it must leave out."""
-    from engine import config
     from engine.clients import client_config
+    from engine.config.loading import load
     from engine.worker.progress import ProgressStore
 
-    engine_config = config.load(args.config)
+    engine_config = load(args.config)
     flows = {f.name: f for f in engine_config.flows}
     flow = flows.get(args.flow)
     if flow is None:
@@ -361,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from engine.audit import AuditRefused
     from engine.clients import ClusterUnreachable, Interrupted
-    from engine.config import ConfigError
+    from engine.config.values import ConfigError
     from engine.coordinator.config_sync import ConfigSyncError
     from engine.coordinator.topics import TopicCreationError
     from engine.coordinator.topology import TopologyError

@@ -10,7 +10,7 @@ from typing import Callable, NamedTuple
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from engine.config import ClusterConfig
+from engine.config.model import ClusterConfig
 from engine.logs import RepeatedLines
 
 # the first request to each cluster waits this long for an answer, unless a command says otherwise

@@ -152,10 +152,10 @@ def run_demo(records_per_topic: int = 200_000) -> int:
             _say(f"{topic:<18} {remote_topic:<20} {produced[topic]:>10,} {copied[remote_topic]:>10,}  "
                  f"{'copied = produced' if same else 'MISMATCH'}")
         _say("")
-        from engine import config as engine_config
         from engine.audit import audit_flow, report
+        from engine.config.loading import load
 
-        loaded = engine_config.load(config)
+        loaded = load(config)
         results = audit_flow(loaded, loaded.flows[0], topics=list(DEMO_TOPICS))
         _say(report(results))
         ok &= all(r.ok for r in results)

@@ -6,7 +6,7 @@ import re
 
 import msgspec
 
-from engine.config_values import ConfigError, boolean, split_list
+from engine.config.values import ConfigError, boolean, split_list
 from engine.java_regex import JavaRegexError, compile_java
 
 

@@ -16,7 +16,7 @@ from confluent_kafka import Producer
 
 from engine import wire
 from engine.clients import DeliveryTally, client_config, track
-from engine.config import ClusterConfig, HeartbeatConfig
+from engine.config.model import ClusterConfig, HeartbeatConfig
 from engine.policy import HEARTBEATS_TOPIC
 
 

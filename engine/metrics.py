@@ -32,7 +32,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from engine import health
-from engine.config import HEARTBEAT_ALERT_KEY, METRICS_LISTEN_KEY, ConfigError, parse_listen
+from engine.config.model import HEARTBEAT_ALERT_KEY, METRICS_LISTEN_KEY
+from engine.config.values import ConfigError, parse_listen
 from engine.security.secrets import redact
 
 if TYPE_CHECKING:

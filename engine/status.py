@@ -7,7 +7,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from engine.config import DEFAULT_METRICS_LISTEN, METRICS_LISTEN_KEY
+from engine.config.model import DEFAULT_METRICS_LISTEN, METRICS_LISTEN_KEY
 
 TOPICS_SHOWN = 5
 
@@ -25,7 +25,7 @@ def endpoint_url(url: str | None, config_path: str | None) -> str:
         return base if "://" in base else f"http://{base}"
     listen = DEFAULT_METRICS_LISTEN
     if config_path is not None:
-        from engine.properties import parse_properties
+        from engine.config.properties import parse_properties
 
         try:
             with open(config_path, encoding="utf-8") as file:

@@ -35,7 +35,7 @@ def engine_clients(props: dict[str, str], max_message_bytes: int | None) -> dict
     """The consumer and producer settings, batch size and poll timeout of the engine's C loop
     for the benchmark flow in `props` (one flow)."""
     from engine.clients import connection
-    from engine.config import from_properties
+    from engine.config.loading import from_properties
     from engine.worker.relays import BATCH_SIZE, consumer_settings, producer_settings
 
     config = from_properties(props, quiet=True)

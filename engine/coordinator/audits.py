@@ -8,7 +8,7 @@ import logging
 import time
 from typing import Awaitable, Callable, Protocol
 
-from engine.config import ClusterConfig
+from engine.config.model import ClusterConfig
 
 log = logging.getLogger(__name__)
 

@@ -22,15 +22,9 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource, NewTopic
 from confluent_kafka.admin import ResourceType
 
+from engine.config.values import ConfigError
+
 log = logging.getLogger(__name__)
-
-DEFAULT_CONFIG_PROPERTIES_EXCLUDE = (
-    "follower.replication.throttled.replicas, leader.replication.throttled.replicas, "
-    "message.timestamp.difference.max.ms, log.message.timestamp.before.max.ms, "
-    "log.message.timestamp.after.max.ms, message.timestamp.type, unclean.leader.election.enable, "
-    "min.insync.replicas"
-)
-
 
 def source_of(entry: ConfigEntry) -> ConfigSource:
     # describe_configs answers with plain ints here, hand-made entries with the enum
@@ -148,8 +142,6 @@ async def apply_operations(admin: AdminClient, cluster: str,
 async def validate_overrides(admin: AdminClient, cluster: str, overrides: dict[str, str],
                              key_prefix: str) -> None:
     """Lets the target broker check override values, without creating anything."""
-    from engine.config import ConfigError
-
     if not overrides:
         return
     probe = "mirror-engine-override-check"

@@ -15,8 +15,8 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from engine import clients, ipc, wire
 from engine.clients import Interrupted, client_config, connection, has_own_security, rotate_sasl_credentials, track
-from engine.config import ClusterConfig, EngineConfig, FlowConfig
-from engine.config import RECORD_FILTER_PREFIX, TARGET_TOPIC_CONFIG_PREFIX, worker_key
+from engine.config.model import TARGET_TOPIC_CONFIG_PREFIX, ClusterConfig, EngineConfig, FlowConfig
+from engine.config.precedence import worker_key
 from engine.coordinator.acl_sync import AclSync
 from engine.coordinator.config_sync import (
     apply_operations,
@@ -33,7 +33,7 @@ from engine.coordinator.scheduler import Scheduler
 from engine.coordinator.statistics import FlowStatistics
 from engine.coordinator.supervisor import WorkerProcess
 from engine.coordinator.worker_pool import WorkerPool
-from engine.filters import compile_list, load_python_filter
+from engine.filters import RECORD_FILTER_PREFIX, compile_list, load_python_filter
 from engine.host import usable_cpus
 from engine.offsets.checkpoints import CheckpointEmitter, OffsetMapReader, OffsetSyncReader
 from engine.offsets.translation import READ_THROUGH

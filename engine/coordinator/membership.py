@@ -33,7 +33,7 @@ from typing import Awaitable, Callable
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from engine.clients import client_config
-from engine.config import ClusterConfig
+from engine.config.model import ClusterConfig
 
 log = logging.getLogger(__name__)
 

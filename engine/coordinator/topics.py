@@ -10,7 +10,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 from engine.clients import ClusterUnreachable
-from engine.config import FlowConfig
+from engine.config.model import FlowConfig
 from engine.filters import TopicFilter
 from engine.policy import DefaultReplicationPolicy
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from engine.config import FlowConfig
+from engine.config.model import FlowConfig
 from engine.coordinator.topics import copies
 from engine.filters import TopicFilter
 from engine.policy import IDENTITY_POLICY_CLASS, DefaultReplicationPolicy, make_policy

@@ -24,7 +24,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from engine import wire
 from engine.clients import DeliveryTally, client_config, track
-from engine.config import ClusterConfig
+from engine.config.model import ClusterConfig
 from engine.offsets.follow import TopicFollower
 from engine.offsets.translation import OffsetMap
 from engine.windows import CheckpointLatencies

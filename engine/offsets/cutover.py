@@ -15,7 +15,8 @@ from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartiti
 from confluent_kafka.admin import AdminClient
 
 from engine.clients import client_config
-from engine.config import ConfigError, EngineConfig
+from engine.config.model import EngineConfig
+from engine.config.values import ConfigError
 from engine.filters import compile_list
 from engine.offsets.checkpoints import OffsetMapReader
 from engine.offsets.failover import FailoverError, Move, _committed, _flow

@@ -15,7 +15,8 @@ from confluent_kafka.admin import AdminClient
 
 from engine import wire
 from engine.clients import client_config
-from engine.config import ConfigError, EngineConfig
+from engine.config.model import EngineConfig
+from engine.config.values import ConfigError
 from engine.offsets.follow import TopicFollower
 
 

@@ -9,7 +9,7 @@ from typing import Callable
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from engine.clients import client_config, track, untrack
-from engine.config import ClusterConfig
+from engine.config.model import ClusterConfig
 
 
 _NOT_YET = (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_PARTITION, KafkaError._UNKNOWN_TOPIC,

@@ -32,8 +32,8 @@ from collections.abc import Iterable
 import msgspec
 
 from engine import wire
-from engine.config import EngineConfig, FlowConfig
-from engine.config_values import split_list
+from engine.config.model import EngineConfig, FlowConfig
+from engine.config.values import split_list
 from engine.policy import HEARTBEATS_TOPIC, DefaultReplicationPolicy, make_policy
 
 CLUSTER_RESOURCE = "kafka-cluster"

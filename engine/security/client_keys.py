@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 
-from engine.config_values import ConfigError
+from engine.config.values import ConfigError
 from engine.security import jaas, tls
 
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import msgspec
 
-from engine.config_values import ConfigError
+from engine.config.values import ConfigError
 
 PLAIN_MODULE = "org.apache.kafka.common.security.plain.PlainLoginModule"
 SCRAM_MODULE = "org.apache.kafka.common.security.scram.ScramLoginModule"

@@ -14,8 +14,8 @@ import re
 import threading
 from pathlib import Path
 
-from engine.config_values import ConfigError
-from engine.properties import parse_properties
+from engine.config.values import ConfigError
+from engine.config.properties import parse_properties
 
 MASK = "[hidden]"
 

@@ -17,7 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from engine.config_values import ConfigError
+from engine.config.values import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -177,7 +177,7 @@ class Worker:
         their offset-map runs before the first record is produced; a partition whose tail does not match
         keeps its stored progress, and says why once."""
         from engine.audit import record_keeper
-        from engine.config import ClusterConfig
+        from engine.config.model import ClusterConfig
         from engine.offsets.checkpoints import read_offset_map
         from engine.worker.resume import find_copied_tail
 

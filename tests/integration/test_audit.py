@@ -7,8 +7,8 @@ import signal
 
 from confluent_kafka import TopicPartition
 
-from engine import config as engine_config
 from engine.audit import audit_flow, report
+from engine.config.loading import load
 from tests.helpers import wait_for
 from tests.integration.kafka_io import BASE_TIMESTAMP_MS, Record, end_offsets, mm2_properties, produce
 
@@ -19,7 +19,7 @@ def sample(count: int, partitions: int = 2) -> list[Record]:
 
 
 def audited(run, topic: str):
-    loaded = engine_config.load(run.folder / "mm2.properties")
+    loaded = load(run.folder / "mm2.properties")
     return {(r.topic, r.partition): r for r in audit_flow(loaded, loaded.flows[0], topics=[topic])}
 
 

@@ -12,7 +12,8 @@ import signal
 import pytest
 
 from engine.audit import audit_flow
-from engine.config import from_properties, parse_properties
+from engine.config.loading import from_properties
+from engine.config.properties import parse_properties
 from tests.helpers import wait_for
 from tests.integration.kafka_io import (
     BASE_TIMESTAMP_MS,

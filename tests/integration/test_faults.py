@@ -11,7 +11,8 @@ import time
 import pytest
 
 from engine.audit import audit_flow
-from engine.config import from_properties, parse_properties
+from engine.config.loading import from_properties
+from engine.config.properties import parse_properties
 from tests.helpers import wait_for
 from tests.integration.kafka_io import BASE_TIMESTAMP_MS, Record, SteadyProducer, end_offsets, mm2_properties, produce
 from tests.integration.test_discovery_and_recovery import scrape

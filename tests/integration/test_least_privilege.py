@@ -31,7 +31,7 @@ from confluent_kafka.admin import (
 )
 
 from engine import wire
-from engine.config import from_properties
+from engine.config.loading import from_properties
 from engine.security.acls import RequiredAcl, audit_acls, required_acls
 from tests.helpers import wait_for
 from tests.integration.conftest import MIRROR_PASSWORD, MIRROR_USER

@@ -10,7 +10,8 @@ import pytest
 
 from engine import wire
 from engine.audit import audit_flow
-from engine.config import from_properties, parse_properties
+from engine.config.loading import from_properties
+from engine.config.properties import parse_properties
 from engine.offsets.checkpoints import OffsetMapReader
 from tests.helpers import wait_for
 from tests.integration.kafka_io import BASE_TIMESTAMP_MS, Record, end_offsets, mm2_properties, produce, raw_records, read_all, \

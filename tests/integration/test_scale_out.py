@@ -9,8 +9,8 @@ import os
 import signal
 import time
 
-from engine import config as engine_config
 from engine.audit import audit_flow
+from engine.config.loading import load
 from tests.helpers import http_get, wait_for
 from tests.integration.kafka_io import BASE_TIMESTAMP_MS, Record, SteadyProducer, end_offsets, mm2_properties, read_all
 
@@ -130,7 +130,7 @@ def test_instances_share_partitions_a_new_one_takes_its_share_and_a_killed_ones_
         assert run.stop() == 0, run.log()
     expected = {p: [r for r in producer.written if r.partition == p] for p in range(PARTITIONS)}
     assert read_all(target_cluster.bootstrap_servers, remote) == expected  # no gap, nothing twice
-    loaded = engine_config.load(survivors[0].folder / "mm2.properties", quiet=True)
+    loaded = load(survivors[0].folder / "mm2.properties", quiet=True)
     results = audit_flow(loaded, loaded.flows[0], topics=[topic])
     assert all(r.ok and r.duplicated == 0 for r in results), "\n".join(map(str, results))
     assert sum(r.copied for r in results) == len(producer.written)
@@ -240,7 +240,7 @@ def test_exactly_once_instances_hand_partitions_over_and_a_frozen_one_commits_no
         assert run.stop() == 0, run.log()
     copies = read_all(target_cluster.bootstrap_servers, remote, isolation="read_committed")
     assert copies == {p: [r for r in producer.written if r.partition == p] for p in range(PARTITIONS)}
-    loaded = engine_config.load(runs[1].folder / "mm2.properties", quiet=True)
+    loaded = load(runs[1].folder / "mm2.properties", quiet=True)
     results = audit_flow(loaded, loaded.flows[0], topics=[topic])
     assert all(r.ok and r.duplicated == 0 for r in results), "\n".join(map(str, results))
     print(f"exactly-once under scale-out: {len(producer.written)} records, each committed once")

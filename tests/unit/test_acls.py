@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from engine.config import from_properties
+from engine.config.loading import from_properties
 from engine.security.acls import (
     RequiredAcl,
     audit_acls,

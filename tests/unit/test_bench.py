@@ -8,7 +8,6 @@ import re
 
 import pytest
 
-from engine import config as engine_config
 from engine.bench import payload, report
 from engine.bench import ceiling
 from engine.bench.command import add_arguments, settings_from
@@ -21,6 +20,8 @@ from engine.bench.window import window_bounds
 from engine.bench.mm2 import MM2_TUNED, bench_properties, exact_topic_regex, render
 from engine.bench.procstat import CLOCK_TICKS, TreeMeter, parse_stat, parse_status_memory
 from engine.bench.sweep import sizing, sweep_plan
+from engine.config.loading import from_properties
+from engine.config.properties import parse_properties
 
 # -- statistics ---------------------------------------------------------------------------------
 
@@ -246,9 +247,9 @@ def test_mm2_defaults_get_no_client_settings_and_mm2_tuned_the_published_ones():
 def test_rendered_properties_read_back_as_the_same_flow():
     topic = "mebench-x.tp-c-1024"
     props = bench_properties("A", "B", "a:1", "b:2", [topic], 2, "none", heartbeats=False)
-    parsed = engine_config.parse_properties(render(props))
+    parsed = parse_properties(render(props))
     assert parsed == props
-    loaded = engine_config.from_properties(parsed)
+    loaded = from_properties(parsed)
     [flow] = loaded.flows
     assert (flow.source, flow.target, flow.tasks_max, flow.replication_factor) == ("A", "B", 2, 1)
     assert not flow.sync_topic_configs_enabled and not flow.emit_checkpoints_enabled

@@ -9,7 +9,8 @@ import pytest
 
 from engine.cli import main
 from engine.clients import client_config, connection, role_connection
-from engine.config import ConfigError, for_targets, from_properties
+from engine.config.loading import for_targets, from_properties
+from engine.config.values import ConfigError
 from engine.worker.relays import consumer_settings, producer_settings
 
 

@@ -2,8 +2,9 @@
 
 import pytest
 
-from engine import config
-from engine.config import ConfigError, from_properties, parse_properties
+from engine.config.loading import from_properties, load
+from engine.config.properties import parse_properties
+from engine.config.values import ConfigError
 
 
 def test_java_properties_syntax():
@@ -124,14 +125,14 @@ def test_invalid_config_names_the_key(changes, key, message):
 def test_unreadable_file_names_the_path(tmp_path):
     missing = tmp_path / "nope.properties"
     with pytest.raises(ConfigError, match="cannot read the config file") as caught:
-        config.load(missing)
+        load(missing)
     assert caught.value.key == str(missing)
 
 
 def test_load_reads_a_file(tmp_path):
     path = tmp_path / "mm2.properties"
     path.write_text("clusters = A, B\nA.bootstrap.servers = h:1\nB.bootstrap.servers = h:2\nA->B.enabled = true\n")
-    assert [f.name for f in config.load(path).flows] == ["A->B"]
+    assert [f.name for f in load(path).flows] == ["A->B"]
 
 
 def test_heartbeats_for_every_ordered_pair_unless_disabled():
@@ -336,6 +337,6 @@ def test_known_keys_of_every_scope_pass():
              "key.converter": "org.apache.kafka.connect.converters.ByteArrayConverter", "dedicated.mode.enable.internal.rest": "true"}
     assert from_properties(props).unknown_keys == []
     # the default config-property filter's own key (its ConfigDef, not the connector's)
-    from engine.unknown_keys import unknown_keys
+    from engine.config.unknown_keys import unknown_keys
 
     assert unknown_keys(["use.defaults.from", "A->B.use.defaults.from"], ["A", "B"]) == []

@@ -15,7 +15,7 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from engine.config import DEFAULT_CONFIG_PROPERTIES_EXCLUDE
+from engine.config.model import DEFAULT_CONFIG_PROPERTIES_EXCLUDE
 from engine.coordinator.acl_sync import remote_bindings
 from engine.coordinator.config_sync import (
     create_config,

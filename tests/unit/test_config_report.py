@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from engine.config import from_properties
-from engine.config_report import DEVIATIONS, report
+from engine.config.loading import from_properties
+from engine.config.report import DEVIATIONS, report
 
 
 def test_report_shows_resolved_settings_hides_secrets_and_marks_what_the_file_set():
@@ -31,8 +31,8 @@ def test_report_shows_resolved_settings_hides_secrets_and_marks_what_the_file_se
 
 
 def test_report_says_whether_the_instances_share_the_partitions():
-    from engine.config import from_properties
-    from engine.config_report import report
+    from engine.config.loading import from_properties
+    from engine.config.report import report
 
     base = {"clusters": "A, B", "A.bootstrap.servers": "a:9092", "B.bootstrap.servers": "b:9092", "A->B.enabled": "true"}
     assert "scale-out: off (mirror.engine.group.id not set)" in report(from_properties(base, quiet=True))

@@ -1,6 +1,6 @@
 """Topic filter lists: comma-split, joined into one full-match regex, exclusion wins."""
 
-from engine.config_values import split_list
+from engine.config.values import split_list
 from engine.filters import TopicFilter, compile_list
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.config import ConfigError, from_properties
+from engine.config.loading import from_properties
+from engine.config.values import ConfigError
 from engine.java_regex import JavaRegexError, compile_java
 
 NAMES = ['orders', 'Orders', 'ORDERS', 'sensors-Temp', 'sensors-42', 'legacy.erp.v1', 'legacyXerpXv1', 'line-7-events', 'line-x-events', 'a b', 'a\tb', 'x!y', 'é', 'É', 'a_1', '', 'ab', 'aB', 'a|b', 'a~b', 'b', 'B', '-', '\x1b', 'foo\n']

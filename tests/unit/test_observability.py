@@ -12,7 +12,9 @@ from types import SimpleNamespace
 import pytest
 
 from engine import health, ipc, status
-from engine.config import HEARTBEAT_ALERT_KEY, ConfigError, FlowConfig, from_properties
+from engine.config.loading import from_properties
+from engine.config.model import HEARTBEAT_ALERT_KEY, FlowConfig
+from engine.config.values import ConfigError
 from engine.coordinator.statistics import PartitionState
 from engine.policy import make_policy
 from engine.windows import CheckpointLatencies

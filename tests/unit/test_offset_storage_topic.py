@@ -12,8 +12,10 @@ import logging
 
 import pytest
 
-from engine.config import ConfigError, from_properties, worker_key
-from engine.config_report import DEVIATIONS, report
+from engine.config.loading import from_properties
+from engine.config.precedence import worker_key
+from engine.config.values import ConfigError
+from engine.config.report import DEVIATIONS, report
 from engine.security.acls import required_acls
 
 BASE = {"clusters": "A, B, C", "A.bootstrap.servers": "a:9092", "B.bootstrap.servers": "b:9092",

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import from_properties
-from engine.properties import parse_properties
+from engine.config.loading import from_properties
+from engine.config.properties import parse_properties
 
 USE_CASES = Path(__file__).resolve().parents[2] / "docs" / "use-cases.md"
 EXPECTED_FLOWS = {

@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
-from engine import config as engine_config
 from engine.cli import main
+from engine.config.loading import for_targets, load
 from engine.coordinator.topology import FlowGraph, cycle_remarks
 from engine.filters import TopicFilter, compile_list
 from engine.policy import make_policy
@@ -442,7 +442,7 @@ def test_the_engine_reads_the_file_as_mm2_would(name, tmp_path, monkeypatch, che
     assert code == 0, err
     assert "Traceback" not in err
 
-    loaded = engine_config.load(path, quiet=True)
+    loaded = load(path, quiet=True)
     # what `run` says of cycles before it connects anywhere (Coordinator.run), as check-config printed it
     for remark in cycle_remarks(loaded.all_flows):
         assert remark in out, remark
@@ -496,7 +496,7 @@ def test_the_engine_reads_the_file_as_mm2_would(name, tmp_path, monkeypatch, che
 
     if "targets" in expected:
         targets, served = expected["targets"]
-        assert {f.name for f in engine_config.for_targets(loaded, targets).flows} == served
+        assert {f.name for f in for_targets(loaded, targets).flows} == served
 
     lines = out.splitlines()
     for line in expected.get("report", []):

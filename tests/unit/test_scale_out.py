@@ -10,7 +10,9 @@ import pytest
 from confluent_kafka import TopicPartition
 
 from engine import ipc
-from engine.config import ClusterConfig, ConfigError, from_properties
+from engine.config.loading import from_properties
+from engine.config.model import ClusterConfig
+from engine.config.values import ConfigError
 from engine.coordinator.membership import Membership
 from engine.worker.loop import Lease, LeaseExpired, Worker
 
@@ -161,7 +163,7 @@ def assign(index: int, partitions: list[int]) -> ipc.Assign:
 
 def properties(extra: str) -> dict[str, str]:
     base = "clusters = A, B\nA.bootstrap.servers = 127.0.0.1:1\nB.bootstrap.servers = 127.0.0.1:2\nA->B.enabled = true\n"
-    from engine.properties import parse_properties
+    from engine.config.properties import parse_properties
 
     return parse_properties(base + extra)
 

@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
 from engine.cli import main
-from engine.config import ConfigError, from_properties, load
+from engine.config.loading import from_properties, load
+from engine.config.values import ConfigError
 from engine.security.jaas import JaasLogin, parse_jaas
 from engine.security.secrets import MASK, Redactor, masked, resolve_references
 

@@ -1,7 +1,8 @@
 """Cycles of flows: two aliases of one cluster are refused; in a cycle through an identity-policy
 flow, a topic the flows would copy all the way round is copied by none of them, the rest is."""
 
-from engine.config import FlowConfig, from_properties
+from engine.config.loading import from_properties
+from engine.config.model import FlowConfig
 from engine.coordinator.topology import FlowGraph, TopologyError, check_same_cluster_aliases, cycle_remarks, \
     identity_cycles, path_text
 from engine.policy import IDENTITY_POLICY_CLASS
@@ -95,7 +96,7 @@ def test_check_config_and_run_say_the_same_of_a_cycle(tmp_path, capsys):
 
 
 def test_run_judges_cycles_on_every_flow_of_the_file_also_those_another_instance_serves():
-    from engine.config import for_targets
+    from engine.config.loading import for_targets
 
     props = {"clusters": "A, B", "A.bootstrap.servers": "a:1", "B.bootstrap.servers": "b:1",
              "A->B.enabled": "true", "B->A.enabled": "true",

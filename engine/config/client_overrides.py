@@ -13,7 +13,7 @@ forms) mapped from Java client keys onto librdkafka's, with MM2's precedence.
 | `batch.size`, `linger.ms`, `compression.type`, `retries`, `fetch.min.bytes`, `fetch.max.bytes`, `max.partition.fetch.bytes`, `isolation.level`, `client.rack`, ... | the same | every key librdkafka knows by its Java name |
 
 Connection and security keys (`bootstrap.servers`, `security.protocol`, `ssl.*`, `sasl.*`) may be
-overridden per role as well, as MM2 allows: engine.config maps them with the cluster's security keys
+overridden per role as well, as MM2 allows: role_overrides maps them with the cluster's security keys
 (engine/security/client_keys.py) into a complete set for that role.
 
 Every value is checked against librdkafka itself when the file is loaded, so a bad one names its
@@ -26,9 +26,13 @@ reporters other than JMX) is refused.
 from __future__ import annotations
 
 import ctypes
+import logging
 
-from engine.config_values import ConfigError
+from engine.config.precedence import CONNECTION_PREFIXES, security_keys
+from engine.config.read_keys import mark_read, remark_once
+from engine.config.values import ConfigError
 from engine.librdkafka import _library
+from engine.security.client_keys import cluster_security
 
 RENAMED = {
     "buffer.memory": "queue.buffering.max.kbytes",
@@ -123,6 +127,65 @@ def _librdkafka_refuses(key: str, value: str) -> str | None:
     if result == -2:  # RD_KAFKA_CONF_UNKNOWN
         return "unknown"
     return reason.value.decode("utf-8", "replace")
+
+
+
+# (flow attribute, cluster, role, keys from lowest to highest precedence) as MM2's dedicated driver
+# builds them (MM2-REFERENCE §7.2-7.3): a cluster's `A.consumer.x` beats the flow's `A->B.consumer.x`,
+# and `A->B.source.consumer.x` beats both; the data producer is Connect's, `B.producer.*` then
+# `A->B.producer.override.*`
+def _override_scopes(source: str, target: str) -> list[tuple[str, str, str, list[str]]]:
+    flow = f"{source}->{target}."
+    return [
+        ("source_consumer", source, "consumer", [f"{flow}consumer.", f"{source}.consumer.", f"{flow}source.consumer."]),
+        ("target_producer", target, "producer", [f"{target}.producer.", f"{flow}producer.override."]),
+        ("source_admin", source, "admin", [f"{flow}admin.", f"{source}.admin.", f"{flow}source.admin."]),
+        ("target_admin", target, "admin", [f"{flow}admin.", f"{target}.admin.", f"{flow}target.admin."]),
+    ]
+
+
+# keys of these scopes that are engine settings of their own, not client overrides
+_NOT_CLIENT_KEYS = ("compression.type", "poll.timeout.ms")
+
+
+def role_overrides(props: dict[str, str], source: str, target: str) -> dict[str, dict[str, str]]:
+    """Each client role's overrides in librdkafka's names. Connection and security keys may be
+    overridden too, as in MM2 (`B.admin.bootstrap.servers`, `A.consumer.sasl.jaas.config`): a role's
+    security keys go over the cluster's, key by key, and the result is mapped as a whole, so the
+    role's settings then hold a complete security set (with its security.protocol) that replaces the
+    cluster's for that role's clients (engine.clients.role_connection)."""
+    resolved: dict[str, dict[str, str]] = {}
+    notes: list[str] = []
+    for attribute, alias, role, scopes in _override_scopes(source, target):
+        settings: dict[str, str] = {}
+        connection: dict[str, tuple[str, str]] = {}
+        for scope in scopes:
+            for key, value in props.items():
+                if not key.startswith(scope) or key[len(scope):] in _NOT_CLIENT_KEYS:
+                    continue
+                mark_read(props, key)
+                java_key = key[len(scope):]
+                if java_key == "bootstrap.servers" or java_key.startswith(CONNECTION_PREFIXES):
+                    connection[java_key] = (key, value)
+                    continue
+                setting = librdkafka_setting(key, java_key, value, notes)
+                if setting is not None:
+                    settings[setting[0]] = setting[1]
+        if "bootstrap.servers" in connection:
+            written, servers = connection.pop("bootstrap.servers")
+            if not servers.strip():
+                raise ConfigError(written, "is empty; give host:port pairs, or leave the key out for "
+                                           f"{alias}.bootstrap.servers")
+            settings["bootstrap.servers"] = servers.strip()
+        if connection:
+            security = cluster_security(f"{alias} ({role} clients)", {**security_keys(props, alias), **connection},
+                                        missing=f"{alias}.{role}.")
+            settings.update(security.settings)
+            notes += [n for n in security.notes if n not in notes]
+        resolved[attribute] = settings
+    for note in notes:
+        remark_once(props, logging.INFO, note)
+    return resolved
 
 
 def _declare() -> None:

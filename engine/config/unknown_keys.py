@@ -2,7 +2,7 @@
 `A->B.topcis`, the most expensive mistakes a file can hold (nothing enabled, every topic copied).
 
 MM2 ignores such keys; so does `run`, with a warning. `check-config` refuses them (exit 1) unless
-`--lenient`. A key is known when Kafka 4.3.1's classes define it for its scope (engine/known_keys.py,
+`--lenient`. A key is known when Kafka 4.3.1's classes define it for its scope (engine/config/known_keys.py,
 read from the jars), when it belongs to a family MM2 passes on (`config.providers.*`,
 `replication.policy.*`, `transforms.*`, ...), or when it is one of the engine's own. Only keys the
 engine did not read are checked: the ones it reads it knows.
@@ -13,9 +13,9 @@ from __future__ import annotations
 import difflib
 import re
 
-from engine.known_keys import CLIENT_KEYS, CONNECTOR_KEYS, DRIVER_KEYS, WORKER_KEYS
+from engine.config.known_keys import CLIENT_KEYS, CONNECTOR_KEYS, DRIVER_KEYS, WORKER_KEYS
 
-# the engine's own keys (engine.config), top level or per flow
+# the engine's own keys (engine.config.model), top level or per flow
 ENGINE_KEYS = frozenset({
     "mirror.engine.metrics.listen", "mirror.engine.loop", "mirror.engine.provenance.header.enabled",
     "mirror.engine.bandwidth.limit.bytes.per.second", "mirror.engine.worker.timeout.ms",
@@ -82,3 +82,7 @@ def _closest(name: str, names: frozenset[str]) -> str | None:
         return longer[0]
     matches = difflib.get_close_matches(name, sorted(names), n=1, cutoff=0.75)
     return matches[0] if matches else None
+
+
+def unknown_key_message(key: str, meant: str | None) -> str:
+    return f"{key} is not a key MM2 or mirror-engine knows" + (f"; did you mean `{meant}`?" if meant else "")

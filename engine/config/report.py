@@ -7,7 +7,8 @@ from typing import Callable
 
 import msgspec
 
-from engine.config import RESUME_KEY, EngineConfig, FlowConfig, worker_key
+from engine.config.model import RESUME_KEY, EngineConfig, FlowConfig
+from engine.config.precedence import worker_key
 from engine.coordinator.topology import cycle_remarks
 from engine.policy import IDENTITY_POLICY_CLASS
 from engine.security.secrets import masked, redact

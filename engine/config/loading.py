@@ -1,0 +1,184 @@
+"""mm2.properties → typed msgspec structs.
+
+The file is a Java `.properties` file; keys and defaults follow MirrorMaker 2 (MM2-REFERENCE §7).
+Precedence for a flow setting: `<source>-><target>.<key>` beats the top-level `<key>` beats the
+default. Keys this engine does not know yet are kept in `raw` and ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+import msgspec
+
+from engine.config.flows import flow_config
+from engine.config.model import (DEFAULT_GROUP_SESSION_TIMEOUT_MS, DEFAULT_LOOP, DEFAULT_METRICS_LISTEN,
+                                 GROUP_ID_KEY, GROUP_SESSION_TIMEOUT_KEY, HEARTBEAT_ALERT_KEY, LOOP_KEY, LOOPS,
+                                 METRICS_LISTEN_KEY, SECRETS_RELOAD_KEY, ClusterConfig, EngineConfig, HeartbeatConfig)
+from engine.config.precedence import flow_lookup, security_keys
+from engine.config.properties import parse_properties
+from engine.config.read_keys import ReadKeys, remark
+from engine.config.unknown_keys import unknown_key_message, unknown_keys
+from engine.config.values import ConfigError, boolean, integer, non_negative_seconds, parse_listen, replication_factor
+from engine.security.client_keys import cluster_security
+from engine.security.secrets import hide, resolve_references, secret_values
+
+
+def load(path: str | os.PathLike, quiet: bool = False) -> EngineConfig:
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(str(file), f"cannot read the config file: {error.strerror}") from None
+    return from_properties(parse_properties(text), quiet)
+
+
+
+def from_properties(props: dict[str, str], quiet: bool = False) -> EngineConfig:
+    resolved, provided = resolve_references(props)
+    props = ReadKeys(resolved)
+    props.read.update(k for k in props if k.startswith("config.providers"))
+    config = _from_properties(props)
+    secrets = provided | secret_values(resolved)
+    for cluster in config.clusters.values():
+        secrets |= secret_values(cluster.client)
+    for flow in config.flows:  # a client role's own login (`B.admin.sasl.jaas.config`)
+        for role in (flow.source_consumer, flow.target_producer, flow.source_admin, flow.target_admin):
+            secrets |= secret_values(role)
+    hide(secrets)  # from here on, no log line or error of this process prints them
+    config = msgspec.structs.replace(config, secrets=frozenset(secrets))
+    unused = props.unused()
+    worker_keys = [k for k in unused if _is_connect_worker_key(k, config.clusters)]
+    if worker_keys:
+        remark(props, logging.INFO, f"{len(worker_keys)} keys of MM2's Connect workers and driver are accepted and not "
+                                f"used: {', '.join(worker_keys)}")
+    unused = [k for k in unused if k not in worker_keys]
+    unknown = unknown_keys(unused, [a.strip() for a in props.get("clusters", "").split(",") if a.strip()])
+    unused = [k for k in unused if k not in dict(unknown)]
+    if unused:
+        remark(props, logging.WARNING, f"{len(unused)} keys of the configuration are not used by mirror-engine "
+                                        f"(ignored): {', '.join(unused)}")
+    for key, meant in unknown:  # MM2 ignores them, and so does run; check-config refuses them
+        remark(props, logging.WARNING, unknown_key_message(key, meant) + " (ignored, as MM2 ignores it)")
+    config = msgspec.structs.replace(config, unknown_keys=unknown)
+    if not quiet:
+        for level, message in props.remarks:
+            logging.getLogger("engine.config").log(level, "%s", message)
+    return msgspec.structs.replace(config, remarks=[message for _, message in props.remarks])
+
+
+def _from_properties(props: "ReadKeys") -> EngineConfig:
+    if "clusters" not in props:
+        raise ConfigError("clusters", "missing: list the cluster aliases, e.g. clusters = A, B")
+    aliases = [a.strip() for a in props["clusters"].split(",") if a.strip()]
+    if not aliases:
+        raise ConfigError("clusters", "is empty")
+    if len(set(aliases)) != len(aliases):
+        raise ConfigError("clusters", f"lists an alias twice: {props['clusters']!r}")
+
+    flows = []
+    for key, value in props.items():
+        match = re.fullmatch(r"([^.]+?)->([^.]+)\.enabled", key)  # not A->B.emit.*.enabled
+        if match:
+            props.read.add(key)
+        if not match or not boolean(key, value):
+            continue
+        source, target = match.groups()
+        for alias in (source, target):
+            if alias not in aliases:
+                raise ConfigError(key, f"cluster {alias!r} is not listed in clusters = {props['clusters']}")
+        if source == target:
+            raise ConfigError(key, "a flow needs two different clusters")
+        flows.append(flow_config(props, source, target))
+
+    clusters = {}
+    for alias in aliases:
+        servers = props.get(f"{alias}.bootstrap.servers", "").strip()
+        if not servers:
+            if any(alias in (f.source, f.target) for f in flows):
+                raise ConfigError(f"{alias}.bootstrap.servers", f"missing for cluster {alias}, used by an enabled flow")
+            continue
+        clusters[alias] = ClusterConfig(alias=alias, bootstrap_servers=servers, client=_client(props, alias))
+    metrics_listen = props.get(METRICS_LISTEN_KEY, DEFAULT_METRICS_LISTEN).strip()
+    if metrics_listen:
+        parse_listen(METRICS_LISTEN_KEY, metrics_listen)
+    loop = props.get(LOOP_KEY, DEFAULT_LOOP).strip()
+    if loop not in LOOPS:
+        raise ConfigError(LOOP_KEY, f"{loop!r}: expected one of {', '.join(LOOPS)}")
+    reload_interval = integer(SECRETS_RELOAD_KEY, props[SECRETS_RELOAD_KEY], minimum=0) \
+        if SECRETS_RELOAD_KEY in props else 60
+    heartbeat_alert = non_negative_seconds(HEARTBEAT_ALERT_KEY, props[HEARTBEAT_ALERT_KEY]) \
+        if HEARTBEAT_ALERT_KEY in props else 60.0
+    group_id = props.get(GROUP_ID_KEY, "").strip()
+    session_timeout_ms = integer(GROUP_SESSION_TIMEOUT_KEY, props[GROUP_SESSION_TIMEOUT_KEY], minimum=1000) \
+        if GROUP_SESSION_TIMEOUT_KEY in props else DEFAULT_GROUP_SESSION_TIMEOUT_MS
+    return EngineConfig(clusters=clusters, flows=flows, all_flows=flows, raw=dict(props),
+                        heartbeats=_heartbeats(props, aliases, clusters), metrics_listen=metrics_listen,
+                        loop=loop, secrets_reload_interval_s=float(reload_interval), heartbeat_alert_s=heartbeat_alert,
+                        group_id=group_id, group_session_timeout_ms=session_timeout_ms)
+
+
+def for_targets(config: EngineConfig, targets: list[str]) -> EngineConfig:
+    """Only the flows and heartbeats into these clusters, as MM2's driver serves `--clusters B C`."""
+    unknown = [t for t in targets if t not in config.clusters]
+    if unknown:
+        raise ConfigError("--clusters", f"{', '.join(unknown)} not among the configured clusters "
+                                        f"({', '.join(config.clusters)})")
+    return msgspec.structs.replace(config, flows=[f for f in config.flows if f.target in targets],
+                                   heartbeats=[h for h in config.heartbeats if h.target in targets])
+
+
+def _heartbeats(props: dict[str, str], aliases: list[str], clusters: dict[str, ClusterConfig]) -> list[HeartbeatConfig]:
+    """One heartbeat emitter per ordered pair of configured clusters, as MM2's herders do.
+
+    MM2 runs a herder, and so a heartbeat connector, for every pair unless
+    `emit.heartbeats.enabled = false` (top level or per pair); the flow's `enabled` does not matter.
+    """
+    pairs = []
+    for source in aliases:
+        for target in aliases:
+            if source == target or source not in clusters or target not in clusters:
+                continue
+            get = flow_lookup(props, source, target)
+            name, enabled = get("emit.heartbeats.enabled")
+            if enabled is not None and not boolean(name, enabled):
+                continue
+            settings: dict[str, object] = {"source": source, "target": target}
+            name, interval = get("emit.heartbeats.interval.seconds")
+            if interval is not None:
+                settings["interval_s"] = float(integer(name, interval, minimum=1))
+            name, rf = get("heartbeats.topic.replication.factor")
+            if rf is not None:
+                settings["replication_factor"] = replication_factor(name, rf)
+            pairs.append(HeartbeatConfig(**settings))  # type: ignore[arg-type]
+    return pairs
+
+
+def _client(props: dict[str, str], alias: str) -> dict[str, str]:
+    """The cluster's security keys in librdkafka's names."""
+    security = cluster_security(alias, security_keys(props, alias))
+    for note in security.notes:
+        remark(props, logging.INFO, note)
+    return security.settings
+
+
+# Connect worker settings of MM2's herders: the engine has no Connect worker, so they are accepted and
+# not used (prefixes, top level or per cluster)
+CONNECT_WORKER_PREFIXES = (
+    "key.converter", "value.converter", "header.converter", "offset.storage.topic", "config.storage.",
+    "status.storage.", "offset.flush.timeout.ms", "task.shutdown.graceful.timeout.ms", "listeners",
+    "rest.", "admin.listeners", "plugin.path", "plugin.discovery", "connector.client.config.override.policy",
+    "dedicated.mode.enable.internal.rest", "worker.", "scheduled.rebalance.max.delay.ms",
+    "connect.protocol", "heartbeat.interval.ms", "session.timeout.ms", "rebalance.timeout.ms",
+    "metric.reporters", "metrics.", "config.action.reload", "topic.creation.enable", "exactly.once.source.support",
+    "refresh.groups.enabled", "refresh.groups.interval.seconds", "admin.timeout.ms", "metric.names.formats",
+    "add.source.alias.to.metrics", "group.id", "client.id", "access.control.",
+)
+
+
+def _is_connect_worker_key(key: str, clusters: dict[str, "ClusterConfig"]) -> bool:
+    alias, _, rest = key.partition(".")
+    return key.startswith(CONNECT_WORKER_PREFIXES) or (alias in clusters and rest.startswith(CONNECT_WORKER_PREFIXES))
