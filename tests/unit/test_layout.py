@@ -37,8 +37,8 @@ ALLOWED_LONG: set[str] = {
 }
 
 # a Cython source is not Python: its engine imports are read line by line
-_CYTHON_IMPORT = re.compile(r"^\s*(?:from\s+(engine(?:\.\w+)*)\s+c?import\s+([\w, ]+)|c?import\s+(engine(?:\.\w+)*))",
-                            re.MULTILINE)
+_CYTHON_IMPORT = re.compile(r"^\s*(?:from\s+(?P<module>engine(?:\.\w+)*)\s+c?import\s+(?:\((?P<listed>[^)]*)\)|(?P<names>[\w, ]+))"
+                            r"|c?import\s+(?P<plain>engine(?:\.\w+)*))", re.MULTILINE)
 _CYTHON_INCLUDE = re.compile(r'^include\s+"([^"]+)"', re.MULTILINE)
 
 
@@ -72,8 +72,8 @@ def _imports(path: Path) -> list[tuple[str, list[str]]]:
     """(module, names) of every engine import in the file, at module level or inside functions."""
     if path.suffix == ".pyx":
         text = "\n".join(p.read_text(encoding="utf-8") for p in [path] + _included(path))
-        return [(m.group(1), [n.strip() for n in m.group(2).split(",")]) if m.group(1) else (m.group(3), [])
-                for m in _CYTHON_IMPORT.finditer(text)]
+        return [(m["module"], [n.strip() for n in (m["listed"] or m["names"]).split(",") if n.strip()])
+                if m["module"] else (m["plain"], []) for m in _CYTHON_IMPORT.finditer(text)]
     found = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
         if isinstance(node, ast.Import):
