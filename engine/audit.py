@@ -180,12 +180,13 @@ def audit_partition(topic: str, partition: int, source_low: int, source: dict[in
     beyond = [offset for offset, record in source.items() if offset > copied_through and offset >= source_low
               and keep(_Message(topic, partition, offset, record[0], record[1], record[2]))]
     still_missing, foreign, matched, again = _copies_by_others(source, target, missing + beyond, foreign)
+    foreign, copied_twice = _unstored_copies(source, target, sorted(coverage), foreign, provenance_from is not None)
     matched_beyond = len(beyond) - sum(1 for o in still_missing if o > copied_through)
     missing = [o for o in still_missing if o <= copied_through]
     result.expected += matched_beyond  # past the engine's copy, a record counts once someone copied it
     result.copied += matched
     result.copied_by_others = matched
-    result.duplicated = sum(count - 1 for count in coverage.values() if count > 1) + again
+    result.duplicated = sum(count - 1 for count in coverage.values() if count > 1) + again + copied_twice
     result.missing = ranges(missing)
     result.differing = ranges(list(differing))
     result.foreign = ranges(foreign)
@@ -218,6 +219,27 @@ def _copies_by_others(source: dict[int, tuple], target: dict[int, tuple], missin
         else:
             still_foreign.append(downstream)
     return [o for o in wanted if o not in matched], still_foreign, len(matched), again
+
+
+def _unstored_copies(source: dict[int, tuple], target: dict[int, tuple], covered: list[int], foreign: list[int],
+                     provenance: bool) -> tuple[list[int], int]:
+    """Target records outside the offset map that are second copies of records the map covers: the
+    engine copied them, stopped before it stored their run (a crash with the resume after the
+    target's tail off, or a retry the producer could not make idempotent), and copied them again.
+    They pair in order and by content (without the provenance header, where the flow writes one).
+    Returns what stays foreign and the duplicates found."""
+    if not foreign or not covered:
+        return foreign, 0
+    copies = {o: _without_last_provenance(target[o]) for o in foreign} if provenance else target
+    _unpaired, still_foreign, paired, again = _copies_by_others(source, copies, covered, foreign)
+    return still_foreign, paired + again
+
+
+def _without_last_provenance(copy: tuple) -> tuple:
+    key, value, headers, timestamp = copy
+    if headers and headers[-1][0] == wire.PROVENANCE_HEADER:
+        return key, value, headers[:-1] or None, timestamp
+    return copy
 
 
 def _without_provenance(copy: tuple, expected: wire.Provenance) -> tuple | None:

@@ -51,3 +51,34 @@ def test_copies_another_replicator_made_after_the_engine_count_too():
     target = {**records(range(6)), **records(range(6, 9))}  # the engine 0..5; then MM2 6..8; 9 not yet copied
     result = audit_partition("t", 0, 0, source, target, engine_map(0, 0, 5), keep_all)
     assert (result.ok, result.expected, result.copied, result.copied_by_others) == (True, 9, 9, 3)
+
+
+def two_runs(first: tuple[int, int, int], second: tuple[int, int, int]) -> PartitionMap:
+    partition_map = PartitionMap()
+    for first_up, first_down, last_up in (first, second):
+        partition_map.add(first_up, first_down, last_up, first_down + last_up - first_up)
+    return partition_map
+
+
+def test_copies_whose_run_was_never_stored_are_duplicates_not_strangers():
+    # the engine copied 0..9 at 0..9, stored the run of 0..4 only, was killed, and copied 5..9 again at 10..14
+    source = records(range(10))
+    target = {**records(range(10)), **records(range(5, 10), shift=5)}
+    result = audit_partition("t", 0, 0, source, target, two_runs((0, 0, 4), (5, 10, 9)), keep_all)
+    assert (result.ok, result.expected, result.copied, result.duplicated, result.foreign) == (True, 10, 10, 5, [])
+    assert "AUDIT OK: 10 of 10 records verified in 1 partitions, 5 duplicates" in report([result])
+
+
+def test_unstored_copies_with_provenance_headers_are_duplicates_and_a_stranger_stays_foreign():
+    from engine import wire
+
+    def copy(offset: int) -> tuple:
+        key, value, headers, timestamp = records([offset])[offset]
+        return key, value, headers + [(wire.PROVENANCE_HEADER, wire.Provenance("A", "t", 0, offset).encode())], timestamp
+
+    source = records(range(6))
+    # 0..5 at 0..5 (run of 0..2 stored), a stranger at 6, then 3..5 again at 7..9
+    target = {o: copy(o) for o in range(6)} | {6: (b"stranger", b"!", None, 1)} | {7 + i: copy(3 + i) for i in range(3)}
+    result = audit_partition("t", 0, 0, source, target, two_runs((0, 0, 2), (3, 7, 5)), keep_all, "A")
+    assert (result.expected, result.copied, result.duplicated, result.foreign) == (6, 6, 3, [(6, 6)])
+    assert not result.ok
