@@ -115,7 +115,7 @@ AUDIT_RECORDS = [(f"key-{i}".encode(), bytes(range(256)) * 4, [("trace", b"t"), 
 
 
 def test_audit_checksum(benchmark):
-    from engine.audit import record_digest
+    from engine.audit.comparison import record_digest
 
     benchmark(lambda: [record_digest(*record) for record in AUDIT_RECORDS])
 

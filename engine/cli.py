@@ -127,7 +127,8 @@ def _cutover(args: argparse.Namespace) -> int:
 
 def _audit(args: argparse.Namespace) -> int:
     from engine.config.loading import load
-    from engine.audit import audit_flow, report
+    from engine.audit.comparison import report
+    from engine.audit.flow import audit_flow
 
     engine_config = load(args.config)
     flows = [f for f in engine_config.flows if args.flow in (None, f.name)]
@@ -361,7 +362,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from confluent_kafka import KafkaException
 
-    from engine.audit import AuditRefused
+    from engine.audit.flow import AuditRefused
     from engine.clients import ClusterUnreachable, Interrupted
     from engine.config.values import ConfigError
     from engine.coordinator.config_sync import ConfigSyncError

@@ -152,7 +152,8 @@ def run_demo(records_per_topic: int = 200_000) -> int:
             _say(f"{topic:<18} {remote_topic:<20} {produced[topic]:>10,} {copied[remote_topic]:>10,}  "
                  f"{'copied = produced' if same else 'MISMATCH'}")
         _say("")
-        from engine.audit import audit_flow, report
+        from engine.audit.comparison import report
+        from engine.audit.flow import audit_flow
         from engine.config.loading import load
 
         loaded = load(config)

@@ -1,5 +1,5 @@
 """The sampling audit's schedule: a pass over the partitions this instance runs every
-`audit.interval.seconds`; the auditor itself is engine.audit.SamplingAuditor."""
+`audit.interval.seconds`; the auditor itself is engine.audit.sampler.SamplingAuditor."""
 
 from __future__ import annotations
 

@@ -546,7 +546,7 @@ class FlowRunner:
                                  lambda t: self.policy.format_remote_topic(self.flow.source, t))
 
     def _make_auditor(self):
-        from engine.audit import SamplingAuditor
+        from engine.audit.sampler import SamplingAuditor
 
         return SamplingAuditor(self.config, self.flow)
 

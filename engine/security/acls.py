@@ -342,7 +342,7 @@ def audit_acls(config: EngineConfig, flow_name: str | None = None) -> list[Requi
         if flow_name not in (None, flow.name):
             continue
         name, source, target = flow.name, flow.source, flow.target
-        # engine.audit.audit_flow audits the topics its `topics` select (heartbeats only if they match)
+        # engine.audit.flow.audit_flow audits the topics its `topics` select (heartbeats only if they match)
         replicated = _replicated(config, flow, {}, with_heartbeats=False)
         acls.topics(source, replicated, ("READ",), f"audit {name}: read the source records")
         acls.topics(target, _remote(flow, replicated), ("READ",), f"audit {name}: read the copies")

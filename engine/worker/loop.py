@@ -16,11 +16,11 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPar
 
 from engine import ipc
 from engine.clients import client_config
-from engine._fastpath import DeliveryFailed, RecordFilter
-from engine.filters import RecordFilterConfig, load_python_filter
+from engine._fastpath import DeliveryFailed
 from engine.offsets.translation import READ_THROUGH
 from engine.worker.offset_syncs import OffsetSyncWriter
 from engine.worker.progress import ProgressError, ProgressStore
+from engine.worker.kept_records import build_record_filter, record_keeper
 from engine.worker.relays import consumer_settings, make_relay
 
 log = logging.getLogger(__name__)
@@ -176,7 +176,6 @@ class Worker:
         """Progress moved past the copies the target already holds (engine/worker/resume.py), stored with
         their offset-map runs before the first record is produced; a partition whose tail does not match
         keeps its stored progress, and says why once."""
-        from engine.audit import record_keeper
         from engine.config.model import ClusterConfig
         from engine.offsets.checkpoints import read_offset_map
         from engine.worker.resume import find_copied_tail
@@ -456,13 +455,3 @@ class ByteBudget:
         if not self.bytes_per_s:
             return 0.0
         return max(0.0, bytes_sent / self.bytes_per_s - (self.clock() - self.started_at))
-
-
-def build_record_filter(config: RecordFilterConfig | None) -> RecordFilter | None:
-    if config is None or not config.per_record():
-        return None
-    return RecordFilter(
-        header_present=config.header_present, header_absent=config.header_absent,
-        header_equals=config.header_equals, key_prefixes=config.key_prefixes,
-        python=load_python_filter(config.python) if config.python else None,
-    )

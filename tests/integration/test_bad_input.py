@@ -9,7 +9,7 @@ import sys
 
 from confluent_kafka import TopicPartition
 
-from engine.audit import audit_flow
+from engine.audit.flow import audit_flow
 from engine.config.loading import from_properties
 from engine.config.properties import parse_properties
 from tests.helpers import wait_for

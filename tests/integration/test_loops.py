@@ -9,7 +9,7 @@ import urllib.request
 import pytest
 
 from engine import wire
-from engine.audit import audit_flow
+from engine.audit.flow import audit_flow
 from engine.config.loading import from_properties
 from engine.config.properties import parse_properties
 from engine.offsets.checkpoints import OffsetMapReader

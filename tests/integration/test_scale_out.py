@@ -9,7 +9,7 @@ import os
 import signal
 import time
 
-from engine.audit import audit_flow
+from engine.audit.flow import audit_flow
 from engine.config.loading import load
 from tests.helpers import http_get, wait_for
 from tests.integration.kafka_io import BASE_TIMESTAMP_MS, Record, SteadyProducer, end_offsets, mm2_properties, read_all

@@ -385,7 +385,8 @@ def test_engine_continues_from_java_mm2_s_stored_offsets(switch):
 
 def assert_audit_ok(flow: Switch, produced: list[Record], by_mm2: int) -> None:
     """mirror-engine audit on the switched flow: MM2's part of the copy is recognised by content."""
-    from engine.audit import audit_flow, report
+    from engine.audit.comparison import report
+    from engine.audit.flow import audit_flow
     from engine.config.loading import load
 
     config = load(flow.config, quiet=True)

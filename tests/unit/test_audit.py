@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.audit import audit_partition, report
+from engine.audit.comparison import audit_partition, report
 from engine.offsets.translation import PartitionMap
 
 

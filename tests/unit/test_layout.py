@@ -20,8 +20,6 @@ MAX_LINES = 400
 ALLOWED_CYCLES: set[tuple[str, ...]] = {
     ("engine.coordinator.coordinator", "engine.metrics"),
     ("engine.coordinator.coordinator", "engine.metrics", "engine.health"),
-    # the audit builds the worker's record filter; the worker keeps the audit's record keeper
-    ("engine.audit", "engine.worker.loop"),
 }
 # modules over MAX_LINES: the fast path's Cython sources, generated tables, and today's oversize
 # modules being split (issue 18)

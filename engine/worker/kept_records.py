@@ -1,0 +1,40 @@
+"""Which source records a flow copies: its record filter, and with provenance headers on, not a
+record whose provenance names the target (a record-level cycle). The worker, its resume after the
+target's tail and the audit all decide by this one rule."""
+
+from __future__ import annotations
+
+from engine import wire
+from engine._fastpath import RecordFilter
+from engine.filters import RecordFilterConfig, load_python_filter
+
+
+def build_record_filter(config: RecordFilterConfig | None) -> RecordFilter | None:
+    if config is None or not config.per_record():
+        return None
+    return RecordFilter(
+        header_present=config.header_present, header_absent=config.header_absent,
+        header_equals=config.header_equals, key_prefixes=config.key_prefixes,
+        python=load_python_filter(config.python) if config.python else None,
+    )
+
+
+def record_keeper(record_filter, cycle_target: str | None):
+    """Whether the flow copies a source record: its record filter (None: every record), and with
+    provenance headers on, not a record whose provenance names the target (a record-level cycle)."""
+    keep = (lambda message: True) if record_filter is None else record_filter.keeps
+    if cycle_target is None:
+        return keep
+    return lambda message: not _came_from(message.headers(), cycle_target) and keep(message)
+
+
+def _came_from(headers, cluster: str) -> bool:
+    """A record the flow skips as a record-level cycle: its provenance names the target cluster."""
+    for name, value in headers or ():
+        if name == wire.PROVENANCE_HEADER and value:
+            try:
+                if wire.Provenance.decode(value).cluster == cluster:
+                    return True
+            except wire.WireError:
+                continue
+    return False
