@@ -17,7 +17,7 @@ from pathlib import Path
 
 from engine.bench.launch import java_command, launch
 from engine.sandbox.distribution import log4j2_file_config
-from engine.bench.mm2 import PRODUCER_TUNING
+from engine.bench.mm2 import PRODUCER_TUNING, render
 from engine.sandbox.distribution import kafka_libs
 
 TOOL_JVM_OPTIONS = ("-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true")
@@ -65,13 +65,19 @@ def producer_properties(compression: str) -> list[str]:
 
 def run_producer_performance(servers: str, topic: str, records: int, payload_file: Path, compression: str,
                              folder: Path, throughput: float = -1, name: str = "producer-perf",
-                             warmup_records: int = 0):
-    """Starts ProducerPerformance; returns the Launched process (its console is its output file)."""
+                             warmup_records: int = 0, client: dict[str, str] | None = None):
+    """Starts ProducerPerformance; returns the Launched process (its console is its output file).
+    `client`: connection settings (security) for its producer, given in a --producer.config file."""
     log_config = folder / "tools-log4j2.properties"
     log_config.write_text(log4j2_file_config(folder / "tools.log", level="WARN"))
+    config_args: list[str] = []
+    if client:
+        config = folder / f"{name}-client.properties"
+        config.write_text(render(client))
+        config_args = ["--producer.config", str(config)]
     args = ["--bootstrap-server", servers, "--topic", topic, "--num-records", str(records),
             "--throughput", str(int(throughput)), "--payload-file", str(payload_file),
-            *(["--warmup-records", str(warmup_records)] if warmup_records else []),
+            *(["--warmup-records", str(warmup_records)] if warmup_records else []), *config_args,
             "--command-property", *producer_properties(compression)]
     command = java_command(kafka_libs(), "org.apache.kafka.tools.ProducerPerformance", args, log_config,
                            TOOL_JVM_OPTIONS)
@@ -80,8 +86,9 @@ def run_producer_performance(servers: str, topic: str, records: int, payload_fil
 
 def start_load(flavour: str, servers: str, topic: str, first_index: int, records: int, record_size: int,
                compression: str, partitions: int, producer_config: dict, payload_file: Path, folder: Path,
-               index: int):
-    """One load generator of the ceiling; returns the Launched process."""
+               index: int, client: dict[str, str] | None = None):
+    """One load generator of the ceiling; returns the Launched process. The librdkafka flavour's
+    producer_config holds its connection settings; the Java flavour gets `client`'s."""
     import json
     import sys
 
@@ -89,7 +96,8 @@ def start_load(flavour: str, servers: str, topic: str, first_index: int, records
 
     name = f"ceiling-{flavour}-{index}"
     if flavour == "java":
-        return run_producer_performance(servers, topic, records, payload_file, compression, folder, name=name)
+        return run_producer_performance(servers, topic, records, payload_file, compression, folder, name=name,
+                                        client=client)
     spec = folder / f"{name}.json"
     spec.write_text(json.dumps({"pass": "load", "producer": producer_config, "target_topic": topic,
                                 "partitions": partitions, "records": records, "first_index": first_index,

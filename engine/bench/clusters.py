@@ -11,6 +11,7 @@ from pathlib import Path
 from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, OffsetSpec, ResourceType
 
+from engine.bench import security
 from engine.bench.mm2 import bench_properties
 from engine.bench.settings import BenchError
 from engine.sandbox import KafkaCluster
@@ -23,20 +24,28 @@ class Clusters:
     On existing clusters the benchmark only touches names carrying its random token: topics under
     `mebench-<token>.`, cluster aliases `mebench-<token>-src<n>/-tgt` (so MM2's and the engine's
     internal topics and Connect groups carry it too), no heartbeats topic; `close()` deletes them all.
-    Each replicator run copies under a source alias of its own (new_source_alias()).
+    Each replicator run copies under a source alias of its own (new_source_alias()). Sandbox clusters
+    serve every security mode of `security_modes` (engine/bench/security.py); the benchmark's own
+    clients use their PLAINTEXT listener (source_servers, target_servers), the replicators
+    client(side, mode).
     """
 
     def __init__(self, source_bootstrap: str | None = None, target_bootstrap: str | None = None,
-                 base_dir: Path | None = None, say: Callable[[str], None] = print):
+                 base_dir: Path | None = None, say: Callable[[str], None] = print,
+                 security_modes: list[str] | None = None):
         self.token = secrets.token_hex(4)
         self.prefix = f"mebench-{self.token}."
         self.external = bool(source_bootstrap)
         self.say = say
         self.sandboxes: list[KafkaCluster] = []
         self.aliases_made = 0
+        self.security_modes = security_modes or [security.PLAINTEXT]
+        self.clients: dict[tuple[str, str], security.ClientSecurity] = {}
         if self.external:
             if not target_bootstrap:
                 raise BenchError("--source-bootstrap needs --target-bootstrap too")
+            if self.security_modes != [security.PLAINTEXT]:
+                raise BenchError("--security runs on the benchmark's own sandbox clusters, not with --source-bootstrap")
             self.source_alias, self.target_alias = f"mebench-{self.token}-src", f"mebench-{self.token}-tgt"
             self.source_servers, self.target_servers = source_bootstrap, target_bootstrap
         else:
@@ -53,10 +62,20 @@ class Clusters:
             # named by this process: two benchmark runs (or a run and the tests) never share clusters
             for name in (f"bench{os.getpid()}A", f"bench{os.getpid()}B"):
                 self.say(f"starting sandbox cluster {name} ...")
-                self.sandboxes.append(KafkaCluster(name, nodes=1, base_dir=self.base_dir).start())
+                self.sandboxes.append(KafkaCluster(name, nodes=1, base_dir=self.base_dir,
+                                                   **security.sandbox_options(self.security_modes)).start())
             self.source_servers = self.sandboxes[0].bootstrap_servers
             self.target_servers = self.sandboxes[1].bootstrap_servers
+            for side, cluster in zip(("source", "target"), self.sandboxes):
+                for mode in self.security_modes:
+                    self.clients[(side, mode)] = security.client_security(cluster, mode)
         return self
+
+    def client(self, side: str, mode: str = security.PLAINTEXT) -> security.ClientSecurity:
+        """How a replicator reaches the source or the target in a security mode."""
+        if mode == security.PLAINTEXT and (side, mode) not in self.clients:  # existing clusters
+            return security.ClientSecurity(self.source_servers if side == "source" else self.target_servers, {}, {})
+        return self.clients[(side, mode)]
 
     def close(self) -> None:
         if self.external:
@@ -116,9 +135,16 @@ class Clusters:
                     pass
 
     def properties(self, topics: list[str], tasks_max: int, compression: str, source_alias: str,
-                   tuning: str = "harness") -> dict[str, str]:
-        return bench_properties(source_alias, self.target_alias, self.source_servers, self.target_servers,
-                                topics, tasks_max, compression, heartbeats=self.heartbeats, tuning=tuning)
+                   tuning: str = "harness", mode: str = security.PLAINTEXT) -> dict[str, str]:
+        """A run's mm2.properties: bench_properties over the replicators' listeners of `mode`, and
+        the mode's client settings for each cluster (which MM2 and the engine apply to every client
+        of that cluster)."""
+        source, target = self.client("source", mode), self.client("target", mode)
+        props = bench_properties(source_alias, self.target_alias, source.servers, target.servers,
+                                 topics, tasks_max, compression, heartbeats=self.heartbeats, tuning=tuning)
+        for alias, client in ((source_alias, source), (self.target_alias, target)):
+            props.update({f"{alias}.{key}": value for key, value in client.properties.items()})
+        return props
 
     def target_broker_pids(self) -> list[int]:
         """The target cluster's broker processes (sandbox only): the ceiling reports their CPU."""

@@ -13,6 +13,8 @@ RECORD_SIZES = {"100": 100, "100b": 100, "1k": 1024, "1kb": 1024, "1024": 1024, 
 QUICK_RECORDS = 20_000
 # the rows of the table (engine.bench.settings.REPLICATORS, kept here free of its imports)
 ROWS = ("ceiling", "floor", "mm2-defaults", "mm2-tuned", "franz", "python", "c")
+# engine.bench.security.MODES without plaintext, which always runs
+SECURITY_MODES = ("tls", "mtls", "sasl_ssl-scram")
 
 
 def _int_list(text: str) -> list[int]:
@@ -73,6 +75,10 @@ def add_arguments(bench: argparse.ArgumentParser) -> None:
                        help="target producer compression, comma list (default none,lz4; sweep: none)")
     bench.add_argument("--replicators", type=_rows, default=list(ROWS),
                        help=f"subset of {','.join(ROWS)} (mm2: both MM2 rows)")
+    bench.add_argument("--security", type=_names(SECURITY_MODES), default=[], metavar="MODES",
+                       help=(f"also run every row over these client security settings, comma list of "
+                             f"{', '.join(SECURITY_MODES)}, each a row of its own beside plaintext (sandbox "
+                             "clusters only)"))
     bench.add_argument("--skip-latency", action="store_true", help="leave out the half-load latency phase")
     bench.add_argument("--latency-seconds", type=float, default=None,
                        help="seconds of load in the latency phase (default 15; 5 with --quick)")
@@ -115,9 +121,13 @@ def settings_from(args: argparse.Namespace):
         latency_seconds=args.latency_seconds or (5.0 if args.quick else 15.0),
         warmup=not (args.no_warmup or args.quick),
         window_s=args.window_seconds if args.window_seconds is not None else (0.0 if args.quick else 10.0),
+        securities=list(dict.fromkeys(["plaintext", *args.security])),
     )
     if settings.window_s < 0:
         raise ValueError(f"--window-seconds must be 0 or more, got {settings.window_s:g}")
+    if len(settings.securities) > 1 and (args.sweep or args.source_bootstrap):
+        raise ValueError("--security runs on the benchmark's own sandbox clusters: not with --sweep or "
+                         "--source-bootstrap")
     if settings.records < 1:
         raise ValueError(f"--records must be at least 1, got {settings.records}")
     return settings, partitions, workers
@@ -153,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.sweep:
         settings.replicators = [sweep.SWEEP_REPLICATOR]
-    clusters = Clusters(args.source_bootstrap, args.target_bootstrap, say=say)
+    clusters = Clusters(args.source_bootstrap, args.target_bootstrap, say=say, security_modes=settings.securities)
     say(f"mirror-engine bench: results in {out}")
     fetch_tools(settings, say)
     # SIGTERM (a `timeout`, a CI cancel) ends the run through the finally blocks below and in the

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engine.bench.report import num_text, size_text
+from engine.bench.report import num_text, row_name, size_text
 
 # (summary field, column) of the throughput table
 THROUGHPUT_FIGURES = (("records_per_s", "records/s"), ("mb_per_s", "MB/s"), ("cpu_s_per_gb", "CPU-s/GB"),
@@ -39,7 +39,11 @@ def load_results(path: Path) -> dict:
 
 
 def _key(entry: dict) -> tuple[int, str, str]:
-    return entry["record_size"], entry["compression"], entry["replicator"]
+    """(record size, compression, row): the row names the security mode where not plaintext and,
+    for a latency row, the offered load where it is not half the ceiling."""
+    name = row_name(entry)
+    share = entry.get("load_share", 0.5)
+    return entry["record_size"], entry["compression"], name if share == 0.5 else f"{name} at {share:.0%} load"
 
 
 def _ratios(earlier: list[dict], later: list[dict], figures: tuple[tuple[str, str], ...]) -> dict:

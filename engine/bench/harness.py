@@ -18,6 +18,7 @@ from engine.bench.clusters import Clusters
 from engine.bench.engine_runner import honours_compression
 from engine.bench.latency import LATENCY_METHOD, latency_rate, latency_run
 from engine.bench.mm2 import MM2_VARIANTS, cpu_count, mirror_maker_libs
+from engine.bench.security import PLAINTEXT
 from engine.bench.rows import Case, copy_timeout, preload_case, records_for_window, relative, throughput_run
 from engine.bench.settings import COPIERS, REPLICATORS, Settings, error_text, failure_log
 from engine.sandbox.distribution import kafka_libs
@@ -63,14 +64,14 @@ def window_method() -> str:
     return " ".join(module.__doc__.strip().split("\n\n")[1].replace("\n", " ") for module in (rows, window))
 
 
-def plan(settings: Settings) -> list[tuple[int, str, int, str]]:
-    """(record size, compression, run index, replicator) in execution order; run 0 is the warm-up.
-    Replicators take turns within each run so that drift of the machine spreads over all of them."""
+def plan(settings: Settings) -> list[tuple[int, str, int, str, str]]:
+    """(record size, compression, run index, security mode, replicator) in execution order; run 0 is
+    the warm-up. Rows take turns within each run so that drift of the machine spreads over all of them."""
     order = [r for r in REPLICATORS if r in settings.replicators]
     first_run = 0 if settings.warmup else 1
-    return [(size, compression, run, replicator)
+    return [(size, compression, run, mode, replicator)
             for size in settings.record_sizes for compression in settings.compressions
-            for run in range(first_run, settings.runs + 1) for replicator in order]
+            for run in range(first_run, settings.runs + 1) for mode in settings.securities for replicator in order]
 
 
 def run_line(result: dict) -> str:
@@ -99,7 +100,7 @@ def run_benchmark(settings: Settings, clusters: Clusters, out: Path, say: Callab
                      for r in REPLICATORS if r in settings.replicators and r in COPIERS] if settings.latency else []
     with tqdm(total=len(steps) + len(latency_cases), unit="run", dynamic_ncols=True) as bar:
         case: Case | None = None
-        for step, (size, compression, run_index, replicator) in enumerate(steps):
+        for step, (size, compression, run_index, mode, replicator) in enumerate(steps):
             if case is None or (case.record_size, case.compression) != (size, compression):
                 case = Case(size, compression, f"{clusters.prefix}tp-{size}-{compression}-{uuid.uuid4().hex[:6]}")
                 cases.append(case)
@@ -122,19 +123,21 @@ def run_benchmark(settings: Settings, clusters: Clusters, out: Path, say: Callab
                 case.timeout_s = copy_timeout(seen, case.records, settings)
                 case.ceiling_records = records_for_window(seen, case.records, case.bytes_per_record, settings,
                                                           rows=("ceiling",))
-            label = f"{replicator:<12} {report.size_text(size):>6} {compression:<4} " + (
+            row = replicator if mode == PLAINTEXT else f"{replicator} {mode}"
+            label = f"{row:<12} {report.size_text(size):>6} {compression:<4} " + (
                 "warm-up" if run_index == 0 else f"run {run_index}/{settings.runs}")
             bar.set_description(label)
-            folder = out / "runs" / f"{size}-{compression}" / f"{replicator}-{run_index}"
+            folder = out / "runs" / f"{size}-{compression}" / f"{row.replace(' ', '-')}-{run_index}"
             folder.mkdir(parents=True, exist_ok=True)
             try:
                 result = throughput_run(clusters, replicator, case, settings, folder, run_index,
-                                        warmup=run_index == 0)
+                                        warmup=run_index == 0, mode=mode)
                 line = run_line(result)
             except Exception as error:  # noqa: BLE001 - one failed run is reported, the others still run
                 failure_log(folder, error)
                 result = {"replicator": replicator, "record_size": size, "compression": compression, "run": run_index,
-                          "warmup": run_index == 0, "error": error_text(error), "folder": relative(folder)}
+                          "security": mode, "warmup": run_index == 0, "error": error_text(error),
+                          "folder": relative(folder)}
                 line = "FAILED: " + error_text(error).splitlines()[0]
             runs.append(result)
             bar.write(f"{label}: {line}")

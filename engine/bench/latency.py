@@ -133,7 +133,7 @@ def latency_rate(runs: list[dict], record_size: int, compression: str) -> tuple[
     """Half the ceiling's median records/s; without a ceiling, half the fastest replicator's median."""
     def median_of(replicator: str | None) -> float | None:
         values = [r["records_per_s"] for r in runs if not r.get("warmup") and not r.get("error")
-                  and r["record_size"] == record_size and r["compression"] == compression
+                  and r["record_size"] == record_size and r["compression"] == compression and r.get("security", "plaintext") == "plaintext"
                   and (replicator is None or r["replicator"] == replicator) and r.get("records_per_s")]
         return statistics.median(values) if values else None
 

@@ -60,23 +60,38 @@ def window_metrics(records: int, record_bytes: float, value_bytes: float, second
     }
 
 
-def case_key(run: dict) -> tuple[int, str, str]:
-    return run["record_size"], run["compression"], run["replicator"]
+def security_of(entry: dict) -> str:
+    """A run's or row's security mode; reports from before --security have plaintext rows only."""
+    return entry.get("security", "plaintext")
+
+
+def row_name(entry: dict) -> str:
+    """The row as the tables name it: the replicator, and its security mode where not plaintext."""
+    mode = security_of(entry)
+    return entry["replicator"] if mode == "plaintext" else f"{entry['replicator']} · {mode}"
+
+
+def case_key(run: dict) -> tuple[int, str, str, str]:
+    return run["record_size"], run["compression"], security_of(run), run["replicator"]
 
 
 def summarise(runs: list[dict]) -> list[dict]:
     """Median, min and max (`<field>_min`, `<field>_max`) of every measured (non-warm-up) run per
     record size, compression and replicator."""
-    groups: dict[tuple[int, str, str], list[dict]] = {}
+    groups: dict[tuple[int, str, str, str], list[dict]] = {}
     for run in runs:
         if not run.get("warmup") and run.get("error") is None:
             groups.setdefault(case_key(run), []).append(run)
     compressions = list(dict.fromkeys(run["compression"] for run in runs))  # in the order they ran
     summary = []
-    for (size, compression, replicator), members in sorted(
-            groups.items(), key=lambda kv: (kv[0][0], compressions.index(kv[0][1]), _order(kv[0][2]))):
+    modes = list(dict.fromkeys(security_of(run) for run in runs))
+    for (size, compression, mode, replicator), members in sorted(
+            groups.items(), key=lambda kv: (kv[0][0], compressions.index(kv[0][1]), modes.index(kv[0][2]),
+                                            _order(kv[0][3]))):
         entry: dict = {"record_size": size, "compression": compression, "replicator": replicator,
                        "runs": len(members)}
+        if mode != "plaintext":
+            entry["security"] = mode
         for name in MEDIAN_FIELDS:
             values = [m[name] for m in members if m.get(name) is not None]
             entry[name] = statistics.median(values) if values else None
@@ -107,19 +122,19 @@ def _ratio(value: float | None, reference: float | None) -> float | None:
 
 
 def add_ratios(summary: list[dict]) -> None:
-    """Adds, in place, per row of the same record size and compression: records/s and CPU-s/GB
-    relative to each MM2 row, CPU-s/GB as a multiple of the floor, records/s relative to the
-    ceiling (None where the reference was not measured)."""
-    by_case = {(e["record_size"], e["compression"], e["replicator"]): e for e in summary}
+    """Adds, in place, per row of the same record size, compression and security mode: records/s
+    and CPU-s/GB relative to each MM2 row, CPU-s/GB as a multiple of the floor, records/s relative
+    to the ceiling (None where the reference was not measured)."""
+    by_case = {case_key(e): e for e in summary}
     for entry in summary:
-        size, compression = entry["record_size"], entry["compression"]
+        size, compression, mode = entry["record_size"], entry["compression"], security_of(entry)
         for mm2 in MM2_ROWS:
-            reference = by_case.get((size, compression, mm2), {})
+            reference = by_case.get((size, compression, mode, mm2), {})
             suffix = mm2.replace("-", "_")
             entry[f"throughput_vs_{suffix}"] = _ratio(entry["records_per_s"], reference.get("records_per_s"))
             entry[f"cpu_per_gb_vs_{suffix}"] = _ratio(entry["cpu_s_per_gb"], reference.get("cpu_s_per_gb"))
-        floor = by_case.get((size, compression, "floor"), {})
-        ceiling = by_case.get((size, compression, "ceiling"), {})
+        floor = by_case.get((size, compression, mode, "floor"), {})
+        ceiling = by_case.get((size, compression, mode, "ceiling"), {})
         entry["cpu_vs_floor"] = _ratio(entry["cpu_s_per_gb"], floor.get("cpu_s_per_gb"))
         entry["throughput_vs_ceiling"] = _ratio(entry["records_per_s"], ceiling.get("records_per_s"))
         entry["above_ceiling"] = entry["replicator"] != "ceiling" and (entry["throughput_vs_ceiling"] or 0) > 1
@@ -174,7 +189,7 @@ def markdown_table(summary: list[dict]) -> str:
     for e in summary:
         floor = e["replicator"] == "floor"
         lines.append(
-            f"| {size_text(e['record_size'])} | {e['compression']} | {e['replicator']} | {e['runs']} "
+            f"| {size_text(e['record_size'])} | {e['compression']} | {row_name(e)} | {e['runs']} "
             f"| {'–' if floor else _spread(e, 'records_per_s')} | {'–' if floor else num_text(e['mb_per_s'])} "
             f"| {_spread(e, 'cpu_s_per_gb', 1)} | {num_text(e.get('cpu_us_per_record'), 2)} "
             f"| {_ratio_text(e.get('cpu_vs_floor'))} | {_spread(e, 'cores_used', 2)} "
@@ -195,22 +210,26 @@ def ceiling_lines(summary: list[dict]) -> list[str]:
             continue
         limit = limit_text(e["ceiling_flavour"], e.get("ceiling_processes", 0), e.get("machine_busy"),
                            e.get("generator_cores"), e.get("target_broker_cores"), cpu_count())
-        lines.append(f"- {size_text(e['record_size'])} {e['compression']}: best flavour {e['ceiling_flavour']} "
+        lines.append(f"- {size_text(e['record_size'])} {e['compression']}{_mode_text(e)}: best flavour "
+                     f"{e['ceiling_flavour']} "
                      f"({e['ceiling_flavour_runs']} of {e['runs']} runs), medians over its windows: {limit}.")
         for row in summary:
-            if row.get("above_ceiling") and (row["record_size"], row["compression"]) == (e["record_size"],
-                                                                                         e["compression"]):
-                lines.append(f"  - ▲ {row['replicator']} copied {row['throughput_vs_ceiling']:.2f}× the ceiling's "
+            if row.get("above_ceiling") and case_key(row)[:3] == case_key(e)[:3]:
+                lines.append(f"  - ▲ {row_name(row)} copied {row['throughput_vs_ceiling']:.2f}× the ceiling's "
                              "records/s: the ceiling understates the target here (see above).")
     return lines
 
 
 def floor_lines(summary: list[dict]) -> list[str]:
     """What the floor is made of, per case."""
-    return [f"- {size_text(e['record_size'])} {e['compression']}: consume-only "
+    return [f"- {size_text(e['record_size'])} {e['compression']}{_mode_text(e)}: consume-only "
             f"{num_text(e.get('consume_cpu_us_per_record'), 2)} + produce-only "
             f"{num_text(e.get('produce_cpu_us_per_record'), 2)} CPU-µs per record"
             for e in summary if e["replicator"] == "floor"]
+
+
+def _mode_text(entry: dict) -> str:
+    return "" if security_of(entry) == "plaintext" else f" over {security_of(entry)}"
 
 
 def mm2_settings_lines() -> list[str]:
@@ -266,8 +285,8 @@ def _pyplot():
 def bar_plot(path: Path, summary: list[dict], field: str, title: str, ylabel: str, scale: float = 1.0) -> Path | None:
     """Grouped bars: one group per (record size, compression), one bar per replicator."""
     cases = sorted({(e["record_size"], e["compression"]) for e in summary})
-    replicators = sorted({e["replicator"] for e in summary}, key=_order)
-    values = {(e["record_size"], e["compression"], e["replicator"]): e.get(field) for e in summary}
+    replicators = sorted({row_name(e) for e in summary}, key=lambda name: _order(name.split(" · ")[0]))
+    values = {(e["record_size"], e["compression"], row_name(e)): e.get(field) for e in summary}
     if not cases or all(v is None for v in values.values()):
         return None
     plt = _pyplot()
@@ -276,7 +295,9 @@ def bar_plot(path: Path, summary: list[dict], field: str, title: str, ylabel: st
     for i, replicator in enumerate(replicators):
         xs = [c + (i - (len(replicators) - 1) / 2) * width for c in range(len(cases))]
         ys = [(values.get((s, comp, replicator)) or 0) * scale for s, comp in cases]
-        ax.bar(xs, ys, width, label=REPLICATOR_LABELS.get(replicator, replicator))
+        replicator_name, _, mode = replicator.partition(" · ")
+        label = REPLICATOR_LABELS.get(replicator_name, replicator_name)
+        ax.bar(xs, ys, width, label=f"{label}, {mode}" if mode else label)
     ax.set_xticks(range(len(cases)), [f"{size_text(s)}\n{comp}" for s, comp in cases])
     ax.set_title(title)
     ax.set_ylabel(ylabel)

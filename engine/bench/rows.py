@@ -23,6 +23,7 @@ from engine.bench.clusters import Clusters, admin_client
 from engine.bench.engine_runner import engine_properties, honours_compression, start_engine
 from engine.bench.launch import Launched
 from engine.bench.mm2 import MM2_VARIANTS, cpu_count, render, start_mm2
+from engine.bench.security import PLAINTEXT
 from engine.bench.settings import COPIERS, BenchError, Settings, error_text
 from engine.bench.window import WINDOW_END_SHARE, WINDOW_LONGEST, WINDOW_START_SHARE, measure_copy, measure_load
 
@@ -42,14 +43,17 @@ def tuning_of(replicator: str) -> str:
 
 
 def start_replicator(replicator: str, clusters: Clusters, topics: list[str], settings: Settings,
-                     compression: str, folder: Path, source_alias: str) -> Launched:
+                     compression: str, folder: Path, source_alias: str, mode: str = PLAINTEXT) -> Launched:
+    """Starts one copier of `topics` with the client settings of security `mode`."""
     folder.mkdir(parents=True, exist_ok=True)
-    props = clusters.properties(topics, settings.tasks_max, compression, source_alias, tuning_of(replicator))
+    props = clusters.properties(topics, settings.tasks_max, compression, source_alias, tuning_of(replicator), mode)
     if replicator == "franz":
         remote = clusters.remote_topic(topics[0], source_alias)
         if remote not in admin_client(clusters.target_servers).list_topics(timeout=30).topics:
             clusters.create_topic(clusters.target_servers, remote, settings.partitions)
-        spec = franz.relay_spec(clusters.source_servers, clusters.target_servers, topics[0], remote, compression)
+        source, target = clusters.client("source", mode), clusters.client("target", mode)
+        spec = franz.relay_spec(source.servers, target.servers, topics[0], remote, compression,
+                                source.relay, target.relay)
         return franz.start_relay(franz.relay_binary(), spec, folder)
     config = folder / "mm2.properties"
     if replicator in MM2_VARIANTS:
@@ -120,10 +124,12 @@ def copy_timeout(runs: list[dict], records: int, settings: Settings) -> float:
 
 
 def throughput_run(clusters: Clusters, replicator: str, case: Case, settings: Settings, folder: Path,
-                   run_index: int, warmup: bool) -> dict:
-    """One run of one row on the case's preloaded topic; returns its record (see report.py)."""
+                   run_index: int, warmup: bool, mode: str = PLAINTEXT) -> dict:
+    """One run of one row on the case's preloaded topic, its clients in security `mode`; returns its
+    record (see report.py)."""
     source_alias = clusters.new_source_alias()
     base = {"replicator": replicator, "record_size": case.record_size, "compression": case.compression,
+            "security": mode,
             "partitions": settings.partitions, "tasks_max": settings.tasks_max, "records": case.records,
             "run": run_index, "warmup": warmup, "topic": case.topic, "source_alias": source_alias,
             "folder": relative(folder)}
@@ -135,11 +141,11 @@ def throughput_run(clusters: Clusters, replicator: str, case: Case, settings: Se
     folder.mkdir(parents=True, exist_ok=True)
     try:
         if replicator == "ceiling":
-            return {**base, **ceiling_run(clusters, case, settings, source_alias, folder)}
+            return {**base, **ceiling_run(clusters, case, settings, source_alias, folder, mode)}
         if replicator == "floor":
-            return {**base, **floor_run(clusters, case, settings, source_alias, target_topic, folder)}
+            return {**base, **floor_run(clusters, case, settings, source_alias, target_topic, folder, mode)}
         process = start_replicator(replicator, clusters, [case.topic], settings, case.compression, folder,
-                                   source_alias)
+                                   source_alias, mode)
         try:
             window = measure_copy(process, admin_client(clusters.target_servers), target_topic,
                                   settings.partitions, case.records, case.timeout_s, steady=settings.window_s > 0,
@@ -164,10 +170,12 @@ def throughput_run(clusters: Clusters, replicator: str, case: Case, settings: Se
         clusters.delete_topics(clusters.target_servers, [target_topic])
 
 
-def ceiling_run(clusters: Clusters, case: Case, settings: Settings, source_alias: str, folder: Path) -> dict:
+def ceiling_run(clusters: Clusters, case: Case, settings: Settings, source_alias: str, folder: Path,
+                mode: str = PLAINTEXT) -> dict:
     """The ceiling (engine/bench/ceiling.py): each flavour's load in turn, the better one counts."""
     processes_count = ceiling.load_processes(cpu_count())
-    props = clusters.properties([case.topic], settings.tasks_max, case.compression, source_alias)
+    props = clusters.properties([case.topic], settings.tasks_max, case.compression, source_alias, mode=mode)
+    target = clusters.client("target", mode)
     payload_file = payload.write_payload_file(folder / f"payload-{case.record_size}.txt", case.record_size)
     flavours = []
     for flavour in ceiling.FLAVOURS:
@@ -179,9 +187,9 @@ def ceiling_run(clusters: Clusters, case: Case, settings: Settings, source_alias
         try:
             records = max(case.records, case.ceiling_records)
             for index, (first, count) in enumerate(ceiling.split(records, processes_count)):
-                processes.append(ceiling.start_load(flavour, clusters.target_servers, topic, first, count,
+                processes.append(ceiling.start_load(flavour, target.servers, topic, first, count,
                                                     case.record_size, case.compression, settings.partitions,
-                                                    producer, payload_file, folder, index))
+                                                    producer, payload_file, folder, index, target.properties))
             window = measure_load(processes, admin_client(clusters.target_servers), topic, settings.partitions,
                                   records, case.timeout_s, clusters.target_broker_pids(),
                                   longest_s=WINDOW_LONGEST * settings.window_s or float("inf"),
@@ -210,10 +218,10 @@ def ceiling_run(clusters: Clusters, case: Case, settings: Settings, source_alias
 
 
 def floor_run(clusters: Clusters, case: Case, settings: Settings, source_alias: str, target_topic: str,
-              folder: Path) -> dict:
+              folder: Path, mode: str = PLAINTEXT) -> dict:
     """The floor row (engine/bench/floor.py) with the C loop's own settings for this case."""
     clusters.create_topic(clusters.target_servers, target_topic, settings.partitions)
-    props = clusters.properties([case.topic], settings.tasks_max, case.compression, source_alias)
+    props = clusters.properties([case.topic], settings.tasks_max, case.compression, source_alias, mode=mode)
     spec = {**floor.engine_clients({**props, **engine_properties("c")},
                                    clusters.max_message_bytes(clusters.target_servers, target_topic)),
             "source_topic": case.topic, "target_topic": target_topic, "partitions": settings.partitions,

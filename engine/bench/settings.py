@@ -32,6 +32,8 @@ class Settings:
     copy_timeout_s: float = 600.0
     # the fastest replicator's steady window at least this long; 0: no sizing, whole-copy windows
     window_s: float = 10.0
+    # the client security modes whose rows run (engine/bench/security.py); plaintext first
+    securities: list[str] = field(default_factory=lambda: ["plaintext"])
 
 
 def error_text(error: BaseException) -> str:

@@ -72,3 +72,23 @@ def test_quick_bench_runs_the_franz_go_relay_as_a_row(quick_bench):
     [latency] = [e for e in document["latency"] if e["replicator"] == "franz"]
     assert latency["samples"] > 0 and latency["missing_copies"] == 0
     assert "| 1 KiB | none | franz |" in (out / "results.md").read_text()
+
+
+def test_quick_bench_over_tls_gives_each_row_a_tls_row(tmp_path):
+    out = tmp_path / "results"
+    result = subprocess.run(
+        [sys.executable, "-m", "engine", "bench", "--quick", "--records", "5000", "--replicators", "floor,c",
+         "--compression", "none", "--security", "tls", "--skip-latency", "--out", str(out)],
+        capture_output=True, text=True, timeout=TIMEOUT_S, check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    document = json.loads((out / "results.json").read_text())
+    rows = {(e["replicator"], e.get("security", "plaintext")): e for e in document["summary"]}
+    assert set(rows) == {("floor", "plaintext"), ("c", "plaintext"), ("floor", "tls"), ("c", "tls")}
+    assert rows[("c", "tls")]["records_per_s"] > 0 and rows[("floor", "tls")]["cpu_s_per_gb"] > 0
+    assert rows[("c", "tls")]["cpu_vs_floor"] == rows[("c", "tls")]["cpu_s_per_gb"] / rows[("floor", "tls")]["cpu_s_per_gb"]
+    [c_tls] = [r for r in document["runs"] if r["replicator"] == "c" and r["security"] == "tls"]
+    config = (out / c_tls["folder"] / "mm2.properties").read_text()
+    alias = c_tls["source_alias"]
+    assert f"{alias}.security.protocol = SSL" in config and "B.security.protocol = SSL" in config, config
+    assert "| 1 KiB | none | c · tls |" in (out / "results.md").read_text()

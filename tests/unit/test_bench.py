@@ -314,11 +314,16 @@ def test_rows_above_the_ceiling_are_flagged_with_what_held_the_ceiling():
 
 def test_plan_interleaves_replicators_and_starts_with_a_warm_up():
     settings = Settings(record_sizes=[100], compressions=["none"], runs=2, replicators=["c", "mm2-tuned", "floor"])
-    assert plan(settings) == [(100, "none", 0, "floor"), (100, "none", 0, "mm2-tuned"), (100, "none", 0, "c"),
-                              (100, "none", 1, "floor"), (100, "none", 1, "mm2-tuned"), (100, "none", 1, "c"),
-                              (100, "none", 2, "floor"), (100, "none", 2, "mm2-tuned"), (100, "none", 2, "c")]
+    p = "plaintext"
+    assert plan(settings) == [(100, "none", 0, p, "floor"), (100, "none", 0, p, "mm2-tuned"), (100, "none", 0, p, "c"),
+                              (100, "none", 1, p, "floor"), (100, "none", 1, p, "mm2-tuned"), (100, "none", 1, p, "c"),
+                              (100, "none", 2, p, "floor"), (100, "none", 2, p, "mm2-tuned"), (100, "none", 2, p, "c")]
     settings.warmup = False
-    assert plan(settings)[0] == (100, "none", 1, "floor")
+    assert plan(settings)[0] == (100, "none", 1, p, "floor")
+    # each run round takes every security mode's rows in turn
+    settings.securities, settings.replicators = ["plaintext", "tls"], ["floor", "c"]
+    assert plan(settings)[:4] == [(100, "none", 1, p, "floor"), (100, "none", 1, p, "c"),
+                                  (100, "none", 1, "tls", "floor"), (100, "none", 1, "tls", "c")]
 
 
 def test_latency_rate_is_half_the_ceiling():
@@ -711,3 +716,67 @@ def test_the_relay_spec_names_both_clusters_topics_and_compression():
         "source": {"bootstrap": "s:1", "security": {"ca": "ca.pem"}},
         "target": {"bootstrap": "t:2", "security": {}},
         "topic": "topic", "target_topic": "A1.topic", "compression": "lz4"}
+
+
+# -- --security ---------------------------------------------------------------------------------
+
+
+def test_one_sandbox_pair_serves_every_security_mode_asked_for():
+    from engine.bench.security import sandbox_options
+
+    assert sandbox_options(["plaintext"]) == {}
+    assert sandbox_options(["plaintext", "tls"]) == {"tls": True}
+    assert sandbox_options(["plaintext", "mtls"]) == {"tls": True, "mtls": True}
+    # tls rows present no certificate, mtls rows do: the SSL listener asks for one without requiring it
+    both = sandbox_options(["plaintext", "tls", "mtls", "sasl_ssl-scram"])
+    assert both["broker_properties"] == {"listener.name.ssl.ssl.client.auth": "requested"}
+    assert "mtls" not in both and both["sasl"].users["mebench"] == "mebench-sandbox-only"
+
+
+def test_security_rows_get_their_listener_and_client_settings_for_both_clusters(tmp_path):
+    from engine.bench.clusters import Clusters
+    from engine.bench.security import client_security
+
+    class _Cluster:
+        bootstrap_servers, tls_bootstrap_servers, sasl_bootstrap_servers = "h:1", "h:2", "h:3"
+        ca_file = tmp_path / "ca.pem"
+
+    tls = client_security(_Cluster(), "tls")
+    assert (tls.servers, tls.properties, tls.relay) == (
+        "h:2", {"security.protocol": "SSL", "ssl.truststore.type": "PEM",
+                "ssl.truststore.location": str(tmp_path / "ca.pem")}, {"ca": str(tmp_path / "ca.pem")})
+    scram = client_security(_Cluster(), "sasl_ssl-scram")
+    assert scram.servers == "h:3" and scram.properties["security.protocol"] == "SASL_SSL"
+    assert scram.properties["sasl.mechanism"] == scram.relay["sasl_mechanism"] == "SCRAM-SHA-512"
+    clusters = Clusters(say=lambda _: None, security_modes=["plaintext", "tls"])
+    clusters.source_servers, clusters.target_servers = "h:1", "t:1"
+    clusters.clients = {("source", "plaintext"): client_security(_Cluster(), "plaintext"),
+                        ("target", "plaintext"): client_security(_Cluster(), "plaintext"),
+                        ("source", "tls"): tls, ("target", "tls"): tls}
+    props = clusters.properties(["t"], 2, "none", "A1", mode="tls")
+    assert props["A1.bootstrap.servers"] == props["B.bootstrap.servers"] == "h:2"
+    assert props["A1.security.protocol"] == props["B.security.protocol"] == "SSL"
+    assert "A1.security.protocol" not in clusters.properties(["t"], 2, "none", "A1")
+
+
+def test_security_rows_are_rows_of_their_own_with_their_own_floor():
+    from engine.bench.report import row_name
+
+    runs = [{**_run("floor", None, 1.0, run=1), "cpu_s_per_gb": 2.0},
+            {**_run("c", 1000, 1.0, run=1), "cpu_s_per_gb": 4.0},
+            {**_run("floor", None, 1.0, run=1), "cpu_s_per_gb": 4.0, "security": "tls"},
+            {**_run("c", 1000, 1.0, run=1), "cpu_s_per_gb": 6.0, "security": "tls"}]
+    summary = report.summarise(runs)
+    assert [row_name(e) for e in summary] == ["floor", "c", "floor · tls", "c · tls"]
+    assert [e["cpu_vs_floor"] for e in summary] == [1.0, 2.0, 1.0, 1.5]
+
+
+def test_security_needs_the_sandbox_clusters():
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    settings, _, _ = settings_from(parser.parse_args(["--security", "tls,mtls"]))
+    assert settings.securities == ["plaintext", "tls", "mtls"]
+    with pytest.raises(ValueError, match="--security runs on the benchmark's own sandbox clusters"):
+        settings_from(parser.parse_args(["--security", "tls", "--source-bootstrap", "s:1"]))
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--security", "ssl"])
