@@ -14,6 +14,7 @@ from engine.config.loading import load
 from tests.helpers import http_get, wait_for
 from tests.integration.kafka_io import BASE_TIMESTAMP_MS, Record, SteadyProducer, end_offsets, mm2_properties, read_all
 
+SOAK = bool(os.environ.get("MIRROR_ENGINE_SOAK"))  # make soak: three rounds of the hand-over kill
 SESSION_TIMEOUT_MS = 6000  # the brokers' group.min.session.timeout.ms
 PARTITIONS = 6
 
@@ -134,6 +135,50 @@ def test_instances_share_partitions_a_new_one_takes_its_share_and_a_killed_ones_
     results = audit_flow(loaded, loaded.flows[0], topics=[topic])
     assert all(r.ok and r.duplicated == 0 for r in results), "\n".join(map(str, results))
     assert sum(r.copied for r in results) == len(producer.written)
+
+
+def test_a_kill_during_a_hand_over_copies_nothing_twice(source_cluster, target_cluster, engine, unique_name):
+    """Two instances share the partitions; a third joins, and the moment the rebalance starts moving
+    partitions one of the first two is killed with -9, coordinator and workers at once, in the middle
+    of its hand-over (its drain unfinished, its last copies unstored). The others take everything
+    over and resume after the target's tail: every record once, none twice."""
+    for round_ in range(3 if SOAK else 1):
+        topic = source_cluster.create_topic(unique_name("handover"), PARTITIONS)
+        remote = f"A.{topic}"
+        properties = group_properties(source_cluster, target_cluster, topic, unique_name("group"))
+        with SteadyProducer(source_cluster.bootstrap_servers, topic, batch(PARTITIONS, f"h{round_}")) as producer:
+            runs, two = sharing(engine, properties, 2, topic)
+            victim = two[(topic, 0)]
+            held_by_victim = {tp for tp, owner in two.items() if owner == victim}
+            runs.append(engine(properties))
+
+            def handing_over() -> bool:  # the victim gave up a partition, or the newcomer took one
+                up = runs if "metrics on" in runs[2].log() else runs[:2]
+                held = owners(up)
+                return any(2 in o for o in held.values()) or \
+                    not held_by_victim <= {tp for tp, o in held.items() if victim in o}
+            wait_for(handing_over, 90, "the third instance's rebalance moving partitions", logs(runs), interval_s=0.05)
+            victim_workers = list(runs[victim].worker_pids().values())
+            for pid in victim_workers:
+                os.kill(pid, signal.SIGKILL)
+            runs[victim].kill()
+            survivors = [run for i, run in enumerate(runs) if i != victim]
+            wait_for(owned_once_by(survivors, topic, 2), 90, "the killed instance's partitions taken over",
+                     logs(survivors), interval_s=0.25)
+            wait_for(lambda: not any(_alive(pid) for pid in victim_workers), 30, "the killed instance's workers gone")
+            mark = copied(target_cluster, remote)
+            wait_for(lambda: copied(target_cluster, remote) >= mark + 100, 60, "copying goes on", logs(survivors))
+        wait_for(lambda: copied(target_cluster, remote) >= len(producer.written), 90, "every record copied",
+                 logs(survivors))
+        for run in survivors:
+            assert run.stop() == 0, run.log()
+        copies = read_all(target_cluster.bootstrap_servers, remote)
+        twice = sum(len(copies[p]) for p in range(PARTITIONS)) - len(producer.written)
+        print(f"\nkill -9 during a hand-over, round {round_}: {len(producer.written)} records, {twice} copied twice")
+        assert copies == {p: [r for r in producer.written if r.partition == p] for p in range(PARTITIONS)}
+        loaded = load(survivors[0].folder / "mm2.properties", quiet=True)
+        results = audit_flow(loaded, loaded.flows[0], topics=[topic])
+        assert all(r.ok and r.duplicated == 0 for r in results), "\n".join(map(str, results))
 
 
 def _alive(pid: int) -> bool:
