@@ -49,6 +49,7 @@ from time import monotonic
 from confluent_kafka import KafkaError, KafkaException
 
 from engine.wire import PROVENANCE_HEADER
+from engine.wire import came_from as _wire_came_from
 
 _librdkafka_log = logging.getLogger("librdkafka")
 DEF ACKS_PER_CALL = 512

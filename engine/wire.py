@@ -235,6 +235,8 @@ class OffsetRun(msgspec.Struct, frozen=True, order=True):
 #   value        version INT16 (0), origin cluster STRING, topic STRING, partition INT32, offset INT64
 # Appended by each hop after the record's own headers, so a record that crossed A->B->C carries A's
 # origin first, then B's. The fast path writes the prefix built here plus the offset per record.
+# The codec's C side (engine/fastpath/provenance.pyx) is held to the same vectors
+# (tests/data/provenance_vectors.json): the value per record, and the cycle rule of came_from().
 
 PROVENANCE_HEADER = "mirror-engine-origin"
 _INT64 = struct.Struct(">q")
@@ -247,7 +249,7 @@ class Provenance(msgspec.Struct, frozen=True):
     offset: int
 
     def encode(self) -> bytes:
-        return provenance_prefix(self.cluster, self.topic, self.partition) + struct.pack(">q", self.offset)
+        return provenance_value(provenance_prefix(self.cluster, self.topic, self.partition), self.offset)
 
     @classmethod
     def decode(cls, value: bytes) -> "Provenance":
@@ -266,3 +268,29 @@ def provenance_prefix(cluster: str, topic: str, partition: int) -> bytes:
 def provenance_value(prefix: bytes, offset: int) -> bytes:
     """A record's provenance value from its partition's provenance_prefix: the fast path's per-record step."""
     return prefix + _INT64.pack(offset)
+
+
+def came_from(headers, cluster: bytes) -> bool:
+    """Whether a provenance header names `cluster` (UTF-8) as an origin: copying the record there
+    would close a record-level cycle. Only the cluster STRING after the version is read, so any
+    version and any tail count, as the C loop reads it."""
+    size = len(cluster)
+    for name, value in headers or ():
+        if name == PROVENANCE_HEADER and value is not None and len(value) >= 4 + size \
+                and int.from_bytes(value[2:4], "big") == size and value[4:4 + size] == cluster:
+            return True
+    return False
+
+
+def without_provenance(headers, expected: Provenance) -> list | None:
+    """The headers without this hop's provenance header, which the copy carries last; None when the
+    last header is not exactly `expected` (another record, another hop, or none)."""
+    headers = list(headers or ())
+    if not headers or headers[-1][0] != PROVENANCE_HEADER:
+        return None
+    try:
+        if Provenance.decode(headers[-1][1] or b"") != expected:
+            return None
+    except WireError:
+        return None
+    return headers[:-1]

@@ -187,14 +187,8 @@ def _without_last_provenance(copy: tuple) -> tuple:
 def _without_provenance(copy: tuple, expected: wire.Provenance) -> tuple | None:
     """The copy without this hop's provenance header; None when that header is not as expected."""
     key, value, headers, timestamp = copy
-    if not headers or headers[-1][0] != wire.PROVENANCE_HEADER:
-        return None
-    try:
-        if wire.Provenance.decode(headers[-1][1] or b"") != expected:
-            return None
-    except wire.WireError:
-        return None
-    return key, value, headers[:-1] or None, timestamp
+    kept = wire.without_provenance(headers, expected)
+    return None if kept is None else (key, value, kept or None, timestamp)
 
 
 def report(results: list[PartitionAudit]) -> str:

@@ -110,12 +110,8 @@ cdef class Bookkeeper:
         return self._acked(ledger, ledger.pop(), error, error_code, target_offset, value_bytes)
 
     cdef bint _filtered(self, PartitionLedger ledger, object message) except -1:
-        cdef bytes origin = self.cycle_cluster
-        if self.cycle_cluster is not None and message.headers():
-            for name, value in message.headers():
-                if name == PROVENANCE_HEADER and value is not None and len(value) >= 4 + len(origin) \
-                        and int.from_bytes(value[2:4], "big") == len(origin) and value[4:4 + len(origin)] == origin:
-                    return True
+        if self.cycle_cluster is not None and _wire_came_from(message.headers(), self.cycle_cluster):
+            return True
         return ledger.apply_filter and self.record_filter is not None and not self.record_filter.keep(message)
 
     cdef int _acked(self, PartitionLedger ledger, int64_t source_offset, str error, int error_code,

@@ -310,7 +310,6 @@ cdef class NativeRelay:
         cdef rd_kafka_resp_err_t code
         cdef size_t value_count = 6
         cdef char provenance[PROVENANCE_MAX]
-        cdef Py_ssize_t prefix_len
         cdef int64_t timestamp, source_timestamp
         cdef double unknown_since = 0
         if m.err:
@@ -355,10 +354,8 @@ cdef class NativeRelay:
         if ledger.provenance_prefix is not None:
             if headers == NULL:
                 headers = rd_kafka_headers_new(1)
-            prefix_len = PyBytes_GET_SIZE(ledger.provenance_prefix)
-            memcpy(provenance, PyBytes_AS_STRING(ledger.provenance_prefix), prefix_len)
-            _put_int64(provenance + prefix_len, m.offset)
-            rd_kafka_header_add(headers, PyBytes_AS_STRING(_PROVENANCE_NAME), -1, provenance, prefix_len + 8)
+            rd_kafka_header_add(headers, PyBytes_AS_STRING(_PROVENANCE_NAME), -1, provenance,
+                                _provenance_into(provenance, ledger.provenance_prefix, m.offset))
         timestamp = source_timestamp
         if timestamp < 0:
             timestamp = 0  # librdkafka: 0 means "now", as MM2 replaces -1 with the producer's clock

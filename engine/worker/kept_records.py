@@ -25,16 +25,5 @@ def record_keeper(record_filter, cycle_target: str | None):
     keep = (lambda message: True) if record_filter is None else record_filter.keeps
     if cycle_target is None:
         return keep
-    return lambda message: not _came_from(message.headers(), cycle_target) and keep(message)
-
-
-def _came_from(headers, cluster: str) -> bool:
-    """A record the flow skips as a record-level cycle: its provenance names the target cluster."""
-    for name, value in headers or ():
-        if name == wire.PROVENANCE_HEADER and value:
-            try:
-                if wire.Provenance.decode(value).cluster == cluster:
-                    return True
-            except wire.WireError:
-                continue
-    return False
+    cycle = cycle_target.encode()
+    return lambda message: not wire.came_from(message.headers(), cycle) and keep(message)

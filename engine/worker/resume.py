@@ -70,14 +70,9 @@ def same_record(source, copy, provenance: wire.Provenance | None) -> bool:
     flow writes one), and the timestamp unless the remote topic stamps its own (LogAppendTime)."""
     headers = copy.headers() or []
     if provenance is not None:
-        if not headers or headers[-1][0] != wire.PROVENANCE_HEADER:
+        headers = wire.without_provenance(headers, provenance)
+        if headers is None:
             return False
-        try:
-            if wire.Provenance.decode(headers[-1][1] or b"") != provenance:
-                return False
-        except wire.WireError:
-            return False
-        headers = headers[:-1]
     copy_type, copy_ts = copy.timestamp()
     return (copy.key() == source.key() and copy.value() == source.value()
             and list(headers) == list(source.headers() or [])
