@@ -67,17 +67,17 @@ def relay_all(loop: str, servers: str, topic: str, provenance: bool = False) -> 
     client = {"bootstrap.servers": servers}
     relay = make_relay(loop, client, client, f"bench-{loop}", "bench", "A", "B")
     if provenance:
-        relay.enable_provenance("A", "B")
+        relay.bookkeeper.enable_provenance("A", "B")
     remote = f"A.{topic}.{uuid.uuid4().hex[:6]}"
     for partition in range(PARTITIONS):
         relay.add_partition(topic, remote, partition)
     relay.assign([(topic, p, 0) for p in range(PARTITIONS)])
     started = time.process_time()
     deadline = time.monotonic() + 120
-    while relay.records_acked < RECORDS:
-        assert time.monotonic() < deadline, f"{loop} loop: {relay.records_acked} of {RECORDS} acked"
-        assert relay.failure is None, relay.failure
-        if relay.records_sent < RECORDS:
+    while relay.bookkeeper.records_acked < RECORDS:
+        assert time.monotonic() < deadline, f"{loop} loop: {relay.bookkeeper.records_acked} of {RECORDS} acked"
+        assert relay.bookkeeper.failure is None, relay.bookkeeper.failure
+        if relay.bookkeeper.records_sent < RECORDS:
             relay.pump(100)
         else:
             relay.serve(100)

@@ -4,7 +4,7 @@ cdef class PartitionLedger:
     """Per target partition: source offsets in flight, and what the target acknowledged."""
 
     def __cinit__(self):
-        self.capacity = 1024
+        self.capacity = 1024  # a power of two, kept one by doubling: slots are index & (capacity - 1)
         self.ring = <int64_t *> malloc(self.capacity * sizeof(int64_t))
         self.stamps = <int64_t *> malloc(self.capacity * sizeof(int64_t))
         if self.ring == NULL or self.stamps == NULL:
@@ -69,7 +69,7 @@ cdef class PartitionLedger:
                 free(grown_stamps)
                 raise MemoryError()
             for i in range(self.count):
-                slot = (self.head + i) % self.capacity
+                slot = (self.head + i) & (self.capacity - 1)
                 grown[i] = self.ring[slot]
                 grown_stamps[i] = self.stamps[slot]
             free(self.ring)
@@ -78,7 +78,7 @@ cdef class PartitionLedger:
             self.stamps = grown_stamps
             self.head = 0
             self.capacity = new_capacity
-        slot = (self.head + self.count) % self.capacity
+        slot = (self.head + self.count) & (self.capacity - 1)
         self.ring[slot] = source_offset
         self.stamps[slot] = timestamp
         self.count += 1
@@ -93,7 +93,7 @@ cdef class PartitionLedger:
             )
         source_offset = self.ring[self.head]
         self.popped_timestamp = self.stamps[self.head]
-        self.head = (self.head + 1) % self.capacity
+        self.head = (self.head + 1) & (self.capacity - 1)
         self.count -= 1
         return source_offset
 
@@ -224,6 +224,11 @@ cdef class PartitionLedger:
     @property
     def in_flight(self):
         return self.count
+
+    @property
+    def ring_capacity(self):
+        """Slots of the in-flight FIFO (a power of two)."""
+        return self.capacity
 
     def uncommitted(self):
         """True when the target acknowledged records not yet stored as progress."""

@@ -20,12 +20,13 @@ cdef class NativeRelay:
     cdef str source_cluster, target_cluster
     cdef int64_t control_in_flight  # produce_record() writes not yet acknowledged
     cdef rd_kafka_topic_t *last_handle  # the consumer's topic handle of the previous record
-    cdef TopicRoute last_route
+    cdef TopicRoute last_route  # the route of last_handle
 
     cdef void _destroy(self) noexcept
     cdef int _check_transaction(self, rd_kafka_error_t *error, str what) except -1
     cdef int _send_batch(self, ssize_t count) except -1
-    cdef TopicRoute _route(self, rd_kafka_message_t *m)
+    cdef PartitionLedger _ledger(self, rd_kafka_message_t *m)
+    cdef int _check_open(self, str what) except -1
     cdef int _send_one(self, rd_kafka_message_t *m, int64_t now_ms) except -1
     cdef int _open_remote(self, TopicRoute route, rd_kafka_message_t *m) except -1
     cdef void _refresh_metadata(self, TopicRoute route)

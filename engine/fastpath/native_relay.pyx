@@ -121,10 +121,17 @@ cdef class NativeRelay:
             route.ledgers[partition] = None  # reports still in flight for it free their records only
         return ledger
 
+    cdef int _check_open(self, str what) except -1:
+        if self.consumer == NULL:  # close() freed it
+            raise SourceReadFailed(f"cannot {what} on cluster {self.source_cluster}: the relay is closed")
+        return 0
+
     def assign(self, list positions):
         """[(topic, partition, offset)]: replaces what the consumer reads; offset -2 = earliest."""
-        cdef rd_kafka_topic_partition_list_t *partitions = rd_kafka_topic_partition_list_new(len(positions) or 1)
+        cdef rd_kafka_topic_partition_list_t *partitions
         cdef rd_kafka_resp_err_t err
+        self._check_open("assign partitions")
+        partitions = rd_kafka_topic_partition_list_new(len(positions) or 1)
         # the consumer's topic handles may be freed and their addresses reused once unassigned
         self.routes_by_handle.clear()
         self.last_handle = NULL
@@ -138,28 +145,41 @@ cdef class NativeRelay:
                                    f"{rd_kafka_err2str(err).decode()}")
 
     def positions(self, list partitions):
-        """[(topic, partition)] -> [next offset to read or -1001 when unknown]."""
-        cdef rd_kafka_topic_partition_list_t *wanted = rd_kafka_topic_partition_list_new(len(partitions) or 1)
+        """[(topic, partition)] -> [next offset to read or -1001 when unknown (not assigned)]."""
+        cdef rd_kafka_topic_partition_list_t *wanted
+        cdef rd_kafka_resp_err_t err
         cdef int i
+        self._check_open("read positions")
+        wanted = rd_kafka_topic_partition_list_new(len(partitions) or 1)
         for topic, partition in partitions:
             rd_kafka_topic_partition_list_add(wanted, topic.encode(), partition)
-        rd_kafka_position(self.consumer, wanted)
+        err = rd_kafka_position(self.consumer, wanted)
         result = [wanted.elems[i].offset for i in range(wanted.cnt)]
         rd_kafka_topic_partition_list_destroy(wanted)
+        if err:
+            raise SourceReadFailed(f"cannot read positions on cluster {self.source_cluster}: "
+                                   f"{rd_kafka_err2str(err).decode()}")
         return result
 
-    def source_watermarks(self, str topic, int partition):
+    def source_watermarks(self, str topic, int partition, double timeout_s=10.0):
+        """(log start, end) of a source partition, asked of the broker."""
         cdef int64_t low = -1, high = -1
         cdef bytes name = topic.encode()
         cdef const char *c_name = name
         cdef rd_kafka_resp_err_t err
+        cdef int timeout_ms = <int> (timeout_s * 1000)
+        self._check_open("read watermarks")
         with nogil:
-            err = rd_kafka_query_watermark_offsets(self.consumer, c_name, partition, &low, &high, 10000)
+            err = rd_kafka_query_watermark_offsets(self.consumer, c_name, partition, &low, &high, timeout_ms)
+        if err:
+            raise SourceReadFailed(f"cannot read the log start and end of source {topic}[{partition}] on cluster "
+                                   f"{self.source_cluster}: {rd_kafka_err2str(err).decode()}")
         return (low, high)
 
     def high_watermark(self, str topic, int partition):
         """The source's high watermark from the last fetch response (no request); -1 if unknown."""
         cdef int64_t low = -1, high = -1
+        self._check_open("read watermarks")
         if rd_kafka_get_watermark_offsets(self.consumer, topic.encode(), partition, &low, &high):
             return -1
         return high
@@ -285,19 +305,29 @@ cdef class NativeRelay:
         self.bookkeeper.records_sent += sent
         return 0
 
-    cdef TopicRoute _route(self, rd_kafka_message_t *m):
+    cdef PartitionLedger _ledger(self, rd_kafka_message_t *m):
+        """The ledger of a consumed record's partition, or None when the partition is not, or no
+        longer, this relay's (removed while its records were fetched, or never added)."""
+        cdef TopicRoute route
+        cdef object ledger
+        cdef size_t handle
         # records of a batch come in runs of one partition: compare the handle, no lookup
         if m.rkt == self.last_handle and m.rkt != NULL:
-            return self.last_route
-        cdef size_t handle = <size_t> m.rkt
-        route = self.routes_by_handle.get(handle)
-        if route is None:
-            topic = rd_kafka_topic_name(m.rkt).decode()
-            route = self.routes[topic]
-            self.routes_by_handle[handle] = route
-        self.last_handle = m.rkt
-        self.last_route = <TopicRoute> route
-        return self.last_route
+            route = self.last_route
+        else:
+            handle = <size_t> m.rkt
+            route = self.routes_by_handle.get(handle)
+            if route is None:
+                route = self.routes.get(rd_kafka_topic_name(m.rkt).decode())
+                if route is None:
+                    return None
+                self.routes_by_handle[handle] = route
+            self.last_handle = m.rkt
+            self.last_route = route
+        if m.partition < 0 or m.partition >= len(route.ledgers):
+            return None
+        ledger = route.ledgers[m.partition]
+        return <PartitionLedger> ledger if ledger is not None else None
 
     cdef int _send_one(self, rd_kafka_message_t *m, int64_t now_ms) except -1:
         """1 if the producer took the record (freed at its delivery report), 0 if it was freed here."""
@@ -326,8 +356,11 @@ cdef class NativeRelay:
                 raise SourceReadFailed(f"source cluster {self.source_cluster}: {reason.rstrip()}")
             raise source_error(self.bookkeeper.flow_name, self.source_cluster, topic, partition, err, reason.rstrip(), offset,
                                lambda: self.source_watermarks(topic, partition))
-        route = self._route(m)
-        ledger = <PartitionLedger> route.ledgers[m.partition]
+        ledger = self._ledger(m)
+        if ledger is None:
+            rd_kafka_message_destroy(m)  # not ours: its progress is not either
+            return 0
+        route = self.last_route
         if route.remote == NULL:
             self._open_remote(route, m)
         source_timestamp = rd_kafka_message_timestamp(m, &timestamp_type)

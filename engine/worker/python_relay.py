@@ -48,8 +48,8 @@ class PythonRelay:
     def positions(self, partitions: list[tuple[str, int]]) -> list[int]:
         return [p.offset for p in self.consumer.position([TopicPartition(t, p) for t, p in partitions])]
 
-    def source_watermarks(self, topic: str, partition: int) -> tuple[int, int]:
-        return self.consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+    def source_watermarks(self, topic: str, partition: int, timeout_s: float = 10.0) -> tuple[int, int]:
+        return self.consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout_s)
 
     def high_watermark(self, topic: str, partition: int) -> int:
         try:

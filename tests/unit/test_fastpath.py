@@ -339,3 +339,36 @@ def test_mm2_metrics_are_aggregated_per_partition_without_an_object_per_record()
     # the next interval starts empty; the last values stay
     assert ledger.take_timings() == ((0, 0, 0, 0, age_last), (0, 0, 0, 0, latency_last))
 
+
+
+def test_records_of_a_removed_or_unknown_partition_are_dropped_by_the_python_loop():
+    producer = FakeProducer()
+    relay = make_relay(producer)
+    kept = relay.add_partition("t", "A.t", 0)
+    relay.add_partition("t", "A.t", 1)
+    relay.remove_partition("A.t", 1)
+    sent = relay.send([FakeMessage("t", 1, 5), FakeMessage("t", 7, 5), FakeMessage("other", 0, 5),
+                       FakeMessage("t", 0, 5, value=b"v")])
+    assert sent == 1 and [(r["topic"], r["partition"], r["value"]) for r in producer.produced] == [("A.t", 0, b"v")]
+    producer.deliver(relay)
+    assert (kept.last_acked_source, kept.polled_value_bytes, relay.bookkeeper.failure) == (5, 1, None)
+
+
+def test_the_in_flight_ring_keeps_its_order_over_wraps_and_growth_at_power_of_two_sizes():
+    producer = FakeProducer()
+    relay = make_relay(producer)
+    ledger = relay.add_partition("t", "A.t", 0)
+    assert ledger.ring_capacity == 1024
+    next_offset, acked = 0, -1
+    for batch, acks in [(700, 600), (900, 300), (1500, 2000), (3000, 1000), (4100, 5000)]:
+        relay.send([FakeMessage("t", 0, next_offset + i) for i in range(batch)])
+        next_offset += batch
+        acks = min(acks, ledger.in_flight)
+        producer.deliver(relay, count=acks)
+        acked += acks
+        # the acks map back to the source offsets in produce order, whatever the slots
+        assert (ledger.last_acked_source, ledger.last_acked_target) == (acked, acked)
+        capacity = ledger.ring_capacity
+        assert capacity & (capacity - 1) == 0 and capacity >= ledger.in_flight
+    producer.deliver(relay)
+    assert ledger.last_acked_source == next_offset - 1 and ledger.in_flight == 0 and ledger.ring_capacity == 8192

@@ -145,3 +145,53 @@ def test_the_c_loop_copies_and_accounts_exactly_as_the_python_loop(mock_cluster)
         relay.close()
     assert outcome["c"] == outcome["python"]
     assert outcome["c"]["syncs"] and outcome["c"]["runs"]  # both were exercised
+
+
+@pytest.mark.parametrize("loop", ["python", "c"])
+def test_records_of_partitions_the_relay_does_not_hold_are_dropped_not_fatal(mock_cluster, loop):
+    """A removed partition's records still fetched, a partition past the topic's known ones and a
+    topic never added: each record is dropped (its progress is not the relay's); the rest is copied."""
+    servers, owner = mock_cluster
+    topic, stranger = f"mine-{uuid.uuid4().hex[:6]}", f"stranger-{uuid.uuid4().hex[:6]}"
+    for i in range(40):
+        owner.produce(topic, f"v{i}".encode(), None, i % PARTITIONS)
+        owner.produce(stranger, f"s{i}".encode(), None, i % PARTITIONS)
+    assert owner.flush(30) == 0
+    client = {"bootstrap.servers": servers}
+    relay = make_relay(loop, client, client, "A->B", "A->B|test", "A", "B")
+    remote = f"A.{topic}.{loop}"
+    kept = relay.add_partition(topic, remote, 0)
+    relay.add_partition(topic, remote, 1)
+    relay.remove_partition(remote, 1)  # a None slot on the C loop's route
+    # partitions 2 and 3 lie past the route's slots; `stranger` has no route at all
+    relay.assign([(topic, p, 0) for p in range(PARTITIONS)] + [(stranger, p, 0) for p in range(PARTITIONS)])
+    ends = [(topic, p) for p in range(PARTITIONS)] + [(stranger, p) for p in range(PARTITIONS)]
+    wait_for(lambda: relay.pump(50) >= 0 and kept.in_flight == 0 and kept.last_acked_source == 9
+             and relay.positions(ends) == [10] * (2 * PARTITIONS), 30, "every fetched record relayed or dropped",
+             interval_s=0)
+    books = relay.bookkeeper
+    assert books.failure is None
+    assert (books.records_sent, books.records_acked, kept.acked_records) == (10, 10, 10)
+    assert list(books.ledgers) == [(remote, 0)]
+    relay.close()
+    assert [c[1] for c in read_all(servers, remote, 0, 10)] == [f"v{i}".encode() for i in range(0, 40, PARTITIONS)]
+
+
+def test_the_c_loop_surfaces_failed_watermark_and_position_calls(mock_cluster):
+    from engine._fastpath import SourceReadFailed
+
+    servers, owner = mock_cluster
+    relay = NativeRelay({"bootstrap.servers": servers, "group.id": "g"}, {"bootstrap.servers": servers}, 10, "A", "B")
+    owner.produce("known", b"v", None, 0)
+    assert owner.flush(10) == 0
+    assert relay.source_watermarks("known", 0) == (0, 1)
+    # a partition the cluster does not have: the error is raised, not (-1, -1) taken for offsets
+    with pytest.raises(SourceReadFailed, match=r"cannot read the log start and end of source known\[9\] on "
+                                               r"cluster A: Local: Unknown partition"):
+        relay.source_watermarks("known", 9, timeout_s=2)
+    assert relay.positions([("known", 0)]) == [-1001]  # not assigned: unknown, as documented
+    relay.close()
+    for call in (lambda: relay.positions([("known", 0)]), lambda: relay.source_watermarks("known", 0),
+                 lambda: relay.high_watermark("known", 0), lambda: relay.assign([])):
+        with pytest.raises(SourceReadFailed, match="on cluster A: the relay is closed"):
+            call()
