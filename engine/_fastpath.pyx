@@ -36,7 +36,7 @@ of the same name, pulled in by engine/_fastpath.pxd):
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport int64_t
 from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcmp, memcpy, strcmp
@@ -46,7 +46,7 @@ from engine._librdkafka cimport *
 import logging
 from time import monotonic
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError
 
 from engine.wire import PROVENANCE_HEADER
 from engine.wire import came_from as _wire_came_from

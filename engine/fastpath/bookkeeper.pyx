@@ -3,7 +3,7 @@ cdef class Bookkeeper:
     copies, the record filter and the provenance settings, the ack rule (progress, offset syncs,
     offset-map runs, MM2's metrics) and the first failure.
 
-    The loops hold one each (composition): NativeRelay below calls it in C; the Python-API loop
+    The loops hold one each (composition): NativeRelay (native_relay.pyx) calls it in C; the Python-API loop
     (engine/worker/python_relay.py) through admit(), sent() and delivered(), one call each a record.
     """
 

@@ -1,10 +1,6 @@
 # The fast path's exceptions and the consumer and producer errors they map: which error belongs to one
 # record or partition (the coordinator stops that partition alone) and which to the link.
 
-cdef int _PARTITION_EOF = KafkaError._PARTITION_EOF
-cdef int _UNKNOWN_PARTITION = KafkaError._UNKNOWN_PARTITION
-
-
 class PartitionFailed(RuntimeError):
     """An error; with `topic` and `partition` set, one that only that source partition has (a
     record the target refuses, records lost to retention): the coordinator stops that partition
