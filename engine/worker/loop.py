@@ -12,7 +12,7 @@ import queue
 import time
 from typing import Callable
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING
 
 from engine import ipc
 from engine.clients import client_config
@@ -20,8 +20,9 @@ from engine._fastpath import DeliveryFailed
 from engine.offsets.translation import READ_THROUGH
 from engine.worker.offset_syncs import OffsetSyncWriter
 from engine.worker.progress import ProgressError, ProgressStore
-from engine.worker.kept_records import build_record_filter, record_keeper
-from engine.worker.relays import consumer_settings, make_relay
+from engine.worker.kept_records import build_record_filter
+from engine.worker.resume import TargetTailResume
+from engine.worker.relays import make_relay
 
 log = logging.getLogger(__name__)
 
@@ -66,16 +67,12 @@ class Worker:
                              f"{role}|{assignment.offset_syncs_role}")
             if assignment.offset_syncs_topic else None
         )
-        # resuming after the target's tail: records found already copied, per partition; partitions
-        # whose tail could not be matched (said once each)
-        self.resume_found: dict[tuple[str, int], int] = {}
-        self.resume_unmatched: dict[tuple[str, int], int] = {}
-        self._fallbacks_said: set[str] = set()
         self.progress = ProgressStore(
             assignment.source_alias, assignment.target_alias, assignment.offsets_topic,
             consumer_config=client_config(assignment.target_client, f"{role}|progress-consumer"),
             producer_config=client_config(assignment.target_client, f"{role}|progress-producer"),
         )
+        self.target_tail = TargetTailResume(self.progress)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -158,7 +155,7 @@ class Worker:
         self.relay.bookkeeper.offset_lag_max = assignment.offset_lag_max if assignment.offset_syncs_topic else -1
         stored = self.progress.load() if assignment.partitions else {}
         if assignment.resume_from_target and not self.exactly_once and assignment.partitions:
-            stored = self._resume_after_the_target_tail(assignment, stored)
+            stored = self.target_tail.resume(assignment, stored)
         positions = []
         for task in assignment.partitions:
             last = stored.get((task.topic, task.partition), -1)
@@ -170,84 +167,6 @@ class Worker:
         log.info("worker %s of %s assigned %d partitions", assignment.worker_index, assignment.flow,
                  len(positions))
         log.debug("positions: %s", positions)
-
-    def _resume_after_the_target_tail(self, assignment: ipc.Assign, stored: dict[tuple[str, int], int]
-                                      ) -> dict[tuple[str, int], int]:
-        """Progress moved past the copies the target already holds (engine/worker/resume.py), stored with
-        their offset-map runs before the first record is produced; a partition whose tail does not match
-        keeps its stored progress, and says why once."""
-        from engine.config.model import ClusterConfig
-        from engine.offsets.checkpoints import read_offset_map
-        from engine.worker.resume import find_copied_tail
-
-        role = f"{assignment.flow}|MirrorSourceConnector-{assignment.worker_index}|resume"
-        target = ClusterConfig(assignment.target_alias, assignment.target_client["bootstrap.servers"],
-                               {k: v for k, v in assignment.target_client.items() if k != "bootstrap.servers"})
-        offset_map = read_offset_map(target, assignment.source_alias, f"{role}|offset-map-consumer")
-        record_filter = build_record_filter(assignment.record_filter)
-        # the worker's own consumer settings (isolation level), from the log start where nothing is stored
-        source_config = client_config(assignment.source_client, f"{role}|source-consumer", **{
-            **consumer_settings(assignment.flow, assignment.consumer_overrides), "auto.offset.reset": "earliest"})
-        target_config = client_config(assignment.target_client, f"{role}|target-consumer")
-        resumed = dict(stored)
-        runs, progress = [], []
-        # one consumer asks every target end first: after a clean stop no tail exists, and a partition
-        # without one costs no reader of its own
-        ends = Consumer({**target_config, "group.id": f"mirror-engine-resume-{assignment.flow}"})
-        try:
-            target_ends = {}
-            for task in assignment.partitions:
-                try:
-                    target_ends[(task.topic, task.partition)] = ends.get_watermark_offsets(
-                        TopicPartition(task.remote_topic, task.partition), timeout=15)[1]
-                except KafkaException:
-                    pass  # read again below, where a failure is a fallback said once
-        finally:
-            ends.close()
-        for task in assignment.partitions:
-            last = stored.get((task.topic, task.partition), -1)
-            partition_map = offset_map.partitions.get((task.topic, task.partition))
-            tail_start = partition_map.target_after(last) if partition_map is not None else None
-            if tail_start is None and last < 0 and partition_map is None:
-                tail_start = 0  # nothing stored yet: the copy, if any, starts at the remote topic's start
-            name = f"{task.topic}[{task.partition}]"
-            if tail_start is None:
-                self._fallback(name, f"the offset map does not place source offset {last + 1} on the target "
-                                     f"(copied by another replicator before this engine?)")
-                continue
-            end = target_ends.get((task.topic, task.partition))
-            if end is not None and end <= tail_start:
-                continue  # nothing on the target past the copy of the stored progress
-            keep = record_keeper(record_filter if task.apply_filter else None,
-                                 assignment.target_alias if assignment.provenance else None)
-            try:
-                found = find_copied_tail(source_config, target_config, task.topic, task.remote_topic, task.partition,
-                                         last, tail_start, keep, assignment.source_alias if assignment.provenance else None)
-            except Exception as error:  # never a reason to stop copying: at worst records are copied twice
-                self._fallback(name, f"the target's tail could not be read: {type(error).__name__}: {error}")
-                continue
-            if found.fallback is not None:
-                self._fallback(name, found.fallback)
-                key = (task.topic, task.partition)
-                self.resume_unmatched[key] = self.resume_unmatched.get(key, 0) + found.unmatched
-            elif found.found:
-                log.info("%s: %d records after stored progress %d are already on the target (up to source offset "
-                         "%d): resuming after them, none copied twice", name, found.found, last, found.last_copied)
-                resumed[(task.topic, task.partition)] = found.last_copied
-                runs += found.runs
-                progress.append((task.topic, task.partition, found.last_copied))
-                key = (task.topic, task.partition)
-                self.resume_found[key] = self.resume_found.get(key, 0) + found.found
-        if progress:
-            self.progress.store_runs(runs)  # the map first: progress never runs ahead of it
-            self.progress.store(progress)
-        return resumed
-
-    def _fallback(self, partition: str, reason: str) -> None:
-        if partition not in self._fallbacks_said:
-            self._fallbacks_said.add(partition)
-            log.warning("%s resumes from its stored progress; records copied after it may be copied again: %s",
-                        partition, reason)
 
     def _drain(self) -> None:
         """Waits for every record in flight, stores progress, drops the current partitions."""
@@ -406,8 +325,8 @@ class Worker:
                 record_age=ipc.Timings(*age),
                 replication_latency=ipc.Timings(*latency),
                 newest_acked_timestamp_ms=ledger.newest_acked_timestamp,
-                resume_found_delta=self.resume_found.pop((ledger.source_topic, ledger.partition), 0),
-                resume_unmatched_delta=self.resume_unmatched.pop((ledger.source_topic, ledger.partition), 0),
+                resume_found_delta=self.target_tail.found.pop((ledger.source_topic, ledger.partition), 0),
+                resume_unmatched_delta=self.target_tail.unmatched.pop((ledger.source_topic, ledger.partition), 0),
             ))
             ledger.reported_polled_value_bytes = ledger.polled_value_bytes
             ledger.reported_records = ledger.acked_records

@@ -11,7 +11,7 @@ ends; the worker resumes after it and stores that progress with its offset-map r
 Anything that does not match in order means another writer (or a replicator before this one) and the
 stored progress is kept: records are copied again rather than ever skipped.
 
-What remains (docs/exactly-where-it-ends.md): records the target's leader holds beyond its high
+What remains (docs/restarts-without-duplicates.md): records the target's leader holds beyond its high
 watermark are not visible yet; if they become visible later they are duplicates, as before.
 """
 
@@ -22,10 +22,15 @@ import time
 import uuid
 from typing import Callable, Iterator, NamedTuple
 
-from confluent_kafka import TIMESTAMP_CREATE_TIME, Consumer, KafkaError, TopicPartition
+from confluent_kafka import TIMESTAMP_CREATE_TIME, Consumer, KafkaError, KafkaException, TopicPartition
 
-from engine import wire
-from engine.clients import settled_watermarks
+from engine import ipc, wire
+from engine.clients import client_config, settled_watermarks
+from engine.config.model import ClusterConfig
+from engine.offsets.checkpoints import read_offset_map
+from engine.worker.kept_records import build_record_filter, record_keeper
+from engine.worker.progress import ProgressStore
+from engine.worker.relays import consumer_settings
 
 log = logging.getLogger(__name__)
 
@@ -126,3 +131,88 @@ def runs_of(topic: str, partition: int, pairs: list[tuple[int, int]]) -> list[tu
             runs.append([up, down, up, down])
     return [(topic, partition, first_up, first_down, last_up, last_down)
             for first_up, first_down, last_up, last_down in runs]
+
+
+class TargetTailResume:
+    """Where a starting worker's partitions resume: after the copies the target already holds past
+    their stored progress. Counts, per partition, the records found already copied (duplicates
+    avoided) and the target records it could not match (copied again), for the worker's reports."""
+
+    def __init__(self, progress: ProgressStore):
+        self.progress = progress
+        self.found: dict[tuple[str, int], int] = {}
+        self.unmatched: dict[tuple[str, int], int] = {}
+        self.fallbacks_said: set[str] = set()  # partitions whose fallback was said (once each)
+
+    def resume(self, assignment: ipc.Assign, stored: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+        """Progress moved past the copies the target already holds, stored with their offset-map runs
+        before the first record is produced; a partition whose tail does not match keeps its stored
+        progress, and says why once."""
+        role = f"{assignment.flow}|MirrorSourceConnector-{assignment.worker_index}|resume"
+        target = ClusterConfig(assignment.target_alias, assignment.target_client["bootstrap.servers"],
+                               {k: v for k, v in assignment.target_client.items() if k != "bootstrap.servers"})
+        offset_map = read_offset_map(target, assignment.source_alias, f"{role}|offset-map-consumer")
+        record_filter = build_record_filter(assignment.record_filter)
+        # the worker's own consumer settings (isolation level), from the log start where nothing is stored
+        source_config = client_config(assignment.source_client, f"{role}|source-consumer", **{
+            **consumer_settings(assignment.flow, assignment.consumer_overrides), "auto.offset.reset": "earliest"})
+        target_config = client_config(assignment.target_client, f"{role}|target-consumer")
+        resumed = dict(stored)
+        runs, progress = [], []
+        # one consumer asks every target end first: after a clean stop no tail exists, and a partition
+        # without one costs no reader of its own
+        ends = Consumer({**target_config, "group.id": f"mirror-engine-resume-{assignment.flow}"})
+        try:
+            target_ends = {}
+            for task in assignment.partitions:
+                try:
+                    target_ends[(task.topic, task.partition)] = ends.get_watermark_offsets(
+                        TopicPartition(task.remote_topic, task.partition), timeout=15)[1]
+                except KafkaException:
+                    pass  # read again below, where a failure is a fallback said once
+        finally:
+            ends.close()
+        for task in assignment.partitions:
+            last = stored.get((task.topic, task.partition), -1)
+            partition_map = offset_map.partitions.get((task.topic, task.partition))
+            tail_start = partition_map.target_after(last) if partition_map is not None else None
+            if tail_start is None and last < 0 and partition_map is None:
+                tail_start = 0  # nothing stored yet: the copy, if any, starts at the remote topic's start
+            name = f"{task.topic}[{task.partition}]"
+            if tail_start is None:
+                self.fallback(name, f"the offset map does not place source offset {last + 1} on the target "
+                                     f"(copied by another replicator before this engine?)")
+                continue
+            end = target_ends.get((task.topic, task.partition))
+            if end is not None and end <= tail_start:
+                continue  # nothing on the target past the copy of the stored progress
+            keep = record_keeper(record_filter if task.apply_filter else None,
+                                 assignment.target_alias if assignment.provenance else None)
+            try:
+                found = find_copied_tail(source_config, target_config, task.topic, task.remote_topic, task.partition,
+                                         last, tail_start, keep, assignment.source_alias if assignment.provenance else None)
+            except Exception as error:  # never a reason to stop copying: at worst records are copied twice
+                self.fallback(name, f"the target's tail could not be read: {type(error).__name__}: {error}")
+                continue
+            if found.fallback is not None:
+                self.fallback(name, found.fallback)
+                key = (task.topic, task.partition)
+                self.unmatched[key] = self.unmatched.get(key, 0) + found.unmatched
+            elif found.found:
+                log.info("%s: %d records after stored progress %d are already on the target (up to source offset "
+                         "%d): resuming after them, none copied twice", name, found.found, last, found.last_copied)
+                resumed[(task.topic, task.partition)] = found.last_copied
+                runs += found.runs
+                progress.append((task.topic, task.partition, found.last_copied))
+                key = (task.topic, task.partition)
+                self.found[key] = self.found.get(key, 0) + found.found
+        if progress:
+            self.progress.store_runs(runs)  # the map first: progress never runs ahead of it
+            self.progress.store(progress)
+        return resumed
+
+    def fallback(self, partition: str, reason: str) -> None:
+        if partition not in self.fallbacks_said:
+            self.fallbacks_said.add(partition)
+            log.warning("%s resumes from its stored progress; records copied after it may be copied again: %s",
+                        partition, reason)
