@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 # extra flags for `mirror-engine bench`, e.g. BENCH_ARGS='--record-size 100,1k,10k --records 1000000'
 BENCH_ARGS ?=
 
-.PHONY: install kafka known-keys demo test test-unit test-integration bench bench-sweep clean sandbox-down
+.PHONY: install kafka known-keys config-docs demo test test-unit test-integration bench bench-sweep clean sandbox-down
 
 $(STAMP): pyproject.toml setup.py engine/_fastpath.pyx engine/_fastpath.pxd engine/_librdkafka.pxd engine/_librdkafka.h \
          $(wildcard engine/fastpath/*.pyx engine/fastpath/*.pxd engine/fastpath/*.pxi) engine/bench/_floor.pyx
@@ -25,6 +25,10 @@ kafka: install
 known-keys: kafka
 	cp=$$(ls $${MIRROR_ENGINE_CACHE:-.cache}/kafka-4.3.1/mirror-maker/*.jar | tr '\n' :); \
 	java -cp "$$cp" tools/KnownKeys.java > engine/config/known_keys.py.new && mv engine/config/known_keys.py.new engine/config/known_keys.py
+
+# docs/configuration.md's key reference, generated from the key table (engine/config/keys.py)
+config-docs: install
+	$(PY) -m engine.config.reference docs/configuration.md
 
 demo: kafka
 	$(PY) -m engine demo

@@ -2,6 +2,8 @@
 
     values            ConfigError and the value converters every reader of the file uses
     properties        the Java `.properties` file format
+    keys              the key table: every key's scope, type, default, MM2's default, use and doc
+    reference         docs/configuration.md's key reference, generated from the key table
     model             the structs (ClusterConfig, FlowConfig, HeartbeatConfig, EngineConfig), defaults, key names
     read_keys         the keys the loader read, and its remarks on the file
     precedence        which key sets a setting: `<source>-><target>.`, `<alias>.`, top level

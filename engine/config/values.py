@@ -65,9 +65,14 @@ def split_list(value: str) -> list[str]:
     return [item for item in re.split(r"\s*,\s*", value)] if value else []
 
 
-def convert(key: str, value: str, kind: str) -> object:
+def convert(key: str, value: str, kind: str, minimum: int | None = None) -> object:
     """One setting of a kind: "bool", "non-negative" (an integer), "count" is a positive integer, "seconds" a positive whole number
-    of seconds (as a float), "rf" a replication factor."""
+    of seconds (as a float), "rf" a replication factor, "non-negative-seconds" 0 or more seconds (a float),
+    "integer" one of at least `minimum`."""
+    if kind == "integer":
+        return integer(key, value, minimum=minimum)
+    if kind == "non-negative-seconds":
+        return non_negative_seconds(key, value)
     if kind == "bool":
         return boolean(key, value)
     if kind == "rf":
