@@ -32,13 +32,14 @@ from typing import TYPE_CHECKING, Any
 from engine import __version__
 
 if TYPE_CHECKING:
-    from engine.coordinator.coordinator import Coordinator, FlowRunner
+    from engine.coordinator.coordinator import Coordinator
+    from engine.coordinator.flow import ReplicationFlow
 
 READY_REPORT_AGE_S = 10.0
 READY_STALL_S = 30.0
 
 
-def heartbeat_age_s(flow: "FlowRunner", now_ms: float) -> float | None:
+def heartbeat_age_s(flow: "ReplicationFlow", now_ms: float) -> float | None:
     """Seconds since the newest heartbeat the flow copied was written; None: no heartbeats topic."""
     keys = [(t.topic, t.partition) for t in flow.partitions if flow.policy.is_heartbeats_topic(t.topic)]
     if not keys:
@@ -52,7 +53,7 @@ def is_stale(age_s: float | None, alert_s: float) -> bool:
     return age_s is not None and alert_s > 0 and age_s > alert_s
 
 
-def worker_problems(flow: "FlowRunner", now: float) -> list[str]:
+def worker_problems(flow: "ReplicationFlow", now: float) -> list[str]:
     problems = []
     for worker in flow.workers:
         name = f"{flow.flow.name} worker {worker.assignment.worker_index}"
@@ -104,7 +105,7 @@ def _finite(value: float) -> float | None:
     return None if math.isnan(value) else round(value, 3)
 
 
-def flow_status(flow: "FlowRunner", now: float, now_ms_wall: float, alert_s: float) -> dict[str, Any]:
+def flow_status(flow: "ReplicationFlow", now: float, now_ms_wall: float, alert_s: float) -> dict[str, Any]:
     now_ms = now * 1000
     states = flow.partition_state
     topics: dict[str, dict[str, Any]] = {}

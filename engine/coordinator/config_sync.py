@@ -16,7 +16,7 @@ import asyncio
 import logging
 import re
 import time
-from typing import Iterable
+from typing import Callable, Iterable
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource, NewTopic
@@ -163,3 +163,31 @@ def _explain(error: KafkaError, operation: str, topic: str) -> str:
         return (f"not authorised: the engine's principal needs an ALLOW {operation} ACL on topic {topic} "
                 f"({error.str()})")
     return error.str()
+
+
+class TopicConfigSync:
+    """MM2's config sync of one flow: the configs of every replicated topic whose remote topic exists."""
+
+    def __init__(self, flow_name: str, source_admin: AdminClient, target_admin: AdminClient, source_alias: str,
+                 target_alias: str, remote_name: Callable[[str], str], exclude: re.Pattern[str] | None,
+                 use_defaults_from: str, overrides: dict[str, str]):
+        self.flow_name = flow_name
+        self.source_admin, self.target_admin = source_admin, target_admin
+        self.source_alias, self.target_alias = source_alias, target_alias
+        self.remote_name = remote_name
+        self.exclude = exclude
+        self.use_defaults_from = use_defaults_from
+        self.overrides = overrides
+        self.failures = 0
+
+    async def sync(self, topics: list[str]) -> None:
+        source_configs = await describe_topic_configs(self.source_admin, self.source_alias, topics)
+        operations = {
+            self.remote_name(topic): sync_operations(entries, self.exclude, self.use_defaults_from, self.overrides)
+            for topic, entries in source_configs.items()
+        }
+        failures = await apply_operations(self.target_admin, self.target_alias, operations)
+        for failure in failures.values():
+            log.error("%s: %s", self.flow_name, failure)
+        self.failures += len(failures)
+        log.info("%s: synced the configs of %d remote topics", self.flow_name, len(operations) - len(failures))

@@ -297,7 +297,7 @@ def _flow_acls(acls: _Acls, config: EngineConfig, flow: FlowConfig, heartbeats: 
                  f"{name} ACL sync: create the remote topics' ACLs")
 
     if flow.emit_offset_syncs_enabled:
-        # named after the cluster it does not live on (MM2-REFERENCE §1.1), as FlowRunner does
+        # named after the cluster it does not live on (MM2-REFERENCE §1.1), as engine.coordinator.internal_topics does
         at_source = flow.offset_syncs_topic_location == "source"
         syncs_cluster = source if at_source else target
         syncs_topic = wire.offset_syncs_topic(target if at_source else source, policy.internal_separator)
@@ -330,7 +330,7 @@ def _flow_acls(acls: _Acls, config: EngineConfig, flow: FlowConfig, heartbeats: 
                  f"{name} sampling audit: its readers' group.id mirror-engine-audit-<uuid>")
 
     if flow.exactly_once:
-        # engine.coordinator.coordinator.FlowRunner._assignments: mirror-engine-<flow>-<worker index>
+        # engine.coordinator.assignments.transactional_id: mirror-engine-<flow>-<worker index>
         acls.add(target, TRANSACTIONAL_ID, f"mirror-engine-{name}-", PREFIXED, ("WRITE",),
                  f"{name} exactly-once: the workers' transactional.id mirror-engine-{name}-<worker>")
 
