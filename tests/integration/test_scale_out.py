@@ -83,6 +83,32 @@ def copied(target_cluster, remote: str) -> int:
     return sum(end_offsets(target_cluster.bootstrap_servers, remote).values())
 
 
+def kill_instance(run) -> list[int]:
+    """kill -9 of an instance, its workers and its coordinator at once; returns the workers' pids."""
+    workers = list(run.worker_pids().values())
+    for pid in workers:
+        os.kill(pid, signal.SIGKILL)
+    run.kill()
+    return workers
+
+
+def assert_every_record_once(target_cluster, topic: str, written: list[Record], runs: list) -> int:
+    """Waits for the whole copy, stops the instances, and checks every record is on the target once, in
+    order, and the audit agrees; returns the records copied twice (0, or the assertion failed)."""
+    remote = f"A.{topic}"
+    wait_for(lambda: copied(target_cluster, remote) >= len(written), 90, "every record copied", logs(runs))
+    for run in runs:
+        assert run.stop() == 0, run.log()
+    copies = read_all(target_cluster.bootstrap_servers, remote)
+    twice = sum(map(len, copies.values())) - len(written)
+    assert copies == {p: [r for r in written if r.partition == p] for p in range(PARTITIONS)}  # no gap, nothing twice
+    loaded = load(runs[0].folder / "mm2.properties", quiet=True)
+    results = audit_flow(loaded, loaded.flows[0], topics=[topic])
+    assert all(r.ok and r.duplicated == 0 for r in results), "\n".join(map(str, results))
+    assert sum(r.copied for r in results) == len(written)
+    return twice
+
+
 def test_instances_share_partitions_a_new_one_takes_its_share_and_a_killed_ones_are_taken_over(
         source_cluster, target_cluster, engine, unique_name):
     topic = source_cluster.create_topic(unique_name("shared"), PARTITIONS)
@@ -110,11 +136,8 @@ def test_instances_share_partitions_a_new_one_takes_its_share_and_a_killed_ones_
         # kill -9 one instance, coordinator and workers at once: nothing of what they copied since their
         # last stored progress is stored; the others take over and resume after the target's tail
         victim = four[(topic, 0)]
-        victim_workers = list(runs[victim].worker_pids().values())
         killed_at = time.monotonic()
-        for pid in victim_workers:
-            os.kill(pid, signal.SIGKILL)
-        runs[victim].kill()
+        victim_workers = kill_instance(runs[victim])
         survivors = [run for i, run in enumerate(runs) if i != victim]
         wait_for(owned_once_by(survivors, topic, 3), 60, "the killed instance's partitions taken over",
                  logs(survivors), interval_s=0.25)
@@ -125,16 +148,7 @@ def test_instances_share_partitions_a_new_one_takes_its_share_and_a_killed_ones_
         wait_for(lambda: not any(_alive(pid) for pid in victim_workers), 30, "the killed instance's workers gone")
         mark = copied(target_cluster, remote)
         wait_for(lambda: copied(target_cluster, remote) >= mark + 100, 60, "copying goes on", logs(survivors))
-    wait_for(lambda: copied(target_cluster, remote) >= len(producer.written), 90, "every record copied",
-             logs(survivors))
-    for run in survivors:
-        assert run.stop() == 0, run.log()
-    expected = {p: [r for r in producer.written if r.partition == p] for p in range(PARTITIONS)}
-    assert read_all(target_cluster.bootstrap_servers, remote) == expected  # no gap, nothing twice
-    loaded = load(survivors[0].folder / "mm2.properties", quiet=True)
-    results = audit_flow(loaded, loaded.flows[0], topics=[topic])
-    assert all(r.ok and r.duplicated == 0 for r in results), "\n".join(map(str, results))
-    assert sum(r.copied for r in results) == len(producer.written)
+    assert_every_record_once(target_cluster, topic, producer.written, survivors)
 
 
 def test_a_kill_during_a_hand_over_copies_nothing_twice(source_cluster, target_cluster, engine, unique_name):
@@ -158,27 +172,15 @@ def test_a_kill_during_a_hand_over_copies_nothing_twice(source_cluster, target_c
                 return any(2 in o for o in held.values()) or \
                     not held_by_victim <= {tp for tp, o in held.items() if victim in o}
             wait_for(handing_over, 90, "the third instance's rebalance moving partitions", logs(runs), interval_s=0.05)
-            victim_workers = list(runs[victim].worker_pids().values())
-            for pid in victim_workers:
-                os.kill(pid, signal.SIGKILL)
-            runs[victim].kill()
+            victim_workers = kill_instance(runs[victim])
             survivors = [run for i, run in enumerate(runs) if i != victim]
             wait_for(owned_once_by(survivors, topic, 2), 90, "the killed instance's partitions taken over",
                      logs(survivors), interval_s=0.25)
             wait_for(lambda: not any(_alive(pid) for pid in victim_workers), 30, "the killed instance's workers gone")
             mark = copied(target_cluster, remote)
             wait_for(lambda: copied(target_cluster, remote) >= mark + 100, 60, "copying goes on", logs(survivors))
-        wait_for(lambda: copied(target_cluster, remote) >= len(producer.written), 90, "every record copied",
-                 logs(survivors))
-        for run in survivors:
-            assert run.stop() == 0, run.log()
-        copies = read_all(target_cluster.bootstrap_servers, remote)
-        twice = sum(len(copies[p]) for p in range(PARTITIONS)) - len(producer.written)
+        twice = assert_every_record_once(target_cluster, topic, producer.written, survivors)
         print(f"\nkill -9 during a hand-over, round {round_}: {len(producer.written)} records, {twice} copied twice")
-        assert copies == {p: [r for r in producer.written if r.partition == p] for p in range(PARTITIONS)}
-        loaded = load(survivors[0].folder / "mm2.properties", quiet=True)
-        results = audit_flow(loaded, loaded.flows[0], topics=[topic])
-        assert all(r.ok and r.duplicated == 0 for r in results), "\n".join(map(str, results))
 
 
 def _alive(pid: int) -> bool:
