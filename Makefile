@@ -6,8 +6,16 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 # extra flags for `mirror-engine bench`, e.g. BENCH_ARGS='--record-size 100,1k,10k --records 1000000'
 BENCH_ARGS ?=
+# `make bench`: 1 KiB and 100 B, no compression, every row, one measured run after a warm-up, 5 s
+# windows, p99 at half load for 1 KiB; estimated 23 min on 2 cores (the test of this line checks it)
+BENCH_QUICK_ARGS := --record-size 1k,100 --compression none --runs 1 --window-seconds 5 --latency-record-size 1k --latency-seconds 10
+# `make bench-full`: the whole matrix with 3 runs after a warm-up and 10 s windows, the latency curve,
+# then the security rows; each part resumes where it stopped when rerun (same folder, same settings)
+BENCH_FULL_OUT ?= benchmarks/results/full
+BENCH_FULL_ARGS := --record-size 100,1k,10k --compression none,lz4 --latency-loads 25,50,75
+BENCH_SECURITY_ARGS := --record-size 1k --compression none --security tls,mtls,sasl_ssl-scram --skip-latency
 
-.PHONY: install kafka known-keys config-docs demo test test-unit test-integration bench bench-sweep clean sandbox-down
+.PHONY: install kafka known-keys config-docs demo test test-unit test-integration bench bench-full bench-sweep clean sandbox-down
 
 $(STAMP): pyproject.toml setup.py engine/_fastpath.pyx engine/_fastpath.pxd engine/_librdkafka.pxd engine/_librdkafka.h \
          $(wildcard engine/fastpath/*.pyx engine/fastpath/*.pxd engine/fastpath/*.pxi) engine/bench/_floor.pyx
@@ -52,12 +60,19 @@ soak: kafka
 test-integration: kafka
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
-# fast-path micro-benchmarks, then the end-to-end comparison on two local clusters (mirror-engine's
-# Python and C loops, Java MM2 4.3.1, the perf-tool ceiling): a few minutes on 2 cores; results and
-# plots in benchmarks/results/<timestamp>/
+# fast-path micro-benchmarks, then the end-to-end comparison on two local clusters (the ceiling, the
+# floor, Java MM2 4.3.1 at its defaults and tuned, the franz-go relay where Go is installed,
+# mirror-engine's Python and C loops): at most 25 minutes on 2 cores; results and plots in
+# benchmarks/results/<timestamp>/ (see benchmarks/README.md)
 bench: kafka
 	$(PY) -m pytest benchmarks -o python_files='bench_*.py' $(PYTEST_ARGS)
-	$(PY) -m engine bench $(BENCH_ARGS)
+	$(PY) -m engine bench $(BENCH_QUICK_ARGS) $(BENCH_ARGS)
+
+# the whole matrix (100 B, 1 KiB, 10 KiB x none, lz4), the latency curve, the security rows: hours;
+# every finished run is kept in $(BENCH_FULL_OUT)/{matrix,security}/progress.jsonl, and a rerun resumes
+bench-full: kafka
+	$(PY) -m engine bench $(BENCH_FULL_ARGS) --out $(BENCH_FULL_OUT)/matrix $(BENCH_ARGS)
+	$(PY) -m engine bench $(BENCH_SECURITY_ARGS) --out $(BENCH_FULL_OUT)/security $(BENCH_ARGS)
 
 # capacity planning: mirror-engine (C loop) over partitions x workers x record size, and a sizing answer
 bench-sweep: kafka

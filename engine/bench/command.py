@@ -82,6 +82,10 @@ def add_arguments(bench: argparse.ArgumentParser) -> None:
     bench.add_argument("--skip-latency", action="store_true", help="leave out the half-load latency phase")
     bench.add_argument("--latency-seconds", type=float, default=None,
                        help="seconds of load in the latency phase (default 15; 5 with --quick)")
+    bench.add_argument("--latency-loads", type=_int_list, default=None, metavar="PERCENTS",
+                       help="offered loads of the latency phase, percent of the ceiling (default 50; e.g. 25,50,75)")
+    bench.add_argument("--latency-record-size", type=_sizes, default=None, metavar="SIZES",
+                       help="record sizes of the latency phase (default: every --record-size)")
     bench.add_argument("--no-warmup", action="store_true", help="no discarded warm-up run (not for real numbers)")
     bench.add_argument("--quick", action="store_true",
                        help="smoke run: 20000 records, 1 run per case, no warm-up, short latency phase")
@@ -122,7 +126,11 @@ def settings_from(args: argparse.Namespace):
         warmup=not (args.no_warmup or args.quick),
         window_s=args.window_seconds if args.window_seconds is not None else (0.0 if args.quick else 10.0),
         securities=list(dict.fromkeys(["plaintext", *args.security])),
+        latency_loads=[p / 100 for p in args.latency_loads or [50]],
+        latency_record_sizes=list(dict.fromkeys(args.latency_record_size or [])),
     )
+    if any(share >= 1 for share in settings.latency_loads):
+        raise ValueError("--latency-loads are percents of the ceiling, below 100")
     if settings.window_s < 0:
         raise ValueError(f"--window-seconds must be 0 or more, got {settings.window_s:g}")
     if len(settings.securities) > 1 and (args.sweep or args.source_bootstrap):
@@ -139,7 +147,9 @@ def _terminated(signum, _frame) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from engine.bench import compare, report, sweep
+    from engine.bench.plots import write_plots
     from engine.bench.harness import Clusters, fetch_tools, run_benchmark
+    from engine.bench.schedule import Journal, estimate_line, steps
 
     try:
         settings, partitions, workers = settings_from(args)
@@ -157,6 +167,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     out = (args.out or default_out()).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        # a folder with an unfinished run of the same settings resumes it (engine/bench/schedule.py)
+        journal = None if args.sweep else Journal(out, settings)
+    except ValueError as error:  # JournalMismatch
+        print(f"mirror-engine bench: {error}", file=sys.stderr)
+        return 2
 
     def say(text: str) -> None:
         print(text, flush=True)
@@ -166,6 +182,9 @@ def run(args: argparse.Namespace) -> int:
     clusters = Clusters(args.source_bootstrap, args.target_bootstrap, say=say, security_modes=settings.securities)
     say(f"mirror-engine bench: results in {out}")
     fetch_tools(settings, say)
+    if journal is not None:
+        planned = steps(settings)
+        say(estimate_line(planned, journal.pending(planned), settings))
     # SIGTERM (a `timeout`, a CI cancel) ends the run through the finally blocks below and in the
     # harness: the running replicator and the sandbox clusters are stopped, not left running
     signal.signal(signal.SIGTERM, _terminated)
@@ -180,8 +199,8 @@ def run(args: argparse.Namespace) -> int:
             for answer in document["sizing"]:
                 say(f"sizing: {answer['answer']}")
         else:
-            document = run_benchmark(settings, clusters, out, say)
-            written = report.write_report(out, document)
+            document = run_benchmark(settings, clusters, out, say, journal)
+            written = report.write_report(out, document, write_plots(out, document["summary"], document["latency"]))
             say("")
             say(report.markdown_table(document["summary"]))
             if document["latency"]:

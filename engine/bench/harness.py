@@ -18,9 +18,11 @@ from engine.bench.clusters import Clusters
 from engine.bench.engine_runner import honours_compression
 from engine.bench.latency import LATENCY_METHOD, latency_rate, latency_run
 from engine.bench.mm2 import MM2_VARIANTS, cpu_count, mirror_maker_libs
-from engine.bench.security import PLAINTEXT
+from engine.bench.report import write_json
 from engine.bench.rows import Case, copy_timeout, preload_case, records_for_window, relative, throughput_run
-from engine.bench.settings import COPIERS, REPLICATORS, Settings, error_text, failure_log
+from engine.bench.schedule import CLUSTERS_S, Journal, Step, case_estimate_s, estimate_s, estimate_total_s, steps
+from engine.bench.security import PLAINTEXT
+from engine.bench.settings import Settings, error_text, failure_log
 from engine.sandbox.distribution import kafka_libs
 
 
@@ -64,16 +66,6 @@ def window_method() -> str:
     return " ".join(module.__doc__.strip().split("\n\n")[1].replace("\n", " ") for module in (rows, window))
 
 
-def plan(settings: Settings) -> list[tuple[int, str, int, str, str]]:
-    """(record size, compression, run index, security mode, replicator) in execution order; run 0 is
-    the warm-up. Rows take turns within each run so that drift of the machine spreads over all of them."""
-    order = [r for r in REPLICATORS if r in settings.replicators]
-    first_run = 0 if settings.warmup else 1
-    return [(size, compression, run, mode, replicator)
-            for size in settings.record_sizes for compression in settings.compressions
-            for run in range(first_run, settings.runs + 1) for mode in settings.securities for replicator in order]
-
-
 def run_line(result: dict) -> str:
     """One finished run on the console."""
     if result["replicator"] == "floor":
@@ -88,86 +80,127 @@ def run_line(result: dict) -> str:
     return line
 
 
-def run_benchmark(settings: Settings, clusters: Clusters, out: Path, say: Callable[[str], None]) -> dict:
-    """Every planned throughput run, then the latency phase; returns the report document."""
+def run_benchmark(settings: Settings, clusters: Clusters, out: Path, say: Callable[[str], None],
+                  journal: Journal | None = None) -> dict:
+    """Every pending step (schedule.py), each recorded in the journal and results.json as it ends;
+    returns the report document. The progress bar counts estimated seconds."""
     from tqdm import tqdm
 
-    runs: list[dict] = []
-    latency: list[dict] = []
-    cases: list[Case] = []
-    steps = plan(settings)
-    latency_cases = [(size, settings.compressions[0], r) for size in settings.record_sizes
-                     for r in REPLICATORS if r in settings.replicators and r in COPIERS] if settings.latency else []
-    with tqdm(total=len(steps) + len(latency_cases), unit="run", dynamic_ncols=True) as bar:
-        case: Case | None = None
-        for step, (size, compression, run_index, mode, replicator) in enumerate(steps):
-            if case is None or (case.record_size, case.compression) != (size, compression):
-                case = Case(size, compression, f"{clusters.prefix}tp-{size}-{compression}-{uuid.uuid4().hex[:6]}")
-                cases.append(case)
-                bar.set_description(f"preloading {report.size_text(size)} {compression}")
-                preload_case(clusters, case, settings.records, settings.partitions)
-                bar.write(f"preloaded {case.records:,} records of {report.size_text(size)} ({compression}) "
-                          f"in {case.preload_s:.0f} s")
-            if settings.warmup and run_index > case.sized_for_round:
-                # before each measured round: sized by the fastest copy seen so far (the warm-up, then
-                # the measured rounds too), so a window the warm-up sized short is not repeated
-                case.sized_for_round = run_index
-                seen = [r for r in runs if (r["record_size"], r["compression"]) == (size, compression)]
-                wanted = records_for_window(seen, case.records, case.bytes_per_record, settings)
-                if wanted > case.records:
-                    bar.set_description(f"topping up {report.size_text(size)} {compression}")
-                    before = case.records
-                    preload_case(clusters, case, wanted, settings.partitions)
-                    bar.write(f"topped up to {case.records:,} records for a {settings.window_s:g} s steady window "
-                              f"of the fastest copy so far: {case.records - before:,} more")
-                case.timeout_s = copy_timeout(seen, case.records, settings)
-                case.ceiling_records = records_for_window(seen, case.records, case.bytes_per_record, settings,
-                                                          rows=("ceiling",))
-            row = replicator if mode == PLAINTEXT else f"{replicator} {mode}"
-            label = f"{row:<12} {report.size_text(size):>6} {compression:<4} " + (
-                "warm-up" if run_index == 0 else f"run {run_index}/{settings.runs}")
+    journal = journal or Journal(out, settings)
+    planned = steps(settings)
+    pending = journal.pending(planned)
+    estimate = estimate_total_s(pending, settings) - CLUSTERS_S  # the clusters run already
+    started = time.monotonic()
+    cases: dict[tuple[int, str], Case] = {}
+    with tqdm(total=round(estimate), unit="s", dynamic_ncols=True,
+              bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed} of ~{total_fmt} estimated") as bar:
+        for index, step in enumerate(pending):
+            label = step_label(step, settings)
             bar.set_description(label)
-            folder = out / "runs" / f"{size}-{compression}" / f"{row.replace(' ', '-')}-{run_index}"
-            folder.mkdir(parents=True, exist_ok=True)
-            try:
-                result = throughput_run(clusters, replicator, case, settings, folder, run_index,
-                                        warmup=run_index == 0, mode=mode)
-                line = run_line(result)
-            except Exception as error:  # noqa: BLE001 - one failed run is reported, the others still run
-                failure_log(folder, error)
-                result = {"replicator": replicator, "record_size": size, "compression": compression, "run": run_index,
-                          "security": mode, "warmup": run_index == 0, "error": error_text(error),
-                          "folder": relative(folder)}
-                line = "FAILED: " + error_text(error).splitlines()[0]
-            runs.append(result)
-            bar.write(f"{label}: {line}")
-            bar.update()
-            last_of_case = step + 1 == len(steps) or steps[step + 1][:2] != (size, compression)
-            if last_of_case:
-                clusters.delete_topics(clusters.source_servers, [case.topic])
-        for size, compression, replicator in latency_cases:
-            rate, basis = latency_rate(runs, size, compression)
-            label = f"latency {replicator:<7} {report.size_text(size):>6} {compression}"
-            bar.set_description(label)
-            try:
-                result = latency_run(clusters, replicator, size, compression, settings, rate,
-                                     out / "latency" / f"{replicator}-{size}")
-                result["rate_basis"] = basis
-                line = f"{rate:,.0f} records/s offered ({basis}): p50 {result['p50_ms']:.1f} ms, " \
-                       f"p99 {result['p99_ms']:.1f} ms"
-            except Exception as error:  # noqa: BLE001 - one failed run is reported, the others still run
-                failure_log(out / "latency", error)
-                result = {"replicator": replicator, "record_size": size, "compression": compression,
-                          "offered_records_per_s": rate, "rate_basis": basis, "error": error_text(error)}
-                line = "FAILED: " + error_text(error).splitlines()[0]
-            latency.append(result)
-            bar.write(f"{label}: {line}")
-            bar.update()
-    summary = report.summarise(runs)
-    return {"kind": "mirror-engine bench",
-            "cases": [{"record_size": c.record_size, "compression": c.compression, "records": c.records,
-                       "preload_s": c.preload_s} for c in cases], "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "environment": environment(settings),
+            step_started = time.monotonic()
+            if step.kind == "throughput":
+                case = prepare_case(cases, step, journal, planned, clusters, settings, bar)
+                result = measured_run(clusters, step, case, settings, out)
+                later = pending[index + 1:]
+                if not any(s.kind == "throughput" and s.case == step.case for s in later):
+                    clusters.delete_topics(clusters.source_servers, [case.topic])
+            else:
+                result = latency_step(clusters, step, settings, journal.results(planned, "throughput"), out)
+            # what the step took, preload included: the estimate's constants are checked against it
+            result["step_s"] = time.monotonic() - step_started
+            journal.record(step, result)
+            write_json(out / "results.json", document(settings, clusters, journal, planned))
+            bar.write(f"{label}: {result_line(result)}")
+            bar.update(round(estimate_s(step, settings)))
+    say(f"the runs took {(time.monotonic() - started) / 60:.1f} min (estimated {estimate / 60:.0f} min)")
+    return document(settings, clusters, journal, planned)
+
+
+def step_label(step: Step, settings: Settings) -> str:
+    size = report.size_text(step.record_size)
+    if step.kind == "latency":
+        return f"latency {step.replicator:<12} {size:>6} {step.compression} at {step.load_share:.0%} load"
+    row = step.replicator if step.security == PLAINTEXT else f"{step.replicator} {step.security}"
+    return f"{row:<12} {size:>6} {step.compression:<4} " + (
+        "warm-up" if step.run == 0 else f"run {step.run}/{settings.runs}")
+
+
+def prepare_case(cases: dict[tuple[int, str], Case], step: Step, journal: Journal, planned: list[Step],
+                 clusters: Clusters, settings: Settings, bar) -> Case:
+    """The step's case: preloaded on first use; before each measured round topped up so that the
+    fastest copy seen so far (the warm-up, then the measured rounds too) gets its steady window."""
+    size, compression = step.case
+    case = cases.get(step.case)
+    if case is None:
+        case = cases[step.case] = Case(size, compression,
+                                       f"{clusters.prefix}tp-{size}-{compression}-{uuid.uuid4().hex[:6]}")
+        bar.set_description(f"preloading {report.size_text(size)} {compression}")
+        preload_case(clusters, case, settings.records, settings.partitions)
+        bar.write(f"preloaded {case.records:,} records of {report.size_text(size)} ({compression}) "
+                  f"in {case.preload_s:.0f} s")
+        bar.update(round(case_estimate_s(settings)))
+        journal.record_case(case.entry())
+    if settings.warmup and step.run > case.sized_for_round:
+        case.sized_for_round = step.run
+        seen = [r for r in journal.results(planned, "throughput") if (r["record_size"], r["compression"]) == step.case]
+        wanted = records_for_window(seen, case.records, case.bytes_per_record, settings)
+        if wanted > case.records:
+            bar.set_description(f"topping up {report.size_text(size)} {compression}")
+            before = case.records
+            preload_case(clusters, case, wanted, settings.partitions)
+            bar.write(f"topped up to {case.records:,} records for a {settings.window_s:g} s steady window "
+                      f"of the fastest copy so far: {case.records - before:,} more")
+            journal.record_case(case.entry())
+        case.timeout_s = copy_timeout(seen, case.records, settings)
+        case.ceiling_records = records_for_window(seen, case.records, case.bytes_per_record, settings,
+                                                  rows=("ceiling",))
+    return case
+
+
+def measured_run(clusters: Clusters, step: Step, case: Case, settings: Settings, out: Path) -> dict:
+    """One throughput run; a failed run is reported with its error, and the others still run."""
+    row = step.replicator if step.security == PLAINTEXT else f"{step.replicator}-{step.security}"
+    folder = out / "runs" / f"{step.record_size}-{step.compression}" / f"{row}-{step.run}"
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        return throughput_run(clusters, step.replicator, case, settings, folder, step.run, warmup=step.run == 0,
+                              mode=step.security)
+    except Exception as error:  # noqa: BLE001 - one failed run is reported, the others still run
+        failure_log(folder, error)
+        return {"replicator": step.replicator, "record_size": step.record_size, "compression": step.compression,
+                "run": step.run, "security": step.security, "warmup": step.run == 0, "error": error_text(error),
+                "folder": relative(folder)}
+
+
+def latency_step(clusters: Clusters, step: Step, settings: Settings, runs: list[dict], out: Path) -> dict:
+    rate, basis = latency_rate(runs, step.record_size, step.compression, step.load_share)
+    folder = out / "latency" / f"{step.replicator}-{step.record_size}-{round(step.load_share * 100)}"
+    try:
+        result = latency_run(clusters, step.replicator, step.record_size, step.compression, settings, rate,
+                             folder, step.load_share)
+        return {**result, "rate_basis": basis}
+    except Exception as error:  # noqa: BLE001 - one failed run is reported, the others still run
+        failure_log(out / "latency", error)
+        return {"replicator": step.replicator, "record_size": step.record_size, "compression": step.compression,
+                "offered_records_per_s": rate, "load_share": step.load_share, "rate_basis": basis,
+                "error": error_text(error)}
+
+
+def result_line(result: dict) -> str:
+    """One finished step on the console."""
+    if result.get("error"):
+        return "FAILED: " + result["error"].splitlines()[0]
+    if "p99_ms" in result:
+        return (f"{result['offered_records_per_s']:,.0f} records/s offered ({result['rate_basis']}): "
+                f"p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms")
+    return run_line(result)
+
+
+def document(settings: Settings, clusters: Clusters, journal: Journal, planned: list[Step]) -> dict:
+    """The report document of every step finished so far, in plan order."""
+    runs = journal.results(planned, "throughput")
+    return {"kind": "mirror-engine bench", "cases": list(journal.cases.values()),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "environment": environment(settings),
             "clusters": {"mode": "external" if clusters.external else "sandbox",
                          "source_alias": clusters.source_alias, "target_alias": clusters.target_alias},
             "units": {"MB": "10^6 bytes", "GB": "10^9 bytes",
@@ -175,6 +208,5 @@ def run_benchmark(settings: Settings, clusters: Clusters, out: Path, say: Callab
                       "value_mb_per_s": "value bytes per second (what MM2's byte-rate counts)",
                       "cpu_s_per_gb": "CPU-seconds (utime+stime of every replicator process) per GB of "
                                       "key+value+header bytes"},
-            "method": {"window": window_method(),
-                       "latency": LATENCY_METHOD},
-            "summary": summary, "latency": latency, "runs": runs}
+            "method": {"window": window_method(), "latency": LATENCY_METHOD},
+            "summary": report.summarise(runs), "latency": journal.results(planned, "latency"), "runs": runs}

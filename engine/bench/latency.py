@@ -21,7 +21,7 @@ LATENCY_METHOD = (
     "Per replicator, a fresh source topic and its remote copy `<source alias>.<topic>` are created first, the "
     "copy with message.timestamp.type=LogAppendTime (config sync is off, so no replicator resets it). Once one "
     "primer record per partition has been copied, Kafka's ProducerPerformance produces to the source at half "
-    "the ceiling's measured records/s for the set number of seconds (same producer settings and compression). "
+    "the ceiling's measured records/s (or 25 %, 75 %: --latency-loads) for the set number of seconds (same producer settings and compression). "
     "Copies are matched to source records by partition and offset (the copy of a fresh topic keeps offsets); "
     "latency = the target broker's LogAppendTime of the copy minus the source record's CreateTime, both from "
     "this machine's clock. The primer records are left out.")
@@ -55,7 +55,7 @@ def read_timestamps(servers: str, topic: str, ends: dict[int, int], first_offset
 
 
 def latency_run(clusters: Clusters, replicator: str, record_size: int, compression: str, settings: Settings,
-                rate: float, folder: Path) -> dict:
+                rate: float, folder: Path, load_share: float = 0.5) -> dict:
     """Latency at a steady offered load (LATENCY_METHOD): p50/p99 of copy LogAppendTime - source CreateTime."""
     folder.mkdir(parents=True, exist_ok=True)
     topic = f"{clusters.prefix}lat-{replicator}-{record_size}-{uuid.uuid4().hex[:6]}"
@@ -64,7 +64,7 @@ def latency_run(clusters: Clusters, replicator: str, record_size: int, compressi
     partitions = settings.partitions
     records = max(1, int(rate * settings.latency_seconds))
     base = {"replicator": replicator, "record_size": record_size, "compression": compression,
-            "offered_records_per_s": rate, "records": records, "topic": topic}
+            "offered_records_per_s": rate, "load_share": load_share, "records": records, "topic": topic}
     clusters.create_topic(clusters.source_servers, topic, partitions)
     # LogAppendTime on the copy: the broker stamps each record when it appends it
     clusters.create_topic(clusters.target_servers, remote, partitions, {"message.timestamp.type": "LogAppendTime"})
@@ -108,7 +108,7 @@ def latency_run(clusters: Clusters, replicator: str, record_size: int, compressi
     try:
         sources = read_timestamps(clusters.source_servers, topic, source_ends, 1)
         copies = read_timestamps(clusters.target_servers, remote, source_ends, 1)
-        latencies, wrong_type = [], 0
+        latencies, wrong_type, samples = [], 0, []
         for position, (_, created) in sources.items():
             copy = copies.get(position)
             if copy is None:
@@ -118,6 +118,9 @@ def latency_run(clusters: Clusters, replicator: str, record_size: int, compressi
                 wrong_type += 1
                 continue
             latencies.append(float(appended - created))
+            samples.append(f"{position[0]},{position[1]},{created},{appended}\n")
+        # every sample, for finding where the latency goes (when the slow copies were made)
+        (folder / "samples.csv").write_text("partition,offset,create_ms,append_ms\n" + "".join(samples))
         if wrong_type:
             raise BenchError(f"{wrong_type} copies on {remote} do not carry LogAppendTime; was its config reset?")
         if not latencies:
@@ -129,18 +132,21 @@ def latency_run(clusters: Clusters, replicator: str, record_size: int, compressi
         clusters.delete_topics(clusters.target_servers, [remote])
 
 
-def latency_rate(runs: list[dict], record_size: int, compression: str) -> tuple[float, str]:
-    """Half the ceiling's median records/s; without a ceiling, half the fastest replicator's median."""
+def latency_rate(runs: list[dict], record_size: int, compression: str, share: float = 0.5) -> tuple[float, str]:
+    """`share` (half) of the ceiling's median records/s over plaintext; without a ceiling, of the
+    fastest replicator's median."""
     def median_of(replicator: str | None) -> float | None:
         values = [r["records_per_s"] for r in runs if not r.get("warmup") and not r.get("error")
-                  and r["record_size"] == record_size and r["compression"] == compression and r.get("security", "plaintext") == "plaintext"
+                  and r["record_size"] == record_size and r["compression"] == compression
+                  and r.get("security", "plaintext") == "plaintext"
                   and (replicator is None or r["replicator"] == replicator) and r.get("records_per_s")]
         return statistics.median(values) if values else None
 
+    part = "half" if share == 0.5 else f"{share:.0%} of"
     ceiling = median_of("ceiling")
     if ceiling:
-        return ceiling / 2, "half the ceiling"
+        return ceiling * share, f"{part} the ceiling"
     fastest = max((v for v in (median_of(r) for r in COPIERS) if v), default=None)
     if fastest:
-        return fastest / 2, "half the fastest replicator (no ceiling measured)"
+        return fastest * share, f"{part} the fastest replicator (no ceiling measured)"
     return 1000.0, "1000 records/s (nothing measured)"

@@ -87,7 +87,7 @@ def summarise(runs: list[dict]) -> list[dict]:
     modes = list(dict.fromkeys(security_of(run) for run in runs))
     for (size, compression, mode, replicator), members in sorted(
             groups.items(), key=lambda kv: (kv[0][0], compressions.index(kv[0][1]), modes.index(kv[0][2]),
-                                            _order(kv[0][3]))):
+                                            order_of(kv[0][3]))):
         entry: dict = {"record_size": size, "compression": compression, "replicator": replicator,
                        "runs": len(members)}
         if mode != "plaintext":
@@ -111,7 +111,7 @@ def summarise(runs: list[dict]) -> list[dict]:
     return summary
 
 
-def _order(replicator: str) -> int:
+def order_of(replicator: str) -> int:
     return REPLICATOR_ORDER.index(replicator) if replicator in REPLICATOR_ORDER else len(REPLICATOR_ORDER)
 
 
@@ -142,7 +142,8 @@ def add_ratios(summary: list[dict]) -> None:
 
 def latency_summary(latencies_ms: list[float]) -> dict[str, float | int]:
     return {"samples": len(latencies_ms), "p50_ms": percentile(latencies_ms, 50),
-            "p99_ms": percentile(latencies_ms, 99), "max_ms": max(latencies_ms),
+            "p99_ms": percentile(latencies_ms, 99), "p999_ms": percentile(latencies_ms, 99.9),
+            "max_ms": max(latencies_ms),
             "mean_ms": statistics.fmean(latencies_ms)}
 
 
@@ -252,101 +253,22 @@ def mm2_settings_lines() -> list[str]:
 
 
 def latency_table(latency: list[dict]) -> str:
-    lines = ["| record | compression | replicator | offered records/s | samples | p50 ms | p99 ms | max ms |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| record | compression | replicator | load | offered records/s | samples | p50 ms | p99 ms "
+             "| p99.9 ms | max ms |", "|---|---|---|---|---|---|---|---|---|---|"]
     for e in latency:
+        head = (f"| {size_text(e['record_size'])} | {e['compression']} | {e['replicator']} "
+                f"| {e.get('load_share', 0.5):.0%} | {num_text(e.get('offered_records_per_s'), 0)} ")
         if e.get("error"):
-            lines.append(f"| {size_text(e['record_size'])} | {e['compression']} | {e['replicator']} "
-                         f"| {num_text(e.get('offered_records_per_s'), 0)} | failed: {e['error'][:80]} | | | |")
+            lines.append(head + f"| failed: {e['error'][:80]} | | | | |")
             continue
-        lines.append(f"| {size_text(e['record_size'])} | {e['compression']} | {e['replicator']} "
-                     f"| {num_text(e['offered_records_per_s'], 0)} | {e['samples']:,} | {num_text(e['p50_ms'])} "
-                     f"| {num_text(e['p99_ms'])} | {num_text(e['max_ms'])} |")
+        lines.append(head + f"| {e['samples']:,} | {num_text(e['p50_ms'])} | {num_text(e['p99_ms'])} "
+                     f"| {num_text(e.get('p999_ms'))} | {num_text(e['max_ms'])} |")
     return "\n".join(lines)
 
 
 def write_json(path: Path, document: dict) -> Path:
     path.write_text(json.dumps(document, indent=2, sort_keys=False, default=str) + "\n")
     return path
-
-
-def _pyplot():
-    import logging
-
-    import matplotlib
-
-    logging.getLogger("matplotlib").setLevel(logging.WARNING)
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def bar_plot(path: Path, summary: list[dict], field: str, title: str, ylabel: str, scale: float = 1.0) -> Path | None:
-    """Grouped bars: one group per (record size, compression), one bar per replicator."""
-    cases = sorted({(e["record_size"], e["compression"]) for e in summary})
-    replicators = sorted({row_name(e) for e in summary}, key=lambda name: _order(name.split(" · ")[0]))
-    values = {(e["record_size"], e["compression"], row_name(e)): e.get(field) for e in summary}
-    if not cases or all(v is None for v in values.values()):
-        return None
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(max(6, 1.8 * len(cases) * max(1, len(replicators)) / 2), 4.5))
-    width = 0.8 / max(1, len(replicators))
-    for i, replicator in enumerate(replicators):
-        xs = [c + (i - (len(replicators) - 1) / 2) * width for c in range(len(cases))]
-        ys = [(values.get((s, comp, replicator)) or 0) * scale for s, comp in cases]
-        replicator_name, _, mode = replicator.partition(" · ")
-        label = REPLICATOR_LABELS.get(replicator_name, replicator_name)
-        ax.bar(xs, ys, width, label=f"{label}, {mode}" if mode else label)
-    ax.set_xticks(range(len(cases)), [f"{size_text(s)}\n{comp}" for s, comp in cases])
-    ax.set_title(title)
-    ax.set_ylabel(ylabel)
-    ax.legend(fontsize="small")
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def latency_plot(path: Path, latency: list[dict]) -> Path | None:
-    rows = [e for e in latency if not e.get("error")]
-    if not rows:
-        return None
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    labels = [f"{e['replicator']}\n{size_text(e['record_size'])} {e['compression']}" for e in rows]
-    xs = range(len(rows))
-    ax.bar([x - 0.2 for x in xs], [e["p50_ms"] for e in rows], 0.4, label="p50")
-    ax.bar([x + 0.2 for x in xs], [e["p99_ms"] for e in rows], 0.4, label="p99")
-    ax.set_xticks(list(xs), labels)
-    ax.set_ylabel("ms (target LogAppendTime − source CreateTime)")
-    ax.set_title("Replication latency at half the ceiling's rate")
-    ax.legend()
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def write_plots(folder: Path, summary: list[dict], latency: list[dict]) -> list[Path]:
-    copiers = [e for e in summary if e["replicator"] not in ("ceiling", "floor")]
-    if any(e.get("cpu_vs_floor") for e in copiers):
-        cpu_plot = bar_plot(folder / "cpu_per_gb.png", copiers, "cpu_vs_floor",
-                            "CPU per GB copied as a multiple of the floor (median)", "× the floor (librdkafka alone)")
-    else:
-        cpu_plot = bar_plot(folder / "cpu_per_gb.png", [e for e in summary if e["replicator"] != "ceiling"],
-                            "cpu_s_per_gb", "CPU per GB copied (median, all processes)", "CPU-seconds / GB")
-    made = [
-        bar_plot(folder / "throughput.png", [e for e in summary if e["replicator"] != "floor"], "mb_per_s",
-                 "Throughput (median)", "MB/s (key+value+headers)"),
-        cpu_plot,
-        bar_plot(folder / "rss.png", copiers, "peak_rss_total_bytes",
-                 "Peak resident memory (median, all processes)", "MiB", scale=1 / 2**20),
-        latency_plot(folder / "latency.png", latency),
-    ]
-    return [p for p in made if p is not None]
 
 
 def markdown_document(document: dict, plots: list[Path]) -> str:
@@ -417,7 +339,7 @@ def markdown_document(document: dict, plots: list[Path]) -> str:
             f"- {r['replicator']} {size_text(r['record_size'])} {r['compression']} run {r['run']}: "
             f"{r['error'].splitlines()[0]}" for r in failures]
     if document["latency"]:
-        parts += ["", "## Latency at half load", "", latency_table(document["latency"]), "",
+        parts += ["", "## Latency", "", latency_table(document["latency"]), "",
                   f"Method: {document['method']['latency']}"]
     if plots:
         parts += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots]
@@ -432,10 +354,9 @@ def _cases_text(document: dict) -> str:
         f"{c['records']:,} records ({size_text(c['record_size'])}, {c['compression']})" for c in cases)
 
 
-def write_report(folder: Path, document: dict) -> dict[str, Path]:
-    """results.json, results.md and the PNG plots into folder."""
+def write_report(folder: Path, document: dict, plots: list[Path]) -> dict[str, Path]:
+    """results.json and results.md into folder, the latter showing `plots` (plots.write_plots)."""
     folder.mkdir(parents=True, exist_ok=True)
-    plots = write_plots(folder, document["summary"], document["latency"])
     written = {"json": write_json(folder / "results.json", document)}
     markdown = folder / "results.md"
     markdown.write_text(markdown_document(document, plots))

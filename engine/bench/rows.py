@@ -88,6 +88,11 @@ class Case:
     sized_for_round: int = 0  # the last measured round the topic was sized for
     ceiling_records: int = 0  # what the ceiling's load writes: sized by the ceiling's own rate
 
+    def entry(self) -> dict:
+        """The case as the report lists it."""
+        return {"record_size": self.record_size, "compression": self.compression, "records": self.records,
+                "preload_s": self.preload_s}
+
     @property
     def bytes_per_record(self) -> float:
         return payload.total_bytes(self.records, self.record_size) / self.records

@@ -28,6 +28,9 @@ class Settings:
     tasks_max: int = field(default_factory=cpu_count)
     latency: bool = True
     latency_seconds: float = 15.0
+    # the latency runs' offered loads as shares of the ceiling, and their record sizes (empty: all)
+    latency_loads: list[float] = field(default_factory=lambda: [0.5])
+    latency_record_sizes: list[int] = field(default_factory=list)
     warmup: bool = True
     copy_timeout_s: float = 600.0
     # the fastest replicator's steady window at least this long; 0: no sizing, whole-copy windows

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -12,7 +13,7 @@ from engine.bench import payload, report
 from engine.bench import ceiling
 from engine.bench.command import add_arguments, settings_from
 from engine.bench import floor
-from engine.bench.harness import plan
+from engine.bench.schedule import plan
 from engine.bench.latency import latency_rate
 from engine.bench.rows import MAX_TOPIC_BYTES, copy_timeout, records_for_window
 from engine.bench.settings import COPIERS, Settings
@@ -97,7 +98,7 @@ def test_ratios_only_within_the_same_compression():
 
 def test_latency_summary():
     s = report.latency_summary([float(v) for v in range(1, 101)])
-    assert s == {"samples": 100, "p50_ms": 50.5, "p99_ms": pytest.approx(99.01), "max_ms": 100.0,
+    assert s == {"samples": 100, "p50_ms": 50.5, "p99_ms": pytest.approx(99.01), "p999_ms": pytest.approx(99.901), "max_ms": 100.0,
                  "mean_ms": 50.5}
 
 
@@ -780,3 +781,66 @@ def test_security_needs_the_sandbox_clusters():
         settings_from(parser.parse_args(["--security", "tls", "--source-bootstrap", "s:1"]))
     with pytest.raises(SystemExit):
         parser.parse_args(["--security", "ssl"])
+
+
+# -- schedule: steps, estimate, resume ------------------------------------------------------------
+
+
+def test_steps_are_the_throughput_runs_then_the_latency_curve():
+    from engine.bench.schedule import steps
+
+    settings = Settings(record_sizes=[100, 1024], compressions=["none"], runs=1, replicators=["ceiling", "c"],
+                        latency_loads=[0.25, 0.5], latency_record_sizes=[1024])
+    planned = steps(settings)
+    assert [s.key for s in planned] == [
+        "100-none/plaintext/ceiling-0", "100-none/plaintext/c-0", "100-none/plaintext/ceiling-1",
+        "100-none/plaintext/c-1", "1024-none/plaintext/ceiling-0", "1024-none/plaintext/c-0",
+        "1024-none/plaintext/ceiling-1", "1024-none/plaintext/c-1", "latency/1024-none/c-25", "latency/1024-none/c-50"]
+
+
+def test_the_estimate_adds_the_clusters_each_cases_preload_and_each_steps_window():
+    from engine.bench.schedule import estimate_s, estimate_total_s, steps
+
+    settings = Settings(record_sizes=[1024], compressions=["none"], runs=1, replicators=["mm2-tuned", "c"],
+                        window_s=10.0, latency_seconds=15.0)
+    planned = steps(settings)
+    by_key = {s.key: estimate_s(s, settings) for s in planned}
+    assert by_key["1024-none/plaintext/c-1"] == 10.0 + 1.5 * 10  # start-up + the fast window
+    assert by_key["1024-none/plaintext/mm2-tuned-1"] == 45.0 + 2 * 10 + 5  # slow: cut off at 5 s + 2 windows
+    assert by_key["latency/1024-none/c-50"] == 30.0 + 10.0 + 15.0
+    assert estimate_total_s(planned, settings) == 40.0 + (10.0 + 3 * 10) + sum(by_key.values())
+
+
+def test_make_bench_is_estimated_within_25_minutes():
+    """`make bench`'s settings (Makefile BENCH_QUICK_ARGS) fit its 25 minutes, fast-path micro-benchmarks aside."""
+    from engine.bench.schedule import estimate_total_s, steps
+
+    makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
+    [line] = [line for line in makefile.splitlines() if line.startswith("BENCH_QUICK_ARGS")]
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    settings, _, _ = settings_from(parser.parse_args(line.split(":=", 1)[1].split()))
+    assert settings.record_sizes == [1024, 100] and settings.compressions == ["none"]
+    assert set(settings.replicators) == {"ceiling", "floor", "mm2-defaults", "mm2-tuned", "franz", "python", "c"}
+    assert settings.latency and settings.latency_loads == [0.5]
+    assert estimate_total_s(steps(settings), settings) <= 23 * 60
+
+
+def test_a_rerun_with_the_same_folder_skips_what_finished_and_warms_up_again(tmp_path):
+    from engine.bench.schedule import Journal, JournalMismatch, steps
+
+    settings = Settings(record_sizes=[1024], compressions=["none"], runs=2, replicators=["c"])
+    planned = steps(settings)
+    journal = Journal(tmp_path, settings)
+    assert journal.pending(planned) == planned
+    for step in planned[:2]:  # the warm-up and run 1
+        journal.record(step, {"replicator": "c", "run": step.run})
+    journal.record_case({"record_size": 1024, "compression": "none", "records": 10, "preload_s": 1.0})
+    again = Journal(tmp_path, settings)
+    assert [s.key for s in again.pending(planned)] == [
+        "1024-none/plaintext/c-0", "1024-none/plaintext/c-2", "latency/1024-none/c-50"]
+    assert again.results(planned, "throughput") == [{"replicator": "c", "run": 0}, {"replicator": "c", "run": 1}]
+    assert list(again.cases.values()) == [{"record_size": 1024, "compression": "none", "records": 10,
+                                            "preload_s": 1.0}]
+    with pytest.raises(JournalMismatch, match=r"holds a run with other settings \(they differ in runs\)"):
+        Journal(tmp_path, Settings(record_sizes=[1024], compressions=["none"], runs=3, replicators=["c"]))
