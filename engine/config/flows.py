@@ -7,14 +7,16 @@ import re
 
 from engine import wire
 from engine.config.client_overrides import role_overrides
-from engine.config.model import (AUDIT_INTERVAL_KEY, BANDWIDTH_KEY, COMPRESSION_TYPES, PROVENANCE_KEY, RESUME_KEY,
-                                 TARGET_TOPIC_CONFIG_PREFIX, WORKER_TIMEOUT_KEY, FlowConfig)
+from engine.config.keys import BY_NAME, HEARTBEAT_KEYS, KEYS
+from engine.config.model import TARGET_TOPIC_CONFIG_PREFIX, FlowConfig
 from engine.config.precedence import flow_lookup, worker_key
 from engine.config.read_keys import mark_read, remark, remark_once
-from engine.config.values import ConfigError, boolean, convert
+from engine.config.values import ConfigError
 from engine.filters import RECORD_FILTER_PREFIX, compile_list, record_filter
 from engine.policy import IDENTITY_POLICY_CLASS, POLICY_CLASSES
 
+# keys of the table read by their own code below: a longer lookup, or a message of their own
+READ_APART = ("replication.policy.class", "producer.compression.type", "offset.storage.topic")
 RECORD_FILTER_OPTIONS = ("header.present", "header.absent", "header.equals", "key.prefix", "partitions", "python")
 
 
@@ -23,97 +25,50 @@ def flow_config(props: dict[str, str], source: str, target: str) -> FlowConfig:
     prefix = f"{source}->{target}."
     get = flow_lookup(props, source, target)
     settings: dict[str, object] = {"source": source, "target": target}
-    for attr, key in (("topics", "topics"), ("topics_exclude", "topics.exclude"), ("groups", "groups"),
-                      ("groups_exclude", "groups.exclude")):
-        name, value = get(key)
-        if value is not None:
-            settings[attr] = value
+    # the flow's keys by the key table: `<source>-><target>.` or the top level, and the Connect worker
+    # settings of the herder source->target from the target cluster's keys, as MM2 reads them
+    for setting in KEYS:
+        if not setting.attr or setting.name in READ_APART + HEARTBEAT_KEYS or setting.scope not in ("flow", "worker"):
+            continue
+        if setting.scope == "flow":
+            name, value = get(setting.name)
+        else:
+            name = worker_key(props, target, setting.name)
+            value = props[name] if name is not None else None
+        if value is None:
+            if setting.default is not None:
+                settings[setting.attr] = setting.default_value()
+            continue
+        if setting.kind == "regex-list":
             compile_list(value, name)  # fail now, naming the key
-    for attr, key, kind in (
-        ("sync_topic_configs_enabled", "sync.topic.configs.enabled", "bool"),
-        ("sync_topic_configs_interval_s", "sync.topic.configs.interval.seconds", "seconds"),
-        ("sync_topic_acls_enabled", "sync.topic.acls.enabled", "bool"),
-        ("sync_topic_acls_interval_s", "sync.topic.acls.interval.seconds", "seconds"),
-        ("tasks_max", "tasks.max", "count"),
-        ("emit_offset_syncs_enabled", "emit.offset-syncs.enabled", "bool"),
-        ("emit_checkpoints_enabled", "emit.checkpoints.enabled", "bool"),
-        ("sync_group_offsets_enabled", "sync.group.offsets.enabled", "bool"),
-        ("sync_group_offsets_interval_s", "sync.group.offsets.interval.seconds", "seconds"),
-        ("emit_checkpoints_interval_s", "emit.checkpoints.interval.seconds", "seconds"),
-        ("checkpoints_topic_replication_factor", "checkpoints.topic.replication.factor", "rf"),
-        ("offset_lag_max", "offset.lag.max", "non-negative"),
-        ("offset_syncs_topic_replication_factor", "offset-syncs.topic.replication.factor", "rf"),
-        ("replication_factor", "replication.factor", "rf"),
-        ("refresh_topics_enabled", "refresh.topics.enabled", "bool"),
-        ("refresh_topics_interval_s", "refresh.topics.interval.seconds", "seconds"),
-        ("consumer_poll_timeout_ms", "consumer.poll.timeout.ms", "count"),
-        ("provenance_header_enabled", PROVENANCE_KEY, "bool"),
-        ("resume_from_target_enabled", RESUME_KEY, "bool"),
-        ("bandwidth_limit_bytes_per_s", BANDWIDTH_KEY, "non-negative"),
-        ("worker_timeout_ms", WORKER_TIMEOUT_KEY, "count"),
-        ("audit_interval_s", AUDIT_INTERVAL_KEY, "non-negative"),
-    ):
-        name, value = get(key)
-        if value is not None:
-            settings[attr] = convert(name, value, kind)
-    # Connect worker settings of the herder source->target come from the target cluster's keys
-    for attr, key, kind in (
-        ("offset_storage_replication_factor", "offset.storage.replication.factor", "rf"),
-        ("offset_storage_partitions", "offset.storage.partitions", "count"),
-        ("offset_flush_interval_ms", "offset.flush.interval.ms", "count"),
-    ):
-        name = worker_key(props, target, key)
-        if name is not None:
-            settings[attr] = convert(name, props[name], kind)
+        settings[setting.attr] = setting.value(name, value)
     settings.update(_offset_storage_topic(props, source, target))
     # a Connect worker setting of the herder source->target: the target cluster's key, as MM2 reads it
     for name in (f"{target}.exactly.once.source.support", "exactly.once.source.support"):
         if name in props:
-            mode = props[name].strip().lower()
-            if mode not in ("enabled", "disabled", "preparing"):
-                raise ConfigError(name, f"expected enabled, disabled or preparing, got {props[name]!r}")
-            settings["exactly_once"] = mode == "enabled"
+            modes = BY_NAME["exactly.once.source.support"].choices
+            if props[name].strip().lower() not in modes:
+                raise ConfigError(name, f"expected {', '.join(modes[:-1])} or {modes[-1]}, got {props[name]!r}")
+            settings["exactly_once"] = props[name].strip().lower() == "enabled"
             break
+    # the target producer's key, also per target cluster and as MM2's connector override
+    compression = BY_NAME["producer.compression.type"]
     for name in (f"{prefix}producer.override.compression.type", f"{prefix}producer.compression.type",
                  f"{target}.producer.compression.type", "producer.compression.type"):
         if name in props:
-            if props[name].strip() not in COMPRESSION_TYPES:
-                raise ConfigError(name, f"expected one of {', '.join(COMPRESSION_TYPES)}, got {props[name]!r}")
-            settings["producer_compression"] = props[name].strip()
+            if props[name].strip() not in compression.choices:
+                raise ConfigError(name, f"expected one of {', '.join(compression.choices)}, got {props[name]!r}")
+            settings[compression.attr] = props[name].strip()
             break
-    name, separator = get("replication.policy.separator")
-    if separator is not None:
-        settings["separator"] = separator
-    name, internal_sep = get("replication.policy.internal.topic.separator.enabled")
-    if internal_sep is not None:
-        settings["internal_separator_enabled"] = boolean(name, internal_sep)
     name, policy = get("replication.policy.class")
     if policy is not None:
         if policy.strip() not in POLICY_CLASSES:
             raise ConfigError(name, f"replication policy {policy!r} is not supported; use one of "
                                     + ", ".join(POLICY_CLASSES))
         settings["policy_class"] = policy.strip()
-    name, value = get("offset.translation")
-    if value is not None:
-        if value.strip() not in ("exact", "mm2"):
-            raise ConfigError(name, f"expected exact or mm2, got {value!r}")
-        if value.strip() == "mm2" and settings.get("emit_offset_syncs_enabled") is False:
-            raise ConfigError(name, "mm2 translation reads offset syncs, but emit.offset-syncs.enabled is false")
-        settings["offset_translation"] = value.strip()
-    name, value = get("offset-syncs.topic.location")
-    if value is not None:
-        if value.strip() not in ("source", "target"):
-            raise ConfigError(name, f"expected source or target, got {value!r}")
-        settings["offset_syncs_topic_location"] = value.strip()
-    name, value = get("config.properties.exclude")
-    if value is not None:
-        compile_list(value, name)
-        settings["config_properties_exclude"] = value
-    name, value = get("use.defaults.from")
-    if value is not None:
-        if value.strip() not in ("source", "target"):
-            raise ConfigError(name, f"expected source or target, got {value!r}")
-        settings["use_defaults_from"] = value.strip()
+    if settings["offset_translation"] == "mm2" and settings["emit_offset_syncs_enabled"] is False:
+        raise ConfigError(get("offset.translation")[0],
+                          "mm2 translation reads offset syncs, but emit.offset-syncs.enabled is false")
     overrides = {}
     for scope in (TARGET_TOPIC_CONFIG_PREFIX, prefix + TARGET_TOPIC_CONFIG_PREFIX):
         for key, value in props.items():
@@ -127,11 +82,6 @@ def flow_config(props: dict[str, str], source: str, target: str) -> FlowConfig:
             if option is not None and option not in RECORD_FILTER_OPTIONS:
                 raise ConfigError(key, f"unknown record filter; use one of {', '.join(RECORD_FILTER_OPTIONS)}")
     settings["record_filter"] = record_filter(get, prefix)
-    name, value = get("heartbeats.replication.enabled")
-    if value is not None:
-        settings["heartbeats_replication_enabled"] = boolean(name, value)
-    if settings.get("tasks_max", 0) == 0 and get("tasks.max")[1] is not None:
-        raise ConfigError(get("tasks.max")[0], "must be at least 1")
     settings.update(role_overrides(props, source, target))
     for key, built_in in BUILT_IN_CLASSES.items():
         name, value = get(key)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import msgspec
 
-from engine.config.values import ConfigError, convert
+from engine.config.values import ConfigError, convert, parse_listen
 
 
 class Key(msgspec.Struct, frozen=True):
@@ -52,6 +52,8 @@ class Key(msgspec.Struct, frozen=True):
                 expected = ", ".join(self.choices[:-1]) + " or " + self.choices[-1]
                 raise ConfigError(name, f"expected {expected}, got {text!r}")
             return text.strip()
+        if self.kind == "listen" and text.strip():
+            parse_listen(name, text.strip())
         if self.kind in ("text", "regex-list", "class", "listen", "list", "family"):
             return text
         return convert(name, text, self.kind, self.minimum)
@@ -255,6 +257,8 @@ KEYS: tuple[Key, ...] = (
 )
 
 BY_NAME = {key.name: key for key in KEYS}
+# the keys of a pair's heartbeat emitter (HeartbeatConfig), not of its flow
+HEARTBEAT_KEYS = ("emit.heartbeats.enabled", "emit.heartbeats.interval.seconds", "heartbeats.topic.replication.factor")
 
 
 def key(name: str) -> Key:

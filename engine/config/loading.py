@@ -15,14 +15,13 @@ from pathlib import Path
 import msgspec
 
 from engine.config.flows import flow_config
-from engine.config.model import (DEFAULT_GROUP_SESSION_TIMEOUT_MS, DEFAULT_LOOP, DEFAULT_METRICS_LISTEN,
-                                 GROUP_ID_KEY, GROUP_SESSION_TIMEOUT_KEY, HEARTBEAT_ALERT_KEY, LOOP_KEY, LOOPS,
-                                 METRICS_LISTEN_KEY, SECRETS_RELOAD_KEY, ClusterConfig, EngineConfig, HeartbeatConfig)
+from engine.config.keys import BY_NAME, HEARTBEAT_KEYS, KEYS, Key
+from engine.config.model import DEFAULT_LOOP, LOOP_KEY, LOOPS, ClusterConfig, EngineConfig, HeartbeatConfig
 from engine.config.precedence import flow_lookup, security_keys
 from engine.config.properties import parse_properties
 from engine.config.read_keys import ReadKeys, remark
 from engine.config.unknown_keys import unknown_key_message, unknown_keys
-from engine.config.values import ConfigError, boolean, integer, non_negative_seconds, parse_listen, replication_factor
+from engine.config.values import ConfigError, boolean
 from engine.security.client_keys import cluster_security
 from engine.security.secrets import hide, resolve_references, secret_values
 
@@ -102,23 +101,24 @@ def _from_properties(props: "ReadKeys") -> EngineConfig:
                 raise ConfigError(f"{alias}.bootstrap.servers", f"missing for cluster {alias}, used by an enabled flow")
             continue
         clusters[alias] = ClusterConfig(alias=alias, bootstrap_servers=servers, client=_client(props, alias))
-    metrics_listen = props.get(METRICS_LISTEN_KEY, DEFAULT_METRICS_LISTEN).strip()
-    if metrics_listen:
-        parse_listen(METRICS_LISTEN_KEY, metrics_listen)
-    loop = props.get(LOOP_KEY, DEFAULT_LOOP).strip()
+    top = {setting.attr: _top_level(props, setting) for setting in KEYS
+           if setting.scope == "top" and setting.attr and setting.name != LOOP_KEY}
+    loop = props.get(LOOP_KEY, DEFAULT_LOOP).strip()  # a message of its own, as the command line's --loop
     if loop not in LOOPS:
         raise ConfigError(LOOP_KEY, f"{loop!r}: expected one of {', '.join(LOOPS)}")
-    reload_interval = integer(SECRETS_RELOAD_KEY, props[SECRETS_RELOAD_KEY], minimum=0) \
-        if SECRETS_RELOAD_KEY in props else 60
-    heartbeat_alert = non_negative_seconds(HEARTBEAT_ALERT_KEY, props[HEARTBEAT_ALERT_KEY]) \
-        if HEARTBEAT_ALERT_KEY in props else 60.0
-    group_id = props.get(GROUP_ID_KEY, "").strip()
-    session_timeout_ms = integer(GROUP_SESSION_TIMEOUT_KEY, props[GROUP_SESSION_TIMEOUT_KEY], minimum=1000) \
-        if GROUP_SESSION_TIMEOUT_KEY in props else DEFAULT_GROUP_SESSION_TIMEOUT_MS
     return EngineConfig(clusters=clusters, flows=flows, all_flows=flows, raw=dict(props),
-                        heartbeats=_heartbeats(props, aliases, clusters), metrics_listen=metrics_listen,
-                        loop=loop, secrets_reload_interval_s=float(reload_interval), heartbeat_alert_s=heartbeat_alert,
-                        group_id=group_id, group_session_timeout_ms=session_timeout_ms)
+                        heartbeats=_heartbeats(props, aliases, clusters),
+                        metrics_listen=top["metrics_listen"].strip(), loop=loop,
+                        secrets_reload_interval_s=float(top["secrets_reload_interval_s"]),
+                        heartbeat_alert_s=top["heartbeat_alert_s"], group_id=top["group_id"].strip(),
+                        group_session_timeout_ms=top["group_session_timeout_ms"])
+
+
+def _top_level(props: dict[str, str], setting: Key) -> object:
+    """A top-level key's value by the key table, or its default."""
+    if setting.name in props:
+        return setting.value(setting.name, props[setting.name])
+    return setting.default_value()
 
 
 def for_targets(config: EngineConfig, targets: list[str]) -> EngineConfig:
@@ -147,12 +147,9 @@ def _heartbeats(props: dict[str, str], aliases: list[str], clusters: dict[str, C
             if enabled is not None and not boolean(name, enabled):
                 continue
             settings: dict[str, object] = {"source": source, "target": target}
-            name, interval = get("emit.heartbeats.interval.seconds")
-            if interval is not None:
-                settings["interval_s"] = float(integer(name, interval, minimum=1))
-            name, rf = get("heartbeats.topic.replication.factor")
-            if rf is not None:
-                settings["replication_factor"] = replication_factor(name, rf)
+            for setting in (BY_NAME[k] for k in HEARTBEAT_KEYS[1:]):
+                name, value = get(setting.name)
+                settings[setting.attr] = setting.value(name, value) if value is not None else setting.default_value()
             pairs.append(HeartbeatConfig(**settings))  # type: ignore[arg-type]
     return pairs
 

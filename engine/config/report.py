@@ -7,6 +7,7 @@ from typing import Callable
 
 import msgspec
 
+from engine.config.keys import BY_NAME as MM2
 from engine.config.model import RESUME_KEY, EngineConfig, FlowConfig
 from engine.config.precedence import worker_key
 from engine.coordinator.topology import cycle_remarks
@@ -16,6 +17,7 @@ from engine.security.secrets import masked, redact
 
 class Deviation(msgspec.Struct, frozen=True):
     setting: str
+    # MM2's behaviour: a key's MM2 default from the key table, or words for what has no key
     mm2: str
     engine: Callable[[EngineConfig, FlowConfig], str]
     why: str
@@ -33,12 +35,12 @@ def _given(config: EngineConfig, flow: FlowConfig, keys: tuple[str, ...]) -> str
 
 
 DEVIATIONS = (
-    Deviation("tasks.max", "1", lambda c, f: str(f.tasks_max or "the CPUs this process may use"),
+    Deviation("tasks.max", MM2["tasks.max"].mm2, lambda c, f: str(f.tasks_max or "the CPUs this process may use"),
               "one worker process per partition group; MM2's 1 wastes the machine", ("tasks.max",)),
     Deviation("source isolation.level", "read_uncommitted (aborted transactions are copied)",
               lambda c, f: f.source_consumer.get("isolation.level", "read_committed"),
               "aborted records are not data", ("consumer.isolation.level", "source.consumer.isolation.level")),
-    Deviation("offset.flush.interval.ms", "60000", lambda c, f: str(f.offset_flush_interval_ms),
+    Deviation("offset.flush.interval.ms", MM2["offset.flush.interval.ms"].mm2, lambda c, f: str(f.offset_flush_interval_ms),
               "a crash copies at most a few seconds of records again", ("offset.flush.interval.ms",)),
     Deviation("data producer", "enable.idempotence=false, one request in flight",
               lambda c, f: "enable.idempotence=true, acks=all, pipelined",
