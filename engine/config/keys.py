@@ -20,7 +20,15 @@ from __future__ import annotations
 
 import msgspec
 
+from engine.config.model import (AUDIT_INTERVAL_KEY, BANDWIDTH_KEY, COMPRESSION_TYPES,
+                                 DEFAULT_CONFIG_PROPERTIES_EXCLUDE,
+                                 DEFAULT_GROUP_SESSION_TIMEOUT_MS, DEFAULT_LOOP, DEFAULT_METRICS_LISTEN, DEFAULT_TOPICS,
+                                 DEFAULT_TOPICS_EXCLUDE, GROUP_ID_KEY, GROUP_SESSION_TIMEOUT_KEY, HEARTBEAT_ALERT_KEY,
+                                 LOOP_KEY, LOOPS, METRICS_LISTEN_KEY, PROVENANCE_KEY, RESUME_KEY, SECRETS_RELOAD_KEY,
+                                 WORKER_TIMEOUT_KEY)
 from engine.config.values import ConfigError, convert, parse_listen
+from engine.policy import DEFAULT_POLICY_CLASS as DEFAULT_POLICY
+from engine.policy import IDENTITY_POLICY_CLASS as IDENTITY_POLICY
 
 
 class Key(msgspec.Struct, frozen=True):
@@ -65,15 +73,6 @@ class Key(msgspec.Struct, frozen=True):
 
 
 ENGINE = None  # MM2 has no such key
-DEFAULT_POLICY = "org.apache.kafka.connect.mirror.DefaultReplicationPolicy"
-IDENTITY_POLICY = "org.apache.kafka.connect.mirror.IdentityReplicationPolicy"
-CONFIG_PROPERTIES_EXCLUDE = (
-    "follower.replication.throttled.replicas, leader.replication.throttled.replicas, "
-    "message.timestamp.difference.max.ms, log.message.timestamp.before.max.ms, "
-    "log.message.timestamp.after.max.ms, message.timestamp.type, unclean.leader.election.enable, "
-    "min.insync.replicas"
-)
-TOPICS_EXCLUDE = r"mm2.*\.internal, .*\.replica, __.*"
 GROUPS_EXCLUDE = "console-consumer-.*, connect-.*, __.*"
 REGEX_NOTE = ("comma lists of full-match regexes, joined with `|` into one Java regex as in MM2; `\\p{Alpha}` and "
               "the other POSIX classes, `\\Q…\\E`, `(?<name>…)` and mid-pattern `(?i)` are translated, constructs "
@@ -86,9 +85,10 @@ KEYS: tuple[Key, ...] = (
         shown="(required for clusters in use)"),
     Key("enabled", "flow", "bool", "false", "false", True, "`<s>-><t>.enabled = true` turns the flow on"),
     Key("config.providers", "top", "list", "", "", True,
-        "`env`, `file`, `directory` (Kafka's `EnvVarConfigProvider`, `FileConfigProvider`, `DirectoryConfigProvider`), "
-        "declared with `config.providers.<name>.class`, `config.providers.<name>.param.allowed.paths`",
-        shown="`env`, `file`, `directory`"),
+        "Kafka's `EnvVarConfigProvider`, `FileConfigProvider`, `DirectoryConfigProvider`; `env`, `file` and "
+        "`directory` also work undeclared", shown="`env`, `file`, `directory`"),
+    Key("config.providers.", "top", "family", None, "", True,
+        "`config.providers.<name>.class`, `config.providers.<name>.param.allowed.paths`", shown="—"),
     # security: Java client keys mapped onto librdkafka's (engine.security.client_keys)
     Key("security.protocol", "client", "text", "PLAINTEXT", "PLAINTEXT", True,
         "Java client keys mapped onto librdkafka's, see [security.md](security.md)"),
@@ -115,8 +115,8 @@ KEYS: tuple[Key, ...] = (
     Key("producer.", "client", "family", None, "", True, "as `consumer.*`", shown="—"),
     Key("admin.", "client", "family", None, "", True, "as `consumer.*`", shown="—"),
     # which topics and groups
-    Key("topics", "flow", "regex-list", ".*", ".*", True, REGEX_NOTE, attr="topics"),
-    Key("topics.exclude", "flow", "regex-list", TOPICS_EXCLUDE, TOPICS_EXCLUDE, True, "as `topics`",
+    Key("topics", "flow", "regex-list", DEFAULT_TOPICS, DEFAULT_TOPICS, True, REGEX_NOTE, attr="topics"),
+    Key("topics.exclude", "flow", "regex-list", DEFAULT_TOPICS_EXCLUDE, DEFAULT_TOPICS_EXCLUDE, True, "as `topics`",
         attr="topics_exclude"),
     Key("groups", "flow", "regex-list", ".*", ".*", True, "as `topics`", attr="groups"),
     Key("groups.exclude", "flow", "regex-list", GROUPS_EXCLUDE, GROUPS_EXCLUDE, True, "as `topics`",
@@ -142,7 +142,7 @@ KEYS: tuple[Key, ...] = (
     Key("producer.compression.type", "flow", "choice", "none", "none", True,
         "the target producer's compression (also `<t>.producer.compression.type`, "
         "`<s>-><t>.producer.override.compression.type`); `lz4` or `zstd` for WAN links",
-        attr="producer_compression", choices=("none", "gzip", "snappy", "lz4", "zstd")),
+        attr="producer_compression", choices=COMPRESSION_TYPES),
     # heartbeats
     Key("heartbeats.replication.enabled", "flow", "bool", "true", "true", True, "",
         attr="heartbeats_replication_enabled"),
@@ -188,7 +188,8 @@ KEYS: tuple[Key, ...] = (
         attr="sync_topic_configs_enabled"),
     Key("sync.topic.configs.interval.seconds", "flow", "seconds", "600", "600", True, "",
         attr="sync_topic_configs_interval_s"),
-    Key("config.properties.exclude", "flow", "regex-list", CONFIG_PROPERTIES_EXCLUDE, CONFIG_PROPERTIES_EXCLUDE, True,
+    Key("config.properties.exclude", "flow", "regex-list", DEFAULT_CONFIG_PROPERTIES_EXCLUDE,
+        DEFAULT_CONFIG_PROPERTIES_EXCLUDE, True,
         "never copied", attr="config_properties_exclude",
         shown="Kafka 4.3.1's list (throttled replicas, timestamp settings, `unclean.leader.election.enable`, "
               "`min.insync.replicas`)"),
@@ -222,39 +223,58 @@ KEYS: tuple[Key, ...] = (
     Key("transforms", "flow", "list", None, "", True,
         "only `Filter` + `HasHeaderKey` (`transforms.<t>.*`, `predicates.<p>.*`), mapped onto "
         "`record.filter.header.*`; any other transform or predicate is refused with its key", shown="—"),
+    Key("transforms.", "flow", "family", None, "", True, "a transform's settings, see `transforms`", shown="—"),
+    Key("predicates.", "flow", "family", None, "", True, "a predicate's settings, see `transforms`", shown="—"),
+    Key("replication.policy.", "flow", "family", None, "", False, "a custom replication policy's settings",
+        shown="—"),
+    Key("topic.creation.", "flow", "family", None, "", False, "Connect's topic creation groups", shown="—"),
     # the engine's own
-    Key("mirror.engine.provenance.header.enabled", "flow", "bool", "false", ENGINE, True,
+    Key(PROVENANCE_KEY, "flow", "bool", "false", ENGINE, True,
         "the engine's own: a provenance header on every copy, see [design.md](design.md#provenance-header)",
         attr="provenance_header_enabled"),
-    Key("mirror.engine.resume.from.target.enabled", "flow", "bool", "true", ENGINE, True,
+    Key(RESUME_KEY, "flow", "bool", "true", ENGINE, True,
         "the engine's own: a restarted worker resumes after the copies the target already holds "
         "([restarts-without-duplicates.md](restarts-without-duplicates.md))", attr="resume_from_target_enabled"),
-    Key("mirror.engine.bandwidth.limit.bytes.per.second", "flow", "non-negative", "0", ENGINE, True,
+    Key(BANDWIDTH_KEY, "flow", "non-negative", "0", ENGINE, True,
         "the engine's own: keys + values per second for the whole flow, shared by its workers (0: none)",
         attr="bandwidth_limit_bytes_per_s"),
-    Key("mirror.engine.worker.timeout.ms", "flow", "count", "120000", ENGINE, True,
+    Key(WORKER_TIMEOUT_KEY, "flow", "count", "120000", ENGINE, True,
         "the engine's own: a worker silent this long is replaced", attr="worker_timeout_ms"),
-    Key("mirror.engine.audit.interval.seconds", "flow", "non-negative", "60", ENGINE, True,
+    Key(AUDIT_INTERVAL_KEY, "flow", "non-negative", "60", ENGINE, True,
         "the engine's own: the sampling audit's pass; 0 turns it off", attr="audit_interval_s"),
-    Key("mirror.engine.metrics.listen", "top", "listen", "127.0.0.1:9464", ENGINE, True,
+    Key(METRICS_LISTEN_KEY, "top", "listen", DEFAULT_METRICS_LISTEN, ENGINE, True,
         "the engine's own: the Prometheus endpoint; empty turns it off; `--metrics-listen` overrides",
         attr="metrics_listen"),
-    Key("mirror.engine.loop", "top", "choice", "c", ENGINE, True,
+    Key(LOOP_KEY, "top", "choice", DEFAULT_LOOP, ENGINE, True,
         "the engine's own: `c` (librdkafka's C API) or `python` (confluent-kafka's Python API, the benchmarks' "
-        "baseline); `run --loop` overrides", attr="loop", choices=("c", "python")),
-    Key("mirror.engine.secrets.reload.interval.seconds", "top", "non-negative", "60", ENGINE, True,
+        "baseline); `run --loop` overrides", attr="loop", choices=LOOPS),
+    Key(SECRETS_RELOAD_KEY, "top", "non-negative", "60", ENGINE, True,
         "the engine's own: how often a running engine reads the file and its providers again (0: on SIGHUP only)",
         attr="secrets_reload_interval_s"),
-    Key("mirror.engine.heartbeat.alert.seconds", "top", "non-negative-seconds", "60", ENGINE, True,
+    Key(HEARTBEAT_ALERT_KEY, "top", "non-negative-seconds", "60", ENGINE, True,
         "the engine's own: a flow whose newest copied heartbeat is older is stale (`mirror_engine_heartbeat_stale`); "
         "0 turns the alert off", attr="heartbeat_alert_s"),
-    Key("mirror.engine.group.id", "top", "text", "", ENGINE, True,
+    Key(GROUP_ID_KEY, "top", "text", "", ENGINE, True,
         "the engine's own: instances with one file and this id share the partitions, see "
         "[scale-out.md](scale-out.md)", attr="group_id", shown="(none: alone)"),
-    Key("mirror.engine.group.session.timeout.ms", "top", "integer", "10000", ENGINE, True,
+    Key(GROUP_SESSION_TIMEOUT_KEY, "top", "integer", str(DEFAULT_GROUP_SESSION_TIMEOUT_MS), ENGINE, True,
         "the engine's own: the group's session timeout; a dead instance's partitions move after it",
         attr="group_session_timeout_ms", minimum=1000),
 )
+
+# settings of MM2's Connect workers and driver, which the engine does not run: accepted, top level or
+# `<c>.`, and named in one remark; each name also stands for the keys that begin with it
+CONNECT_WORKER_KEYS = (
+    "key.converter", "value.converter", "header.converter", "config.storage.", "status.storage.",
+    "offset.flush.timeout.ms", "task.shutdown.graceful.timeout.ms", "listeners", "rest.", "admin.listeners",
+    "plugin.path", "plugin.discovery", "connector.client.config.override.policy",
+    "dedicated.mode.enable.internal.rest", "worker.", "scheduled.rebalance.max.delay.ms", "connect.protocol",
+    "heartbeat.interval.ms", "session.timeout.ms", "rebalance.timeout.ms", "metric.reporters", "metrics.",
+    "config.action.reload", "topic.creation.enable", "refresh.groups.enabled", "refresh.groups.interval.seconds",
+    "admin.timeout.ms", "metric.names.formats", "add.source.alias.to.metrics", "group.id", "client.id",
+    "access.control.",
+)
+KEYS += tuple(Key(name, "worker", "family", None, "", False, "") for name in CONNECT_WORKER_KEYS)
 
 BY_NAME = {key.name: key for key in KEYS}
 # the keys of a pair's heartbeat emitter (HeartbeatConfig), not of its flow

@@ -162,18 +162,10 @@ def _client(props: dict[str, str], alias: str) -> dict[str, str]:
     return security.settings
 
 
-# Connect worker settings of MM2's herders: the engine has no Connect worker, so they are accepted and
-# not used (prefixes, top level or per cluster)
-CONNECT_WORKER_PREFIXES = (
-    "key.converter", "value.converter", "header.converter", "offset.storage.topic", "config.storage.",
-    "status.storage.", "offset.flush.timeout.ms", "task.shutdown.graceful.timeout.ms", "listeners",
-    "rest.", "admin.listeners", "plugin.path", "plugin.discovery", "connector.client.config.override.policy",
-    "dedicated.mode.enable.internal.rest", "worker.", "scheduled.rebalance.max.delay.ms",
-    "connect.protocol", "heartbeat.interval.ms", "session.timeout.ms", "rebalance.timeout.ms",
-    "metric.reporters", "metrics.", "config.action.reload", "topic.creation.enable", "exactly.once.source.support",
-    "refresh.groups.enabled", "refresh.groups.interval.seconds", "admin.timeout.ms", "metric.names.formats",
-    "add.source.alias.to.metrics", "group.id", "client.id", "access.control.",
-)
+# Connect worker settings of MM2's herders (the key table's "worker" scope), each name also standing for
+# the keys that begin with it: those the engine does not read (a cluster no flow goes into, a setting of
+# a Connect worker the engine does not run) are accepted and not used
+CONNECT_WORKER_PREFIXES = tuple(k.name for k in KEYS if k.scope == "worker")
 
 
 def _is_connect_worker_key(key: str, clusters: dict[str, "ClusterConfig"]) -> bool:

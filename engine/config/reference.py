@@ -53,10 +53,11 @@ def reference() -> str:
         if key.used:
             lines.append("| " + " | ".join(_cell(c) for c in (_name(key), WHERE[key.scope], _default(key), _mm2(key),
                                                                  key.doc)) + " |")
-    unused = ", ".join(f"`{k.name}{'*' if k.kind == 'family' else ''}`" for k in KEYS if not k.used)
+    unused = ", ".join(f"`{k.name}{'*' if k.name.endswith('.') else ''}`" for k in KEYS if not k.used)
     if unused:
-        lines += ["", "Accepted and not used (settings of MM2's Connect workers and driver, which the engine does not "
-                      f"run; top level or `<c>.`, named in one remark at start): {unused}."]
+        lines += ["", "Accepted and not used, named in a remark at start (a custom policy's settings, Connect's topic "
+                      "creation groups, and settings of MM2's Connect workers and driver, which the engine does not "
+                      f"run; each name also stands for the keys that begin with it): {unused}."]
     lines += ["", END]
     return "\n".join(lines)
 

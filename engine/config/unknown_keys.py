@@ -4,7 +4,7 @@
 MM2 ignores such keys; so does `run`, with a warning. `check-config` refuses them (exit 1) unless
 `--lenient`. A key is known when Kafka 4.3.1's classes define it for its scope (engine/config/known_keys.py,
 read from the jars), when it belongs to a family MM2 passes on (`config.providers.*`,
-`replication.policy.*`, `transforms.*`, ...), or when it is one of the engine's own. Only keys the
+`replication.policy.*`, `transforms.*`, ...), or when the key table (engine/config/keys.py) has it. Only keys the
 engine did not read are checked: the ones it reads it knows.
 """
 
@@ -13,20 +13,18 @@ from __future__ import annotations
 import difflib
 import re
 
+from engine.config.keys import KEYS
 from engine.config.known_keys import CLIENT_KEYS, CONNECTOR_KEYS, DRIVER_KEYS, WORKER_KEYS
 
-# the engine's own keys (engine.config.model), top level or per flow
-ENGINE_KEYS = frozenset({
-    "mirror.engine.metrics.listen", "mirror.engine.loop", "mirror.engine.provenance.header.enabled",
-    "mirror.engine.bandwidth.limit.bytes.per.second", "mirror.engine.worker.timeout.ms",
-    "mirror.engine.audit.interval.seconds", "mirror.engine.secrets.reload.interval.seconds",
-    "mirror.engine.heartbeat.alert.seconds", "mirror.engine.group.id", "mirror.engine.group.session.timeout.ms",
-    "offset.translation",
-})
-# families whose members are open-ended: config providers' parameters, a policy's own settings,
-# Connect transforms, predicates and topic creation groups, the engine's topic configs and record filter
-FAMILIES = ("config.providers.", "replication.policy.", "transforms.", "predicates.", "topic.creation.",
-            "target.topic.config.", "record.filter.")
+# the keys of the key table (engine.config.keys), by where they may be written; its families' members
+# are open-ended (config providers' parameters, a policy's own settings, Connect transforms, predicates
+# and topic creation groups, the engine's topic configs and record filter), except a client role's,
+# whose keys are the Java client's
+_TABLE = frozenset(k.name for k in KEYS if k.kind != "family")
+# (the engine's own top-level keys too: written per flow they are not read, and said so, but not refused)
+_TABLE_FLOW = frozenset(k.name for k in KEYS if k.kind != "family" and (k.scope == "flow" or k.mm2 is None))
+_TABLE_CLUSTER = frozenset(k.name for k in KEYS if k.kind != "family" and k.scope in ("cluster", "worker", "client"))
+FAMILIES = tuple(k.name for k in KEYS if k.kind == "family" and k.scope in ("top", "flow"))
 # client roles: `<role>.<client key>` at the top level or per cluster; per flow also these
 ROLES = ("consumer.", "producer.", "admin.")
 FLOW_ROLES = ROLES + ("source.consumer.", "target.consumer.", "source.producer.", "target.producer.",
@@ -34,9 +32,9 @@ FLOW_ROLES = ROLES + ("source.consumer.", "target.consumer.", "source.producer."
                       "source.cluster.", "target.cluster.")
 _FLOW_KEY = re.compile(r"([^.]+?)->([^.]+)\.(.+)")
 
-_TOP = DRIVER_KEYS | CONNECTOR_KEYS | WORKER_KEYS | CLIENT_KEYS | ENGINE_KEYS
-_CLUSTER = CLIENT_KEYS | WORKER_KEYS
-_FLOW = CONNECTOR_KEYS | ENGINE_KEYS | {"enabled"}
+_TOP = DRIVER_KEYS | CONNECTOR_KEYS | WORKER_KEYS | CLIENT_KEYS | _TABLE
+_CLUSTER = CLIENT_KEYS | WORKER_KEYS | _TABLE_CLUSTER
+_FLOW = CONNECTOR_KEYS | _TABLE_FLOW
 
 
 def unknown_keys(keys: list[str], aliases: list[str]) -> list[tuple[str, str | None]]:

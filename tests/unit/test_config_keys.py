@@ -55,3 +55,22 @@ def test_a_choice_names_the_key_and_what_it_takes():
         BY_NAME["offset.translation"].value("A->B.offset.translation", "fast")
     with pytest.raises(ConfigError, match=r"expected enabled, disabled or preparing, got 'on'"):
         BY_NAME["exactly.once.source.support"].value("B.exactly.once.source.support", "on")
+
+
+def test_unknown_key_detection_knows_the_tables_keys_and_suggests_them():
+    from engine.config.unknown_keys import unknown_keys
+    assert unknown_keys(["A->B.mirror.engine.resume.from.target.enabld", "mirror.engine.group.session.timeout",
+                         "A->B.record.filter.anything", "B.offset.storage.partitions"], ["A", "B"]) == [
+        ("A->B.mirror.engine.resume.from.target.enabld", "A->B.mirror.engine.resume.from.target.enabled"),
+        ("mirror.engine.group.session.timeout", "mirror.engine.group.session.timeout.ms"),
+    ]
+
+
+def test_a_connect_worker_key_of_the_table_is_accepted_and_not_used():
+    from engine.config.loading import from_properties
+    config = from_properties({"clusters": "A, B", "A.bootstrap.servers": "a:9092", "B.bootstrap.servers": "b:9092",
+                              "A->B.enabled": "true", "B.rest.advertised.host.name": "mm2-1",
+                              "A.offset.storage.partitions": "5", "mirror.engine.metrics.listen": ""}, quiet=True)
+    assert "2 keys of MM2's Connect workers and driver are accepted and not used: A.offset.storage.partitions, " \
+           "B.rest.advertised.host.name" in config.remarks
+    assert config.unknown_keys == []
