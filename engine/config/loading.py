@@ -23,7 +23,7 @@ from engine.config.read_keys import ReadKeys, remark
 from engine.config.unknown_keys import unknown_key_message, unknown_keys
 from engine.config.values import ConfigError, boolean
 from engine.security.client_keys import cluster_security
-from engine.security.secrets import hide, resolve_references, secret_values
+from engine.security.secrets import held_secret, hide, resolve_references, revealed, secret_values
 
 
 def load(path: str | os.PathLike, quiet: bool = False) -> EngineConfig:
@@ -38,15 +38,15 @@ def load(path: str | os.PathLike, quiet: bool = False) -> EngineConfig:
 
 def from_properties(props: dict[str, str], quiet: bool = False) -> EngineConfig:
     resolved, provided = resolve_references(props)
-    props = ReadKeys(resolved)
+    props = ReadKeys(held_secret(resolved))  # a message that quotes a secret's value prints [hidden]
     props.read.update(k for k in props if k.startswith("config.providers"))
-    config = _from_properties(props)
+    config = _with_plain_clients(_from_properties(props))
     secrets = provided | secret_values(resolved)
     for cluster in config.clusters.values():
         secrets |= secret_values(cluster.client)
     for flow in config.flows:  # a client role's own login (`B.admin.sasl.jaas.config`)
-        for role in (flow.source_consumer, flow.target_producer, flow.source_admin, flow.target_admin):
-            secrets |= secret_values(role)
+        for role in CLIENT_ROLES:
+            secrets |= secret_values(getattr(flow, role))
     hide(secrets)  # from here on, no log line or error of this process prints them
     config = msgspec.structs.replace(config, secrets=frozenset(secrets))
     unused = props.unused()
@@ -119,6 +119,18 @@ def _top_level(props: dict[str, str], setting: Key) -> object:
     if setting.name in props:
         return setting.value(setting.name, props[setting.name])
     return setting.default_value()
+
+
+def _with_plain_clients(config: EngineConfig) -> EngineConfig:
+    """The clients' settings as plain strings: the clients and the workers need the values themselves."""
+    replace = msgspec.structs.replace
+    clusters = {alias: replace(cluster, client=revealed(cluster.client)) for alias, cluster in config.clusters.items()}
+    flows = [replace(flow, **{role: revealed(getattr(flow, role)) for role in CLIENT_ROLES}) for flow in config.flows]
+    return replace(config, clusters=clusters, flows=flows, all_flows=flows)
+
+
+# the client settings of a flow's roles (FlowConfig), in librdkafka's names
+CLIENT_ROLES = ("source_consumer", "target_producer", "source_admin", "target_admin")
 
 
 def for_targets(config: EngineConfig, targets: list[str]) -> EngineConfig:

@@ -14,6 +14,7 @@ import re
 import threading
 from pathlib import Path
 
+from engine.config.keys import KEYS
 from engine.config.values import ConfigError
 from engine.config.properties import parse_properties
 
@@ -35,8 +36,47 @@ _SECRET_KEY = re.compile(
 MIN_SECRET_LENGTH = 4
 
 
+# and every key the key table marks secret, written at any scope (`A.`, `A.consumer.`, ...)
+_TABLE_SECRETS = tuple(k.name for k in KEYS if k.secret)
+
+
 def is_secret_key(key: str) -> bool:
-    return bool(_SECRET_KEY.search(key))
+    return bool(_SECRET_KEY.search(key)) or any(key == name or key.endswith("." + name) for name in _TABLE_SECRETS)
+
+
+class Secret(str):
+    """A secret value of the file, as the loader holds it: a `str` to the code that parses it, but
+    `[hidden]` to every message that formats it (repr, str, f-strings, %-formatting), so an error or
+    log line that quotes a config value cannot print it. What is derived from it (a slice, a strip,
+    the value of a JAAS option) is a plain str again; the redaction below is the net for those.
+
+    reveal() gives the value itself, for the clients that need it: librdkafka's Python bindings read
+    a setting with str() and msgspec refuses str subclasses, so client settings hold plain strings.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return MASK
+
+    def __str__(self) -> str:
+        return MASK
+
+    def __format__(self, spec: str) -> str:
+        return format(MASK, spec)
+
+    def reveal(self) -> str:
+        return str.__str__(self)  # a plain copy: str's own, not the mask
+
+
+def revealed(settings: dict[str, str]) -> dict[str, str]:
+    """The settings with every Secret as its plain value, for a client or a message to a worker."""
+    return {key: value.reveal() if isinstance(value, Secret) else value for key, value in settings.items()}
+
+
+def held_secret(settings: dict[str, str]) -> dict[str, str]:
+    """The settings with the value of every secret key held as a Secret."""
+    return {key: Secret(value) if value and is_secret_key(key) else value for key, value in settings.items()}
 
 
 def resolve_references(props: dict[str, str]) -> tuple[dict[str, str], set[str]]:
@@ -149,8 +189,9 @@ def redact(text: str) -> str:
 
 
 def secret_values(settings: dict[str, str]) -> set[str]:
-    """The values of the secret keys among these settings."""
-    return {value for key, value in settings.items() if is_secret_key(key) and value}
+    """The values of the secret keys among these settings (plain strings)."""
+    return {value.reveal() if isinstance(value, Secret) else value
+            for key, value in settings.items() if is_secret_key(key) and value}
 
 
 def masked(settings: dict[str, str]) -> dict[str, str]:
