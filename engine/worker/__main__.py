@@ -12,7 +12,7 @@ import threading
 from engine import ipc
 from engine.logs import setup_logging
 from engine.security.secrets import hide
-from engine.worker.loop import Worker
+from engine.worker.loop import open_worker
 
 
 class LineReader:
@@ -69,7 +69,7 @@ def main() -> int:
             except BrokenPipeError:
                 pass  # the coordinator is gone; the inbox reader already asked us to stop
 
-    return Worker(assignment, inbox, report).run()
+    return open_worker(assignment, inbox, report).run()
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from engine.worker.offset_syncs import OffsetSyncWriter
 from engine.worker.progress import ProgressError, ProgressStore
 from engine.worker.kept_records import build_record_filter
 from engine.worker.resume import TargetTailResume
-from engine.worker.relays import make_relay
+from engine.worker.relays import RelayLoop, make_relay
 
 log = logging.getLogger(__name__)
 
@@ -41,20 +41,20 @@ class Worker:
     """Runs one Assign until Stop, a closed inbox, or a fatal error."""
 
     def __init__(self, assignment: ipc.Assign, inbox: "queue.Queue[ipc.ToWorker | None]",
-                 report: Callable[[ipc.Report | ipc.Failed], None],
+                 report: Callable[[ipc.Report | ipc.Failed], None], relay: RelayLoop, progress: ProgressStore,
+                 offset_syncs: OffsetSyncWriter | None = None, target_tail: TargetTailResume | None = None,
                  clock: Callable[[], float] = time.monotonic):
+        """`relay` copies the records, `progress` stores how far they were acknowledged, `offset_syncs`
+        (None: emit.offset-syncs.enabled = false) writes MM2's offset syncs; open_worker() builds them."""
         self.assignment = assignment
         self.inbox = inbox
         self.report = report
+        self.relay = relay
+        self.progress = progress
+        self.offset_syncs = offset_syncs
+        self.target_tail = target_tail if target_tail is not None else TargetTailResume(progress)
         self.clock = clock
-        role = f"{assignment.flow}|MirrorSourceConnector-{assignment.worker_index}"
         self.exactly_once = assignment.transactional_id is not None
-        self.relay = make_relay(assignment.loop, assignment.source_client, assignment.target_client,
-                                assignment.flow, role, assignment.source_alias, assignment.target_alias,
-                                compression=assignment.compression, transactional_id=assignment.transactional_id,
-                                max_message_bytes=assignment.max_message_bytes,
-                                consumer_overrides=assignment.consumer_overrides,
-                                producer_overrides=assignment.producer_overrides)
         self.relay.bookkeeper.flow_name = assignment.flow
         if assignment.provenance:
             self.relay.bookkeeper.enable_provenance(assignment.source_alias, assignment.target_alias)
@@ -62,17 +62,6 @@ class Worker:
         self.lease = Lease(assignment.lease_s, clock, assignment.leased)
         self.budget = ByteBudget(assignment.bandwidth_limit_bytes_per_s, clock)
         self._read_through_written: dict[tuple[str, int], tuple] = {}
-        self.offset_syncs = (
-            OffsetSyncWriter(assignment.offset_syncs_topic, assignment.offset_syncs_client,
-                             f"{role}|{assignment.offset_syncs_role}")
-            if assignment.offset_syncs_topic else None
-        )
-        self.progress = ProgressStore(
-            assignment.source_alias, assignment.target_alias, assignment.offsets_topic,
-            consumer_config=client_config(assignment.target_client, f"{role}|progress-consumer"),
-            producer_config=client_config(assignment.target_client, f"{role}|progress-producer"),
-        )
-        self.target_tail = TargetTailResume(self.progress)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -336,6 +325,28 @@ class Worker:
                             self.assignment.generation)
         self._last_report_at = now
         return report
+
+
+def open_worker(assignment: ipc.Assign, inbox: "queue.Queue[ipc.ToWorker | None]",
+                report: Callable[[ipc.Report | ipc.Failed], None]) -> Worker:
+    """A Worker with the clients its first Assign names: the relay's consumer and producer, the
+    progress store's, and the offset-sync producer's."""
+    role = f"{assignment.flow}|MirrorSourceConnector-{assignment.worker_index}"
+    relay = make_relay(assignment.loop, assignment.source_client, assignment.target_client,
+                       assignment.flow, role, assignment.source_alias, assignment.target_alias,
+                       compression=assignment.compression, transactional_id=assignment.transactional_id,
+                       max_message_bytes=assignment.max_message_bytes,
+                       consumer_overrides=assignment.consumer_overrides,
+                       producer_overrides=assignment.producer_overrides)
+    progress = ProgressStore(
+        assignment.source_alias, assignment.target_alias, assignment.offsets_topic,
+        consumer_config=client_config(assignment.target_client, f"{role}|progress-consumer"),
+        producer_config=client_config(assignment.target_client, f"{role}|progress-producer"),
+    )
+    offset_syncs = (OffsetSyncWriter(assignment.offset_syncs_topic, assignment.offset_syncs_client,
+                                     f"{role}|{assignment.offset_syncs_role}")
+                    if assignment.offset_syncs_topic else None)
+    return Worker(assignment, inbox, report, relay, progress, offset_syncs)
 
 
 class Lease:

@@ -9,12 +9,11 @@ from types import SimpleNamespace
 import pytest
 from confluent_kafka import TopicPartition
 
-from engine import ipc
 from engine.config.loading import from_properties
 from engine.config.model import ClusterConfig
 from engine.config.values import ConfigError
 from engine.coordinator.membership import Membership
-from engine.worker.loop import Lease, LeaseExpired, Worker
+from engine.worker.loop import Lease
 
 SESSION_MS = 6000
 
@@ -154,13 +153,6 @@ def test_a_lease_expires_without_renewal_and_never_without_a_lease():
     assert not alone.expired()
 
 
-def assign(index: int, partitions: list[int]) -> ipc.Assign:
-    return ipc.Assign(flow="A->B", source_alias="A", target_alias="B", worker_index=index,
-                      partitions=[ipc.PartitionTask("orders", p, "A.orders") for p in partitions],
-                      source_client={}, target_client={}, offsets_topic="mm2-offsets.A.internal",
-                      offset_flush_interval_ms=1000, poll_timeout_ms=100)
-
-
 def properties(extra: str) -> dict[str, str]:
     base = "clusters = A, B\nA.bootstrap.servers = 127.0.0.1:1\nB.bootstrap.servers = 127.0.0.1:2\nA->B.enabled = true\n"
     from engine.config.properties import parse_properties
@@ -176,34 +168,3 @@ def test_group_keys_are_read():
     with pytest.raises(ConfigError, match=r"mirror\.engine\.group\.session\.timeout\.ms.*at least 1000"):
         from_properties(properties("mirror.engine.group.id = m\nmirror.engine.group.session.timeout.ms = 5\n"),
                         quiet=True)
-
-
-class FakeLedger:
-    def __init__(self, in_flight: int = 0, acked: int = -1, committed: int = -1):
-        self.in_flight, self.last_acked_source, self.last_committed_source = in_flight, acked, committed
-
-    def uncommitted(self) -> bool:
-        return self.last_acked_source > self.last_committed_source
-
-
-def exactly_once_worker(clock: FakeClock, ledgers: dict) -> Worker:
-    """A Worker without clients: only what _commit_transaction looks at before it commits."""
-    worker = Worker.__new__(Worker)
-    worker.assignment = assign(0, [0])
-    worker.exactly_once = True
-    worker.lease = Lease(3.0, clock)
-    clock.now += 3.1  # the lease ran out
-    worker.relay = SimpleNamespace(bookkeeper=SimpleNamespace(ledgers=ledgers))
-    return worker
-
-
-def test_exactly_once_commits_nothing_past_the_lease_and_aborts_a_transaction_with_records():
-    clock = FakeClock()
-    idle = exactly_once_worker(clock, {("orders", 0): FakeLedger(acked=9, committed=9)})
-    idle._commit_transaction()  # nothing in the open transaction: nothing to commit, nothing to abort
-    busy = exactly_once_worker(clock, {("orders", 0): FakeLedger(acked=12, committed=9)})
-    with pytest.raises(LeaseExpired, match="worker 0 of A->B: the lease ran out before the commit"):
-        busy._commit_transaction()
-    in_flight = exactly_once_worker(clock, {("orders", 0): FakeLedger(in_flight=3, acked=9, committed=9)})
-    with pytest.raises(LeaseExpired):
-        in_flight._commit_transaction()
