@@ -189,7 +189,7 @@ def _skip(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     """One screen about a running engine, from its /status endpoint; 1 when it is not ready."""
-    from engine.status import StatusUnavailable, run_status
+    from engine.observability.status import StatusUnavailable, run_status
 
     try:
         return run_status(args.url, args.config)

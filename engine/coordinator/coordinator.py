@@ -17,9 +17,11 @@ from engine.clients import Interrupted, client_config, rotate_sasl_credentials
 from engine.config.model import ClusterConfig, EngineConfig, FlowConfig
 from engine.coordinator.flow import ReplicationFlow
 from engine.coordinator.membership import Membership
+from engine.coordinator.snapshot import engine_status
 from engine.coordinator.topics import METADATA_TIMEOUT_S, TopicCreationError, TopicSpec, ensure_topic, topic_partition_counts
 from engine.coordinator.topology import check_same_cluster_aliases, cycle_remarks
 from engine.heartbeat import HeartbeatEmitter
+from engine.observability.snapshot import EngineStatus
 from engine.policy import HEARTBEATS_TOPIC
 
 log = logging.getLogger(__name__)
@@ -62,9 +64,9 @@ class Coordinator:
             log.info("stopped during the start-up check of the clusters, as asked")
             return 0
         if self.metrics_listen:
-            from engine.metrics import serve
+            from engine.observability.metrics import serve
 
-            self.metrics_server = serve(self, self.metrics_listen)
+            self.metrics_server = serve(self.snapshot, self.metrics_listen)
         background: list[asyncio.Task] = []
         try:
             await self._start_heartbeats()
@@ -100,6 +102,11 @@ class Coordinator:
         for flow in self.flows:
             log.info("%s", flow.progress_line())
         return 0 if all(code in (0, None) for code in codes) else 1
+
+    def snapshot(self) -> EngineStatus:
+        """The engine's state now, for /metrics, /ready, /status and the status screen."""
+        return engine_status(self.flows, self.heartbeat_emitters, self.started_at, self.running,
+                             self.stopping.is_set(), self.heartbeat_alert_s)
 
     async def _check_cluster_identities(self) -> None:
         used = {f.source for f in self.config.flows} | {f.target for f in self.config.flows}
@@ -150,8 +157,8 @@ class Coordinator:
 
             self.memberships[alias] = Membership(
                 self.config.cluster(alias), self.config.group_id, self.config.group_session_timeout_ms,
-                topics=lambda: {t.remote_topic for f in flows_into() for t in f.partitions},
-                partitions=lambda: {(t.remote_topic, t.partition) for f in flows_into() for t in f.partitions},
+                topics=lambda: {t.remote_topic for f in flows_into() for t in f.topics.partitions},
+                partitions=lambda: {(t.remote_topic, t.partition) for f in flows_into() for t in f.topics.partitions},
                 on_change=lambda revoked: self._ownership_changed(alias, revoked),
             )
             if self.running:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
@@ -30,7 +29,7 @@ from engine.coordinator.membership import Membership
 from engine.coordinator.placement import Placement
 from engine.coordinator.recreated_topics import RecreatedTopics, kafka_topic_restart
 from engine.coordinator.scheduler import Scheduler
-from engine.coordinator.statistics import FlowStatistics, PartitionKey, PartitionState
+from engine.coordinator.statistics import FlowStatistics
 from engine.coordinator.supervisor import WorkerProcess
 from engine.coordinator.topic_sync import TopicSync
 from engine.coordinator.topics import topic_partition_counts
@@ -88,43 +87,6 @@ class ReplicationFlow:
         self.audits = AuditRounds(flow.name, self._make_auditor, self._audited_partitions, flow.audit_interval_s)
         self.scheduler = Scheduler()
 
-    # what metrics and health read (engine.metrics, engine.health)
-    @property
-    def partitions(self) -> list[ipc.PartitionTask]:
-        return self.topics.partitions
-
-    @property
-    def workers(self) -> list[Any]:
-        return self.pool.workers
-
-    @property
-    def partition_state(self) -> dict[PartitionKey, PartitionState]:
-        return self.statistics.partitions
-
-    @property
-    def stopped_partitions(self) -> dict[PartitionKey, str]:
-        return self.topics.stopped_partitions
-
-    @property
-    def stopped_topics(self) -> dict[str, str]:
-        return self.topics.stopped_topics
-
-    @property
-    def looping_topics(self) -> dict[str, str]:
-        return self.topics.looping_topics
-
-    @property
-    def auditor(self) -> Any:
-        return self.audits.auditor
-
-    @property
-    def audit_passes(self) -> int:
-        return self.audits.passes
-
-    @property
-    def audit_last_pass_at(self) -> float | None:
-        return self.audits.last_pass_at
-
     def _key(self, key: str) -> str:
         """The name under which a flow setting was given (per flow or top level)."""
         return f"{self.flow.name}.{key}" if f"{self.flow.name}.{key}" in self.config.raw else key
@@ -154,7 +116,7 @@ class ReplicationFlow:
         await self.internal_topics.ensure(target_topics)
         if self.internal_topics.writes_checkpoints():
             self.checkpoints = self.internal_topics.checkpoint_emitter(
-                lambda: {t.topic: t.remote_topic for t in self.partitions}, active=self.leads)
+                lambda: {t.topic: t.remote_topic for t in self.topics.partitions}, active=self.leads)
         if self.flow.resume_from_target_enabled and self.flow.policy_class == IDENTITY_POLICY_CLASS \
                 and not self.flow.exactly_once:
             log.warning("%s: with the identity policy a remote topic is the source topic's namesake, which other "
@@ -180,7 +142,7 @@ class ReplicationFlow:
             await self.pool.apply_locked(self._assignments(self.placement.keep(self.pool.plan(), running)))
         self.statistics.keep_only((t.topic, t.partition) for t in running)  # another instance reports the rest
         log.info("%s: %d of %d partitions copied by this instance, on %d workers", self.flow.name, len(running),
-                 len(self.partitions), len(self.workers))
+                 len(self.topics.partitions), len(self.pool.workers))
 
     async def renew_leases(self) -> None:
         await self.pool.renew_leases()
@@ -207,7 +169,7 @@ class ReplicationFlow:
     async def refresh(self) -> None:
         """Picks up new, grown and deleted topics; moves partitions when the set or the load changed."""
         changed = await self.topics.refresh()
-        plan, why = self.placement.next(self.pool.plan(), self._running_partitions(), changed, len(self.partitions))
+        plan, why = self.placement.next(self.pool.plan(), self._running_partitions(), changed, len(self.topics.partitions))
         if plan is not None:
             log.info("%s: %s", self.flow.name, why)
             await self.pool.apply(self._assignments(plan))
@@ -236,7 +198,7 @@ class ReplicationFlow:
             return
         await self.pool.replace_each(self._assignments(self.pool.plan()))
         log.info("%s: %d workers restarted with the new settings of cluster %s", self.flow.name,
-                 len(self.workers), ", ".join(sorted(changed & {self.flow.source, self.flow.target})))
+                 len(self.pool.workers), ", ".join(sorted(changed & {self.flow.source, self.flow.target})))
 
     def _make_worker(self, assignment: ipc.Assign) -> WorkerProcess:
         worker = WorkerProcess(assignment, self._on_message, self.flow.worker_timeout_ms / 1000,
@@ -292,10 +254,10 @@ class ReplicationFlow:
 
     def progress_line(self) -> str:
         statistics = self.statistics
-        stopped = f", stopped: {', '.join(sorted(self.stopped_topics))}" if self.stopped_topics else ""
-        if self.looping_topics:
-            stopped += f", not copied (would go round a cycle): {', '.join(sorted(self.looping_topics))}"
+        stopped = f", stopped: {', '.join(sorted(self.topics.stopped_topics))}" if self.topics.stopped_topics else ""
+        if self.topics.looping_topics:
+            stopped += f", not copied (would go round a cycle): {', '.join(sorted(self.topics.looping_topics))}"
         owned = f" ({len(self._running_partitions())} here)" if self.membership is not None else ""
         return (f"{self.flow.name}: {statistics.records()} records ({statistics.value_bytes() / 1e6:.1f} MB values) "
-                f"copied, lag {statistics.lag()}, {len(self.partitions)} partitions{owned}, {len(self.workers)} "
+                f"copied, lag {statistics.lag()}, {len(self.topics.partitions)} partitions{owned}, {len(self.pool.workers)} "
                 f"workers, {self.pool.restarts()} restarts{stopped}")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from engine import ipc
-from engine.windows import SourceMetrics
+from engine.observability.windowed_stats import SourceMetrics
 
 RATE_SMOOTHING = 0.3
 

@@ -27,7 +27,7 @@ from engine.clients import DeliveryTally, client_config, track
 from engine.config.model import ClusterConfig
 from engine.offsets.follow import TopicFollower
 from engine.offsets.translation import OffsetMap
-from engine.windows import CheckpointLatencies
+from engine.observability.windowed_stats import CheckpointLatencies
 
 log = logging.getLogger(__name__)
 

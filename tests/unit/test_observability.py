@@ -1,5 +1,5 @@
-"""Readiness, the heartbeat alert, the HTTP endpoint and `mirror-engine status`, on a coordinator
-made of plain objects (no broker, no worker process)."""
+"""Readiness, the heartbeat alert, the HTTP endpoint and `mirror-engine status`, rendered from
+snapshots of the engine (no broker, no coordinator, no worker process)."""
 
 from __future__ import annotations
 
@@ -9,51 +9,69 @@ import threading
 import time
 from types import SimpleNamespace
 
+import msgspec
 import pytest
 
-from engine import health, ipc, status
+from engine import ipc
 from engine.config.loading import from_properties
 from engine.config.model import HEARTBEAT_ALERT_KEY, FlowConfig
 from engine.config.values import ConfigError
-from engine.coordinator.statistics import PartitionState
+from engine.coordinator.audits import AuditRounds
+from engine.coordinator.snapshot import flow_status, partition_status
+from engine.coordinator.statistics import FlowStatistics, PartitionState
+from engine.observability import health, status
+from engine.observability.snapshot import (
+    CheckpointLatency,
+    CheckpointStatus,
+    EngineStatus,
+    FlowStatus,
+    GroupStatus,
+    PartitionStatus,
+    TopicStatus,
+    Window,
+    WorkerStatus,
+)
+from engine.observability.windowed_stats import CheckpointLatencies
 from engine.policy import make_policy
-from engine.windows import CheckpointLatencies
 from tests.helpers import http_get
 
-
-def task(topic: str, partition: int) -> ipc.PartitionTask:
-    return ipc.PartitionTask(topic, partition, f"A.{topic}", apply_filter=topic != "heartbeats")
-
-
-def report(*keys: tuple[str, int]) -> ipc.Report:
-    return ipc.Report(0, 1.0, [ipc.PartitionProgress(t, p, 0, 0, 0, 0, 0, 0, 1) for t, p in keys])
+replace = msgspec.structs.replace
+TASKS = [("orders", 0), ("orders", 1), ("heartbeats", 0)]
 
 
-def worker(index: int, tasks: list[ipc.PartitionTask], reported=None, alive=True, heard_s_ago=0.5):
-    return SimpleNamespace(
-        assignment=SimpleNamespace(worker_index=index, partitions=tasks), alive=alive, pid=1000 + index,
-        restarts=0, last_report=report(*reported) if reported is not None else None,
-        last_report_at=None if reported is None else time.monotonic() - heard_s_ago)
+def partition(topic: str, number: int, state: PartitionState | None = None) -> PartitionStatus:
+    now = time.monotonic()
+    return partition_status(topic, number, f"A.{topic}", state or PartitionState(), "c", now, now * 1000)
 
 
-def flow_runner(tasks: list[ipc.PartitionTask], workers: list) -> SimpleNamespace:
-    flow = FlowConfig("A", "B")
-    return SimpleNamespace(
-        flow=flow, partitions=tasks, workers=workers, partition_state={}, stopped_partitions={}, stopped_topics={},
-        looping_topics={},
-        policy=make_policy(flow.policy_class, "A", flow.separator, flow.internal_separator_enabled),
-        target=SimpleNamespace(alias="B"), auditor=None, audit_passes=0, audit_last_pass_at=None,
-        checkpoints=None, started_at_ms=time.time() * 1000 - 5_000, membership=None)
+def worker(index: int, tasks: list[tuple[str, int]], reported=None, alive=True, heard_s_ago=0.5) -> WorkerStatus:
+    return WorkerStatus(index=index, pid=1000 + index, alive=alive, restarts=0, partitions=list(tasks),
+                        reported=None if reported is None else list(reported),
+                        last_report_age_s=None if reported is None else heard_s_ago)
 
 
-def coordinator(*flows, running=True, alert_s=60.0) -> SimpleNamespace:
-    return SimpleNamespace(flows=list(flows), running=running, stopping=asyncio.Event(), heartbeat_emitters=[],
-                           heartbeat_alert_s=alert_s, started_at=time.monotonic() - 65)
+def flow(tasks: list[tuple[str, int]], workers: list[WorkerStatus], **fields) -> FlowStatus:
+    topics: dict[str, int] = {}
+    for topic, _ in tasks:
+        topics[topic] = topics.get(topic, 0) + 1
+    values = dict(name="A->B", source="A", target="B",
+                  topics=[TopicStatus(t, f"A.{t}", n) for t, n in topics.items()], partitions=[],
+                  workers=workers, stopped_partitions={}, stopped_topics={}, looping_topics={},
+                  heartbeat_age_s=5.0 if any(t == "heartbeats" for t, _ in tasks) else None)
+    return FlowStatus(**{**values, **fields})
 
 
-def ready_flow():
-    tasks = [task("orders", 0), task("orders", 1), task("heartbeats", 0)]
-    return flow_runner(tasks, [worker(0, tasks, reported=[(t.topic, t.partition) for t in tasks])])
+def engine(*flows: FlowStatus, running=True, stopping=False, alert_s=60.0) -> EngineStatus:
+    return EngineStatus(version="1.0", pid=4242, uptime_s=65.0, running=running, stopping=stopping,
+                        heartbeat_alert_s=alert_s, flows=list(flows), heartbeats_sent=[])
+
+
+def ready_flow(**fields) -> FlowStatus:
+    return flow(TASKS, [worker(0, TASKS, reported=TASKS)], **fields)
+
+
+def with_worker(**changes):
+    return lambda f: replace(f, workers=[replace(f.workers[0], **changes)])
 
 
 def test_the_heartbeat_alert_threshold_key():
@@ -66,88 +84,105 @@ def test_the_heartbeat_alert_threshold_key():
 
 
 def test_ready_only_when_started_and_every_partition_is_consumed_and_produced():
-    flow = ready_flow()
-    assert health.not_ready(coordinator(flow)) == []
-    assert health.not_ready(coordinator(flow, running=False)) == [
+    assert health.not_ready(engine(ready_flow())) == []
+    assert health.not_ready(engine(ready_flow(), running=False)) == [
         "starting: creating remote topics and starting workers"]
-    stopping = coordinator(flow)
-    stopping.stopping.set()
-    assert health.not_ready(stopping) == ["stopping"]
+    assert health.not_ready(engine(ready_flow(), stopping=True)) == ["stopping"]
 
 
 @pytest.mark.parametrize("change, reason", [
-    (lambda f: setattr(f.workers[0], "alive", False), "A->B worker 0 is not running (restarts so far: 0)"),
-    (lambda f: setattr(f.workers[0], "last_report_at", time.monotonic() - 11),
-     "A->B worker 0 (pid 1000) silent for 11s"),
-    (lambda f: setattr(f.workers[0], "last_report", None),
-     "A->B worker 0 (pid 1000) has not reported since it started"),
-    (lambda f: setattr(f.workers[0], "last_report", report(("orders", 0))),
-     "A->B worker 0 has not taken on heartbeats[0], orders[1] yet"),
-    (lambda f: f.stopped_partitions.update({("orders", 1): "target refused orders[1]@300"}),
+    (with_worker(alive=False), "A->B worker 0 is not running (restarts so far: 0)"),
+    (with_worker(last_report_age_s=11.0), "A->B worker 0 (pid 1000) silent for 11s"),
+    (with_worker(reported=None), "A->B worker 0 (pid 1000) has not reported since it started"),
+    (with_worker(reported=[("orders", 0)]), "A->B worker 0 has not taken on heartbeats[0], orders[1] yet"),
+    (lambda f: replace(f, stopped_partitions={("orders", 1): "target refused orders[1]@300"}),
      "A->B orders[1] stopped: target refused orders[1]@300"),
-    (lambda f: f.stopped_topics.update({"big": "remote topic cannot be created"}),
+    (lambda f: replace(f, stopped_topics={"big": "remote topic cannot be created"}),
      "A->B big stopped: remote topic cannot be created"),
-    (lambda f: f.partition_state.update(
-        {("orders", 0): PartitionState(in_flight=7, waiting_since=time.monotonic() - 31)}),
+    (lambda f: replace(f, partitions=[replace(partition("orders", 0), in_flight=7, waiting_s=31.0)]),
      "A->B orders[0]: 7 records in flight, none acknowledged by cluster B for 31s"),
 ])
 def test_each_readiness_condition_names_what_fails(change, reason):
-    flow = ready_flow()
-    change(flow)
-    assert health.not_ready(coordinator(flow)) == [reason]
+    assert health.not_ready(engine(change(ready_flow()))) == [reason]
 
 
 def test_deleted_source_topics_and_short_waits_keep_it_ready():
-    flow = ready_flow()
-    flow.stopped_topics["gone"] = "source topic deleted"
-    flow.partition_state[("orders", 0)] = PartitionState(in_flight=7, waiting_since=time.monotonic() - 3)
-    assert health.not_ready(coordinator(flow)) == []
+    waiting = replace(partition("orders", 0), in_flight=7, waiting_s=3.0)
+    assert health.not_ready(engine(ready_flow(stopped_topics={"gone": "source topic deleted"},
+                                              partitions=[waiting]))) == []
+
+
+def running_flow(tasks: list[ipc.PartitionTask], statistics: FlowStatistics) -> SimpleNamespace:
+    """The parts of a ReplicationFlow the snapshot reads."""
+    config = FlowConfig("A", "B")
+    return SimpleNamespace(
+        flow=config, config=SimpleNamespace(loop="c"), statistics=statistics,
+        topics=SimpleNamespace(partitions=tasks, stopped_partitions={}, stopped_topics={}, looping_topics={}),
+        policy=make_policy(config.policy_class, "A", config.separator, config.internal_separator_enabled),
+        pool=SimpleNamespace(workers=[]), membership=None, checkpoints=None,
+        audits=AuditRounds("A->B", lambda: None, list, 60.0), started_at_ms=time.time() * 1000 - 5_000)
 
 
 def test_heartbeat_age_from_the_newest_copied_beat_or_since_the_start():
-    now_ms = time.time() * 1000
-    flow = ready_flow()
+    now, now_ms = time.monotonic(), time.time() * 1000
+    statistics = FlowStatistics()
+    tasks = [ipc.PartitionTask(t, p, f"A.{t}", apply_filter=t != "heartbeats") for t, p in TASKS]
     # no beat copied yet: the time since the flow started
-    assert health.heartbeat_age_s(flow, now_ms) == pytest.approx(5.0, abs=0.5)
-    flow.partition_state[("heartbeats", 0)] = PartitionState(newest_acked_timestamp_ms=int(now_ms) - 1_500)
-    assert health.heartbeat_age_s(flow, now_ms) == pytest.approx(1.5, abs=0.01)
+    assert flow_status(running_flow(tasks, statistics), now, now_ms).heartbeat_age_s == pytest.approx(5.0, abs=0.5)
+    statistics.partitions[("heartbeats", 0)] = PartitionState(newest_acked_timestamp_ms=int(now_ms) - 1_500)
+    snapshot = flow_status(running_flow(tasks, statistics), now, now_ms)
+    assert snapshot.heartbeat_age_s == pytest.approx(1.5, abs=0.01)
+    assert [(p.topic, p.partition, p.remote_topic, p.loop) for p in snapshot.partitions] == [
+        ("heartbeats", 0, "A.heartbeats", "c")]
+    assert [(t.topic, t.partitions) for t in snapshot.topics] == [("orders", 2), ("heartbeats", 1)]
     assert not health.is_stale(1.5, 60) and health.is_stale(75, 60) and not health.is_stale(75, 0)
-    no_beats = flow_runner([task("orders", 0)], [])
-    assert health.heartbeat_age_s(no_beats, now_ms) is None and not health.is_stale(None, 60)
+    with pytest.raises(AttributeError):  # a snapshot is immutable: readers cannot change the engine's state
+        snapshot.heartbeat_age_s = 0.0  # type: ignore[misc]
+    no_beats = flow_status(running_flow(tasks[:1], statistics), now, now_ms)
+    assert no_beats.heartbeat_age_s is None and not health.is_stale(None, 60)
 
 
 @pytest.fixture
 def endpoint():
-    """serve() on a loop of its own thread; yields (base url, coordinator, loop)."""
-    from engine.metrics import serve
+    """serve() on a loop of its own thread; yields (base url, the holder of the served snapshot, loop)."""
+    from engine.observability.metrics import serve
 
-    flow = ready_flow()
     state = PartitionState(records=3, value_bytes=30, last_acked_offset=2, source_end_offset=10, in_flight=1)
     state.mm2.record(time.monotonic() * 1000, ipc.PartitionProgress(
         "orders", 0, 2, 2, 3, 30, 0, 1, 10, polled_value_bytes_delta=36,
         record_age=ipc.Timings(3, 30, 5, 15, 15), replication_latency=ipc.Timings(3, 60, 10, 30, 30)))
-    flow.partition_state[("orders", 0)] = state
-    flow.partition_state[("heartbeats", 0)] = PartitionState(newest_acked_timestamp_ms=int(time.time() * 1000) - 90_000)
-    flow.checkpoints = SimpleNamespace(latency=CheckpointLatencies(), written=4)
-    flow.checkpoints.latency.record(("group-1", "A.orders", 0), time.monotonic() * 1000, 25)
-    engine = coordinator(flow)
+    beats = PartitionState(newest_acked_timestamp_ms=int(time.time() * 1000) - 90_000)
+    latencies = CheckpointLatencies()
+    latencies.record(("group-1", "A.orders", 0), time.monotonic() * 1000, 25)
+    checkpoints = CheckpointStatus(4, [CheckpointLatency(group, topic, number, Window(last, low, high, avg))
+                                       for (group, topic, number), last, low, high, avg
+                                       in latencies.measure(time.monotonic() * 1000)])
+    holder = SimpleNamespace(status=engine(ready_flow(
+        partitions=[partition("heartbeats", 0, beats), partition("orders", 0, state)],
+        heartbeat_age_s=health.heartbeat_age_s(beats.newest_acked_timestamp_ms, 0, time.time() * 1000),
+        checkpoints=checkpoints)))
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
 
     async def start():
-        return serve(engine, "127.0.0.1:0")
+        return serve(lambda: holder.status, "127.0.0.1:0")
 
     server = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
-    yield f"http://127.0.0.1:{server.server_port}", engine, loop
+    yield f"http://127.0.0.1:{server.server_port}", holder, loop
     server.shutdown()
     loop.call_soon_threadsafe(loop.stop)
     thread.join(10)
     loop.close()
 
 
+def first_flow(holder: SimpleNamespace, **changes) -> None:
+    """The served snapshot, with its first flow changed."""
+    holder.status = replace(holder.status, flows=[replace(holder.status.flows[0], **changes)])
+
+
 def test_metrics_carry_mm2_names_and_tags_next_to_the_engines_own(endpoint):
-    base, _engine, _loop = endpoint
+    base, _holder, _loop = endpoint
     code, text = http_get(f"{base}/metrics")
     assert code == 200
     tags = 'partition="0",source="A",target="B",topic="A.orders"'
@@ -177,10 +212,10 @@ def test_metrics_carry_mm2_names_and_tags_next_to_the_engines_own(endpoint):
 
 
 def test_health_ready_and_status_answer_from_the_loop(endpoint):
-    base, engine, loop = endpoint
+    base, holder, loop = endpoint
     assert http_get(f"{base}/health") == (200, '{"alive": true}')
     assert http_get(f"{base}/ready") == (200, '{"ready": true, "not_ready": []}')
-    engine.flows[0].stopped_partitions[("orders", 1)] = "target refused orders[1]@300 (too large)"
+    first_flow(holder, stopped_partitions={("orders", 1): "target refused orders[1]@300 (too large)"})
     code, body = http_get(f"{base}/ready")
     assert code == 503 and json.loads(body) == {
         "ready": False, "not_ready": ["A->B orders[1] stopped: target refused orders[1]@300 (too large)"]}
@@ -197,7 +232,7 @@ def test_health_ready_and_status_answer_from_the_loop(endpoint):
     # a loop that does not answer: not alive, and /metrics fails rather than show stale values
     blocked = threading.Event()
     loop.call_soon_threadsafe(lambda: blocked.wait(8))
-    from engine import metrics
+    from engine.observability import metrics
 
     original = metrics.LOOP_ANSWER_S
     metrics.LOOP_ANSWER_S = 0.5
@@ -210,8 +245,8 @@ def test_health_ready_and_status_answer_from_the_loop(endpoint):
 
 
 def test_the_status_screen(endpoint):
-    base, engine, _loop = endpoint
-    engine.flows[0].stopped_partitions[("orders", 1)] = "target refused orders[1]@300 (too large)"
+    base, holder, _loop = endpoint
+    first_flow(holder, stopped_partitions={("orders", 1): "target refused orders[1]@300 (too large)"})
     document = status.fetch(base)
     screen = status.render(document, base)
     lines = screen.splitlines()
@@ -227,9 +262,8 @@ def test_the_status_screen(endpoint):
 
 
 def test_the_status_screen_of_an_instance_in_a_group(endpoint):
-    base, engine, _loop = endpoint
-    engine.flows[0].membership = SimpleNamespace(group_id="mirrors", target=SimpleNamespace(alias="B"), joined=True,
-                                                 leads=lambda: True, healthy=lambda: False)
+    base, holder, _loop = endpoint
+    first_flow(holder, group=GroupStatus(id="mirrors", cluster="B", joined=True, leader=True, healthy=False))
     document = status.fetch(base)
     assert document["flows"][0]["group"] == {"id": "mirrors", "cluster": "B", "joined": True, "leader": True,
                                              "healthy": False}
@@ -255,14 +289,14 @@ def test_where_status_looks_for_the_engine(tmp_path):
 
 
 def test_status_documents_carry_null_for_nan():
-    from engine.metrics import _redacted
+    from engine.observability.metrics import _redacted
 
     assert _redacted({"a": [float("nan"), 1.5, "x"]}) == {"a": [None, 1.5, "x"]}
 
 
 def test_a_topic_that_would_go_round_a_cycle_is_named_in_status_and_metrics_and_keeps_it_ready(endpoint):
-    base, engine, _loop = endpoint
-    engine.flows[0].looping_topics["both"] = "A -> B -> A"
+    base, holder, _loop = endpoint
+    first_flow(holder, looping_topics={"both": "A -> B -> A"})
     assert http_get(f"{base}/ready") == (200, '{"ready": true, "not_ready": []}')
     document = status.fetch(base)
     assert document["flows"][0]["looping_topics"] == [{"topic": "both", "cycle": "A -> B -> A"}]

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from engine import ipc
-from engine.windows import CheckpointLatencies, SampledWindow, SourceMetrics
+from engine.observability.windowed_stats import CheckpointLatencies, SampledWindow, SourceMetrics
 
 
 def test_avg_min_max_combine_every_sample_in_the_window():
