@@ -215,7 +215,7 @@ class ReplicationFlow:
         await self.acl_sync.sync(lambda t: t in topics, self._remote)
 
     def _make_auditor(self):
-        from engine.audit import SamplingAuditor
+        from engine.audit.sampler import SamplingAuditor
 
         return SamplingAuditor(self.config, self.flow)
 
@@ -238,11 +238,13 @@ class ReplicationFlow:
                                  when=self.leads)
         if self.checkpoints is not None:
             checkpoints = self.checkpoints
-            self.scheduler.loop(lambda: checkpoints.run_forever(flow.emit_checkpoints_interval_s))
+            self.scheduler.loop(lambda: checkpoints.run_forever(flow.emit_checkpoints_interval_s),
+                                f"{name}: checkpoints stopped")
             if flow.sync_group_offsets_enabled:
-                self.scheduler.loop(lambda: checkpoints.sync_groups_forever(flow.sync_group_offsets_interval_s))
+                self.scheduler.loop(lambda: checkpoints.sync_groups_forever(flow.sync_group_offsets_interval_s),
+                                    f"{name}: group offset sync stopped")
         if flow.audit_interval_s > 0:
-            self.scheduler.loop(self.audits.run_forever)
+            self.scheduler.loop(self.audits.run_forever, f"{name}: the sampling audit stopped")
         self.scheduler.start()
 
     async def stop(self) -> list[int | None]:

@@ -34,9 +34,20 @@ class Scheduler:
 
         self._jobs.append(run)
 
-    def loop(self, job: Callable[[], Coroutine]) -> None:
-        """A job that keeps its own schedule (it loops until cancelled)."""
-        self._jobs.append(job)
+    def loop(self, job: Callable[[], Coroutine], failure: str, retry_s: float = 5.0) -> None:
+        """A job that keeps its own schedule (it loops until cancelled). Should it raise, `failure`
+        starts the line logged and the job starts again after `retry_s`: a job that died silently
+        would leave its figures frozen with nothing said."""
+        async def run() -> None:
+            while True:
+                try:
+                    await job()
+                    return
+                except Exception as error:
+                    log.error("%s, restarting in %.0fs: %s", failure, retry_s, error)
+                await self.sleep(retry_s)
+
+        self._jobs.append(run)
 
     def start(self) -> None:
         self.tasks = [asyncio.create_task(job()) for job in self._jobs]

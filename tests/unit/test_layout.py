@@ -140,3 +140,20 @@ def test_no_module_over_400_lines():
     assert not long, f"over {MAX_LINES} lines: " + ", ".join(long)
     fine = sorted(path for path in ALLOWED_LONG if lengths.get(path, 0) <= MAX_LINES)
     assert not fine, f"no longer over {MAX_LINES} lines (or gone), remove from ALLOWED_LONG: " + ", ".join(fine)
+
+
+def test_every_engine_import_names_something_that_exists():
+    """A function-level import runs only when its function does: a name moved by a split fails here,
+    not in a background job on a running engine."""
+    import importlib
+
+    missing = []
+    for name, path in _modules().items():
+        if path.suffix != ".py":
+            continue
+        for module, names in _imports(path):
+            imported = importlib.import_module(module)
+            for item in names:
+                if item != "*" and not hasattr(imported, item) and importlib.util.find_spec(f"{module}.{item}") is None:
+                    missing.append(f"{path.relative_to(ROOT)}: from {module} import {item}")
+    assert not missing, "imports of names that do not exist: " + "; ".join(missing)

@@ -81,7 +81,7 @@ def test_the_audit_samples_the_running_partitions_each_interval_and_counts_passe
     partitions = [("orders", 0, "A.orders")]
     rounds = AuditRounds("A->B", lambda: auditor, lambda: partitions, 60.0, clock=lambda: 1234.5, sleep=sleep)
     scheduler = Scheduler(sleep)
-    scheduler.loop(rounds.run_forever)
+    scheduler.loop(rounds.run_forever, "A->B: the sampling audit stopped")
     with caplog.at_level(logging.ERROR):
         run_jobs(scheduler, sleep)
     assert sampled == [partitions, partitions] and sleep.slept == [60.0, 60.0, 60.0]
@@ -89,6 +89,22 @@ def test_the_audit_samples_the_running_partitions_each_interval_and_counts_passe
     assert [r.getMessage() for r in caplog.records] == ["A->B: audit sample failed: target away"]
     rounds.use_clusters("A2", "B2")
     assert (auditor.source, auditor.target) == ("A2", "B2")
+
+
+def test_a_looping_job_that_raises_is_named_and_started_again(caplog):
+    sleep, starts = FakeSleep(budget=2), []
+
+    async def job() -> None:
+        starts.append(len(sleep.slept))
+        raise ImportError("cannot import name 'SamplingAuditor'")
+
+    scheduler = Scheduler(sleep)
+    scheduler.loop(job, "A->B: the sampling audit stopped", retry_s=7.0)
+    with caplog.at_level(logging.ERROR):
+        run_jobs(scheduler, sleep)
+    assert starts == [0, 1] and sleep.slept == [7.0, 7.0]
+    assert [r.getMessage() for r in caplog.records] == [
+        "A->B: the sampling audit stopped, restarting in 7s: cannot import name 'SamplingAuditor'"] * 2
 
 
 def test_stop_before_start_has_nothing_to_cancel():
