@@ -132,6 +132,10 @@ def flow_status(flow: FlowStatus, alert_s: float) -> dict[str, Any]:
                                              "leader": group.leader, "healthy": group.healthy},
         "lag": sum(t["lag"] for t in topics.values()),
         "in_flight": sum(s.in_flight for s in flow.partitions),
+        # restarts without duplicates: copies a starting worker found already on the target (not copied
+        # again), and target records past the stored progress it could not match (copied again)
+        "resume": {"duplicates_avoided": sum(s.resume_found for s in flow.partitions),
+                   "copied_again": sum(s.resume_unmatched for s in flow.partitions)},
         "records": sum(t["records"] for t in topics.values()),
         "record_rate": round(sum(t["record_rate"] for t in topics.values()), 3),
         "byte_rate": round(sum(t["byte_rate"] for t in topics.values()), 3),

@@ -138,6 +138,10 @@ def render(status: dict[str, Any], base_url: str) -> str:
         for looping in flow.get("looping_topics", []):
             lines.append(f"  NOT COPIED {looping['topic']}: the flows {looping['cycle']} would copy it all the way "
                          "round")
+        resume = flow.get("resume") or {}
+        if resume.get("duplicates_avoided") or resume.get("copied_again"):
+            lines.append(f"  restarts: {_count(resume['duplicates_avoided'], 'record')} found already copied (not "
+                         f"copied again), {_count(resume['copied_again'], 'record')} copied again")
         if flow["heartbeat"] is not None and flow["heartbeat"]["stale"]:
             lines.append(f"  heartbeat stale: newest copied {_duration(flow['heartbeat']['age_s'])} ago (alert after "
                          f"{alert:g}s)")

@@ -6,6 +6,7 @@ existing clusters instead.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -19,6 +20,7 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from engine.sandbox import KafkaCluster, SaslSettings
+from tests.helpers import http_get
 
 
 @dataclass
@@ -171,6 +173,12 @@ class EngineProcess:
         match = re.search(r"metrics on (http://127\.0\.0\.1:\d+/metrics)", self.log())
         assert match, "the engine logged no metrics address:\n" + self.log()
         return match.group(1)
+
+    def status(self) -> dict:
+        """The engine's /status document."""
+        code, body = http_get(self.metrics_url().replace("/metrics", "/status"))
+        assert code in (200, 503), f"/status answered {code}: {body}"
+        return json.loads(body)
 
     def log(self) -> str:
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""

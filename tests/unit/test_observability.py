@@ -261,6 +261,19 @@ def test_the_status_screen(endpoint):
     assert "not ready because:\n  - A->B orders[1] stopped: target refused" in screen
 
 
+def test_status_counts_what_restarts_did_not_copy_again_and_what_they_did(endpoint):
+    base, holder, _loop = endpoint
+    quiet = status.fetch(base)
+    assert quiet["flows"][0]["resume"] == {"duplicates_avoided": 0, "copied_again": 0}
+    assert "  restarts:" not in status.render(quiet, base)
+    first_flow(holder, partitions=[partition("orders", 0, PartitionState(resume_found=500)),
+                                   partition("orders", 1, PartitionState(resume_found=40, resume_unmatched=1))])
+    document = status.fetch(base)
+    assert document["flows"][0]["resume"] == {"duplicates_avoided": 540, "copied_again": 1}
+    assert "  restarts: 540 records found already copied (not copied again), 1 record copied again" \
+        in status.render(document, base).splitlines()
+
+
 def test_the_status_screen_of_an_instance_in_a_group(endpoint):
     base, holder, _loop = endpoint
     first_flow(holder, group=GroupStatus(id="mirrors", cluster="B", joined=True, leader=True, healthy=False))
