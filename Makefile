@@ -50,7 +50,7 @@ test-unit: install
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 # the long fault runs: the target frozen for a minute instead of 15 s; the config-sync race 20 times;
-# the kills mid-stream and during a scale-out hand-over three times each
+# the kills mid-stream, the broker restarts and the kill during a scale-out hand-over three times each
 soak: kafka
 	MIRROR_ENGINE_SOAK=1 $(PY) -m pytest tests/integration/test_faults.py tests/integration/test_exactly_once.py \
 		'tests/integration/test_config_and_acl_sync.py::test_an_excluded_setting_changed_right_after_creation_stays' \

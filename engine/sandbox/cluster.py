@@ -303,8 +303,10 @@ class KafkaCluster:
         while time.monotonic() < deadline:
             for node in self.members:
                 if not node.running():
+                    code = node.process.poll() if node.process is not None else None
                     raise SandboxError(
-                        f"cluster {self.name}: node {node.node_id} exited during start-up\n"
+                        f"cluster {self.name}: node {node.node_id} (pid {node.pid()}) exited during start-up"
+                        f"{'' if code is None else f' with exit code {code}'}\n"
                         + self.log_tail(node.node_id)
                     )
             try:

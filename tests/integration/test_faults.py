@@ -181,30 +181,32 @@ def test_broker_restarts_on_both_sides_lose_nothing(source_cluster_3, target_clu
     restarts while records flow."""
     from confluent_kafka.admin import NewTopic
 
-    topic = unique_name("restarts")
-    admin = source_cluster_3.admin()
-    admin.create_topics([NewTopic(topic, 3, 3, config={"min.insync.replicas": "2"})])[topic].result(timeout=30)
-    rf3 = {key: "3" for key in ("replication.factor", "offset.storage.replication.factor",
-                                "heartbeats.topic.replication.factor", "offset-syncs.topic.replication.factor",
-                                "checkpoints.topic.replication.factor")}
-    properties = mm2_properties(source_cluster_3, target_cluster_3, {"A->B.topics": topic, "tasks.max": "2", **rf3})
-    remote = f"A.{topic}"
-    run = engine(properties)
-    with SteadyProducer(source_cluster_3.bootstrap_servers, topic,
-                        lambda first: records(300, f"r{first}", partitions=3)) as producer:
-        wait_for(lambda: sum(end_offsets(target_cluster_3.bootstrap_servers, remote).values()) > 1000, 90,
-                 "a part of the copy", run.log)
-        for cluster in (source_cluster_3, target_cluster_3):
-            copied = sum(end_offsets(target_cluster_3.bootstrap_servers, remote).values())
-            cluster.cluster.restart(cluster.cluster.members[1].node_id)
-            wait_for(lambda: sum(end_offsets(target_cluster_3.bootstrap_servers, remote).values()) > copied + 1000,
-                     90, f"the copy going on after a {cluster.alias} broker restart", run.log)
-    written = producer.written
-    wait_for(lambda: sum(end_offsets(target_cluster_3.bootstrap_servers, remote).values()) >= len(written), 120,
-             "the whole copy", run.log)
-    assert run.stop() == 0, run.log()
-    duplicated, expected = audit(properties, topic)
-    print(f"\nbroker restarts (source, then target): sent {len(written)}, missing 0, duplicated {duplicated}")
-    # no worker restarts here, so resuming after the target's tail plays no part: duplicates can still
-    # come from the producer's own retries across the target broker's restart (counted, not asserted)
-    assert expected == len(written)
+    for round_ in range(3 if SOAK else 1):
+        topic = unique_name("restarts")
+        admin = source_cluster_3.admin()
+        admin.create_topics([NewTopic(topic, 3, 3, config={"min.insync.replicas": "2"})])[topic].result(timeout=30)
+        rf3 = {key: "3" for key in ("replication.factor", "offset.storage.replication.factor",
+                                    "heartbeats.topic.replication.factor", "offset-syncs.topic.replication.factor",
+                                    "checkpoints.topic.replication.factor")}
+        properties = mm2_properties(source_cluster_3, target_cluster_3, {"A->B.topics": topic, "tasks.max": "2", **rf3})
+        remote = f"A.{topic}"
+        run = engine(properties)
+        with SteadyProducer(source_cluster_3.bootstrap_servers, topic,
+                            lambda first: records(300, f"r{first}", partitions=3)) as producer:
+            wait_for(lambda: sum(end_offsets(target_cluster_3.bootstrap_servers, remote).values()) > 1000, 90,
+                     "a part of the copy", run.log)
+            for cluster in (source_cluster_3, target_cluster_3):
+                copied = sum(end_offsets(target_cluster_3.bootstrap_servers, remote).values())
+                cluster.cluster.restart(cluster.cluster.members[1].node_id)
+                wait_for(lambda: sum(end_offsets(target_cluster_3.bootstrap_servers, remote).values()) > copied + 1000,
+                         90, f"the copy going on after a {cluster.alias} broker restart", run.log)
+        written = producer.written
+        wait_for(lambda: sum(end_offsets(target_cluster_3.bootstrap_servers, remote).values()) >= len(written), 120,
+                 "the whole copy", run.log)
+        assert run.stop() == 0, run.log()
+        duplicated, expected = audit(properties, topic)
+        print(f"\nbroker restarts (source, then target), round {round_}: sent {len(written)}, missing 0, "
+              f"duplicated {duplicated}")
+        # no worker restarts here, so resuming after the target's tail plays no part: duplicates can still
+        # come from the producer's own retries across the target broker's restart (counted, not asserted)
+        assert expected == len(written)
