@@ -1,7 +1,7 @@
 # cython: language_level=3
 """The worker's per-record work: relay consumed records to the target and account for acks.
 
-What a relayed record keeps (MM2-REFERENCE §3.7):
+What a relayed record keeps (docs/design.md, 'What a copy keeps'):
     source record (topic T, partition P, offset O, timestamp TS, key K, value V, headers H1..Hn)
       -> target record (topic remote(T), partition P, timestamp TS or "now" when TS < 0,
                         key K, value V, headers H1..Hn in order, null values kept)
@@ -9,7 +9,7 @@ Offsets are not kept: the target assigns its own. To map a delivery report (whic
 the target offset) back to its source offset, each target partition keeps a FIFO of the source
 offsets in flight, in a C ring buffer: the producer is idempotent, so reports of one partition
 arrive in the order the records were produced, and the head of the FIFO is the record acked.
-Beside each source offset the FIFO keeps the record's timestamp: MM2's metrics (MM2-REFERENCE §8)
+Beside each source offset the FIFO keeps the record's timestamp: MM2's metrics (docs/metrics.md)
 are aggregated in the ledger, per report interval, without a Python object per record — value
 bytes and record age (now - timestamp) when a batch is polled, replication latency (now -
 timestamp) when the target acknowledges; one clock reading per batch of records or of reports.

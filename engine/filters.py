@@ -1,4 +1,4 @@
-"""Topic filters: MM2's `topics` / `topics.exclude` lists (MM2-REFERENCE §3.1)."""
+"""Topic filters: MM2's `topics` / `topics.exclude` lists (docs/design.md, 'Topic selection and remote topics')."""
 
 from __future__ import annotations
 

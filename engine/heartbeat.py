@@ -1,4 +1,4 @@
-"""Heartbeats as MM2's heartbeat connector emits them (MM2-REFERENCE §6).
+"""Heartbeats as MM2's heartbeat connector emits them (docs/design.md, 'Heartbeat').
 
 Every `emit.heartbeats.interval.seconds` a Heartbeat(source, target, now) record goes to partition
 0 of `heartbeats` on the target. Flows replicate `heartbeats` topics downstream

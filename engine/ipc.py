@@ -96,7 +96,7 @@ class PartitionProgress(msgspec.Struct, frozen=True):
     filtered_delta: int  # records a record filter dropped since the previous report
     in_flight: int
     source_end_offset: int  # the source's high watermark as last fetched, -1 if unknown
-    # MM2's source metrics (MM2-REFERENCE §8): value bytes polled (byte-count), now - record
+    # MM2's source metrics (docs/metrics.md): value bytes polled (byte-count), now - record
     # timestamp at poll (record-age-ms) and at the target's ack (replication-latency-ms)
     polled_value_bytes_delta: int = 0
     record_age: Timings = Timings()

@@ -1,4 +1,4 @@
-"""What MM2's MirrorClient infers from a cluster's topic names (MM2-REFERENCE §9)."""
+"""What MM2's MirrorClient infers from a cluster's topic names (docs/design.md, 'What MirrorClient reads')."""
 
 from __future__ import annotations
 

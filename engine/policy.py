@@ -1,4 +1,4 @@
-"""Replication policies: how remote topics are named and traced back (MM2-REFERENCE §2)."""
+"""Replication policies: how remote topics are named and traced back (docs/design.md, 'Replication policies')."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """MM2's internal topic names and byte formats — the one place that writes or reads them.
 
-Layouts (MM2-REFERENCE §1). STRING = int16 big-endian byte count + UTF-8; INT16/32/64 big-endian.
+Layouts (docs/design.md, 'Internal topics and byte formats'). STRING = int16 big-endian byte count +
+UTF-8; INT16/32/64 big-endian.
   OffsetSync  key: topic STRING, partition INT32          value: upstream INT64, downstream INT64
   Checkpoint  key: group STRING, topic STRING, partition INT32
               value: version INT16 (0), upstream INT64, downstream INT64, metadata STRING
@@ -53,7 +54,7 @@ def _compact_json(value: object) -> bytes:
 
 
 def source_offset_key(source_alias: str, topic: str, partition: int) -> bytes:
-    # key order of Java's HashMap over these three keys (MM2-REFERENCE §1.8)
+    # key order of Java's HashMap over these three keys (docs/design.md, 'Progress records')
     return _compact_json(
         [SOURCE_CONNECTOR, {"cluster": source_alias, "partition": partition, "topic": topic}]
     )

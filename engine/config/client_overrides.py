@@ -131,7 +131,8 @@ def _librdkafka_refuses(key: str, value: str) -> str | None:
 
 
 # (flow attribute, cluster, role, keys from lowest to highest precedence) as MM2's dedicated driver
-# builds them (MM2-REFERENCE §7.2-7.3): a cluster's `A.consumer.x` beats the flow's `A->B.consumer.x`,
+# builds them (docs/design.md, 'How the file becomes settings'): a cluster's `A.consumer.x` beats the
+# flow's `A->B.consumer.x`,
 # and `A->B.source.consumer.x` beats both; the data producer is Connect's, `B.producer.*` then
 # `A->B.producer.override.*`
 def _override_scopes(source: str, target: str) -> list[tuple[str, str, str, list[str]]]:

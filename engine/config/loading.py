@@ -1,6 +1,7 @@
 """mm2.properties → typed msgspec structs.
 
-The file is a Java `.properties` file; keys and defaults follow MirrorMaker 2 (MM2-REFERENCE §7).
+The file is a Java `.properties` file; keys and defaults follow MirrorMaker 2 (docs/design.md, 'How the
+file becomes settings'; docs/configuration.md).
 Precedence for a flow setting: `<source>-><target>.<key>` beats the top-level `<key>` beats the
 default. Keys this engine does not know yet are kept in `raw` and ignored.
 """

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 
 from engine.config.read_keys import mark_read
 
-# connection keys that a top-level entry applies to every cluster (MM2-REFERENCE §7.2)
+# connection keys that a top-level entry applies to every cluster (docs/design.md, 'How the file becomes settings')
 CONNECTION_PREFIXES = ("security.protocol", "ssl.", "sasl.")
 
 

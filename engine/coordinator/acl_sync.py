@@ -1,4 +1,4 @@
-"""Topic ACL sync, as MM2 does it (MM2-REFERENCE §4).
+"""Topic ACL sync, as MM2 does it (docs/security.md, 'ACL sync').
 
 Literal topic ACLs of replicated topics only; ALLOW WRITE is dropped (only the engine writes
 remote topics); ALLOW ALL becomes ALLOW READ; DENY entries are copied as they are; the resource

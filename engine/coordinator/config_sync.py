@@ -1,4 +1,4 @@
-"""Topic-config sync from source topics to their remote topics (MM2-REFERENCE §3.4).
+"""Topic-config sync from source topics to their remote topics (docs/config-sync.md).
 
 A source entry is never copied when it is read-only, sensitive, set in a broker's static file, or
 matches `config.properties.exclude`. Create mode copies every other non-default entry (and the

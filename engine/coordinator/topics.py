@@ -1,4 +1,5 @@
-"""Topic discovery on the source and remote-topic creation on the target (MM2-REFERENCE §3.1-3.5)."""
+"""Topic discovery on the source and remote-topic creation on the target (docs/design.md, 'Topic
+selection and remote topics')."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ async def topic_partition_counts(admin: AdminClient, alias: str, servers: str) -
 
 
 def replicated_topics(flow: FlowConfig, policy: DefaultReplicationPolicy, topics: dict[str, int]) -> dict[str, int]:
-    """Source topics the flow copies (MM2's shouldReplicateTopic, MM2-REFERENCE §2.3)."""
+    """Source topics the flow copies (MM2's shouldReplicateTopic, docs/design.md, 'Replication policies')."""
     topic_filter = flow.topic_filter()
     return {name: count for name, count in sorted(topics.items()) if copies(flow, policy, topic_filter, name)}
 

@@ -2,7 +2,7 @@
 
 MM2's own rule (a topic never goes to a cluster in its name's source chain) stops cycles only
 while remote names carry the path. Two cases defeat it, and MM2 loops forever in both
-(MM2-REFERENCE §10, item 10):
+(docs/design.md, 'Flows, topologies and what keeps them from looping'):
 - IdentityReplicationPolicy keeps names, so a topic that every flow of a cycle copies goes round
   and round (`A->B` and `B->A` with the identity policy both copying `orders`);
 - two aliases for one physical cluster make `A.orders` look foreign to the alias `A2`.

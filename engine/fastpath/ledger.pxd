@@ -15,7 +15,7 @@ cdef class PartitionLedger:
     # the provenance header's value up to the offset (engine.wire.provenance_prefix), or None
     cdef public bytes provenance_prefix
 
-    # MM2's offset-sync rule (MM2-REFERENCE §3.9), evaluated on every ack: the previous ack, the
+    # MM2's offset-sync rule (docs/design.md, 'Offset sync'), evaluated on every ack: the previous ack, the
     # downstream offset of the last due sync, the due syncs not yet sent (pairs upstream,
     # downstream), and the delayed slot that each progress store promotes
     cdef int64_t sync_prev_upstream, sync_prev_downstream, sync_last_downstream
@@ -24,7 +24,7 @@ cdef class PartitionLedger:
     cdef int64_t due_count, due_capacity
     cdef int64_t delayed_upstream, delayed_downstream
 
-    # MM2's source metrics (MM2-REFERENCE §8), aggregated here so no Python object is made per
+    # MM2's source metrics (docs/metrics.md), aggregated here so no Python object is made per
     # record: value bytes of every polled record; record age (now - record timestamp) at poll and
     # replication latency (now - record timestamp) at the target's ack as count, sum, min, max in
     # ms since the last take_timings(), plus the last value; the newest acked record timestamp

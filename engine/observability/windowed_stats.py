@@ -1,4 +1,4 @@
-"""Windowed statistics as Kafka's metrics library computes them for MM2 (MM2-REFERENCE §8).
+"""Windowed statistics as Kafka's metrics library computes them for MM2 (docs/metrics.md).
 
 MM2's `record-rate`, `byte-rate` and the `-min`, `-max`, `-avg` variants of `record-age-ms`,
 `replication-latency-ms` and `checkpoint-latency-ms` are Kafka `SampledStat`s with the client

@@ -297,7 +297,8 @@ def _flow_acls(acls: _Acls, config: EngineConfig, flow: FlowConfig, heartbeats: 
                  f"{name} ACL sync: create the remote topics' ACLs")
 
     if flow.emit_offset_syncs_enabled:
-        # named after the cluster it does not live on (MM2-REFERENCE §1.1), as engine.coordinator.internal_topics does
+        # named after the cluster it does not live on (docs/design.md, 'Which topics, where'), as
+        # engine.coordinator.internal_topics does
         at_source = flow.offset_syncs_topic_location == "source"
         syncs_cluster = source if at_source else target
         syncs_topic = wire.offset_syncs_topic(target if at_source else source, policy.internal_separator)

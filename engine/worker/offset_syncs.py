@@ -1,4 +1,4 @@
-"""Writes MM2 offset syncs (MM2-REFERENCE §1.3, §3.9) that the fast path found due.
+"""Writes MM2 offset syncs (docs/design.md, 'Offset sync') that the fast path found due.
 
 Partition 0 of `mm2-offset-syncs.<other>.internal`, MM2's bytes, no headers. Java MM2's checkpoint
 task reads them, so a mirror-engine flow can be followed by MM2's own offset translation.

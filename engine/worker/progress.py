@@ -1,7 +1,7 @@
 """Source progress, stored where MM2's dedicated driver stores it.
 
 Herder <source>-><target> keeps the last replicated offset of each source partition in
-`mm2-offsets.<source>.internal` on the target (MM2-REFERENCE §1.8), or in the topic the file's
+`mm2-offsets.<source>.internal` on the target (docs/design.md, 'Progress records'), or in the topic the file's
 `offset.storage.topic` names (FlowConfig.offsets_topic), so Java MM2 and this engine can take over
 from each other. Never a consumer group on the source.
 """

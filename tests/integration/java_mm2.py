@@ -90,7 +90,8 @@ def mm2_file(source_alias: str, target_alias: str, source_servers: str, target_s
         "heartbeats.topic.replication.factor": "1",
         "checkpoints.topic.replication.factor": "1",
         "offset-syncs.topic.replication.factor": "1",
-        # the worker config of herder source->target comes from `<target>.*` (MM2-REFERENCE §7.3)
+        # the worker config of herder source->target comes from `<target>.*` (docs/design.md, 'How the
+        # file becomes settings')
         f"{target_alias}.offset.flush.interval.ms": "1000",
         "emit.checkpoints.interval.seconds": "1",
         "sync.topic.acls.enabled": "false",  # the test brokers have no authorizer

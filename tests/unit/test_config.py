@@ -145,7 +145,7 @@ def test_heartbeats_for_every_ordered_pair_unless_disabled():
         "B->C.heartbeats.topic.replication.factor": "1",
     }
     beats = {(h.source, h.target): h for h in from_properties(props).heartbeats}
-    # a herder per pair, whether or not the flow is enabled (MM2-REFERENCE §6), minus C->A
+    # a herder per pair, whether or not the flow is enabled (docs/design.md, 'Heartbeat'), minus C->A
     assert sorted(beats) == [("A", "B"), ("A", "C"), ("B", "A"), ("B", "C"), ("C", "B")]
     assert all(h.interval_s == 5 for h in beats.values())
     assert beats[("B", "C")].replication_factor == 1

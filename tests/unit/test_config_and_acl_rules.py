@@ -1,4 +1,5 @@
-"""MM2's config-sync and ACL-sync rules (MM2-REFERENCE §3.4, §4), and reading configs from lagging brokers."""
+"""MM2's config-sync and ACL-sync rules (docs/config-sync.md; docs/security.md, 'ACL sync'), and reading
+configs from lagging brokers."""
 
 import asyncio
 import concurrent.futures

@@ -59,3 +59,29 @@ def test_every_relative_link_resolves(page):
 
 def test_the_pages_have_links_to_check():
     assert len(PAGES) > 5 and all(relative_links(p) for p in (ROOT / "README.md", ROOT / "docs" / "README.md"))
+
+
+# "docs/<page>.md, '<heading>'" as the code cites a section of the docs
+CITATION = re.compile(r"(docs/[\w\-]+\.md)(?:, '([^']+)')?")
+SOURCES = [p for d in ("engine", "tests", "tools", "benchmarks") for p in sorted((ROOT / d).rglob("*"))
+           if p.suffix in (".py", ".pyx", ".pxd", ".pxi", ".pyi", ".java", ".go") and "__pycache__" not in p.parts]
+
+
+def test_code_cites_the_repositorys_own_docs_and_their_headings():
+    """The code explains itself through docs/ only (never a document outside the repository), and a
+    cited heading exists on its page."""
+    outside, broken = [], []
+    for path in SOURCES:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        where = str(path.relative_to(ROOT))
+        if re.search(r"MM2-REFERENCE|LIBRDKAFKA-FACTS|KAFKA-BATCH-FACTS", text) and path.name != Path(__file__).name:
+            outside.append(where)
+        for page, heading in CITATION.findall(text):
+            heading = re.sub(r"\s*\n\s*(?:#\s*)?", " ", heading)  # a citation wrapped over comment lines
+            target = ROOT / page
+            if not target.exists():
+                broken.append(f"{where}: {page}")
+            elif heading and anchor(heading) not in anchors(target):
+                broken.append(f"{where}: {page}, '{heading}'")
+    assert not outside, f"cites a document outside the repository: {outside}"
+    assert not broken, f"cites a page or heading that does not exist: {broken}"

@@ -1,4 +1,4 @@
-"""DefaultReplicationPolicy edge cases, as the Java class answers them (MM2-REFERENCE §2.1)."""
+"""DefaultReplicationPolicy edge cases, as the Java class answers them (docs/design.md, 'Replication policies')."""
 
 import pytest
 

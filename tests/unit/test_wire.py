@@ -1,4 +1,5 @@
-"""MM2's byte formats, checked against the vectors the real Java classes produced (MM2-REFERENCE §1.6)."""
+"""MM2's byte formats, checked against the vectors the real Java classes produced (docs/design.md,
+'Internal topics and byte formats')."""
 
 import pytest
 
