@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import shutil
 import signal
 import socket
@@ -20,20 +19,13 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from engine.sandbox.distribution import SandboxError, cache_root, classpath, log4j2_file_config, require_tool
+from engine.sandbox.distribution import SandboxError, cache_root, classpath, require_tool
+from engine.sandbox.node import Node
 from engine.sandbox.oauth import OAuthSettings
-from engine.sandbox.pki import STORE_PASSWORD, SandboxPki
+from engine.sandbox.pki import SandboxPki
+from engine.sandbox.server_properties import SASL_MECHANISMS, log4j2_properties, server_properties
 
-# The default heap is a quarter of RAM per JVM; six brokers, the engine and a Java MM2 must fit
-# on 2 cores and 24 GiB, so keep every broker small and on the serial collector.
-JVM_OPTIONS = ("-Xms128m", "-Xmx512m", "-XX:+UseSerialGC", "-Djava.awt.headless=true")
 START_TIMEOUT_S = 90.0
-STOP_TIMEOUT_S = 20.0
-SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
-# protects only the throw-away keys of the cluster's own CA, inside its folder
-TLS_STORE_PASSWORD = STORE_PASSWORD
-# an SSL client's principal is User:<CN> of its certificate (sandbox subjects are "CN=<name>")
-SSL_PRINCIPAL_MAPPING_RULES = "RULE:^CN=([^,]+)$/$1/,DEFAULT"
 
 
 def free_ports(count: int) -> list[int]:
@@ -59,32 +51,6 @@ def _new_cluster_id() -> str:
             return cluster_id
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie child still answers kill(0); treat it as dead
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(") ", 1)[1][0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
-
-
-def _pid_runs(pid: int, config: Path) -> bool:
-    """True when pid is alive and is the JVM started with this config file (not a reused pid)."""
-    if not _pid_alive(pid):
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except FileNotFoundError:
-        return False
-    return str(config).encode() in cmdline
-
-
 @dataclass
 class SaslSettings:
     """A SASL_PLAINTEXT listener with these users (name -> password), PLAIN and SCRAM enabled."""
@@ -92,44 +58,6 @@ class SaslSettings:
     users: dict[str, str]
     # the broker-side user that the authorizer treats as super user
     admin_user: str = "admin"
-
-
-@dataclass
-class Node:
-    node_id: int
-    broker_port: int
-    controller_port: int
-    sasl_port: int | None
-    folder: Path
-    tls_port: int | None = None
-    oauth_port: int | None = None
-    process: subprocess.Popen | None = None
-
-    @property
-    def config_file(self) -> Path:
-        return self.folder / "server.properties"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.folder / "node.pid"
-
-    @property
-    def log_file(self) -> Path:
-        return self.folder / "logs" / "server.log"
-
-    @property
-    def console_file(self) -> Path:
-        return self.folder / "logs" / "console.out"
-
-    def pid(self) -> int | None:
-        try:
-            return int(self.pid_file.read_text())
-        except (FileNotFoundError, ValueError):
-            return None
-
-    def running(self) -> bool:
-        pid = self.pid()
-        return pid is not None and _pid_runs(pid, self.config_file)
 
 
 START_ATTEMPTS = 3
@@ -240,11 +168,11 @@ class KafkaCluster:
             self.members.append(node)
         broker_keystore = self.pki.server_cert().p12 if self.tls else None
         for node in self.members:
-            node.config_file.write_text(self._server_properties(node, broker_keystore))
-            (node.folder / "log4j2.properties").write_text(_log4j2_properties(node.log_file))
+            node.config_file.write_text(server_properties(self, node, broker_keystore))
+            (node.folder / "log4j2.properties").write_text(log4j2_properties(node.log_file))
             self._format(java, jars, node)
         for node in self.members:
-            self._launch(java, jars, node)
+            node.launch(java, jars, self._jvm_options())
         self._save_state()
         self.wait_ready()
         return self
@@ -252,7 +180,7 @@ class KafkaCluster:
     def stop(self, remove_data: bool = True) -> None:
         """Stops every node by its recorded pid and removes the cluster folder."""
         for node in self.members:
-            self._stop_node(node, graceful=False)
+            node.stop(graceful=False)
         if remove_data and self.folder.exists():
             shutil.rmtree(self.folder, ignore_errors=True)
 
@@ -266,19 +194,19 @@ class KafkaCluster:
 
     def pause(self, node_id: int) -> None:
         """Freezes a node with SIGSTOP: connections stay open but nothing answers."""
-        self._signal(self.member(node_id), signal.SIGSTOP)
+        self.member(node_id).signal(signal.SIGSTOP, self.name)
 
     def resume(self, node_id: int) -> None:
-        self._signal(self.member(node_id), signal.SIGCONT)
+        self.member(node_id).signal(signal.SIGCONT, self.name)
 
     def kill(self, node_id: int) -> None:
         """kill -9 of one node, keeping its data for a restart."""
-        self._stop_node(self.member(node_id), graceful=False)
+        self.member(node_id).stop(graceful=False)
 
     def restart(self, node_id: int, graceful: bool = True) -> None:
         node = self.member(node_id)
-        self._stop_node(node, graceful=graceful)
-        self._launch(require_tool("java"), classpath(), node)
+        node.stop(graceful=graceful)
+        node.launch(require_tool("java"), classpath(), self._jvm_options())
         self._save_state()
         self.wait_ready()
 
@@ -323,93 +251,12 @@ class KafkaCluster:
         )
 
     def log_tail(self, node_id: int, lines: int = 40) -> str:
-        node = self.member(node_id)
-        chunks = []
-        for path in (node.console_file, node.log_file):
-            if path.exists():
-                text = path.read_text(errors="replace").splitlines()[-lines:]
-                chunks.append(f"--- {path.name} of {self.name} node {node_id} ---\n" + "\n".join(text))
-        return "\n".join(chunks) or f"(no log for {self.name} node {node_id})"
+        return self.member(node_id).log_tail(self.name, lines)
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _server_properties(self, node: Node, broker_keystore: Path | None) -> str:
-        n = self.nodes
-        voters = ",".join(f"{m.node_id}@127.0.0.1:{m.controller_port}" for m in self.members)
-        listeners = [f"PLAINTEXT://127.0.0.1:{node.broker_port}"]
-        advertised = [f"PLAINTEXT://127.0.0.1:{node.broker_port}"]
-        protocol_map = ["CONTROLLER:PLAINTEXT", "PLAINTEXT:PLAINTEXT"]
-        if node.sasl_port:
-            listeners.append(f"SASL://127.0.0.1:{node.sasl_port}")
-            advertised.append(f"SASL://127.0.0.1:{node.sasl_port}")
-            protocol_map.append(f"SASL:{self.sasl_protocol}")
-        if node.tls_port:
-            listeners.append(f"SSL://127.0.0.1:{node.tls_port}")
-            advertised.append(f"SSL://127.0.0.1:{node.tls_port}")
-            protocol_map.append("SSL:SSL")
-        if node.oauth_port:
-            listeners.append(f"OAUTH://127.0.0.1:{node.oauth_port}")
-            advertised.append(f"OAUTH://127.0.0.1:{node.oauth_port}")
-            protocol_map.append("OAUTH:SASL_PLAINTEXT")
-        listeners.append(f"CONTROLLER://127.0.0.1:{node.controller_port}")
-        props = {
-            "process.roles": "broker,controller",
-            "node.id": str(node.node_id),
-            "controller.quorum.voters": voters,
-            "controller.listener.names": "CONTROLLER",
-            "listeners": ",".join(listeners),
-            "advertised.listeners": ",".join(advertised),
-            "listener.security.protocol.map": ",".join(protocol_map),
-            "inter.broker.listener.name": "PLAINTEXT",
-            "log.dirs": str(node.folder / "data"),
-            "num.partitions": "1",
-            # the engine must create every topic it writes; a typo must not create one silently
-            "auto.create.topics.enable": "false",
-            # internal topics sized to the node count, so one-node clusters work
-            "offsets.topic.replication.factor": str(min(3, n)),
-            "offsets.topic.num.partitions": "10",
-            "transaction.state.log.replication.factor": str(min(3, n)),
-            "transaction.state.log.min.isr": str(min(2, n)),
-            "transaction.state.log.num.partitions": "10",
-            "share.coordinator.state.topic.replication.factor": str(min(3, n)),
-            "share.coordinator.state.topic.min.isr": str(min(2, n)),
-            "default.replication.factor": str(min(3, n)),
-            "min.insync.replicas": str(min(2, n)),
-            "group.initial.rebalance.delay.ms": "0",
-            "log.segment.bytes": str(64 * 1024 * 1024),
-            "num.network.threads": "2",
-            "num.io.threads": "4",
-            "log.cleaner.dedupe.buffer.size": str(8 * 1024 * 1024),
-        }
-        if self.authorizer:
-            props["authorizer.class.name"] = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
-            # the PLAINTEXT listeners (inter-broker, controller, the tests' admin) act as ANONYMOUS
-            admin = self.sasl.admin_user if self.sasl else "admin"
-            props["super.users"] = f"User:ANONYMOUS;User:{admin}"
-        if self.sasl:
-            props["sasl.enabled.mechanisms"] = ",".join(SASL_MECHANISMS)
-            plain_users = " ".join(f'user_{u}="{p}"' for u, p in self.sasl.users.items())
-            props["listener.name.sasl.plain.sasl.jaas.config"] = (
-                f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};"
-            )
-            for mechanism in SASL_MECHANISMS[1:]:
-                props[f"listener.name.sasl.{mechanism.lower()}.sasl.jaas.config"] = (
-                    "org.apache.kafka.common.security.scram.ScramLoginModule required;"
-                )
-        if broker_keystore:
-            props["ssl.keystore.location"] = str(broker_keystore)
-            props["ssl.keystore.password"] = TLS_STORE_PASSWORD
-            props["ssl.keystore.type"] = "PKCS12"
-            props["ssl.truststore.location"] = str(self.ca_file)
-            props["ssl.truststore.type"] = "PEM"
-            props["ssl.principal.mapping.rules"] = SSL_PRINCIPAL_MAPPING_RULES
-        if self.mtls:
-            # applies to the SSL listener only: SASL_SSL takes it from a listener prefix (KIP-684)
-            props["ssl.client.auth"] = "required"
-        if self.oauth:
-            props.update(self.oauth.listener_properties("OAUTH"))
-        props.update(self.broker_properties)
-        return "".join(f"{k}={v}\n" for k, v in props.items())
+    def _jvm_options(self) -> tuple[str, ...]:
+        return self.oauth.jvm_options() if self.oauth else ()
 
     def _format(self, java: str, jars: str, node: Node) -> None:
         command = [
@@ -427,52 +274,6 @@ class KafkaCluster:
                 f"cluster {self.name}: formatting storage of node {node.node_id} failed:\n"
                 + (result.stdout + result.stderr)[-3000:]
             )
-
-    def _launch(self, java: str, jars: str, node: Node) -> None:
-        command = [
-            java, *JVM_OPTIONS, *(self.oauth.jvm_options() if self.oauth else ()),
-            f"-Dlog4j2.configurationFile={node.folder / 'log4j2.properties'}",
-            "-cp", jars, "kafka.Kafka", str(node.config_file),
-        ]
-        with open(node.console_file, "ab") as console:
-            # a session of its own: the JVM outlives `sandbox up` and ignores the caller's Ctrl-C
-            node.process = subprocess.Popen(
-                command, stdout=console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        node.pid_file.write_text(str(node.process.pid))
-
-    def _signal(self, node: Node, sig: signal.Signals) -> None:
-        pid = node.pid()
-        if pid is None or not _pid_runs(pid, node.config_file):
-            raise SandboxError(f"cluster {self.name}: node {node.node_id} is not running")
-        os.kill(pid, sig)
-
-    def _stop_node(self, node: Node, graceful: bool) -> None:
-        pid = node.pid()
-        if pid is None or not _pid_runs(pid, node.config_file):
-            if node.process is not None and node.process.poll() is None:
-                node.process.kill()  # our own child, started but not yet showing its config file
-            self._reap(node, block=node.process is not None)
-            return
-        os.kill(pid, signal.SIGCONT)  # a paused JVM cannot act on SIGTERM
-        os.kill(pid, signal.SIGTERM if graceful else signal.SIGKILL)
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        while _pid_alive(pid) and time.monotonic() < deadline:
-            self._reap(node)
-            time.sleep(0.05)
-        if _pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
-        self._reap(node, block=True)
-        node.pid_file.unlink(missing_ok=True)
-
-    @staticmethod
-    def _reap(node: Node, block: bool = False) -> None:
-        if node.process is not None:
-            try:
-                node.process.wait(timeout=10 if block else 0)
-            except subprocess.TimeoutExpired:
-                pass
 
     # -- state file, so `sandbox down` in another process can stop what `sandbox up` started ----
 
@@ -519,11 +320,3 @@ class KafkaCluster:
             for m in state["members"]
         ]
         return cluster
-
-
-def _log4j2_properties(log_file: Path) -> str:
-    return log4j2_file_config(log_file) + """logger.request.name = kafka.request.logger
-logger.request.level = WARN
-logger.state.name = state.change.logger
-logger.state.level = WARN
-"""
