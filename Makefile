@@ -15,7 +15,7 @@ BENCH_FULL_OUT ?= benchmarks/results/full
 BENCH_FULL_ARGS := --record-size 100,1k,10k --compression none,lz4 --latency-loads 25,50,75
 BENCH_SECURITY_ARGS := --record-size 1k --compression none --security tls,mtls,sasl_ssl-scram --skip-latency
 
-.PHONY: install kafka known-keys config-docs demo test test-unit test-integration bench bench-full bench-sweep clean sandbox-down
+.PHONY: install wheel kafka known-keys config-docs demo test test-unit test-integration bench bench-full bench-sweep clean sandbox-down
 
 $(STAMP): pyproject.toml setup.py engine/_fastpath.pyx engine/_fastpath.pxd engine/_librdkafka.pxd engine/_librdkafka.h \
          $(wildcard engine/fastpath/*.pyx engine/fastpath/*.pxd engine/fastpath/*.pxi) engine/bench/_floor.pyx
@@ -24,6 +24,14 @@ $(STAMP): pyproject.toml setup.py engine/_fastpath.pyx engine/_fastpath.pxd engi
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# the engine for a replication host: a wheel with the compiled fast path, built by pip in an isolated
+# build environment (setuptools and Cython fetched for the build only); install it with
+# `pip install dist/mirror_engine-*.whl` (docs/operations.md)
+DIST ?= dist
+wheel: install
+	rm -rf build/lib.* build/bdist.*  # a stale build/lib would carry deleted modules into the wheel
+	$(PY) -m pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir $(DIST) .
 
 # Apache Kafka 4.3.1 jars, fetched with Maven into .cache/ (git-ignored) once
 kafka: install

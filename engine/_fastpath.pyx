@@ -63,3 +63,14 @@ include "fastpath/record_filter.pyx"
 include "fastpath/bookkeeper.pyx"
 include "fastpath/native_relay.pyx"
 include "fastpath/clients.pxi"
+
+
+cdef extern from *:
+    # a macro of the generated C file: the Cython release that wrote this module
+    int CYTHON_HEX_VERSION
+
+
+def build_identity():
+    """(the hex version of the Cython that generated this module, the hex version of the librdkafka
+    whose C API it calls): what `mirror-engine --version` prints of the fast path."""
+    return CYTHON_HEX_VERSION, rd_kafka_version()

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from engine import __version__
+from engine.version import VersionAction
 
 
 class CliError(Exception):
@@ -252,7 +252,8 @@ def _timeout_option(parser: argparse.ArgumentParser) -> None:
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="mirror-engine", description="Kafka cluster-to-cluster replication (MM2 compatible)",
                                    epilog=EXIT_CODES)
-    root.add_argument("--version", action="version", version=f"mirror-engine {__version__}")
+    root.add_argument("--version", action=VersionAction,
+                      help="print the engine's, librdkafka's and the compiled fast path's versions, and exit")
     _log_options(root, os.environ.get("MIRROR_ENGINE_LOG_LEVEL", "INFO").upper(),
                  os.environ.get("MIRROR_ENGINE_LOG_FORMAT") or "text")
     commands = root.add_subparsers(dest="command", required=True, parser_class=_SubcommandParser)

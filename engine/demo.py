@@ -13,6 +13,7 @@ import uuid
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from engine.child_process import python_module
 from engine.sandbox import KafkaCluster, kafka_libs
 from engine.sandbox.distribution import cache_root
 
@@ -109,8 +110,8 @@ def run_demo(records_per_topic: int = 200_000) -> int:
         log_path = folder / "engine.log"
         _say(f"replicating A->B with `mirror-engine run {config.name}` (engine log: {log_path})")
         with open(log_path, "ab") as log:
-            engine = subprocess.Popen([sys.executable, "-m", "engine", "run", str(config)],
-                                      stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            argv, env = python_module("engine", "run", str(config))
+            engine = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
         remote = {topic: f"A.{topic}" for topic in DEMO_TOPICS}
         total = sum(produced.values())

@@ -90,9 +90,9 @@ def start_load(flavour: str, servers: str, topic: str, first_index: int, records
     """One load generator of the ceiling; returns the Launched process. The librdkafka flavour's
     producer_config holds its connection settings; the Java flavour gets `client`'s."""
     import json
-    import sys
 
     from engine.bench.launch import launch
+    from engine.child_process import python_module
 
     name = f"ceiling-{flavour}-{index}"
     if flavour == "java":
@@ -102,4 +102,5 @@ def start_load(flavour: str, servers: str, topic: str, first_index: int, records
     spec.write_text(json.dumps({"pass": "load", "producer": producer_config, "target_topic": topic,
                                 "partitions": partitions, "records": records, "first_index": first_index,
                                 "record_size": record_size, "batch_size": 2000}))
-    return launch(name, [sys.executable, "-m", "engine.bench.floor", str(spec)], folder / f"{name}.out")
+    command, env = python_module("engine.bench.floor", str(spec))
+    return launch(name, command, folder / f"{name}.out", env)

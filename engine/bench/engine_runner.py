@@ -1,12 +1,12 @@
-"""mirror-engine as the benchmark runs it: `<this python> -m engine run mm2.properties --loop <c|python>`."""
+"""mirror-engine as the benchmark runs it: `<this python> -P -m engine run mm2.properties --loop <c|python>`."""
 
 from __future__ import annotations
 
 import inspect
-import sys
 from pathlib import Path
 
 from engine.bench.launch import Launched, launch
+from engine.child_process import python_module
 
 LOOPS = ("python", "c")
 
@@ -19,8 +19,8 @@ def engine_properties(loop: str) -> dict[str, str]:
 def start_engine(config: Path, loop: str, folder: Path) -> Launched:
     if loop not in LOOPS:
         raise ValueError(f"loop must be one of {LOOPS}, got {loop!r}")
-    command = [sys.executable, "-m", "engine", "--log-level", "INFO", "run", str(config), "--loop", loop]
-    return launch(f"mirror-engine ({loop} loop)", command, folder / f"engine-{loop}.log")
+    command, env = python_module("engine", "--log-level", "INFO", "run", str(config), "--loop", loop)
+    return launch(f"mirror-engine ({loop} loop)", command, folder / f"engine-{loop}.log", env)
 
 
 def honours_compression() -> bool:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from engine.bench.launch import launch, wait_exit
 from engine.bench.procstat import CLOCK_TICKS, read_memory, read_stat, threads_cpu_ns
+from engine.child_process import python_module
 
 # the produce pass holds this many bytes of records at a time: well inside the CPU's last-level cache
 # (32 MiB on the benchmark machine), as the C loop's freshly fetched records are
@@ -80,7 +81,8 @@ def run_pass(kind: str, spec: dict, folder: Path, timeout_s: float) -> dict:
     spec_file = folder / f"floor-{kind}.json"
     spec_file.write_text(json.dumps({**spec, "pass": kind}))
     out = folder / f"floor-{kind}.out"
-    process = launch(f"floor {kind} pass", [sys.executable, "-m", "engine.bench.floor", str(spec_file)], out)
+    command, env = python_module("engine.bench.floor", str(spec_file))
+    process = launch(f"floor {kind} pass", command, out, env)
     try:
         code = wait_exit(process, timeout_s)
     finally:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import time
 from typing import Callable
 
 import msgspec
 
 from engine import ipc
+from engine.child_process import python_module
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,8 @@ MAX_RESTART_DELAY_S = 30.0
 
 
 class WorkerProcess:
-    """One `python -m engine.worker` child; restarted with its last assignment if it dies."""
+    """One `python -P -m engine.worker` child (engine/child_process.py); restarted with its last
+    assignment if it dies."""
 
     def __init__(self, assignment: ipc.Assign, on_message: Callable[[ipc.Report | ipc.Failed], None],
                  silence_timeout_s: float = 120.0, kill_when_silent: bool = True):
@@ -57,9 +58,9 @@ class WorkerProcess:
         return self.process is not None and self.process.returncode is None
 
     async def start(self) -> None:
+        argv, env = python_module("engine.worker")  # the coordinator's engine, wherever it runs
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "engine.worker",
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
         )
         self._last_heard = time.monotonic()
         self.last_report = self.last_report_at = None

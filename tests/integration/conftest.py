@@ -152,13 +152,15 @@ class EngineProcess:
         self.process: subprocess.Popen | None = None
         self.log_file = folder / "engine.log"
 
-    def start(self, properties: str) -> "EngineProcess":
+    def start(self, properties: str, command: list[str] | None = None, cwd: Path | None = None,
+              env: dict[str, str] | None = None) -> EngineProcess:
+        """command: the engine to start, before `run <file>` (default: this Python's `-m engine`)."""
         config = self.folder / "mm2.properties"
         config.write_text(properties)
         with open(self.log_file, "ab") as log:  # the child keeps its own descriptor
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "engine", "run", str(config)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                [*(command or [sys.executable, "-m", "engine"]), "run", str(config)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd, env=env,
             )
         return self
 
