@@ -1,11 +1,14 @@
-"""Debian tools some tests run (promtool, systemd-analyze): found on PATH, or installed with apt-get when
-this user may, or a failure that names the package. Never a silent skip in CI."""
+"""Tools some tests run. Debian's (promtool, systemd-analyze): found on PATH, or installed with apt-get when
+this user may, or a failure that names the package. The dev extra's (hadolint): beside this Python, as
+`make install` puts them. Never a silent skip in CI."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -26,6 +29,19 @@ def debian_tool(command: str, package: str) -> str:
             found = shutil.which(command)
     if found is None:
         message = f"{command} was not found on PATH and could not be installed: apt-get install {package}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return found
+
+
+def venv_tool(command: str, package: str) -> str:
+    """The path of a command the dev extra installs into the venv running the tests (else on PATH);
+    missing: skipped with the reason, failed in CI."""
+    beside = Path(sys.executable).parent / command
+    found = str(beside) if beside.is_file() else shutil.which(command)
+    if found is None:
+        message = f"{command} was not found beside {sys.executable} or on PATH: pip install {package} (make install)"
         if os.environ.get("CI") == "true":
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
