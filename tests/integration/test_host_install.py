@@ -42,7 +42,10 @@ def host_venv(tmp_path_factory) -> Path:
                             f"DIST={dist}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert built.returncode == 0, built.stdout + built.stderr
     wheels = sorted(dist.glob("mirror_engine-*.whl"))
-    assert [w.name for w in wheels] == [f"mirror_engine-{PROJECT['version']}-cp311-cp311-linux_x86_64.whl"]
+    python_tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    platform_tag = sysconfig.get_platform().replace("-", "_").replace(".", "_")  # linux_x86_64: compiled
+    expected = f"mirror_engine-{PROJECT['version']}-{python_tag}-{python_tag}-{platform_tag}.whl"
+    assert [w.name for w in wheels] == [expected]
     venv = folder / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     installed = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
