@@ -92,7 +92,9 @@ class Coordinator:
                 membership.stopping = True  # the workers stop below; the group is left after that
             for task in background:
                 task.cancel()
-            codes = [code for flow in self.flows for code in await flow.stop()]
+            # every flow's workers flush at once: the stop takes the slowest flow's time, not their sum
+            codes = [code for flow_codes in await asyncio.gather(*(flow.stop() for flow in self.flows))
+                     for code in flow_codes]
             for membership in self.memberships.values():
                 await membership.close()
             for emitter in self.heartbeat_emitters:
