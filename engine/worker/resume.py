@@ -28,6 +28,7 @@ from engine import ipc, wire
 from engine.clients import client_config, settled_watermarks
 from engine.config.model import ClusterConfig
 from engine.offsets.checkpoints import read_offset_map
+from engine.offsets.translation import PartitionMap
 from engine.worker.kept_records import build_record_filter, record_keeper
 from engine.worker.progress import ProgressStore
 from engine.worker.relays import consumer_settings
@@ -120,6 +121,19 @@ def find_copied_tail(source_config: dict, target_config: dict, topic: str, remot
         source.close()
 
 
+def copy_resumes_at(partition_map: PartitionMap | None, last: int) -> int | None:
+    """The target offset where the copy of the first source record after `last` (stored progress, -1:
+    none) goes, or None when the offset map cannot say (the copy is someone else's)."""
+    if last >= 0:
+        return partition_map.target_after(last) if partition_map is not None else None
+    # nothing stored yet (a crash before the first progress store): the flow's copy starts at its
+    # first run, whose source offset may be past the log start when a filter dropped the records before
+    # it (the tail's match by content checks that), or at the remote topic's start without a map
+    if partition_map is None or not partition_map.runs:
+        return 0
+    return partition_map.runs[min(partition_map.runs)][0]
+
+
 def runs_of(topic: str, partition: int, pairs: list[tuple[int, int]]) -> list[tuple[str, int, int, int, int, int]]:
     """Offset-map runs (topic, partition, first up, first down, last up, last down) of (source, target)
     pairs in order: a run goes on while both offsets step by one."""
@@ -174,10 +188,7 @@ class TargetTailResume:
             ends.close()
         for task in assignment.partitions:
             last = stored.get((task.topic, task.partition), -1)
-            partition_map = offset_map.partitions.get((task.topic, task.partition))
-            tail_start = partition_map.target_after(last) if partition_map is not None else None
-            if tail_start is None and last < 0 and partition_map is None:
-                tail_start = 0  # nothing stored yet: the copy, if any, starts at the remote topic's start
+            tail_start = copy_resumes_at(offset_map.partitions.get((task.topic, task.partition)), last)
             name = f"{task.topic}[{task.partition}]"
             if tail_start is None:
                 self.fallback(name, f"the offset map does not place source offset {last + 1} on the target "

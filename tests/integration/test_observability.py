@@ -133,7 +133,8 @@ def test_mm2_metrics_per_partition_health_ready_and_status(source_cluster, targe
     # second), the data topic's none
     assert int(row[1]) >= 4 and int(row[2]) <= 1, screen
     assert f"  {topic} -> {remote}: 3 partitions, lag 0," in screen, screen
-    assert re.search(r"  workers: 0 pid \d+ \(\d+ partitions, 0 restarts, reported [\d.]+s ago\)", screen), screen
+    # a placement by observed rates may be moving a partition between the workers: 1 or more each
+    assert re.search(r"  workers: 0 pid \d+ \(\d+ partitions?, 0 restarts, reported [\d.]+s ago\)", screen), screen
     # the config file's listen address is 127.0.0.1:0 here: the command says to give --url
     config_file = tmp_path / "mm2.properties"
     config_file.write_text(properties)

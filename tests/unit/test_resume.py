@@ -47,3 +47,23 @@ def test_runs_go_on_while_both_offsets_step_by_one():
     pairs = [(10, 100), (11, 101), (13, 102), (14, 103)]
     assert runs_of("orders", 3, pairs) == [("orders", 3, 10, 100, 11, 101), ("orders", 3, 13, 102, 14, 103)]
     assert runs_of("orders", 3, []) == []
+
+
+def test_where_the_copy_resumes_from_the_offset_map_and_the_stored_progress():
+    from engine.offsets.translation import PartitionMap
+    from engine.worker.resume import copy_resumes_at
+
+    # source 0 filtered; 1..2 -> 0..1; 3 filtered; 4..9 -> 2..7
+    mapped = PartitionMap()
+    mapped.add(1, 0, 2, 1)
+    mapped.add(4, 2, 9, 7)
+    assert copy_resumes_at(mapped, 2) == 2 and copy_resumes_at(mapped, 3) == 2 and copy_resumes_at(mapped, 9) == 8
+    # nothing stored (a crash before the first progress store, after the map's first run): from the
+    # first run's copy, though source offset 0 (filtered) has none
+    assert copy_resumes_at(mapped, -1) == 0
+    later = PartitionMap()
+    later.add(1000, 40, 1010, 50)
+    assert copy_resumes_at(later, -1) == 40, "records before the flow's first copy are not its own"
+    assert copy_resumes_at(None, -1) == 0 and copy_resumes_at(PartitionMap(), -1) == 0
+    # stored progress the map does not place: another replicator's copy (a switch from MM2)
+    assert copy_resumes_at(None, 499) is None and copy_resumes_at(later, 999) is None
