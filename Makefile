@@ -15,12 +15,12 @@ BENCH_FULL_OUT ?= benchmarks/results/full
 BENCH_FULL_ARGS := --record-size 100,1k,10k --compression none,lz4 --latency-loads 25,50,75
 BENCH_SECURITY_ARGS := --record-size 1k --compression none --security tls,mtls,sasl_ssl-scram --skip-latency
 
-.PHONY: install wheel kafka known-keys config-docs demo test test-unit test-integration bench bench-full bench-sweep clean sandbox-down
+.PHONY: install wheel kafka known-keys config-docs demo lint test test-unit test-integration bench bench-full bench-sweep clean sandbox-down
 
 $(STAMP): pyproject.toml setup.py engine/_fastpath.pyx engine/_fastpath.pxd engine/_librdkafka.pxd engine/_librdkafka.h \
          $(wildcard engine/fastpath/*.pyx engine/fastpath/*.pxd engine/fastpath/*.pxi) engine/bench/_floor.pyx
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,bench,lint]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -48,6 +48,13 @@ config-docs: install
 
 demo: kafka
 	$(PY) -m engine demo
+
+# ruff over the Python, cython-lint over the Cython sources (settings in pyproject.toml); cython-lint
+# runs pycodestyle from PATH
+CYTHON_SOURCES = $(shell find engine -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi')
+lint: install
+	$(VENV)/bin/ruff check engine tests tools benchmarks
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/cython-lint $(CYTHON_SOURCES)
 
 # pytest's exit code 5 (no test collected) fails like any other
 test: kafka

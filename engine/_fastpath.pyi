@@ -58,7 +58,8 @@ class PartitionLedger:
     def take_timings(self) -> tuple[tuple[int, int, int, int, int], tuple[int, int, int, int, int]]: ...
 
 class RecordFilter:
-    def __init__(self, header_present: tuple[str, ...] | list[str] = ..., header_absent: tuple[str, ...] | list[str] = ...,
+    def __init__(self, header_present: tuple[str, ...] | list[str] = ...,
+                 header_absent: tuple[str, ...] | list[str] = ...,
                  header_equals: Any = ..., key_prefixes: Any = ..., python: Any = ...) -> None: ...
     def keeps(self, message: Any) -> bool: ...
 

@@ -39,7 +39,8 @@ def _timeout_option(parser: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="mirror-engine", description="Kafka cluster-to-cluster replication (MM2 compatible)",
+    root = argparse.ArgumentParser(prog="mirror-engine",
+                                   description="Kafka cluster-to-cluster replication (MM2 compatible)",
                                    epilog=EXIT_CODES)
     root.add_argument("--version", action=VersionAction,
                       help="print the engine's, librdkafka's and the compiled fast path's versions, and exit")
@@ -50,7 +51,8 @@ def parser() -> argparse.ArgumentParser:
     run = subcommands.add_parser("run", help="replicate every enabled flow of an mm2.properties")
     run.add_argument("config", nargs="?", default=None, help="path to mm2.properties")
     run.add_argument("--metrics-listen", default=None, metavar="HOST:PORT",
-                     help="Prometheus endpoint (default: mirror.engine.metrics.listen or 127.0.0.1:9464; '' turns it off)")
+                     help="Prometheus endpoint (default: mirror.engine.metrics.listen or 127.0.0.1:9464; "
+                          "'' turns it off)")
     run.add_argument("--loop", choices=("c", "python"), default=None,
                      help="the workers' relay loop (default: mirror.engine.loop or c): c runs on librdkafka's "
                           "C API, python on confluent-kafka's Python API, the benchmarks' baseline")
@@ -93,7 +95,8 @@ def parser() -> argparse.ArgumentParser:
         _timeout_option(move)
         move.set_defaults(handler=commands.move_group)
 
-    cut = subcommands.add_parser("cutover", help="finish a migration: wait for lag 0, move every group, say what to switch")
+    cut = subcommands.add_parser("cutover",
+                                 help="finish a migration: wait for lag 0, move every group, say what to switch")
     cut.add_argument("config", help="path to mm2.properties")
     cut.add_argument("--from", dest="source", required=True, metavar="OLD", help="cluster migrated from")
     cut.add_argument("--to", dest="target", required=True, metavar="NEW", help="cluster migrated to")
@@ -110,7 +113,8 @@ def parser() -> argparse.ArgumentParser:
     _timeout_option(audit)
     audit.set_defaults(handler=commands.audit)
 
-    acls = subcommands.add_parser("acls", help="print the ACLs the engine needs on each cluster, and kafka-acls.sh commands")
+    acls = subcommands.add_parser("acls",
+                                  help="print the ACLs the engine needs on each cluster, and kafka-acls.sh commands")
     acls.add_argument("config", help="path to mm2.properties")
     acls.add_argument("--principal", default=None, metavar="User:NAME",
                       help="the engine's principal (default: User:<sasl.username> of each cluster, else "

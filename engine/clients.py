@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 import time
-from typing import Callable, NamedTuple
+from collections import defaultdict
+from collections.abc import Callable
+from typing import NamedTuple
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -155,7 +156,8 @@ def connection_failure(cluster: ClusterConfig, error: str, waited_s: float) -> s
     for hint in _CONNECTION_HINTS:
         if hint.marker in error:
             named = ", ".join(f"{cluster.alias}.{key}" for key in hint.keys)
-            return f"cluster {cluster.alias} ({cluster.bootstrap_servers}): {hint.meaning}: {error} (config keys: {named})"
+            return (f"cluster {cluster.alias} ({cluster.bootstrap_servers}): {hint.meaning}: {error} "
+                    f"(config keys: {named})")
     return (f"cluster {cluster.alias} ({cluster.bootstrap_servers}) did not answer within {waited_s:.0f}s: {error} "
             f"(config key: {cluster.alias}.bootstrap.servers)")
 

@@ -61,7 +61,7 @@ def check_config(args: argparse.Namespace) -> int:
 def sandbox_up(args: argparse.Namespace) -> int:
     from engine.sandbox import KafkaCluster
 
-    for name in names(args.clusters):
+    for name in cluster_names(args.clusters):
         cluster = KafkaCluster(name, nodes=args.nodes).start()
         print(f"{name}.bootstrap.servers = {cluster.bootstrap_servers}", flush=True)
     return 0
@@ -208,7 +208,8 @@ def known(engine_config, *aliases: str) -> list[str]:
     """The aliases, each a cluster of the file (else one line naming it, exit 2)."""
     for alias in aliases:
         if alias not in engine_config.clusters:
-            raise CliError(f"cluster {alias!r} is not in the file's clusters ({', '.join(sorted(engine_config.clusters))})")
+            raise CliError(f"cluster {alias!r} is not in the file's clusters "
+                           f"({', '.join(sorted(engine_config.clusters))})")
     return list(aliases)
 
 

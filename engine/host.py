@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 
 def usable_cpus(root: Path = Path("/"), affinity: Callable[[], set[int]] | None = None) -> int:

@@ -21,7 +21,7 @@ intersections `&&`, `\\G`, `\\X`, the flags `d`, `u`, `x` and `U`) are refused w
 Possessive quantifiers and atomic groups are Python (3.11) as they are. Java's `.` and `$` also treat
 `\\r`, `\\u0085`, `\\u2028` and `\\u2029` as line ends, Python's only `\\n`; topic names cannot hold
 them.
-"""
+"""  # noqa: E501 (a Markdown table: its rows cannot wrap)
 
 from __future__ import annotations
 

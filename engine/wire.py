@@ -147,7 +147,7 @@ class OffsetSync(msgspec.Struct, frozen=True):
         return struct.pack(">qq", self.upstream_offset, self.downstream_offset)
 
     @classmethod
-    def decode(cls, key: bytes, value: bytes) -> "OffsetSync":
+    def decode(cls, key: bytes, value: bytes) -> OffsetSync:
         k, v = _Reader(key), _Reader(value)
         return cls(k.string(), k.int32(), v.int64(), v.int64())
 
@@ -170,7 +170,7 @@ class Checkpoint(msgspec.Struct, frozen=True):
         )
 
     @classmethod
-    def decode(cls, key: bytes, value: bytes) -> "Checkpoint":
+    def decode(cls, key: bytes, value: bytes) -> Checkpoint:
         k, v = _Reader(key), _Reader(value)
         group, topic, partition = k.string(), k.string(), k.int32()
         v.int16()  # version: Java checks it only with a disabled assert, so any version reads as v0
@@ -189,7 +189,7 @@ class Heartbeat(msgspec.Struct, frozen=True):
         return struct.pack(">hq", 0, self.timestamp_ms)
 
     @classmethod
-    def decode(cls, key: bytes, value: bytes) -> "Heartbeat":
+    def decode(cls, key: bytes, value: bytes) -> Heartbeat:
         k, v = _Reader(key), _Reader(value)
         source, target = k.string(), k.string()
         v.int16()
@@ -224,7 +224,7 @@ class OffsetRun(msgspec.Struct, frozen=True, order=True):
         return struct.pack(">hqqq", 0, self.first_downstream, self.last_upstream, self.last_downstream)
 
     @classmethod
-    def decode(cls, key: bytes, value: bytes) -> "OffsetRun":
+    def decode(cls, key: bytes, value: bytes) -> OffsetRun:
         k, v = _Reader(key), _Reader(value)
         topic, partition, first_upstream = k.string(), k.int32(), k.int64()
         v.int16()
@@ -253,7 +253,7 @@ class Provenance(msgspec.Struct, frozen=True):
         return provenance_value(provenance_prefix(self.cluster, self.topic, self.partition), self.offset)
 
     @classmethod
-    def decode(cls, value: bytes) -> "Provenance":
+    def decode(cls, value: bytes) -> Provenance:
         reader = _Reader(value)
         version = reader.int16()
         if version != 0:

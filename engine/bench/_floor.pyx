@@ -353,7 +353,7 @@ def load_pass(dict producer_config, str topic, int partitions, int64_t records, 
     cdef rd_kafka_headers_t *headers
     cdef char key[24]
     cdef unsigned char seq[8]
-    cdef int64_t i, index, sent = 0
+    cdef int64_t index, sent = 0
     cdef int b, key_len
     cdef Py_ssize_t pool = len(values)
     cdef bytes value

@@ -16,9 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.bench.launch import java_command, launch
-from engine.sandbox.distribution import log4j2_file_config
 from engine.bench.mm2 import PRODUCER_TUNING, render
-from engine.sandbox.distribution import kafka_libs
+from engine.sandbox.distribution import kafka_libs, log4j2_file_config
 
 TOOL_JVM_OPTIONS = ("-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true")
 FLAVOURS = ("librdkafka", "java")

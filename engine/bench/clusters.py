@@ -66,7 +66,7 @@ class Clusters:
                                                    **security.sandbox_options(self.security_modes)).start())
             self.source_servers = self.sandboxes[0].bootstrap_servers
             self.target_servers = self.sandboxes[1].bootstrap_servers
-            for side, cluster in zip(("source", "target"), self.sandboxes):
+            for side, cluster in zip(("source", "target"), self.sandboxes, strict=True):
                 for mode in self.security_modes:
                     self.clients[(side, mode)] = security.client_security(cluster, mode)
         return self

@@ -105,8 +105,8 @@ def add_arguments(bench: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace):
-    from engine.bench.settings import Settings
     from engine.bench.mm2 import cpu_count
+    from engine.bench.settings import Settings
 
     sizes = [s for group in (args.record_size or []) for s in group]
     partitions = args.partitions or ([2, 4] if args.sweep else [4])
@@ -147,8 +147,8 @@ def _terminated(signum, _frame) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from engine.bench import compare, report, sweep
-    from engine.bench.plots import write_plots
     from engine.bench.harness import Clusters, fetch_tools, run_benchmark
+    from engine.bench.plots import write_plots
     from engine.bench.schedule import Journal, estimate_line, steps
 
     try:

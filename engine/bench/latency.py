@@ -21,7 +21,8 @@ LATENCY_METHOD = (
     "Per replicator, a fresh source topic and its remote copy `<source alias>.<topic>` are created first, the "
     "copy with message.timestamp.type=LogAppendTime (config sync is off, so no replicator resets it). Once one "
     "primer record per partition has been copied, Kafka's ProducerPerformance produces to the source at half "
-    "the ceiling's measured records/s (or 25 %, 75 %: --latency-loads) for the set number of seconds (same producer settings and compression). "
+    "the ceiling's measured records/s (or 25 %, 75 %: --latency-loads) for the set number of seconds "
+    "(same producer settings and compression). "
     "Copies are matched to source records by partition and offset (the copy of a fresh topic keeps offsets); "
     "latency = the target broker's LogAppendTime of the copy minus the source record's CreateTime, both from "
     "this machine's clock. The primer records are left out.")

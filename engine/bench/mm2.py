@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from engine.bench.launch import Launched, java_command, launch
-from engine.sandbox.distribution import log4j2_file_config
-from engine.sandbox.distribution import MIRROR_MAKER_ARTIFACTS, kafka_libs
+from engine.sandbox.distribution import MIRROR_MAKER_ARTIFACTS, kafka_libs, log4j2_file_config
 
 MM2_MAIN = "org.apache.kafka.connect.mirror.MirrorMaker"
 

@@ -13,7 +13,6 @@ import string
 import time
 from pathlib import Path
 
-
 ALPHABET = (string.ascii_letters + string.digits).encode()
 POOL_SIZE = 512
 HEADER_NAME = "seq"

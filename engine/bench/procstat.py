@@ -168,7 +168,8 @@ class TreeMeter:
         return sum(e.last_ticks - e.first_ticks for e in self.tracked.values()) / CLOCK_TICKS
 
     def processes(self) -> list[dict]:
-        """Per process: pid, root (the process started) or child, command name, CPU seconds in the window, peak RSS and VmHWM in bytes."""
+        """Per process: pid, root (the process started) or child, command name, CPU seconds in the window,
+        peak RSS and VmHWM in bytes."""
         return [
             {"pid": pid, "role": "root" if pid in (self.root, *self.other_roots) else "child", "comm": e.comm,
              "cpu_s": (e.last_ticks - e.first_ticks) / CLOCK_TICKS,

@@ -202,7 +202,8 @@ def ceiling_run(clusters: Clusters, case: Case, settings: Settings, source_alias
             window["records_per_s"] = window["window_records"] / window["window_s"]
             flavours.append({"flavour": flavour, "processes": len(processes), "records": records, **window})
         except (BenchError, RuntimeError, KafkaException) as error:
-            flavours.append({"flavour": flavour, "processes": len(processes), "error": error_text(error).splitlines()[0]})
+            flavours.append({"flavour": flavour, "processes": len(processes),
+                             "error": error_text(error).splitlines()[0]})
         finally:
             for process in processes:
                 process.stop(deadline_s=5)

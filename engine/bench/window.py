@@ -7,8 +7,8 @@ is the steady state: it opens at the first poll that sees at least 10 % of the r
 so the start-up (connections, JIT, the first fetches) and the tail (partitions finishing one by
 one) are left out. Rates count the records copied between those two polls; CPU is the utime+stime
 of every process of the replicator (the JVM; the engine's coordinator and its workers) between
-them, and peak RSS the largest sum of their resident memory sampled in between. A --quick run instead measures from the last poll that sees no record to
-the first that sees them all.
+them, and peak RSS the largest sum of their resident memory sampled in between. A --quick run
+instead measures from the last poll that sees no record to the first that sees them all.
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def measure_load(processes: list[Launched], admin: AdminClient, topic: str, part
         time.sleep(POLL_S)
     if copied <= opened[1]:
         raise BenchError(f"the ceiling's window saw no record written to {topic}")
-    busy, total = (a - b for a, b in zip(machine_ticks(), opened[2]))
+    busy, total = (a - b for a, b in zip(machine_ticks(), opened[2], strict=True))
     window_s = now - opened[0]
     broker_ticks = _ticks(broker_pids)
     return {"window_s": window_s, "window_records": copied - opened[1], "cpu_s": meter.cpu_seconds(),

@@ -21,7 +21,7 @@ key. Keys the engine decides (`acks`, `enable.idempotence`, `enable.auto.commit`
 `group.id`, `transactional.id`, `partitioner.class`, serializers) are noted and dropped, as are Java
 keys librdkafka has no use for; a key that names a Java class of its own (interceptors, metric
 reporters other than JMX) is refused.
-"""
+"""  # noqa: E501 (a Markdown table: its rows cannot wrap)
 
 from __future__ import annotations
 

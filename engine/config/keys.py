@@ -20,12 +20,27 @@ from __future__ import annotations
 
 import msgspec
 
-from engine.config.model import (AUDIT_INTERVAL_KEY, BANDWIDTH_KEY, COMPRESSION_TYPES,
-                                 DEFAULT_CONFIG_PROPERTIES_EXCLUDE,
-                                 DEFAULT_GROUP_SESSION_TIMEOUT_MS, DEFAULT_LOOP, DEFAULT_METRICS_LISTEN, DEFAULT_TOPICS,
-                                 DEFAULT_TOPICS_EXCLUDE, GROUP_ID_KEY, GROUP_SESSION_TIMEOUT_KEY, HEARTBEAT_ALERT_KEY,
-                                 LOOP_KEY, LOOPS, METRICS_LISTEN_KEY, PROVENANCE_KEY, RESUME_KEY, SECRETS_RELOAD_KEY,
-                                 WORKER_TIMEOUT_KEY)
+from engine.config.model import (
+    AUDIT_INTERVAL_KEY,
+    BANDWIDTH_KEY,
+    COMPRESSION_TYPES,
+    DEFAULT_CONFIG_PROPERTIES_EXCLUDE,
+    DEFAULT_GROUP_SESSION_TIMEOUT_MS,
+    DEFAULT_LOOP,
+    DEFAULT_METRICS_LISTEN,
+    DEFAULT_TOPICS,
+    DEFAULT_TOPICS_EXCLUDE,
+    GROUP_ID_KEY,
+    GROUP_SESSION_TIMEOUT_KEY,
+    HEARTBEAT_ALERT_KEY,
+    LOOP_KEY,
+    LOOPS,
+    METRICS_LISTEN_KEY,
+    PROVENANCE_KEY,
+    RESUME_KEY,
+    SECRETS_RELOAD_KEY,
+    WORKER_TIMEOUT_KEY,
+)
 from engine.config.values import ConfigError, convert, parse_listen
 from engine.policy import DEFAULT_POLICY_CLASS as DEFAULT_POLICY
 from engine.policy import IDENTITY_POLICY_CLASS as IDENTITY_POLICY

@@ -70,7 +70,7 @@ def from_properties(props: dict[str, str], quiet: bool = False) -> EngineConfig:
     return msgspec.structs.replace(config, remarks=[message for _, message in props.remarks])
 
 
-def _from_properties(props: "ReadKeys") -> EngineConfig:
+def _from_properties(props: ReadKeys) -> EngineConfig:
     if "clusters" not in props:
         raise ConfigError("clusters", "missing: list the cluster aliases, e.g. clusters = A, B")
     aliases = [a.strip() for a in props["clusters"].split(",") if a.strip()]
@@ -181,6 +181,6 @@ def _client(props: dict[str, str], alias: str) -> dict[str, str]:
 CONNECT_WORKER_PREFIXES = tuple(k.name for k in KEYS if k.scope == "worker")
 
 
-def _is_connect_worker_key(key: str, clusters: dict[str, "ClusterConfig"]) -> bool:
+def _is_connect_worker_key(key: str, clusters: dict[str, ClusterConfig]) -> bool:
     alias, _, rest = key.partition(".")
     return key.startswith(CONNECT_WORKER_PREFIXES) or (alias in clusters and rest.startswith(CONNECT_WORKER_PREFIXES))

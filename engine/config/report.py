@@ -3,7 +3,7 @@ engine's behaviour differs from MM2's defaults."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import msgspec
 
@@ -40,7 +40,8 @@ DEVIATIONS = (
     Deviation("source isolation.level", "read_uncommitted (aborted transactions are copied)",
               lambda c, f: f.source_consumer.get("isolation.level", "read_committed"),
               "aborted records are not data", ("consumer.isolation.level", "source.consumer.isolation.level")),
-    Deviation("offset.flush.interval.ms", MM2["offset.flush.interval.ms"].mm2, lambda c, f: str(f.offset_flush_interval_ms),
+    Deviation("offset.flush.interval.ms", MM2["offset.flush.interval.ms"].mm2,
+              lambda c, f: str(f.offset_flush_interval_ms),
               "a crash copies at most a few seconds of records again", ("offset.flush.interval.ms",)),
     Deviation("data producer", "enable.idempotence=false, one request in flight",
               lambda c, f: "enable.idempotence=true, acks=all, pipelined",

@@ -66,9 +66,9 @@ def split_list(value: str) -> list[str]:
 
 
 def convert(key: str, value: str, kind: str, minimum: int | None = None) -> object:
-    """One setting of a kind: "bool", "non-negative" (an integer), "count" is a positive integer, "seconds" a positive whole number
-    of seconds (as a float), "rf" a replication factor, "non-negative-seconds" 0 or more seconds (a float),
-    "integer" one of at least `minimum`."""
+    """One setting of a kind: "bool", "non-negative" (an integer), "count" is a positive integer, "seconds" a
+    positive whole number of seconds (as a float), "rf" a replication factor, "non-negative-seconds" 0 or more
+    seconds (a float), "integer" one of at least `minimum`."""
     if kind == "integer":
         return integer(key, value, minimum=minimum)
     if kind == "non-negative-seconds":

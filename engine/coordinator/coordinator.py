@@ -7,7 +7,7 @@ import asyncio
 import logging
 import signal
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import msgspec
 from confluent_kafka.admin import AdminClient
@@ -18,7 +18,13 @@ from engine.config.model import ClusterConfig, EngineConfig, FlowConfig
 from engine.coordinator.flow import ReplicationFlow
 from engine.coordinator.membership import Membership
 from engine.coordinator.snapshot import engine_status
-from engine.coordinator.topics import METADATA_TIMEOUT_S, TopicCreationError, TopicSpec, ensure_topic, topic_partition_counts
+from engine.coordinator.topics import (
+    METADATA_TIMEOUT_S,
+    TopicCreationError,
+    TopicSpec,
+    ensure_topic,
+    topic_partition_counts,
+)
 from engine.coordinator.topology import check_same_cluster_aliases, cycle_remarks
 from engine.heartbeat import HeartbeatEmitter
 from engine.observability.snapshot import EngineStatus
@@ -124,7 +130,8 @@ class Coordinator:
             by_target.setdefault(pair.target, []).append(pair)
         for target_alias, pairs in sorted(by_target.items()):
             target = self.config.cluster(target_alias)
-            admin = AdminClient(client_config(target, f"{target_alias}|MirrorHeartbeatConnector|heartbeats-target-admin"))
+            admin = AdminClient(client_config(target,
+                                              f"{target_alias}|MirrorHeartbeatConnector|heartbeats-target-admin"))
             existing = await topic_partition_counts(admin, target_alias, target.bootstrap_servers)
             try:
                 await ensure_topic(admin, target_alias, TopicSpec(
@@ -138,7 +145,8 @@ class Coordinator:
                 # engine create topics; as in MM2, that costs its heartbeats, not the replication
                 log.warning("%s; no heartbeats are emitted into cluster %s", error, target_alias)
                 continue
-            self.heartbeat_emitters.append(HeartbeatEmitter(target, pairs, active=self._heartbeats_leader(target_alias)))
+            self.heartbeat_emitters.append(HeartbeatEmitter(target, pairs,
+                                                            active=self._heartbeats_leader(target_alias)))
 
     def _heartbeats_leader(self, alias: str) -> Callable[[], bool]:
         """Scale-out: heartbeats into a cluster come from the leader of the group there, or, into a
@@ -196,7 +204,7 @@ class Coordinator:
             try:
                 await asyncio.wait_for(self.reload_requested.wait(), interval)
                 log.info("SIGHUP: reading the configuration again")
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self.reload_requested.clear()
             try:
@@ -263,7 +271,7 @@ class Coordinator:
             log.info("flow %s added to the configuration; starting it", name)
             self.flows.append(await self._start_flow(wanted[name]))
 
-    async def _start_flow(self, flow: FlowConfig) -> "ReplicationFlow":
+    async def _start_flow(self, flow: FlowConfig) -> ReplicationFlow:
         runner = ReplicationFlow(self.config, flow)
         runner.membership = self._membership(flow.target)
         await runner.start()
@@ -283,8 +291,8 @@ class Coordinator:
             old, new = previous.clusters[alias].client, fresh.clusters[alias].client
             log.info("cluster %s: new connection settings (%s)", alias,
                      ", ".join(sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))))
-            if (old.get("sasl.username"), old.get("sasl.password")) != (new.get("sasl.username"), new.get("sasl.password")) \
-                    and "sasl.username" in new:
+            if (old.get("sasl.username"), old.get("sasl.password")) \
+                    != (new.get("sasl.username"), new.get("sasl.password")) and "sasl.username" in new:
                 count = rotate_sasl_credentials(alias, new["sasl.username"], new["sasl.password"])
                 log.info("cluster %s: %d coordinator clients use the new SASL credentials from their next login",
                          alias, count)

@@ -17,8 +17,7 @@ from confluent_kafka.admin import AdminClient
 
 from engine import ipc
 from engine.clients import client_config, has_own_security, track
-from engine.config.model import EngineConfig, FlowConfig
-from engine.config.model import TARGET_TOPIC_CONFIG_PREFIX
+from engine.config.model import TARGET_TOPIC_CONFIG_PREFIX, EngineConfig, FlowConfig
 from engine.config.precedence import worker_key
 from engine.coordinator.acl_sync import AclSync
 from engine.coordinator.assignments import assignments
@@ -112,7 +111,8 @@ class ReplicationFlow:
         record_filter = self.flow.record_filter
         if record_filter is not None and record_filter.python:
             load_python_filter(record_filter.python, self._key(RECORD_FILTER_PREFIX + "python"))
-        target_topics = await topic_partition_counts(self.target_admin, self.target.alias, self.target.bootstrap_servers)
+        target_topics = await topic_partition_counts(self.target_admin, self.target.alias,
+                                                     self.target.bootstrap_servers)
         await self.internal_topics.ensure(target_topics)
         if self.internal_topics.writes_checkpoints():
             self.checkpoints = self.internal_topics.checkpoint_emitter(
@@ -169,7 +169,8 @@ class ReplicationFlow:
     async def refresh(self) -> None:
         """Picks up new, grown and deleted topics; moves partitions when the set or the load changed."""
         changed = await self.topics.refresh()
-        plan, why = self.placement.next(self.pool.plan(), self._running_partitions(), changed, len(self.topics.partitions))
+        plan, why = self.placement.next(self.pool.plan(), self._running_partitions(), changed,
+                                        len(self.topics.partitions))
         if plan is not None:
             log.info("%s: %s", self.flow.name, why)
             await self.pool.apply(self._assignments(plan))
@@ -261,5 +262,5 @@ class ReplicationFlow:
             stopped += f", not copied (would go round a cycle): {', '.join(sorted(self.topics.looping_topics))}"
         owned = f" ({len(self._running_partitions())} here)" if self.membership is not None else ""
         return (f"{self.flow.name}: {statistics.records()} records ({statistics.value_bytes() / 1e6:.1f} MB values) "
-                f"copied, lag {statistics.lag()}, {len(self.topics.partitions)} partitions{owned}, {len(self.pool.workers)} "
-                f"workers, {self.pool.restarts()} restarts{stopped}")
+                f"copied, lag {statistics.lag()}, {len(self.topics.partitions)} partitions{owned}, "
+                f"{len(self.pool.workers)} workers, {self.pool.restarts()} restarts{stopped}")

@@ -5,7 +5,7 @@ checkpoints and syncs group offsets (engine.offsets.checkpoints), with the trans
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from confluent_kafka.admin import AdminClient
 
@@ -68,7 +68,8 @@ class InternalTopics:
                 self.checkpoints_topic(), 1, flow.checkpoints_topic_replication_factor, COMPACT,
                 self.setting_key("checkpoints.topic.replication.factor")), target_topics)
 
-    def checkpoint_emitter(self, replicated: Callable[[], dict[str, str]], active: Callable[[], bool]) -> CheckpointEmitter:
+    def checkpoint_emitter(self, replicated: Callable[[], dict[str, str]],
+                           active: Callable[[], bool]) -> CheckpointEmitter:
         """`replicated`: source topic -> remote topic of the partitions copied; `active`: whether this
         instance writes the checkpoints now (scale-out: the group's leader)."""
         flow = self.flow

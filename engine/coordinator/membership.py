@@ -28,7 +28,7 @@ import logging
 import threading
 import time
 import uuid
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 

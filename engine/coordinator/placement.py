@@ -10,7 +10,7 @@ busiest worker's load by REBALANCE_GAIN.
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from engine import ipc
 from engine.coordinator.statistics import PartitionKey, PartitionState

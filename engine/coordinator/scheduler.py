@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from engine.heartbeat import HeartbeatEmitter
 
 
-def engine_status(flows: list["ReplicationFlow"], heartbeat_emitters: list["HeartbeatEmitter"], started_at: float,
+def engine_status(flows: list[ReplicationFlow], heartbeat_emitters: list[HeartbeatEmitter], started_at: float,
                   running: bool, stopping: bool, heartbeat_alert_s: float) -> s.EngineStatus:
     """`started_at`: when the coordinator started (monotonic)."""
     now, now_wall_ms = time.monotonic(), time.time() * 1000
@@ -30,7 +30,7 @@ def engine_status(flows: list["ReplicationFlow"], heartbeat_emitters: list["Hear
     )
 
 
-def flow_status(flow: "ReplicationFlow", now: float, now_wall_ms: float) -> s.FlowStatus:
+def flow_status(flow: ReplicationFlow, now: float, now_wall_ms: float) -> s.FlowStatus:
     now_ms = now * 1000
     states = flow.statistics.partitions
     topics: dict[str, s.TopicStatus] = {}
@@ -91,7 +91,7 @@ def partition_status(topic: str, partition: int, remote_topic: str, state: Parti
     )
 
 
-def worker_status(worker: "WorkerProcess", now: float) -> s.WorkerStatus:
+def worker_status(worker: WorkerProcess, now: float) -> s.WorkerStatus:
     report = worker.last_report
     return s.WorkerStatus(
         index=worker.assignment.worker_index, pid=worker.pid, alive=worker.alive, restarts=worker.restarts,

@@ -9,8 +9,8 @@ flight with none acknowledged (readiness reports it as a stall).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 from engine import ipc
 from engine.observability.windowed_stats import SourceMetrics

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import msgspec
 
@@ -122,7 +122,7 @@ class WorkerProcess:
             pass
         try:
             await asyncio.wait_for(self.process.wait(), STOP_TIMEOUT_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.error("worker %d (pid %d) did not stop within %.0fs; killing it",
                       self.assignment.worker_index, self.process.pid, STOP_TIMEOUT_S)
             self.process.kill()

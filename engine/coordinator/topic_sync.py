@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from typing import Callable
+from collections.abc import Callable
 
 from confluent_kafka import KafkaError, KafkaException, TopicCollection
 from confluent_kafka.admin import AdminClient
@@ -87,10 +87,12 @@ class TopicSync:
         A remote topic that cannot be created stops the start-up (fail_fast) or, on a later
         refresh, only that topic: it is reported and retried on the next refresh.
         """
-        source_topics = await topic_partition_counts(self.source_admin, self.source.alias, self.source.bootstrap_servers)
+        source_topics = await topic_partition_counts(self.source_admin, self.source.alias,
+                                                     self.source.bootstrap_servers)
         await self._report_hidden_topics(source_topics)
         if target_topics is None:
-            target_topics = await topic_partition_counts(self.target_admin, self.target.alias, self.target.bootstrap_servers)
+            target_topics = await topic_partition_counts(self.target_admin, self.target.alias,
+                                                         self.target.bootstrap_servers)
         wanted = replicated_topics(self.flow, self.policy, source_topics)
         for topic in self._note_looping_topics(wanted):
             del wanted[topic]
@@ -121,7 +123,8 @@ class TopicSync:
                 continue
             partitions = range(count)
             heartbeats = self.policy.is_heartbeats_topic(topic)
-            if not heartbeats and self.flow.record_filter is not None and self.flow.record_filter.partitions is not None:
+            if not heartbeats and self.flow.record_filter is not None \
+                    and self.flow.record_filter.partitions is not None:
                 partitions = [p for p in partitions if p in self.flow.record_filter.partitions]
             tasks.extend(ipc.PartitionTask(topic, p, remote[topic], apply_filter=not heartbeats) for p in partitions)
             self.stopped_topics.pop(topic, None)

@@ -8,7 +8,8 @@ progress. So no partition is ever copied by two workers at once, and none is cop
 from __future__ import annotations
 
 import asyncio
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import msgspec
 
@@ -51,7 +52,8 @@ class WorkerPool:
     async def apply_locked(self, assignments: list[ipc.Assign]) -> None:
         """Workers that give partitions away drain them first, with their progress stored; only then
         do the workers that take them over start them, from that progress. The caller holds `lock`."""
-        pairs = list(zip(self.workers, assignments))
+        # more assignments than workers start new ones, fewer stop the rest (below)
+        pairs = list(zip(self.workers, assignments, strict=False))
         await asyncio.gather(*(
             worker.reassign(msgspec.structs.replace(assignment, partitions=[
                 t for t in worker.assignment.partitions if t in assignment.partitions]))
@@ -68,7 +70,8 @@ class WorkerPool:
         """Each worker stores its progress, stops and starts again with its new assignment, one
         after another, so the flow never stops as a whole."""
         async with self.lock:
-            for worker, assignment in zip(self.workers, assignments):
+            # the assignments were planned before the lock: a pool changed meanwhile restarts what both know
+            for worker, assignment in zip(self.workers, assignments, strict=False):
                 await worker.replace(assignment)
 
     def drop_partition(self, worker_index: int, topic: str, partition: int) -> None:

@@ -79,4 +79,3 @@ def _skip_hint(str flow, int code, str topic, int partition, int64_t offset):
                 "an ALLOW WRITE ACL on the remote topic (see `mirror-engine acls`)")
     return (f". The partition stops here and is retried at each topic refresh; to leave this record out: "
             f"mirror-engine skip <config> --flow {flow} --topic {topic} --partition {partition} --past {offset}")
-

@@ -233,4 +233,3 @@ cdef class PartitionLedger:
     def uncommitted(self):
         """True when the target acknowledged records not yet stored as progress."""
         return self.last_acked_source > self.last_committed_source
-

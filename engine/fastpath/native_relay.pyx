@@ -101,7 +101,8 @@ cdef class NativeRelay:
     def add_partition(self, str source_topic, str remote_topic, int partition, int64_t last_committed_offset=-1,
                       bint apply_filter=True):
         cdef TopicRoute route = self.routes.get(source_topic)
-        ledger = self.bookkeeper.add_partition(source_topic, remote_topic, partition, last_committed_offset, apply_filter)
+        ledger = self.bookkeeper.add_partition(source_topic, remote_topic, partition, last_committed_offset,
+                                               apply_filter)
         if route is None:
             route = TopicRoute()
             route.source_topic = source_topic
@@ -354,8 +355,8 @@ cdef class NativeRelay:
             rd_kafka_message_destroy(m)
             if topic is None:
                 raise SourceReadFailed(f"source cluster {self.source_cluster}: {reason.rstrip()}")
-            raise source_error(self.bookkeeper.flow_name, self.source_cluster, topic, partition, err, reason.rstrip(), offset,
-                               lambda: self.source_watermarks(topic, partition))
+            raise source_error(self.bookkeeper.flow_name, self.source_cluster, topic, partition, err, reason.rstrip(),
+                               offset, lambda: self.source_watermarks(topic, partition))
         ledger = self._ledger(m)
         if ledger is None:
             rd_kafka_message_destroy(m)  # not ours: its progress is not either
@@ -515,8 +516,8 @@ cdef class NativeRelay:
                             f"delivery report for {route.source_topic}[{ack.partition}]@{source.offset} "
                             f"arrived out of order (expected @{source_offset})")
                     self.bookkeeper._acked(<PartitionLedger> ledger, source_offset,
-                                rd_kafka_err2str(ack.err).decode() if ack.err else None, ack.err, ack.offset,
-                                ack.len)
+                                           rd_kafka_err2str(ack.err).decode() if ack.err else None, ack.err,
+                                           ack.offset, ack.len)
                 finally:
                     rd_kafka_message_destroy(source)
 
@@ -537,4 +538,3 @@ cdef class NativeRelay:
                     "%s %s", facility.decode("utf-8", "replace"), text.decode("utf-8", "replace"))
             rd_kafka_event_destroy(event)
             event = rd_kafka_queue_poll(self.log_queue, 0)
-

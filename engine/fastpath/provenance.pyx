@@ -26,7 +26,6 @@ cdef bint _came_from(const rd_kafka_headers_t *headers, bytes cluster) except -1
     return False
 
 
-
 cdef inline void _put_int64(char *out, int64_t value) noexcept:
     cdef int i
     for i in range(8):

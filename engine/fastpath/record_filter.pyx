@@ -89,7 +89,8 @@ cdef bint _has_header(object py_headers, const rd_kafka_headers_t *c_headers, st
                 continue
             if wanted is None:
                 return True
-            if value != NULL and <Py_ssize_t> size == len(wanted) and memcmp(value, PyBytes_AS_STRING(wanted), size) == 0:
+            if value != NULL and <Py_ssize_t> size == len(wanted) \
+                    and memcmp(value, PyBytes_AS_STRING(wanted), size) == 0:
                 return True
         return False
     for header in py_headers:

@@ -24,8 +24,9 @@ import json
 import logging
 import math
 import threading
+from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -150,8 +151,9 @@ def _engine_families(engine: EngineStatus) -> list[Metric]:
                                      labels=["target"])
     for sent in engine.heartbeats_sent:
         heartbeats.add_metric([sent.target], sent.sent)
-    return [records, value_bytes, filtered, resume_found, resume_unmatched, replicated, stored, lag, in_flight, rate, workers, restarts,
-            stopped, looping, stopped_partitions, verified, mismatches, passes, last_pass, heartbeats]
+    return [records, value_bytes, filtered, resume_found, resume_unmatched, replicated, stored, lag, in_flight, rate,
+            workers, restarts, stopped, looping, stopped_partitions, verified, mismatches, passes, last_pass,
+            heartbeats]
 
 
 def _mm2_families(engine: EngineStatus) -> list[Metric]:

@@ -16,18 +16,17 @@ import bisect
 import logging
 import re
 import time
-from typing import Callable
+from collections.abc import Callable
 
-from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka import ConsumerGroupTopicPartitions
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from engine import wire
 from engine.clients import DeliveryTally, client_config, track
 from engine.config.model import ClusterConfig
+from engine.observability.windowed_stats import CheckpointLatencies
 from engine.offsets.follow import TopicFollower
 from engine.offsets.translation import OffsetMap
-from engine.observability.windowed_stats import CheckpointLatencies
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +103,7 @@ class OffsetSyncReader:
             history.clear()  # an upstream rewind (a recreated topic): older syncs no longer apply
         history.append((sync.upstream_offset, sync.downstream_offset))
 
-    def read_to_end(self) -> "OffsetSyncReader":
+    def read_to_end(self) -> OffsetSyncReader:
         self.follower.read_to_end()
         return self
 
@@ -123,7 +122,7 @@ class OffsetSyncReader:
 class CheckpointEmitter:
     def __init__(self, flow_name: str, source: ClusterConfig, target: ClusterConfig, source_admin: AdminClient,
                  checkpoints_topic: str, groups: re.Pattern[str] | None, groups_exclude: re.Pattern[str] | None,
-                 replicated: Callable[[], dict[str, str]], translator: "OffsetMapReader | OffsetSyncReader",
+                 replicated: Callable[[], dict[str, str]], translator: OffsetMapReader | OffsetSyncReader,
                  clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
                  active: Callable[[], bool] = lambda: True):
         self.flow_name = flow_name

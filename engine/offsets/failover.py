@@ -34,7 +34,8 @@ class Move:
     metadata: str
 
 
-def read_checkpoints(config: EngineConfig, source: str, target: str, group: str) -> dict[tuple[str, int], wire.Checkpoint]:
+def read_checkpoints(config: EngineConfig, source: str, target: str,
+                     group: str) -> dict[tuple[str, int], wire.Checkpoint]:
     """Newest checkpoint per (remote topic, partition) of the group, read to the topic's end."""
     latest: dict[tuple[str, int], wire.Checkpoint] = {}
 
@@ -72,7 +73,8 @@ def _no_active_members(admin: AdminClient, group: str, cluster: str) -> None:
 
 
 def _committed(admin: AdminClient, group: str) -> dict[tuple[str, int], tuple[int, str]]:
-    result = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)], request_timeout=30)[group].result()
+    futures = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)], request_timeout=30)
+    result = futures[group].result()
     return {(tp.topic, tp.partition): (tp.offset, getattr(tp, "metadata", None) or "")
             for tp in result.topic_partitions if tp.offset >= 0}
 

@@ -16,7 +16,6 @@ position there translates to the first target offset after the engine's copies b
 
 from __future__ import annotations
 
-
 # the first-upstream key of a partition's read-through entry in the offset map
 READ_THROUGH = -1
 
@@ -112,7 +111,7 @@ class PartitionMap:
     def translate_back(self, target_position: int) -> int | None:
         """Source offset at which a consumer at `target_position` on the target resumes on the source:
         the source offset of the record copied to that position (failback)."""
-        for first_up, (first_down, last_up, last_down) in self.runs.items():
+        for first_up, (first_down, _last_up, last_down) in self.runs.items():
             if first_down <= target_position <= last_down:
                 return first_up + (target_position - first_down)
         if not self.runs and self.read_through is None:

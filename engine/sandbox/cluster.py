@@ -132,7 +132,7 @@ class KafkaCluster:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def start(self) -> "KafkaCluster":
+    def start(self) -> KafkaCluster:
         java = require_tool("java")
         jars = classpath()
         if self.folder.exists():
@@ -149,7 +149,7 @@ class KafkaCluster:
                     raise
         raise AssertionError("unreachable")
 
-    def _start_on_free_ports(self, java: str, jars: str) -> "KafkaCluster":
+    def _start_on_free_ports(self, java: str, jars: str) -> KafkaCluster:
         self.folder.mkdir(parents=True)
         ports = free_ports(self.nodes * (2 + bool(self.sasl) + self.tls + bool(self.oauth)))
         port_iter = iter(ports)
@@ -184,7 +184,7 @@ class KafkaCluster:
         if remove_data and self.folder.exists():
             shutil.rmtree(self.folder, ignore_errors=True)
 
-    def __enter__(self) -> "KafkaCluster":
+    def __enter__(self) -> KafkaCluster:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -304,7 +304,7 @@ class KafkaCluster:
         return attached is not None and any(m.running() for m in attached.members)
 
     @classmethod
-    def attach(cls, name: str, base_dir: Path | None = None) -> "KafkaCluster | None":
+    def attach(cls, name: str, base_dir: Path | None = None) -> KafkaCluster | None:
         """The cluster a previous process started under base_dir/name, or None."""
         base = Path(base_dir) if base_dir else cache_root() / "sandbox"
         state_file = base / name / "cluster.json"

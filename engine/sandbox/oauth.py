@@ -172,7 +172,7 @@ class OAuthServer:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def start(self) -> "OAuthServer":
+    def start(self) -> OAuthServer:
         if self._server is not None:
             return self
         server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
@@ -197,7 +197,7 @@ class OAuthServer:
         self._server = None
         self._thread = None
 
-    def __enter__(self) -> "OAuthServer":
+    def __enter__(self) -> OAuthServer:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:

@@ -198,7 +198,7 @@ class SandboxPki:
 
 
 def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.now(datetime.UTC)
 
 
 def _extension(store_type: JavaStoreType) -> str:

@@ -71,7 +71,7 @@ class RequiredAcl(msgspec.Struct, frozen=True):
     def key(self) -> tuple[str, str, str, str, str]:
         return self.cluster, self.resource_type, self.name, self.pattern_type, self.operation
 
-    def covers(self, other: "RequiredAcl") -> bool:
+    def covers(self, other: RequiredAcl) -> bool:
         """Whether granting this ACL grants `other` too (a wider pattern, an implying operation)."""
         if other.operation != self.operation and other.operation not in _IMPLIED.get(self.operation, ()):
             return False
@@ -87,8 +87,7 @@ class RequiredAcl(msgspec.Struct, frozen=True):
 
     def binding(self, principal: str, host: str = "*"):
         """The confluent_kafka AclBinding that grants it to `principal` (e.g. User:mirror)."""
-        from confluent_kafka.admin import AclBinding, AclOperation, AclPermissionType, ResourcePatternType
-        from confluent_kafka.admin import ResourceType
+        from confluent_kafka.admin import AclBinding, AclOperation, AclPermissionType, ResourcePatternType, ResourceType
 
         resource_type = {TRANSACTIONAL_ID: "TRANSACTIONAL_ID", CLUSTER: "BROKER"}.get(self.resource_type,
                                                                                        self.resource_type)
@@ -368,7 +367,7 @@ def table(acls: list[RequiredAcl]) -> str:
     header = ("cluster", "resource", "name", "pattern", "operation", "why")
     rows = [header] + [(a.cluster, a.resource_type, a.name, a.pattern_type, a.operation, a.why) for a in acls]
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row[:5], widths)) + "  " + row[5]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row[:5], widths, strict=True)) + "  " + row[5]
                      for row in rows)
 
 

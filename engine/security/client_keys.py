@@ -14,7 +14,7 @@
 librdkafka's own names (`sasl.username`, `ssl.ca.location`, ...) are taken as they are. Java keys
 whose job OpenSSL does without being told (`ssl.protocol`, `ssl.enabled.protocols`, the key and
 trust manager algorithms) are noted and dropped; keys that name Java classes are refused.
-"""
+"""  # noqa: E501 (a Markdown table: its rows cannot wrap)
 
 from __future__ import annotations
 
@@ -100,7 +100,8 @@ def cluster_security(alias: str, keys: dict[str, tuple[str, str]], missing: str 
         elif key in NOTED_JAVA_KEYS:
             notes.append(f"{as_written} is not used: {NOTED_JAVA_KEYS[key]}")
         elif key in ("ssl.engine.factory.class", "sasl.client.callback.handler.class", "sasl.login.class"):
-            raise ConfigError(as_written, f"cluster {alias}: {given.strip()} is a Java class that librdkafka cannot run")
+            raise ConfigError(as_written,
+                              f"cluster {alias}: {given.strip()} is a Java class that librdkafka cannot run")
         elif key not in _MAPPED_JAVA_KEYS and not key.startswith(("sasl.oauthbearer.", "sasl.kerberos.")):
             raise ConfigError(as_written, f"cluster {alias}: unknown security key {key}")
         elif key not in _MAPPED_JAVA_KEYS:
@@ -167,7 +168,8 @@ def _map_sasl(alias: str, keys: dict[str, tuple[str, str]], out: dict[str, str],
     if login is not None and ("sasl.username" in keys or "sasl.password" in keys):
         raise ConfigError(keys["sasl.jaas.config"][0], f"cluster {alias}: give the credentials once, in "
                                                        "sasl.jaas.config or as sasl.username/sasl.password")
-    expected_module = {"PLAIN": jaas.PLAIN_MODULE, "OAUTHBEARER": jaas.OAUTHBEARER_MODULE}.get(mechanism, jaas.SCRAM_MODULE)
+    expected_module = {"PLAIN": jaas.PLAIN_MODULE,
+                       "OAUTHBEARER": jaas.OAUTHBEARER_MODULE}.get(mechanism, jaas.SCRAM_MODULE)
     if login is not None and login.module != expected_module:
         raise ConfigError(keys["sasl.jaas.config"][0], f"cluster {alias}: login module {login.module} does not "
                                                        f"go with sasl.mechanism={mechanism}; use {expected_module}")
@@ -177,13 +179,15 @@ def _map_sasl(alias: str, keys: dict[str, tuple[str, str]], out: dict[str, str],
     if login is not None:
         for option in ("username", "password"):
             if option not in login.options:
-                raise ConfigError(keys["sasl.jaas.config"][0], f"cluster {alias}: {login.module} needs {option}=\"...\"")
+                raise ConfigError(keys["sasl.jaas.config"][0],
+                                  f"cluster {alias}: {login.module} needs {option}=\"...\"")
             out[f"sasl.{option}"] = login.options[option]
     if "sasl.username" not in out or "sasl.password" not in out:
-        raise ConfigError(written("sasl.jaas.config"), f"cluster {alias}: security.protocol={keys.get('security.protocol', ('', ''))[1].strip()} "
+        protocol = keys.get("security.protocol", ("", ""))[1].strip()
+        module = jaas.SCRAM_MODULE if mechanism != "PLAIN" else jaas.PLAIN_MODULE
+        raise ConfigError(written("sasl.jaas.config"), f"cluster {alias}: security.protocol={protocol} "
                                                        f"with {mechanism} needs credentials: sasl.jaas.config = "
-                                                       f"{jaas.SCRAM_MODULE if mechanism != 'PLAIN' else jaas.PLAIN_MODULE} "
-                                                       'required username="..." password="...";')
+                                                       f'{module} required username="..." password="...";')
 
 
 def _map_oauth(alias: str, keys: dict[str, tuple[str, str]], out: dict[str, str], login, written) -> None:
@@ -226,7 +230,8 @@ def _map_oauth(alias: str, keys: dict[str, tuple[str, str]], out: dict[str, str]
     extensions = [f"{name[len('extension_'):]}={v}" for name, v in options.items() if name.startswith("extension_")]
     if extensions:
         out["sasl.oauthbearer.extensions"] = ",".join(extensions)
-    for target, option in (("sasl.oauthbearer.client.id", "clientId"), ("sasl.oauthbearer.client.secret", "clientSecret")):
+    for target, option in (("sasl.oauthbearer.client.id", "clientId"),
+                           ("sasl.oauthbearer.client.secret", "clientSecret")):
         if target not in out:
             raise ConfigError(written("sasl.jaas.config"), f"cluster {alias}: the client-credentials grant needs "
                                                            f"{option}=\"...\" in sasl.jaas.config")

@@ -15,8 +15,8 @@ import threading
 from pathlib import Path
 
 from engine.config.keys import KEYS
-from engine.config.values import ConfigError
 from engine.config.properties import parse_properties
+from engine.config.values import ConfigError
 
 MASK = "[hidden]"
 
@@ -102,7 +102,7 @@ def resolve_references(props: dict[str, str]) -> tuple[dict[str, str], set[str]]
     secrets: set[str] = set()
     resolved = {}
     for key, value in props.items():
-        def replace(match: re.Match) -> str:
+        def replace(match: re.Match, key: str = key) -> str:
             name, path, item = match.group(1), match.group(2), match.group(3)
             kind = providers.get(name)
             if kind is None:

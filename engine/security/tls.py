@@ -82,7 +82,7 @@ def truststore_pem(cluster: str, keys: dict[str, tuple[str, str]]) -> str:
                 certificates.append(store.cert.certificate)
     if not certificates:
         raise _config_error(written, f"cluster {cluster}: the truststore holds no certificate")
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     for certificate in certificates:
         if certificate.not_valid_after_utc < now:
             log.warning("%s: the trusted certificate %s of cluster %s expired on %s", written,
@@ -116,7 +116,7 @@ def keystore_pem(cluster: str, keys: dict[str, tuple[str, str]]) -> tuple[str, s
     if not chain:
         raise _config_error(written, f"cluster {cluster}: the keystore holds no certificate")
     leaf = chain[0]
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     if leaf.not_valid_after_utc < now:
         raise _config_error(written, f"cluster {cluster}: the client certificate {leaf.subject.rfc4514_string()} "
                                      f"expired on {leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC")

@@ -34,7 +34,7 @@ class LineReader:
         return line + b"\n"
 
 
-def _read_inbox(reader: LineReader, inbox: "queue.Queue[ipc.ToWorker | None]") -> None:
+def _read_inbox(reader: LineReader, inbox: queue.Queue[ipc.ToWorker | None]) -> None:
     while line := reader.readline():
         message = ipc.to_worker_decoder.decode(line)
         if isinstance(message, ipc.Assign):
@@ -53,7 +53,7 @@ def main() -> int:
     if not isinstance(assignment, ipc.Assign):
         return 0
     hide(assignment.secrets)
-    inbox: "queue.Queue[ipc.ToWorker | None]" = queue.Queue()
+    inbox: queue.Queue[ipc.ToWorker | None] = queue.Queue()
     # Ctrl-C in a terminal reaches the whole process group: treat it as a clean stop
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: inbox.put(ipc.Stop()))

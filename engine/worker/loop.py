@@ -10,19 +10,19 @@ from __future__ import annotations
 import logging
 import queue
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from confluent_kafka import OFFSET_BEGINNING
 
 from engine import ipc
-from engine.clients import client_config
 from engine._fastpath import DeliveryFailed
+from engine.clients import client_config
 from engine.offsets.translation import READ_THROUGH
+from engine.worker.kept_records import build_record_filter
 from engine.worker.offset_syncs import OffsetSyncWriter
 from engine.worker.progress import ProgressError, ProgressStore
-from engine.worker.kept_records import build_record_filter
-from engine.worker.resume import TargetTailResume
 from engine.worker.relays import RelayLoop, make_relay
+from engine.worker.resume import TargetTailResume
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ TRANSACTION_TIMEOUT_S = 60.0
 class Worker:
     """Runs one Assign until Stop, a closed inbox, or a fatal error."""
 
-    def __init__(self, assignment: ipc.Assign, inbox: "queue.Queue[ipc.ToWorker | None]",
+    def __init__(self, assignment: ipc.Assign, inbox: queue.Queue[ipc.ToWorker | None],
                  report: Callable[[ipc.Report | ipc.Failed], None], relay: RelayLoop, progress: ProgressStore,
                  offset_syncs: OffsetSyncWriter | None = None, target_tail: TargetTailResume | None = None,
                  clock: Callable[[], float] = time.monotonic):
@@ -209,7 +209,8 @@ class Worker:
             if runs:
                 self.progress.store_runs(runs)
             if changed:
-                self.progress.store([(l.source_topic, l.partition, l.last_acked_source) for l in changed])
+                self.progress.store([(ledger.source_topic, ledger.partition, ledger.last_acked_source)
+                                     for ledger in changed])
         except ProgressError as error:
             if not error.pending:
                 raise
@@ -238,7 +239,8 @@ class Worker:
         self._pass_invisible_offsets()
         records = self.progress.run_records(self.relay.bookkeeper.take_offset_runs() + self._read_through_entries())
         changed = [ledger for ledger in self.relay.bookkeeper.ledgers.values() if ledger.uncommitted()]
-        records += self.progress.progress_records([(l.source_topic, l.partition, l.last_acked_source) for l in changed])
+        records += self.progress.progress_records([(ledger.source_topic, ledger.partition, ledger.last_acked_source)
+                                                   for ledger in changed])
         for topic, partition, key, value in records:
             self.relay.produce_record(topic, partition, key, value)
         self._flush_producer()
@@ -264,11 +266,11 @@ class Worker:
 
         Only valid between batches, when every record the consumer returned went through the relay.
         """
-        idle = [l for l in self.relay.bookkeeper.ledgers.values() if l.in_flight == 0]
+        idle = [ledger for ledger in self.relay.bookkeeper.ledgers.values() if ledger.in_flight == 0]
         if not idle:
             return
-        positions = self.relay.positions([(l.source_topic, l.partition) for l in idle])
-        for ledger, position in zip(idle, positions):
+        positions = self.relay.positions([(ledger.source_topic, ledger.partition) for ledger in idle])
+        for ledger, position in zip(idle, positions, strict=True):
             if position > ledger.last_acked_source + 1 and ledger.pending_filtered < position:
                 ledger.last_acked_source = position - 1
 
@@ -327,7 +329,7 @@ class Worker:
         return report
 
 
-def open_worker(assignment: ipc.Assign, inbox: "queue.Queue[ipc.ToWorker | None]",
+def open_worker(assignment: ipc.Assign, inbox: queue.Queue[ipc.ToWorker | None],
                 report: Callable[[ipc.Report | ipc.Failed], None]) -> Worker:
     """A Worker with the clients its first Assign names: the relay's consumer and producer, the
     progress store's, and the offset-sync producer's."""

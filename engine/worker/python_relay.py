@@ -7,14 +7,22 @@ between them is only how records are read and written. A Python object per recor
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from time import monotonic
-from typing import Any, Callable
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from engine import wire
-from engine._fastpath import Bookkeeper, DeliveryFailed, SourceReadFailed, TransactionFailed, \
-    produce_failed, source_error, wall_clock_ms
+from engine._fastpath import (
+    Bookkeeper,
+    DeliveryFailed,
+    SourceReadFailed,
+    TransactionFailed,
+    produce_failed,
+    source_error,
+    wall_clock_ms,
+)
 from engine.clients import client_config
 
 # a partition just added to the remote topic: how long produce() waits for the producer to see it

@@ -93,8 +93,9 @@ def make_relay(loop: str, source: dict[str, str], target: dict[str, str], flow: 
                producer_overrides: dict[str, str] | None = None) -> RelayLoop:
     """A relay of the given loop kind, with client.ids in MM2's format."""
     consumer = {**role_connection(source, consumer_overrides or {}), **consumer_settings(flow, consumer_overrides)}
-    producer = {**role_connection(target, producer_overrides or {}), **producer_settings(compression, transactional_id=transactional_id,
-                                              max_message_bytes=max_message_bytes, overrides=producer_overrides)}
+    producer = {**role_connection(target, producer_overrides or {}),
+                **producer_settings(compression, transactional_id=transactional_id,
+                                    max_message_bytes=max_message_bytes, overrides=producer_overrides)}
     consumer_id, producer_id = f"{role}|replication-consumer", f"{role}|replication-producer"
     # a user's client.id goes in front, as in MM2's [userClientId|]A->B|<connector>|<role>
     if "client.id" in consumer:

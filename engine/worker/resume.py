@@ -20,7 +20,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from typing import Callable, Iterator, NamedTuple
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
 
 from confluent_kafka import TIMESTAMP_CREATE_TIME, Consumer, KafkaError, KafkaException, TopicPartition
 
@@ -201,7 +202,8 @@ class TargetTailResume:
                                  assignment.target_alias if assignment.provenance else None)
             try:
                 found = find_copied_tail(source_config, target_config, task.topic, task.remote_topic, task.partition,
-                                         last, tail_start, keep, assignment.source_alias if assignment.provenance else None)
+                                         last, tail_start, keep,
+                                         assignment.source_alias if assignment.provenance else None)
             except Exception as error:  # never a reason to stop copying: at worst records are copied twice
                 self.fallback(name, f"the target's tail could not be read: {type(error).__name__}: {error}")
                 continue

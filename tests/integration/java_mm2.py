@@ -21,7 +21,7 @@ class JavaMirrorMaker:
         self.folder = folder
         self.launched: Launched | None = None
 
-    def start(self, config: Path, target_alias: str) -> "JavaMirrorMaker":
+    def start(self, config: Path, target_alias: str) -> JavaMirrorMaker:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.launched = start_mm2(config, target_alias, self.folder)
         return self

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-
 # Explicit record timestamps an hour in the past: recent enough that the brokers' time-based
 # retention (7 days) never deletes test data in the middle of a run, as a fixed 2023 date would.
 BASE_TIMESTAMP_MS = int(time.time() * 1000) - 3_600_000
@@ -174,7 +173,7 @@ class SteadyProducer:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> "SteadyProducer":
+    def __enter__(self) -> SteadyProducer:
         self._thread.start()
         return self
 

@@ -86,7 +86,8 @@ def test_quick_bench_over_tls_gives_each_row_a_tls_row(tmp_path):
     rows = {(e["replicator"], e.get("security", "plaintext")): e for e in document["summary"]}
     assert set(rows) == {("floor", "plaintext"), ("c", "plaintext"), ("floor", "tls"), ("c", "tls")}
     assert rows[("c", "tls")]["records_per_s"] > 0 and rows[("floor", "tls")]["cpu_s_per_gb"] > 0
-    assert rows[("c", "tls")]["cpu_vs_floor"] == rows[("c", "tls")]["cpu_s_per_gb"] / rows[("floor", "tls")]["cpu_s_per_gb"]
+    assert rows[("c", "tls")]["cpu_vs_floor"] \
+        == rows[("c", "tls")]["cpu_s_per_gb"] / rows[("floor", "tls")]["cpu_s_per_gb"]
     [c_tls] = [r for r in document["runs"] if r["replicator"] == "c" and r["security"] == "tls"]
     config = (out / c_tls["folder"] / "mm2.properties").read_text()
     alias = c_tls["source_alias"]

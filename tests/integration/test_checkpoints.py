@@ -10,8 +10,15 @@ from confluent_kafka import Consumer, TopicPartition
 
 from engine import wire
 from tests.helpers import wait_for
-from tests.integration.kafka_io import BASE_TIMESTAMP_MS, Record, end_offsets, keys_by_offset, mm2_properties, \
-    produce, raw_records
+from tests.integration.kafka_io import (
+    BASE_TIMESTAMP_MS,
+    Record,
+    end_offsets,
+    keys_by_offset,
+    mm2_properties,
+    produce,
+    raw_records,
+)
 
 PARTITIONS = 2
 

@@ -90,7 +90,8 @@ def test_every_command_names_a_cluster_that_does_not_answer(kind, tmp_path, sile
         "A->B.enabled = true\n")
     for name, process in start_all(config_file, ["--timeout", "3"]).items():
         first = "B" if name == "skip" else "A"  # skip needs the target alone; the others check A first
-        assert_one_named_line(name, process, first, "did not answer within 3s", f"(config key: {first}.bootstrap.servers)")
+        assert_one_named_line(name, process, first, "did not answer within 3s",
+                              f"(config key: {first}.bootstrap.servers)")
 
 
 def test_every_command_names_a_cluster_that_refuses_us(source_cluster, secured_target, tmp_path):

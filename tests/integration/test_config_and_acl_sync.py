@@ -86,7 +86,8 @@ def test_changes_sync_excluded_keys_stay_and_deleted_overrides_follow_use_defaul
         remote = f"A.{topic}"
         wait_for(lambda: remote_exists(target_cluster, remote), 60, "the remote topic", run.log)
 
-        alter(source_cluster, topic, set_("retention.ms", str(2 * DAY_MS)), set_("unclean.leader.election.enable", "true"))
+        alter(source_cluster, topic, set_("retention.ms", str(2 * DAY_MS)),
+              set_("unclean.leader.election.enable", "true"))
         wait_for(lambda: topic_configs(target_cluster, remote)["retention.ms"].value == str(2 * DAY_MS), 30,
                  "the changed retention.ms on the target", run.log)
         assert topic_configs(target_cluster, remote)["unclean.leader.election.enable"].value == "false"
@@ -94,12 +95,13 @@ def test_changes_sync_excluded_keys_stay_and_deleted_overrides_follow_use_defaul
         alter(source_cluster, topic, delete("segment.ms"))
         if use_defaults_from == "target":
             # the target override is removed: the target's own default applies
-            wait_for(lambda: topic_configs(target_cluster, remote)["segment.ms"].source == ConfigSource.DEFAULT_CONFIG.value,
-                     30, "segment.ms override deleted on the target", run.log)
+            wait_for(lambda: topic_configs(target_cluster, remote)["segment.ms"].source
+                     == ConfigSource.DEFAULT_CONFIG.value, 30, "segment.ms override deleted on the target", run.log)
         else:
             # the source default is written to the target as an override
             source_default = topic_configs(source_cluster, topic)["segment.ms"].value
-            wait_for(lambda: (lambda e: e.value == source_default and e.source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value)(
+            wait_for(lambda: (lambda e: e.value == source_default
+                              and e.source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value)(
                 topic_configs(target_cluster, remote)["segment.ms"]), 30, "the source default set on the target",
                 run.log)
         assert run.stop() == 0, run.log()
@@ -212,7 +214,8 @@ def test_an_excluded_setting_changed_right_after_creation_stays(source_cluster_3
     before it (the synced value and the excluded setting at its default). So the test waits for one read
     that shows both the synced value and the excluded setting, and reads again after two more syncs."""
     source, target = source_cluster_3, target_cluster_3
-    source_overrides = {"delete.retention.ms": "1000", "retention.bytes": "1000"} if use_defaults_from == "target" else {}
+    source_overrides = {"delete.retention.ms": "1000", "retention.bytes": "1000"} \
+        if use_defaults_from == "target" else {}
     for round_ in range(20 if SOAK else 2):
         topic = source.create_topic(unique_name(f"excl-{use_defaults_from}"), 1, source_overrides)
         remote = f"A.{topic}"

@@ -116,7 +116,8 @@ def test_a_hung_worker_is_replaced_and_fenced_when_it_wakes(source_cluster, targ
 
 
 def _committed_count(cluster, topic: str) -> int:
-    return sum(len(records) for records in read_all(cluster.bootstrap_servers, topic, isolation="read_committed").values())
+    return sum(len(records)
+               for records in read_all(cluster.bootstrap_servers, topic, isolation="read_committed").values())
 
 
 def _zombie(pid: int) -> bool:

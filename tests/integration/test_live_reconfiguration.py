@@ -7,7 +7,15 @@ import signal
 import time
 
 from tests.helpers import wait_for
-from tests.integration.kafka_io import BASE_TIMESTAMP_MS, Record, SteadyProducer, end_offsets, mm2_properties, produce, read_all
+from tests.integration.kafka_io import (
+    BASE_TIMESTAMP_MS,
+    Record,
+    SteadyProducer,
+    end_offsets,
+    mm2_properties,
+    produce,
+    read_all,
+)
 
 
 def batch(partitions: int, tag: str):
@@ -61,7 +69,8 @@ def test_topics_and_flows_change_on_sighup_while_the_running_flow_keeps_copying(
              run.log)
     assert run.stop() == 0, run.log()
     # the steady flow's copy never stood still for long while the new topic and flow started
-    stalls = [later[0] - earlier[0] for earlier, later in zip(samples, samples[1:]) if later[1] == earlier[1]]
+    stalls = [later[0] - earlier[0] for earlier, later in zip(samples, samples[1:], strict=False)
+              if later[1] == earlier[1]]
     print(f"steady copy while the flows changed: {len(samples)} samples, longest stand-still "
           f"{max(stalls, default=0):.2f}s; {len(producer.written)} records copied")
     assert max(stalls, default=0) < 5, f"the steady copy stood still for {max(stalls):.1f}s"

@@ -14,8 +14,16 @@ from engine.config.loading import from_properties
 from engine.config.properties import parse_properties
 from engine.offsets.checkpoints import OffsetMapReader
 from tests.helpers import wait_for
-from tests.integration.kafka_io import BASE_TIMESTAMP_MS, Record, end_offsets, mm2_properties, produce, raw_records, read_all, \
-    stored_progress
+from tests.integration.kafka_io import (
+    BASE_TIMESTAMP_MS,
+    Record,
+    end_offsets,
+    mm2_properties,
+    produce,
+    raw_records,
+    read_all,
+    stored_progress,
+)
 from tests.integration.test_replicate_a_to_b import PARTITIONS, by_partition, sample_records
 
 FILTER = {"A->B.record.filter.header.absent": "binary"}  # drops every 4th record: gaps in each partition
@@ -150,7 +158,7 @@ def test_provenance_header_names_the_origin_and_stops_an_identity_cycle(loop, so
         copies = [r for r in records if r.value == b"from A"]
         originals = [r for r in on_a if r.partition == partition]
         assert len(copies) == len(originals)
-        for offset, (copy, original) in enumerate(zip(copies, originals)):
+        for offset, (copy, original) in enumerate(zip(copies, originals, strict=True)):
             # the record's own headers first, then this hop's provenance
             assert copy.headers[:-1] == original.headers and copy.headers[-1][0] == wire.PROVENANCE_HEADER
             assert wire.Provenance.decode(copy.headers[-1][1]) == wire.Provenance("A", topic, partition, offset)

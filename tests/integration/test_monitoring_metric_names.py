@@ -30,7 +30,8 @@ def test_a_counter_is_served_as_its_total():
 def test_every_metric_of_the_dashboard_and_the_alerts_is_served(source_cluster, target_cluster, engine,
                                                                  unique_name):
     topic = source_cluster.create_topic(unique_name("scraped"), 2)
-    produce(source_cluster.bootstrap_servers, topic, [Record(i % 2, b"k%d" % i, b"v", (), int(time.time() * 1000)) for i in range(20)])
+    produce(source_cluster.bootstrap_servers, topic,
+            [Record(i % 2, b"k%d" % i, b"v", (), int(time.time() * 1000)) for i in range(20)])
     run = engine(mm2_properties(source_cluster, target_cluster, {
         "A->B.topics": topic, "mirror.engine.audit.interval.seconds": "1"}))
     wait_for(lambda: sum(end_offsets(target_cluster.bootstrap_servers, f"A.{topic}").values()) == 20, 60,

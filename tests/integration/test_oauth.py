@@ -8,7 +8,8 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer

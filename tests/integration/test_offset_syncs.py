@@ -6,8 +6,15 @@ import pytest
 
 from engine import wire
 from tests.helpers import wait_for
-from tests.integration.kafka_io import BASE_TIMESTAMP_MS, Record, end_offsets, keys_by_offset, mm2_properties, \
-    produce, raw_records
+from tests.integration.kafka_io import (
+    BASE_TIMESTAMP_MS,
+    Record,
+    end_offsets,
+    keys_by_offset,
+    mm2_properties,
+    produce,
+    raw_records,
+)
 
 
 def records(count: int, partitions: int = 2) -> list[Record]:

@@ -6,8 +6,15 @@ import pytest
 
 from engine import wire
 from tests.helpers import wait_for
-from tests.integration.kafka_io import BASE_TIMESTAMP_MS, Record, end_offsets, mm2_properties, produce, read_all, \
-    stored_progress
+from tests.integration.kafka_io import (
+    BASE_TIMESTAMP_MS,
+    Record,
+    end_offsets,
+    mm2_properties,
+    produce,
+    read_all,
+    stored_progress,
+)
 
 PARTITIONS = 3
 COUNT = 1200

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from engine import wire
 from tests.helpers import wait_for
-from tests.integration.kafka_io import BASE_TIMESTAMP_MS, Record, end_offsets, mm2_properties, produce, read_all, stored_progress
+from tests.integration.kafka_io import (
+    BASE_TIMESTAMP_MS,
+    Record,
+    end_offsets,
+    mm2_properties,
+    produce,
+    read_all,
+    stored_progress,
+)
 
 PARTITIONS = 3
 
@@ -44,7 +52,7 @@ def assert_same_records(expected: dict[int, list[Record]], actual: dict[int, lis
     for partition, records in expected.items():
         copied = actual[partition]
         assert len(copied) == len(records), f"partition {partition}: {len(copied)} copied, {len(records)} expected"
-        for index, (want, got) in enumerate(zip(records, copied)):
+        for index, (want, got) in enumerate(zip(records, copied, strict=True)):
             assert got == want, f"partition {partition} record {index}: {got} != {want}"
 
 

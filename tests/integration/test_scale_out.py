@@ -129,7 +129,7 @@ def test_instances_share_partitions_a_new_one_takes_its_share_and_a_killed_ones_
         four = wait_for(four_share, 90, "every partition owned by exactly one of 4", logs(runs), interval_s=0.25)
         moved = {tp for tp in four if four[tp] != three.get(tp)}
         assert moved and all(four[tp] == 3 for tp in moved), f"only partitions for the new instance move: {four}"
-        stalls = [b[0] - a[0] for a, b in zip(samples, samples[1:]) if b[1] == a[1]]
+        stalls = [b[0] - a[0] for a, b in zip(samples, samples[1:], strict=False) if b[1] == a[1]]
         print(f"fourth instance: {len(moved)} partitions moved to it; longest stand-still of the copy "
               f"{max(stalls, default=0):.2f}s")
 
@@ -220,7 +220,7 @@ def test_a_config_change_adds_a_flow_while_the_group_keeps_replicating(
              logs(runs))
     for run in runs:
         assert run.stop() == 0, run.log()
-    stalls = [b[0] - a[0] for a, b in zip(samples, samples[1:]) if b[1] == a[1]]
+    stalls = [b[0] - a[0] for a, b in zip(samples, samples[1:], strict=False) if b[1] == a[1]]
     print(f"A->B while B->A was added to both instances: longest stand-still {max(stalls, default=0):.2f}s")
     assert max(stalls, default=0) < 5, f"the running flow stood still for {max(stalls):.1f}s"
     assert read_all(target_cluster.bootstrap_servers, remote) == \

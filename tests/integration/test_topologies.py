@@ -164,7 +164,7 @@ def test_identity_two_way_with_disjoint_filters_runs_and_a_topic_both_would_copy
     checked = subprocess.run([sys.executable, "-m", "engine", "check-config", str(tmp_path / "mm2.properties")],
                              capture_output=True, text=True, timeout=60)
     assert checked.returncode == 0, checked.stderr
-    said = [f"flows A -> B -> A form a cycle and A->B uses IdentityReplicationPolicy",
+    said = ["flows A -> B -> A form a cycle and A->B uses IdentityReplicationPolicy",
             f"topic {both} would be copied round B -> A -> B: B->A does not copy it"]
     for remark in said:
         assert remark in checked.stdout and remark in log, remark

@@ -73,7 +73,8 @@ def test_without_checkpoints_no_group_is_read_and_without_offset_syncs_neither_t
 def test_sync_group_offsets_reads_the_remote_topics_and_commits_to_the_groups_on_the_target():
     expected = (replication() | OFFSET_SYNCS | CHECKPOINTS | group("A", "app-", "DESCRIBE", prefixed=True)
                 | topic("B", "A.orders", "READ") | group("B", "app-", "READ", prefixed=True))
-    assert keys({**QUIET, "A->B.topics": "orders", "groups": "app-.*", "sync.group.offsets.enabled": "true"}) == expected
+    assert keys({**QUIET, "A->B.topics": "orders", "groups": "app-.*",
+                 "sync.group.offsets.enabled": "true"}) == expected
 
 
 def test_default_topics_and_groups_become_wildcards_and_cover_the_narrower_acls():
@@ -100,7 +101,8 @@ def test_every_default_feature_with_heartbeats_config_and_acl_sync_and_the_sampl
         | topic("A", "heartbeats", "CREATE", "WRITE") | topic("B", "heartbeats", "CREATE", "WRITE")
         # config sync: ALTER_CONFIGS implies the DESCRIBE_CONFIGS the record size limit needs
         | topic("B", "A.orders", "ALTER_CONFIGS", "READ") | topic("B", "A.heartbeats", "ALTER_CONFIGS", "READ")
-        | {("A", "CLUSTER", "kafka-cluster", "LITERAL", "DESCRIBE"), ("B", "CLUSTER", "kafka-cluster", "LITERAL", "ALTER")}
+        | {("A", "CLUSTER", "kafka-cluster", "LITERAL", "DESCRIBE"),
+           ("B", "CLUSTER", "kafka-cluster", "LITERAL", "ALTER")}
         | group("A", "mirror-engine-audit-", "DESCRIBE", prefixed=True)
     ) - topic("B", "A.orders", "DESCRIBE_CONFIGS") - topic("B", "A.heartbeats", "DESCRIBE_CONFIGS")
     assert keys({"A->B.topics": "orders", "groups": "app-.*"}) == expected

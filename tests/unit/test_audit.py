@@ -74,7 +74,8 @@ def test_unstored_copies_with_provenance_headers_are_duplicates_and_a_stranger_s
 
     def copy(offset: int) -> tuple:
         key, value, headers, timestamp = records([offset])[offset]
-        return key, value, headers + [(wire.PROVENANCE_HEADER, wire.Provenance("A", "t", 0, offset).encode())], timestamp
+        provenance = (wire.PROVENANCE_HEADER, wire.Provenance("A", "t", 0, offset).encode())
+        return key, value, headers + [provenance], timestamp
 
     source = records(range(6))
     # 0..5 at 0..5 (run of 0..2 stored), a stranger at 6, then 3..5 again at 7..9

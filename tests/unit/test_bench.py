@@ -9,18 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from engine.bench import payload, report
-from engine.bench import ceiling
+from engine.bench import ceiling, floor, payload, report
 from engine.bench.command import add_arguments, settings_from
-from engine.bench import floor
-from engine.bench.schedule import plan
 from engine.bench.latency import latency_rate
-from engine.bench.rows import MAX_TOPIC_BYTES, copy_timeout, records_for_window
-from engine.bench.settings import COPIERS, Settings
-from engine.bench.window import window_bounds
 from engine.bench.mm2 import MM2_TUNED, bench_properties, exact_topic_regex, render
 from engine.bench.procstat import CLOCK_TICKS, TreeMeter, parse_stat, parse_status_memory
+from engine.bench.rows import MAX_TOPIC_BYTES, copy_timeout, records_for_window
+from engine.bench.schedule import plan
+from engine.bench.settings import COPIERS, Settings
 from engine.bench.sweep import sizing, sweep_plan
+from engine.bench.window import window_bounds
 from engine.config.loading import from_properties
 from engine.config.properties import parse_properties
 
@@ -98,8 +96,8 @@ def test_ratios_only_within_the_same_compression():
 
 def test_latency_summary():
     s = report.latency_summary([float(v) for v in range(1, 101)])
-    assert s == {"samples": 100, "p50_ms": 50.5, "p99_ms": pytest.approx(99.01), "p999_ms": pytest.approx(99.901), "max_ms": 100.0,
-                 "mean_ms": 50.5}
+    assert s == {"samples": 100, "p50_ms": 50.5, "p99_ms": pytest.approx(99.01), "p999_ms": pytest.approx(99.901),
+                 "max_ms": 100.0, "mean_ms": 50.5}
 
 
 def test_markdown_table_has_one_row_per_case_with_spread_and_floor_multiple():
@@ -224,7 +222,8 @@ def test_bench_properties_for_mm2_and_the_engine():
 
 def test_mm2_defaults_get_no_client_settings_and_mm2_tuned_the_published_ones():
     defaults = bench_properties("A", "B", "a:1", "b:2", ["t"], 2, "none", tuning="defaults")
-    assert not [k for k in defaults if ".producer." in k or ".consumer." in k or k.startswith(("producer.", "consumer."))]
+    assert not [k for k in defaults
+                if ".producer." in k or ".consumer." in k or k.startswith(("producer.", "consumer."))]
     assert defaults["tasks.max"] == "2" and defaults["replication.factor"] == "1"
     lz4 = bench_properties("A", "B", "a:1", "b:2", ["t"], 2, "lz4", tuning="defaults")
     assert {k: v for k, v in lz4.items() if "producer" in k} == {"B.producer.compression.type": "lz4",
@@ -408,7 +407,8 @@ def test_measure_copy_of_a_quick_run_counts_the_whole_copy(monkeypatch):
 
     monkeypatch.setattr(window, "POLL_S", 0)
     measured = window.measure_copy(_Alive(), _Offsets([0, 0, 300, 1000]), "t", 2, 1000, 60.0, steady=False)
-    assert (measured["window_first_record"], measured["window_last_record"], measured["window_records"]) == (0, 1000, 1000)
+    assert (measured["window_first_record"], measured["window_last_record"],
+            measured["window_records"]) == (0, 1000, 1000)
 
 
 class _Clock:

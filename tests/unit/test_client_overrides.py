@@ -134,7 +134,8 @@ def test_a_role_may_override_bootstrap_servers_with_mm2s_precedence():
     assert a_b.target_admin == {"bootstrap.servers": "b-admin:9092"}
     assert a_b.target_producer == {"bootstrap.servers": "b-producer:9092 , b-producer-2:9092"}
     assert flow(config, "A->C").source_admin == {}  # A->B.source.admin is that flow's own
-    admin = client_config(config.cluster("B"), "A->B|MirrorSourceConnector|replication-target-admin", **a_b.target_admin)
+    admin = client_config(config.cluster("B"), "A->B|MirrorSourceConnector|replication-target-admin",
+                          **a_b.target_admin)
     assert (admin["bootstrap.servers"], admin["security.protocol"]) == ("b-admin:9092", "PLAINTEXT")
 
 

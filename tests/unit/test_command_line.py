@@ -62,7 +62,8 @@ def record(message: str) -> logging.LogRecord:
 def test_a_repeated_line_is_shown_once_per_interval_with_the_count_held_back():
     now = [0.0]
     lines = RepeatedLines(30.0, clock=lambda: now[0])
-    fail = "FAIL [c#producer-1]: 127.0.0.1:1/bootstrap: Connect failed: Connection refused (after {}ms in state CONNECT)"
+    fail = ("FAIL [c#producer-1]: 127.0.0.1:1/bootstrap: Connect failed: Connection refused "
+            "(after {}ms in state CONNECT)")
     shown = []
     for second in range(0, 65):
         now[0] = float(second)

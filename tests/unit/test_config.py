@@ -194,7 +194,8 @@ def test_record_filter_keys_and_connect_transforms():
     ({"transforms": "r", "transforms.r.type": "org.apache.kafka.connect.transforms.RegexRouter"},
      "transforms.r.type", "not supported"),
     ({"transforms": "f", "transforms.f.type": "org.apache.kafka.connect.transforms.Filter",
-      "transforms.f.predicate": "p", "predicates.p.type": "org.apache.kafka.connect.transforms.predicates.RecordIsTombstone"},
+      "transforms.f.predicate": "p",
+      "predicates.p.type": "org.apache.kafka.connect.transforms.predicates.RecordIsTombstone"},
      "predicates.p.type", "not supported"),
     ({"use.defaults.from": "both"}, "use.defaults.from", "source or target"),
     ({"A->B.config.properties.exclude": "x["}, "A->B.config.properties.exclude", "invalid Java regular expression"),
@@ -235,7 +236,8 @@ def test_loop_compression_provenance_and_bandwidth_keys():
 
     with pytest.raises(ConfigError, match=r"mirror.engine.loop: 'jit': expected one of c, python"):
         from_properties({**base, "mirror.engine.loop": "jit"})
-    with pytest.raises(ConfigError, match=r"B.producer.compression.type.*expected one of none, gzip, snappy, lz4, zstd"):
+    with pytest.raises(ConfigError,
+                       match=r"B.producer.compression.type.*expected one of none, gzip, snappy, lz4, zstd"):
         from_properties({**base, "B.producer.compression.type": "brotli"})
     with pytest.raises(ConfigError, match=r"mirror.engine.bandwidth.limit.bytes.per.second"):
         from_properties({**base, "mirror.engine.bandwidth.limit.bytes.per.second": "-1"})
@@ -334,7 +336,8 @@ def test_known_keys_of_every_scope_pass():
              "A->B.transforms": "", "A->B.errors.tolerance": "none", "B.status.storage.topic": "s",
              "A->B.source.cluster.client.dns.lookup": "use_all_dns_ips", "A->B.topic.creation.default.partitions": "3",
              "config.providers.vault.param.address": "x", "replication.policy.my.own": "y", "A->B.tasks.max": "2",
-             "key.converter": "org.apache.kafka.connect.converters.ByteArrayConverter", "dedicated.mode.enable.internal.rest": "true"}
+             "key.converter": "org.apache.kafka.connect.converters.ByteArrayConverter",
+             "dedicated.mode.enable.internal.rest": "true"}
     assert from_properties(props).unknown_keys == []
     # the default config-property filter's own key (its ConfigDef, not the connector's)
     from engine.config.unknown_keys import unknown_keys

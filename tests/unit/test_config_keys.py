@@ -8,7 +8,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from engine.config.keys import KEYS, BY_NAME
+from engine.config.keys import BY_NAME, KEYS
 from engine.config.model import EngineConfig, FlowConfig, HeartbeatConfig
 from engine.config.reference import rewritten
 from engine.config.values import ConfigError

@@ -34,7 +34,8 @@ def test_report_says_whether_the_instances_share_the_partitions():
     from engine.config.loading import from_properties
     from engine.config.report import report
 
-    base = {"clusters": "A, B", "A.bootstrap.servers": "a:9092", "B.bootstrap.servers": "b:9092", "A->B.enabled": "true"}
+    base = {"clusters": "A, B", "A.bootstrap.servers": "a:9092", "B.bootstrap.servers": "b:9092",
+            "A->B.enabled": "true"}
     assert "scale-out: off (mirror.engine.group.id not set)" in report(from_properties(base, quiet=True))
     shared = report(from_properties({**base, "mirror.engine.group.id": "mirrors"}, quiet=True))
     assert "scale-out: the instances of group mirrors share the partitions (groups on cluster B; session " \

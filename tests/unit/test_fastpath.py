@@ -141,7 +141,8 @@ def test_partition_eof_is_skipped_and_other_source_errors_raise():
     eof = FakeMessage("t", 0, 5, error=KafkaError(KafkaError._PARTITION_EOF))
     assert relay.send([eof]) == 0
     broken = FakeMessage("t", 0, 5, error=KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED))
-    with pytest.raises(SourceReadFailed, match=r"source t\[0\] on cluster source: Broker: Topic authorization failed") as raised:
+    with pytest.raises(SourceReadFailed,
+                       match=r"source t\[0\] on cluster source: Broker: Topic authorization failed") as raised:
         relay.send([broken])
     assert (raised.value.topic, raised.value.partition) == ("t", 0)  # this partition's own problem
 
@@ -149,7 +150,8 @@ def test_partition_eof_is_skipped_and_other_source_errors_raise():
 def test_a_position_below_the_log_start_names_the_records_retention_deleted():
     from engine._fastpath import source_error
 
-    lost = source_error("A->B", "A", "orders", 2, KafkaError._AUTO_OFFSET_RESET, "Offset out of range", 120, lambda: (500, 900))
+    lost = source_error("A->B", "A", "orders", 2, KafkaError._AUTO_OFFSET_RESET, "Offset out of range", 120,
+                        lambda: (500, 900))
     assert isinstance(lost, SourceReadFailed) and (lost.topic, lost.partition) == ("orders", 2)
     assert str(lost).startswith("source orders[2] on cluster A: records 120..499 were deleted (retention) before "
                                 "they were copied")

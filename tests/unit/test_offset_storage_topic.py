@@ -14,8 +14,8 @@ import pytest
 
 from engine.config.loading import from_properties
 from engine.config.precedence import worker_key
-from engine.config.values import ConfigError
 from engine.config.report import DEVIATIONS, report
+from engine.config.values import ConfigError
 from engine.security.acls import required_acls
 
 BASE = {"clusters": "A, B, C", "A.bootstrap.servers": "a:9092", "B.bootstrap.servers": "b:9092",
@@ -58,7 +58,8 @@ def test_a_flow_key_is_not_read_as_in_mm2_and_a_remark_says_where_the_progress_i
     assert {f.name: f.offsets_topic for f in config.flows}["A->B"] == "mm2-offsets.A.internal"
     assert [r.getMessage() for r in caplog.records] == [
         "A->B.offset.storage.topic is not read, as in MM2 (a Connect worker setting comes from "
-        "B.offset.storage.topic or the top level, never from a flow): the progress of A->B is in mm2-offsets.A.internal"]
+        "B.offset.storage.topic or the top level, never from a flow): the progress of A->B is in "
+        "mm2-offsets.A.internal"]
 
 
 def test_the_other_offset_storage_keys_follow_the_same_precedence_and_the_flush_interval_its_own():
@@ -95,7 +96,8 @@ def test_check_config_shows_each_flow_s_progress_topic_and_notes_the_connect_sta
     assert "  A->B:\n" in text and "    progress = progress-on-b on B (set by B.offset.storage.topic; where MM2 " \
                                   "keeps it too)\n" in text
     assert "    progress = mm2-offsets.B.internal on A (the default; where MM2 keeps it too)\n" in text
-    assert "| A->B, C->B | Connect status and config topics | mm2-status.<source>.internal, mm2-configs.<source>.internal " \
+    assert "| A->B, C->B | Connect status and config topics | " \
+           "mm2-status.<source>.internal, mm2-configs.<source>.internal " \
            "on the target (or status.storage.topic, config.storage.topic) | none kept; B.status.storage.topic = st, " \
            "config.storage.topic = cfg noted, not used |" in text
     # the herder into A reads A.status.storage.topic, which the file does not set

@@ -109,7 +109,8 @@ def test_an_empty_separator_as_mm2_has_it():
     for policy in (EMPTY, EMPTY_IDENTITY):
         assert not any(policy.is_heartbeats_topic(t) for t in ("heartbeats", "Aheartbeats", "BAheartbeats"))
     # internal topics of the separator (internal separator on)
-    assert EMPTY.is_checkpoints_topic("Acheckpointsinternal") and EMPTY.is_mm2_internal_topic("mm2-offset-syncsBinternal")
+    assert EMPTY.is_checkpoints_topic("Acheckpointsinternal") \
+        and EMPTY.is_mm2_internal_topic("mm2-offset-syncsBinternal")
     assert EMPTY.is_internal_topic("__consumer_offsets") and not EMPTY.is_internal_topic("internal")
     # MirrorSourceConnector.isCycle for A->B, as the Java class answers: a B before the last character
     assert [EMPTY.is_cycle(t, "B") for t in ("Bob", "oBb", "obB", "orders")] == [True, True, False, False]

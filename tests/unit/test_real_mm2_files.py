@@ -346,7 +346,7 @@ class TlsMaterial:
     """A CA and a client certificate it signed, as PEM text."""
 
     def __init__(self) -> None:
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         since, until = now - datetime.timedelta(days=1), now + datetime.timedelta(days=30)
         self.ca_key = ec.generate_private_key(ec.SECP256R1())
         ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "corpus test CA")])

@@ -137,9 +137,10 @@ def test_the_c_loop_copies_and_accounts_exactly_as_the_python_loop(mock_cluster)
                 for key, value, headers, ts in records], f"{loop} loop, partition {partition}"
         ledgers = {p: books.ledgers[(remote, p)] for p in range(PARTITIONS)}
         outcome[loop] = dict(
-            ledgers={p: (l.last_acked_source, l.last_acked_target, l.acked_records, l.acked_value_bytes,
-                         l.filtered_records, l.polled_value_bytes, l.sent_records, l.newest_acked_timestamp)
-                     for p, l in ledgers.items()},
+            ledgers={p: (ledger.last_acked_source, ledger.last_acked_target, ledger.acked_records,
+                         ledger.acked_value_bytes, ledger.filtered_records, ledger.polled_value_bytes,
+                         ledger.sent_records, ledger.newest_acked_timestamp)
+                     for p, ledger in ledgers.items()},
             syncs=sorted(books.take_offset_syncs()), runs=sorted(run[1:] for run in books.take_offset_runs()),
             counts=(books.records_sent, books.records_acked))
         relay.close()

@@ -48,7 +48,7 @@ def test_cluster_ids_never_start_with_a_dash():
 def test_mtls_implies_tls_and_a_plaintext_cluster_has_no_ca(tmp_path):
     assert KafkaCluster("X", mtls=True, base_dir=tmp_path).tls
     with pytest.raises(SandboxError, match="has no TLS listener"):
-        KafkaCluster("Y", base_dir=tmp_path).ca_file
+        KafkaCluster("Y", base_dir=tmp_path).ca_file  # noqa: B018 (reading the property is the test)
     assert not (tmp_path / "Y").exists()
 
 
@@ -145,4 +145,26 @@ def _keytool_list(store: Path, password: str) -> list[x509.Certificate]:
 
 
 def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.now(datetime.UTC)
+
+
+def test_sandbox_up_starts_each_named_cluster_and_prints_its_servers(monkeypatch, capsys):
+    from engine import commands
+    from engine.cli import parser
+
+    started = []
+
+    class StartedCluster:
+        def __init__(self, name: str, nodes: int):
+            self.name, self.nodes = name, nodes
+
+        def start(self):
+            started.append((self.name, self.nodes))
+            self.bootstrap_servers = f"127.0.0.1:{len(started)}"
+            return self
+
+    monkeypatch.setattr("engine.sandbox.KafkaCluster", StartedCluster)
+    args = parser().parse_args(["sandbox", "up", "--clusters", "A, B", "--nodes", "3"])
+    assert args.handler is commands.sandbox_up and args.handler(args) == 0
+    assert started == [("A", 3), ("B", 3)]
+    assert capsys.readouterr().out == "A.bootstrap.servers = 127.0.0.1:1\nB.bootstrap.servers = 127.0.0.1:2\n"

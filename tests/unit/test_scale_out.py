@@ -154,14 +154,16 @@ def test_a_lease_expires_without_renewal_and_never_without_a_lease():
 
 
 def properties(extra: str) -> dict[str, str]:
-    base = "clusters = A, B\nA.bootstrap.servers = 127.0.0.1:1\nB.bootstrap.servers = 127.0.0.1:2\nA->B.enabled = true\n"
+    base = ("clusters = A, B\nA.bootstrap.servers = 127.0.0.1:1\nB.bootstrap.servers = 127.0.0.1:2\n"
+            "A->B.enabled = true\n")
     from engine.config.properties import parse_properties
 
     return parse_properties(base + extra)
 
 
 def test_group_keys_are_read():
-    config = from_properties(properties("mirror.engine.group.id = mirrors\nmirror.engine.group.session.timeout.ms = 6000\n"
+    config = from_properties(properties("mirror.engine.group.id = mirrors\n"
+                                        "mirror.engine.group.session.timeout.ms = 6000\n"
                                         "B.exactly.once.source.support = enabled\n"), quiet=True)
     assert (config.group_id, config.group_session_timeout_ms, config.flows[0].exactly_once) == ("mirrors", 6000, True)
     assert from_properties(properties(""), quiet=True).group_id == ""

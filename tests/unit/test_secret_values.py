@@ -34,8 +34,8 @@ def own_redactor(monkeypatch):
 
 def test_a_secret_formats_as_hidden_every_way_and_reveals_its_value():
     secret = Secret("kafka")
-    assert [repr(secret), str(secret), f"{secret}", f"{secret!r}", "%s" % secret, "%r" % secret,
-            "{}".format(secret), f"{secret:>10}"] == [MASK] * 7 + [f"{MASK:>10}"]
+    assert [repr(secret), str(secret), f"{secret}", f"{secret!r}", "%s" % secret, "%r" % secret,  # noqa: UP031
+            f"{secret}", f"{secret:>10}"] == [MASK] * 7 + [f"{MASK:>10}"]
     assert secret == "kafka" and secret.reveal() == "kafka" and type(secret.reveal()) is str
     assert type(secret.strip()) is str  # what is derived is a plain str: the redaction is its net
 

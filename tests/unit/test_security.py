@@ -133,7 +133,8 @@ def test_top_level_security_applies_to_every_cluster_and_the_cluster_key_wins():
         "B.sasl.jaas.config": f'{PLAIN} required username="b-user" password="b-pw";',
     }))
     assert config.cluster("A").client["sasl.username"] == "everyone"
-    assert (config.cluster("B").client["sasl.username"], config.cluster("B").client["sasl.password"]) == ("b-user", "b-pw")
+    assert (config.cluster("B").client["sasl.username"],
+            config.cluster("B").client["sasl.password"]) == ("b-user", "b-pw")
 
 
 def test_librdkafka_native_credentials_still_work():
@@ -190,7 +191,8 @@ def test_oauth_client_credentials_from_kafka_4_keys():
         "A.sasl.jaas.config": f"{OAUTH} required;",
     }))
     client = config.cluster("A").client
-    assert (client["sasl.oauthbearer.client.id"], client["sasl.oauthbearer.client.secret"]) == ("mirror", "oauth-secret-2")
+    assert (client["sasl.oauthbearer.client.id"],
+            client["sasl.oauthbearer.client.secret"]) == ("mirror", "oauth-secret-2")
 
 
 def test_oauth_unsecured_jws_login_for_tests():
@@ -219,7 +221,7 @@ def test_bad_oauth_settings_name_the_key(extra, key, message):
 # -- TLS stores --------------------------------------------------------------------------------
 
 def _certificate(subject: str, issuer_key, issuer: str, key, days: tuple[int, int] = (-1, 30), ca: bool = False):
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     builder = (x509.CertificateBuilder()
                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
                .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
@@ -357,7 +359,8 @@ def test_an_unknown_provider_class_is_refused():
 
 def test_redactor_masks_whole_secrets_and_lines_of_key_material():
     redactor = Redactor()
-    key_material = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----"
+    key_material = ("-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n"
+                    "-----END PRIVATE KEY-----")
     redactor.hide(["pw", "hunter2-pw", "hunter2", key_material])
     assert redactor("login hunter2-pw then hunter2 and pw") == f"login {MASK} then {MASK} and pw"
     assert "MIGHAgEAMBMG" not in redactor("line: MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg")

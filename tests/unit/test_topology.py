@@ -1,13 +1,19 @@
 """Cycles of flows: two aliases of one cluster are refused; in a cycle through an identity-policy
 flow, a topic the flows would copy all the way round is copied by none of them, the rest is."""
 
+import pytest
+
 from engine.config.loading import from_properties
 from engine.config.model import FlowConfig
-from engine.coordinator.topology import FlowGraph, TopologyError, check_same_cluster_aliases, cycle_remarks, \
-    identity_cycles, path_text
+from engine.coordinator.topology import (
+    FlowGraph,
+    TopologyError,
+    check_same_cluster_aliases,
+    cycle_remarks,
+    identity_cycles,
+    path_text,
+)
 from engine.policy import IDENTITY_POLICY_CLASS
-
-import pytest
 
 
 def flow(source, target, identity=False, provenance=False, topics=".*"):

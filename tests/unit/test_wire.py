@@ -93,7 +93,8 @@ def test_provenance_header_value_layout_and_round_trip():
     # version INT16 0 | STRING "A" | STRING "orders" | INT32 3 | INT64 258
     assert value.hex() == "0000" + "0001" + "41" + "0006" + b"orders".hex() + "00000003" + "0000000000000102"
     assert Provenance.decode(value) == Provenance("A", "orders", 3, 258)
-    assert value.startswith(provenance_prefix("A", "orders", 3)) and len(value) == len(provenance_prefix("A", "orders", 3)) + 8
+    prefix = provenance_prefix("A", "orders", 3)
+    assert value.startswith(prefix) and len(value) == len(prefix) + 8
     with pytest.raises(wire.WireError, match="unknown version 1"):
         Provenance.decode(b"\x00\x01" + value[2:])
     with pytest.raises(wire.WireError, match="too short"):
