@@ -7,10 +7,12 @@ import json
 import struct
 from pathlib import Path
 
+import cramjam
 import crc32c
 import pytest
 
 from engine.batch.records import HEADER_SIZE, BatchError, copy_refusal, crc_ok, read_batches, rewrite
+from engine.batch.trim import decompress, trim_head
 
 VECTORS = json.loads((Path(__file__).resolve().parents[1] / "data" / "batch_vectors.json").read_text())
 SECTIONS = {name: bytes.fromhex(section) for name, section in VECTORS["sections"].items()}
@@ -160,3 +162,32 @@ def test_a_section_that_is_not_magic_v2_batches_is_an_error_naming_the_offset():
         read_batches(_patched("codec-none", 16, ">b", 1))
     with pytest.raises(BatchError, match="batch at offset 0 claims 20 bytes, less than a header"):
         read_batches(_patched("codec-none", 8, ">i", 20))
+
+
+@pytest.mark.parametrize("codec", ["none", "gzip", "snappy", "lz4", "zstd"])
+def test_a_resume_inside_a_batch_keeps_the_records_from_the_resume_offset_renumbered(codec):
+    section = bytearray(SECTIONS[f"codec-{codec}"])
+    [batch], _ = read_batches(section)
+    struct.pack_into(">q", section, 0, 100)  # as if the batch held source offsets 100-102
+    [batch], _ = read_batches(section, fetch_offset=101)
+    [tail], partial = read_batches(trim_head(section, batch, 101))
+    assert not partial
+    assert (tail.base_offset, tail.record_count, tail.last_offset_delta, tail.codec) == (101, 2, 1, "none")
+    assert (tail.base_timestamp, tail.max_timestamp, tail.producer_id) == (
+        batch.base_timestamp, batch.max_timestamp, batch.producer_id)
+    [_, *rest] = _produced()
+    assert uncompressed_records(bytes(trim_head(section, batch, 101)[HEADER_SIZE:])) == [
+        (timestamp_delta, offset_delta - 1, key, value, headers)
+        for timestamp_delta, offset_delta, key, value, headers in rest]
+    [last], _ = read_batches(trim_head(section, batch, 102))
+    assert (last.base_offset, last.record_count, last.max_timestamp) == (102, 1, TIMESTAMP_MS + 2)
+    with pytest.raises(BatchError, match="batch at offset 100 holds no record at or after 103"):
+        trim_head(section, batch, 103)
+
+
+def test_snappy_in_the_java_producers_framing_is_read_too():
+    records = SECTIONS["codec-none"][HEADER_SIZE:]
+    blocks = [records[:40], records[40:]]
+    framed = b"\x82SNAPPY\x00" + struct.pack(">ii", 1, 1) + b"".join(
+        struct.pack(">i", len(c)) + c for c in (bytes(cramjam.snappy.compress_raw(b)) for b in blocks))
+    assert decompress("snappy", memoryview(framed)) == records
