@@ -72,6 +72,9 @@ class BrokerConnection:
         self.send(api, body)
         return self.receive()
 
+    def fileno(self) -> int:
+        return self._socket.fileno()
+
     @property
     def in_flight(self) -> int:
         return len(self._pending)

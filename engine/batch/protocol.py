@@ -133,8 +133,9 @@ def read_metadata(reader: Reader) -> Metadata:
         partitions = {}
         for _ in range(reader.int32()):
             partition_error, index, leader, epoch = reader.int16(), reader.int32(), reader.int32(), reader.int32()
-            for _ in range(3):  # replicas, in-sync replicas, offline replicas
-                reader.at += 4 * reader.int32()
+            for _ in range(3):  # replicas, in-sync replicas, offline replicas: arrays of int32
+                count = reader.int32()  # read before `at` is: `at += 4 * int32()` would lose the count's 4 bytes
+                reader.at += 4 * count
             partitions[index] = PartitionMetadata(partition_error, leader, epoch)
         topics[name] = (error, partitions)
     return Metadata(brokers, topics)
