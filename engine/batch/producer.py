@@ -54,8 +54,9 @@ class _Unacked:
 class _Partition:
     next_sequence: int = 0
     unacked: deque[_Unacked] = field(default_factory=deque)
-    failing_since: float | None = None  # since the first failure; a retry is due once no response is awaited
+    failing: bool = False  # a retry is due once none of its batches awaits a response
     retry_at: float = 0.0
+    first_failure: float | None = None  # since the last acknowledgement: the delivery timeout
 
 
 class IdempotentProducer:
@@ -95,7 +96,7 @@ class IdempotentProducer:
         entry = _Unacked(view, state.next_sequence, batch.record_count, batch.base_offset)
         state.next_sequence = (state.next_sequence + batch.record_count) & 0x7FFFFFFF
         state.unacked.append(entry)
-        if state.failing_since is None:
+        if not state.failing:
             self._transmit(topic, partition, entry)
 
     def _transmit(self, topic: str, partition: int, entry: _Unacked) -> None:
@@ -145,12 +146,13 @@ class IdempotentProducer:
         entry.waiting = False
         [result] = [r for r in results if (r.topic, r.partition) == (topic, partition)]
         state = self._partitions[(topic, partition)]
-        if result.error == 0 and state.failing_since is None:
+        if result.error == 0 and not state.failing:
             assert state.unacked[0] is entry, "responses of a partition come in the order sent"
             state.unacked.popleft()
+            state.first_failure = None
             acks.append(Ack(topic, partition, entry.source_offset, entry.record_count, result.base_offset))
         elif result.error == 0 or result.error in RETRIABLE or (
-                result.error == OUT_OF_ORDER_SEQUENCE and state.failing_since is not None):
+                result.error == OUT_OF_ORDER_SEQUENCE and state.failing):
             if result.error in LEADER_ERRORS:
                 self._brokers.forget_leader(topic, partition)
             self._failed(topic, partition, entry)
@@ -161,22 +163,22 @@ class IdempotentProducer:
     def _failed(self, topic: str, partition: int, entry: _Unacked) -> None:
         entry.waiting = False
         state = self._partitions[(topic, partition)]
-        state.retry_at = self._clock() + RETRY_BACKOFF_S
-        if state.failing_since is None:
-            state.failing_since = self._clock()
-        elif self._clock() - state.failing_since > self._delivery_timeout_s:
+        now = self._clock()
+        state.failing, state.retry_at = True, now + RETRY_BACKOFF_S
+        if state.first_failure is None:
+            state.first_failure = now
+        elif now - state.first_failure > self._delivery_timeout_s:
             raise ProduceError(f"producing to {topic}-{partition}: not acknowledged within "
                                f"{self._delivery_timeout_s:g} s of retries")
 
     def _retry_due(self) -> None:
         """Sends a failing partition's batches again, in order, once none of them awaits a response."""
         for (topic, partition), state in self._partitions.items():
-            if state.failing_since is None or self._clock() < state.retry_at:
+            if not state.failing or self._clock() < state.retry_at:
                 continue
             if not any(entry.waiting for entry in state.unacked):
-                since, state.failing_since = state.failing_since, None
+                state.failing = False
                 for entry in state.unacked:
                     self._transmit(topic, partition, entry)
-                    if state.failing_since is not None:  # failed again: the delivery timeout runs on
-                        state.failing_since = since
+                    if state.failing:  # no leader or no connection: all of them again at the next retry
                         break
