@@ -176,11 +176,36 @@ class EngineProcess:
         assert match, "the engine logged no metrics address:\n" + self.log()
         return match.group(1)
 
-    def status(self) -> dict:
-        """The engine's /status document."""
+    def status(self) -> dict | None:
+        """The engine's /status document; None until the engine says where it serves it."""
+        if not re.search(r"metrics on http://", self.log()):
+            return None
         code, body = http_get(self.metrics_url().replace("/metrics", "/status"))
         assert code in (200, 503), f"/status answered {code}: {body}"
         return json.loads(body)
+
+    def stopped_partitions(self, flow: str = "A->B") -> dict[tuple[str, int], str] | None:
+        """(topic, partition) -> reason, of the partitions /status shows stopped in a flow; None until
+        /status is served."""
+        status = self.status()
+        if status is None:
+            return None
+        for entry in status["flows"]:
+            if entry["flow"] == flow:
+                return {(s["topic"], s["partition"]): s["reason"] for s in entry["stopped_partitions"]}
+        return {}
+
+    def flows(self) -> list[str] | None:
+        """The flows /status shows running; None until /status is served."""
+        status = self.status()
+        return None if status is None else [entry["flow"] for entry in status["flows"]]
+
+    def restarts(self, flow: str = "A->B") -> int | None:
+        """Worker restarts of a flow, as /status counts them; None until /status is served."""
+        status = self.status()
+        if status is None:
+            return None
+        return next((entry["restarts"] for entry in status["flows"] if entry["flow"] == flow), 0)
 
     def log(self) -> str:
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""

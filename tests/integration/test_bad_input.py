@@ -38,7 +38,9 @@ def test_an_oversized_record_stops_its_partition_alone_until_skipped(source_clus
         "A->B.topics": topic, "A->B.target.topic.config.max.message.bytes": "10000", "tasks.max": "1"})
     run = engine(properties)
     remote = f"A.{topic}"
-    wait_for(lambda: "stopped; the other partitions go on" in run.log(), 60, "the partition to stop", run.log)
+    reason = wait_for(lambda: (run.stopped_partitions() or {}).get((topic, 0)), 60, "the partition to stop", run.log)
+    assert re.search(rf"cannot produce {re.escape(topic)}\[0\]@300 to {re.escape(remote)} on cluster B: .*too large",
+                     reason), reason
     # the other partition of the same worker is copied in full meanwhile
     wait_for(lambda: end_offsets(target_cluster.bootstrap_servers, remote).get(1, 0) >= len(other), 60,
              "partition 1 copied", run.log)
@@ -56,6 +58,7 @@ def test_an_oversized_record_stops_its_partition_alone_until_skipped(source_clus
     assert f"{topic}[0] continues at offset 301" in out
     wait_for(lambda: end_offsets(target_cluster.bootstrap_servers, remote).get(0, 0) >= len(before) + len(after), 60,
              "partition 0 going on after the skip", run.log)
+    wait_for(lambda: run.stopped_partitions() == {}, 60, "/status no longer showing the partition stopped", run.log)
     assert run.stop() == 0, run.log()
     copies = read_all(target_cluster.bootstrap_servers, remote)
     assert copies[0] == before + after and copies[1] == other
@@ -82,7 +85,8 @@ def test_retention_outrunning_the_copy_is_an_alarm_naming_the_lost_range(source_
     admin.delete_records([TopicPartition(topic, 0, 150)])[TopicPartition(topic, 0, 150)].result(timeout=30)
 
     run = engine(properties)
-    wait_for(lambda: "stopped; the other partitions go on" in run.log(), 60, "the alarm", run.log)
+    reason = wait_for(lambda: (run.stopped_partitions() or {}).get((topic, 0)), 60, "the alarm", run.log)
+    assert "records 100..149 were deleted (retention) before they were copied" in reason, reason
     wait_for(lambda: end_offsets(target_cluster.bootstrap_servers, remote).get(1, 0) >= 200, 60,
              "partition 1 going on", run.log)
     log = run.log()
@@ -95,6 +99,7 @@ def test_retention_outrunning_the_copy_is_an_alarm_naming_the_lost_range(source_
     skip(config_file, topic, 0, 149)
     wait_for(lambda: end_offsets(target_cluster.bootstrap_servers, remote).get(0, 0) >= 150, 60,
              "partition 0 from the log start", run.log)
+    wait_for(lambda: run.stopped_partitions() == {}, 60, "/status no longer showing the alarm", run.log)
     assert run.stop() == 0, run.log()
     copies = read_all(target_cluster.bootstrap_servers, remote)
     on_source = [r for r in first + second if r.partition == 0]

@@ -75,8 +75,8 @@ def test_a_killed_worker_is_restarted_and_resumes_from_stored_progress(source_cl
     second = records(1000, "after")
     produce(source_cluster.bootstrap_servers, topic, [r for r in second])
     wait_for(lambda: count(target_cluster, f"A.{topic}") >= 3000, 60, "records after the restart", run.log)
+    assert run.restarts() == 1
     assert run.stop() == 0, run.log()
-    assert "exited with code -9; restarting" in run.log()
     # resumed exactly after the stored offsets: nothing missing, nothing copied twice
     expected = per_partition(first)
     for p, rs in per_partition(second).items():
