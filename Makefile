@@ -49,11 +49,12 @@ config-docs: install
 demo: kafka
 	$(PY) -m engine demo
 
-# ruff over the Python, cython-lint over the Cython sources (settings in pyproject.toml); cython-lint
-# runs pycodestyle from PATH
+# ruff over the Python, mypy over engine/, cython-lint over the Cython sources (settings in
+# pyproject.toml); cython-lint runs pycodestyle from PATH
 CYTHON_SOURCES = $(shell find engine -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi')
 lint: install
 	$(VENV)/bin/ruff check engine tests tools benchmarks
+	$(VENV)/bin/mypy
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/cython-lint $(CYTHON_SOURCES)
 
 # pytest's exit code 5 (no test collected) fails like any other

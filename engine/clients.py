@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
-from typing import NamedTuple
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -31,7 +31,7 @@ class Interrupted(RuntimeError):
     """A wait was given up because the process is stopping."""
 
 
-def client_config(cluster: ClusterConfig | dict[str, str], client_id: str, **settings: object) -> dict[str, object]:
+def client_config(cluster: ClusterConfig | dict[str, str], client_id: str, **settings: object) -> dict[str, Any]:
     """Connection settings of a cluster plus a client.id in MM2's format and the given settings
     (a user's `client.id` among them goes in front of the engine's id).
 
@@ -49,7 +49,7 @@ def connection(cluster: ClusterConfig) -> dict[str, str]:
     return {**cluster.client, "bootstrap.servers": cluster.bootstrap_servers}
 
 
-def role_connection(base: dict[str, str], overrides: dict[str, object]) -> dict[str, str]:
+def role_connection(base: dict[str, str], overrides: Mapping[str, object]) -> dict[str, str]:
     """The connection settings under a client role's overrides. A role with security keys of its own
     (`B.admin.sasl.jaas.config`, …) has a complete security set among its overrides, always with a
     security.protocol: the cluster's security settings are then dropped, not mixed with it (a role on
@@ -176,7 +176,7 @@ def cluster_id(cluster: ClusterConfig, timeout_s: float = CLUSTER_CHECK_TIMEOUT_
         if not go_on():
             raise Interrupted(f"stopped while waiting for cluster {cluster.alias}")
         admin.poll(0.1)
-    if errors.refused:
+    if errors.refused and errors.last is not None:  # refused: the error is kept
         raise ClusterUnreachable(connection_failure(cluster, errors.last.str(), timeout_s))
     try:
         description = future.result()

@@ -92,6 +92,7 @@ def move_group(args: argparse.Namespace) -> int:
 
     engine_config = load(args.config)
     reach(engine_config, known(engine_config, args.source, args.target), args.timeout)
+    unresolved: list[str]
     if args.command == "failover":
         moves, unresolved = failover.plan(engine_config, args.group, args.source, args.target), []
     else:

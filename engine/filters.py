@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import msgspec
 
@@ -71,7 +72,7 @@ def record_filter(get, prefix: str) -> RecordFilterConfig | None:
     get(key) returns (the name the key was found under, its value or None), applying the
     flow-beats-top-level precedence; prefix is the flow's `A->B.`.
     """
-    settings: dict[str, object] = {}
+    settings: dict[str, Any] = {}
     for option in ("header.present", "header.absent", "header.equals", "key.prefix", "partitions", "python"):
         name, value = get(RECORD_FILTER_PREFIX + option)
         if value is None:
@@ -102,10 +103,10 @@ def record_filter(get, prefix: str) -> RecordFilterConfig | None:
                 raise ConfigError(name, f"expected module:function, got {value!r}")
             settings["python"] = value.strip()
     _map_connect_transforms(get, settings)
-    return RecordFilterConfig(**settings) if settings else None  # type: ignore[arg-type]
+    return RecordFilterConfig(**settings) if settings else None
 
 
-def _map_connect_transforms(get, settings: dict[str, object]) -> None:
+def _map_connect_transforms(get, settings: dict[str, Any]) -> None:
     """Connect's Filter SMT with a HasHeaderKey predicate maps onto header.present / absent."""
     name, transforms = get("transforms")
     for alias in split_list(transforms or ""):

@@ -137,10 +137,10 @@ class _Translator:
         match = re.compile(r"\(\?([a-zA-Z]*)(?:-([a-zA-Z]*))?([):])").match(text, i)
         if match is None:
             raise JavaRegexError(f"the group construct {text[i:i + 4]!r} at character {i} is not one Java has")
-        on, off, end = match.group(1), match.group(2) or "", match.group(3)
+        on, off, closer = match.group(1), match.group(2) or "", match.group(3)
         flags = self._flags(on, "") + ("-" + self._flags(off, "-") if off else "")
         self.i = match.end()
-        if end == ":":
+        if closer == ":":
             self.out.append(f"(?{flags}:" if flags else "(?:")
             self.groups.append(_Group())
         elif flags:

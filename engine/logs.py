@@ -81,7 +81,7 @@ class RepeatedLines(logging.Filter):
             return False
         self.last_shown[key] = now
         held = self.held.pop(key, 0)
-        if held:
+        if held and shown is not None:  # lines are held only after one was shown
             record.msg, record.args = f"{record.getMessage()} ({held} more like it in the last " \
                                       f"{now - shown:.0f}s)", None
         if len(self.last_shown) > 1000:  # bounded: forget lines not seen for an interval

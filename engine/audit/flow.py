@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import cast
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicCollection, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -42,16 +43,18 @@ def read_partition(cluster: ClusterConfig, topic: str, partition: int) -> tuple[
             if time.monotonic() > deadline:
                 raise RuntimeError(f"audit: {topic}[{partition}] on cluster {cluster.alias} not read in time")
             for m in consumer.consume(5000, timeout=0.5):
-                if m.error() is not None:
-                    if m.error().code() == KafkaError._PARTITION_EOF:
+                error = m.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
                         done = True
                         continue
-                    raise RuntimeError(f"audit: reading {topic}[{partition}] on {cluster.alias}: {m.error().str()}")
-                if m.offset() >= end:
+                    raise RuntimeError(f"audit: reading {topic}[{partition}] on {cluster.alias}: {error.str()}")
+                offset = cast(int, m.offset())  # a record, not an event: it has an offset
+                if offset >= end:
                     done = True
                     continue
-                records[m.offset()] = (m.key(), m.value(), m.headers(), m.timestamp()[1])
-                if m.offset() + 1 >= end:
+                records[offset] = (m.key(), m.value(), m.headers(), m.timestamp()[1])
+                if offset + 1 >= end:
                     done = True
         return low, records
     finally:

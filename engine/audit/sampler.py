@@ -69,10 +69,11 @@ def read_record(cluster: ClusterConfig, topic: str, partition: int, offset: int)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             for m in consumer.consume(1, timeout=0.5):
-                if m.error() is not None:
-                    if m.error().code() in DENIED_ERRORS:  # not "no record": the audit cannot look
+                error = m.error()
+                if error is not None:
+                    if error.code() in DENIED_ERRORS:  # not "no record": the audit cannot look
                         raise AuditRefused(f"audit: reading {topic}[{partition}] on cluster {cluster.alias}: "
-                                           f"not authorised: {m.error().str()}")
+                                           f"not authorised: {error.str()}")
                     return None  # the end of the partition, or the offset is gone
                 if m.offset() != offset:
                     return None  # compacted away, or a transaction marker

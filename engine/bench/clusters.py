@@ -41,7 +41,7 @@ class Clusters:
         self.aliases_made = 0
         self.security_modes = security_modes or [security.PLAINTEXT]
         self.clients: dict[tuple[str, str], security.ClientSecurity] = {}
-        if self.external:
+        if source_bootstrap:  # self.external
             if not target_bootstrap:
                 raise BenchError("--source-bootstrap needs --target-bootstrap too")
             if self.security_modes != [security.PLAINTEXT]:

@@ -159,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("--compare compares benchmark reports, not sweeps")
         earlier = compare.load_results(args.compare) if args.compare is not None else None
         if args.current is not None:
+            assert earlier is not None  # --current needs --compare, checked above
             print(compare.compare_text(compare.compare(earlier, compare.load_results(args.current)),
                                        args.compare.name), end="")
             return 0

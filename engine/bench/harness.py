@@ -63,7 +63,7 @@ def fetch_tools(settings: Settings, say: Callable[[str], None]) -> None:
 
 def window_method() -> str:
     """How the topic is sized and the window read: the second paragraphs of rows.py and window.py."""
-    return " ".join(module.__doc__.strip().split("\n\n")[1].replace("\n", " ") for module in (rows, window))
+    return " ".join((module.__doc__ or "").strip().split("\n\n")[1].replace("\n", " ") for module in (rows, window))
 
 
 def run_line(result: dict) -> str:

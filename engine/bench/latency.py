@@ -6,6 +6,7 @@ import statistics
 import time
 import uuid
 from pathlib import Path
+from typing import cast
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
@@ -42,14 +43,17 @@ def read_timestamps(servers: str, topic: str, ends: dict[int, int], first_offset
             if time.monotonic() > deadline:
                 raise BenchError(f"reading {topic}: partitions {sorted(pending)} not read to the end")
             for m in consumer.consume(10_000, timeout=0.5):
-                if m.error():
-                    if m.error().code() != KafkaError._PARTITION_EOF:
-                        raise BenchError(f"reading {topic}: {m.error()}")
+                error = m.error()
+                if error:
+                    if error.code() != KafkaError._PARTITION_EOF:
+                        raise BenchError(f"reading {topic}: {error}")
                     continue
-                if m.offset() < ends[m.partition()]:
-                    found[(m.partition(), m.offset())] = m.timestamp()
-                if m.offset() + 1 >= ends[m.partition()]:
-                    pending.discard(m.partition())
+                # a record, not an event: it has a partition and an offset
+                partition, offset = cast(int, m.partition()), cast(int, m.offset())
+                if offset < ends[partition]:
+                    found[(partition, offset)] = m.timestamp()
+                if offset + 1 >= ends[partition]:
+                    pending.discard(partition)
         return found
     finally:
         consumer.close()

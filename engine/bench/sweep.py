@@ -14,8 +14,9 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from engine.bench import report
+from engine.bench import plots, report
 from engine.bench.clusters import Clusters
 from engine.bench.harness import environment
 from engine.bench.rows import Case, preload_case, throughput_run
@@ -77,7 +78,7 @@ def sweep_plot(path: Path, points: list[dict]) -> Path | None:
     measured = [p for p in points if not p.get("error")]
     if not measured:
         return None
-    plt = report._pyplot()
+    plt = plots._pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for size in sorted({p["record_size"] for p in measured}):
         for partitions in sorted({p["partitions"] for p in measured}):
@@ -143,7 +144,7 @@ def run_sweep(settings: Settings, partitions: list[int], workers: list[int], clu
         if not ok:
             summary.append({"record_size": size, "partitions": p, "tasks_max": w, "error": runs[0]["error"]})
             continue
-        entry = {"record_size": size, "partitions": p, "tasks_max": w, "runs": len(ok)}
+        entry: dict[str, Any] = {"record_size": size, "partitions": p, "tasks_max": w, "runs": len(ok)}
         for name in report.MEDIAN_FIELDS:
             values = [r[name] for r in ok if r.get(name) is not None]
             entry[name] = statistics.median(values) if values else None

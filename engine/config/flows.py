@@ -33,8 +33,8 @@ def flow_config(props: dict[str, str], source: str, target: str) -> FlowConfig:
         if setting.scope == "flow":
             name, value = get(setting.name)
         else:
-            name = worker_key(props, target, setting.name)
-            value = props[name] if name is not None else None
+            found = worker_key(props, target, setting.name)
+            name, value = (found, props[found]) if found is not None else (setting.name, None)
         if value is None:
             if setting.default is not None:
                 settings[setting.attr] = setting.default_value()

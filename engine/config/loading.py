@@ -12,6 +12,7 @@ import logging
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -102,7 +103,7 @@ def _from_properties(props: ReadKeys) -> EngineConfig:
                 raise ConfigError(f"{alias}.bootstrap.servers", f"missing for cluster {alias}, used by an enabled flow")
             continue
         clusters[alias] = ClusterConfig(alias=alias, bootstrap_servers=servers, client=_client(props, alias))
-    top = {setting.attr: _top_level(props, setting) for setting in KEYS
+    top: dict[str, Any] = {setting.attr: _top_level(props, setting) for setting in KEYS
            if setting.scope == "top" and setting.attr and setting.name != LOOP_KEY}
     loop = props.get(LOOP_KEY, DEFAULT_LOOP).strip()  # a message of its own, as the command line's --loop
     if loop not in LOOPS:

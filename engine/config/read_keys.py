@@ -20,7 +20,7 @@ class ReadKeys(dict):
         self.read.add(key)  # type: ignore[arg-type]
         return super().__contains__(key)
 
-    def get(self, key: str, default=None):  # type: ignore[override]
+    def get(self, key: str, default=None):
         self.read.add(key)
         return super().get(key, default)
 

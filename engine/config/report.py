@@ -18,7 +18,7 @@ from engine.security.secrets import masked, redact
 class Deviation(msgspec.Struct, frozen=True):
     setting: str
     # MM2's behaviour: a key's MM2 default from the key table, or words for what has no key
-    mm2: str
+    mm2: str | None
     engine: Callable[[EngineConfig, FlowConfig], str]
     why: str
     # the keys whose presence in the file means the user chose the value
@@ -134,8 +134,8 @@ def report(config: EngineConfig) -> str:
         by_value: dict[str, list[str]] = {}
         for flow in config.flows:
             value = deviation.engine(config, flow)
-            given = _given(config, flow, deviation.keys)
-            by_value.setdefault(value + (f" (set by {given})" if given else ""), []).append(flow.name)
+            set_by = _given(config, flow, deviation.keys)
+            by_value.setdefault(value + (f" (set by {set_by})" if set_by else ""), []).append(flow.name)
         for value, names in by_value.items():
             flows = "every flow" if len(names) == len(config.flows) > 1 else ", ".join(names)
             lines.append(f"| {flows} | {deviation.setting} | {deviation.mm2} | {value} | {deviation.why} |")

@@ -25,7 +25,8 @@ from confluent_kafka.admin import (
 
 log = logging.getLogger(__name__)
 
-ALL_TOPIC_ACLS = AclBindingFilter(ResourceType.TOPIC, None, ResourcePatternType.ANY, None, None,
+# None matches any name, principal and host (the stub types them str)
+ALL_TOPIC_ACLS = AclBindingFilter(ResourceType.TOPIC, None, ResourcePatternType.ANY, None, None,  # type: ignore[arg-type]
                                   AclOperation.ANY, AclPermissionType.ANY)
 
 

@@ -8,6 +8,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import msgspec
 from confluent_kafka.admin import AdminClient
@@ -30,6 +31,9 @@ from engine.heartbeat import HeartbeatEmitter
 from engine.observability.snapshot import EngineStatus
 from engine.policy import HEARTBEATS_TOPIC
 
+if TYPE_CHECKING:
+    from engine.observability.metrics import EndpointServer
+
 log = logging.getLogger(__name__)
 
 PROGRESS_LOG_INTERVAL_S = 10.0
@@ -47,7 +51,7 @@ class Coordinator:
         self.flows = [ReplicationFlow(config, flow) for flow in config.flows]
         self.heartbeat_emitters: list[HeartbeatEmitter] = []
         self.metrics_listen = config.metrics_listen if metrics_listen is None else metrics_listen
-        self.metrics_server = None
+        self.metrics_server: EndpointServer | None = None
         self.stopping = asyncio.Event()
         self.heartbeat_alert_s = config.heartbeat_alert_s
         self.started_at = time.monotonic()
@@ -215,6 +219,7 @@ class Coordinator:
     async def reload(self) -> None:
         """Applies changed connection settings of clusters in use, then added, removed and changed
         flows; what else changed (heartbeats, the metrics listener, the loop) waits for a restart."""
+        assert self.load_config is not None  # reloads run only when the file can be read again
         fresh = await asyncio.to_thread(self.load_config, True)
         await self._apply_clusters(fresh)
         await self._apply_flows(fresh)

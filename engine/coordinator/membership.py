@@ -28,7 +28,8 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
@@ -55,7 +56,7 @@ class Membership:
 
     def __init__(self, target: ClusterConfig, group_id: str, session_timeout_ms: int,
                  topics: Callable[[], set[str]], partitions: Callable[[], set[Partition]],
-                 on_change: Callable[[set[Partition]], Awaitable[None]]):
+                 on_change: Callable[[set[Partition]], Coroutine[Any, Any, None]]):
         self.target = target
         self.group_id = group_id
         self.session_timeout_ms = session_timeout_ms
@@ -137,8 +138,8 @@ class Membership:
         while not self.stopping:
             self._resubscribe()
             message = self.consumer.poll(POLL_S)
-            if message is not None and message.error() is not None:
-                error = message.error()
+            error = message.error() if message is not None else None
+            if error is not None:
                 level = logging.DEBUG if error.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART,
                                                           KafkaError._PARTITION_EOF) else logging.WARNING
                 log.log(level, "group %s on cluster %s: %s", self.group_id, self.target.alias, error.str())

@@ -86,7 +86,7 @@ class WorkerProcess:
         while self.alive and (self.last_report is None or self.last_report.generation < self.assignment.generation):
             if time.monotonic() > deadline:
                 log.error("worker %d of %s (pid %d) did not take its new assignment within %.0fs",
-                          self.assignment.worker_index, self.assignment.flow, self.process.pid, STOP_TIMEOUT_S)
+                          self.assignment.worker_index, self.assignment.flow, self.pid, STOP_TIMEOUT_S)
                 return
             await asyncio.sleep(0.02)
 
@@ -117,6 +117,7 @@ class WorkerProcess:
             return self.process.returncode if self.process else None
         try:
             await self._send(ipc.Stop())
+            assert self.process.stdin is not None  # started with a pipe to its stdin
             self.process.stdin.close()
         except (BrokenPipeError, ConnectionResetError):
             pass

@@ -114,14 +114,14 @@ class TopicSync:
         ], target_topics)
         if failures and fail_fast:
             raise next(iter(failures.values()))
-        tasks = []
+        tasks: list[ipc.PartitionTask] = []
         for topic, count in wanted.items():
             failure = failures.get(remote[topic])
             if failure is not None:
                 log.error("%s: %s; %s is not replicated until this is fixed", self.flow.name, failure, topic)
                 self.stopped_topics[topic] = CANNOT_CREATE
                 continue
-            partitions = range(count)
+            partitions: range | list[int] = range(count)
             heartbeats = self.policy.is_heartbeats_topic(topic)
             if not heartbeats and self.flow.record_filter is not None \
                     and self.flow.record_filter.partitions is not None:

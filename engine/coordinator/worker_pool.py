@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 import msgspec
 
@@ -29,12 +29,15 @@ class Worker(Protocol):
     async def stop(self) -> int | None: ...
 
 
-class WorkerPool:
+W = TypeVar("W", bound=Worker)
+
+
+class WorkerPool(Generic[W]):
     """Starts, reassigns and stops one flow's workers; a refresh and a reload change them one at a time."""
 
-    def __init__(self, make_worker: Callable[[ipc.Assign], Worker]):
+    def __init__(self, make_worker: Callable[[ipc.Assign], W]):
         self.make_worker = make_worker
-        self.workers: list[Worker] = []
+        self.workers: list[W] = []
         self.lock = asyncio.Lock()
 
     def plan(self) -> list[list[ipc.PartitionTask]]:

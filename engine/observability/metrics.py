@@ -192,14 +192,14 @@ def _mm2_families(engine: EngineStatus) -> list[Metric]:
             for name, value in values.items():
                 source_families[name].add_metric(labels, value)
         if flow.checkpoints is not None:
-            for checkpoint in flow.checkpoints.latencies:
-                labels = [flow.source, flow.target, checkpoint.group, checkpoint.topic, str(checkpoint.partition)]
-                window = checkpoint.latency_ms
+            for latency in flow.checkpoints.latencies:
+                labels = [flow.source, flow.target, latency.group, latency.topic, str(latency.partition)]
+                window = latency.latency_ms
                 for name, value in (("checkpoint_latency_ms", window.last), ("checkpoint_latency_ms_min", window.min),
                                     ("checkpoint_latency_ms_max", window.max),
                                     ("checkpoint_latency_ms_avg", window.avg)):
                     checkpoint_families[name].add_metric(labels, value)
-    return list(source_families.values()) + list(checkpoint_families.values())
+    return [*source_families.values(), *checkpoint_families.values()]
 
 
 def _health_families(engine: EngineStatus) -> list[Metric]:

@@ -107,8 +107,8 @@ def plan_failback(config: EngineConfig, group: str, current: str, home: str) -> 
                       if inbound else None)
     moves, unresolved = [], []
     for (topic, partition), (offset, metadata) in sorted(on_current.items()):
-        if policy.topic_source(topic) == home and policy.upstream_topic(topic) != topic:
-            home_topic = policy.upstream_topic(topic)
+        home_topic = policy.upstream_topic(topic)  # not None when the topic has a source
+        if policy.topic_source(topic) == home and home_topic is not None and home_topic != topic:
             position = offset_map.translate_back(home_topic, partition, offset)
             if position is None:
                 unresolved.append(f"{topic}[{partition}]@{offset}: not in the {home}->{current} offset map")

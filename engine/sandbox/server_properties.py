@@ -29,10 +29,12 @@ class BrokerSettings(Protocol):
     nodes: int
     members: list[Node]
     authorizer: bool
-    sasl: SaslUsers | None
     mtls: bool
     oauth: OAuthSettings | None
     broker_properties: dict[str, str]
+
+    @property
+    def sasl(self) -> SaslUsers | None: ...  # read-only: a cluster's own settings class satisfies it
 
     @property
     def sasl_protocol(self) -> str: ...

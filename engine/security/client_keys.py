@@ -132,7 +132,8 @@ def cluster_security(alias: str, keys: dict[str, tuple[str, str]], missing: str 
 def _map_tls(alias: str, keys: dict[str, tuple[str, str]], out: dict[str, str], notes: list[str]) -> None:
     if "ssl.truststore.location" in keys or "ssl.truststore.certificates" in keys:
         if "ssl.ca.location" in keys or "ssl.ca.pem" in keys:
-            raise ConfigError(keys.get("ssl.truststore.location", keys.get("ssl.truststore.certificates"))[0],
+            truststore = next(k for k in ("ssl.truststore.location", "ssl.truststore.certificates") if k in keys)
+            raise ConfigError(keys[truststore][0],
                               f"cluster {alias}: give the trusted certificates once, as a Java truststore or as "
                               "librdkafka's ssl.ca.location, not both")
         out["ssl.ca.pem"] = tls.truststore_pem(alias, keys)

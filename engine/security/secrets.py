@@ -157,7 +157,7 @@ class Redactor:
         self._lock = threading.Lock()
 
     def hide(self, values) -> None:
-        fresh = set()
+        fresh: set[str] = set()
         for value in values:
             if not value:
                 continue

@@ -96,9 +96,9 @@ class Worker:
         next_report = self.clock() + self.assignment.report_interval_ms / 1000
         while True:
             try:
-                command = self.inbox.get_nowait()
+                command: ipc.ToWorker | None | bool = self.inbox.get_nowait()
             except queue.Empty:
-                command = False
+                command = False  # nothing asked
             if command is None:
                 log.warning("the coordinator is gone (stdin closed); storing progress and stopping")
                 return

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import cast
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
@@ -105,7 +106,7 @@ class ProgressStore:
                             stored.pop((where.topic, where.partition), None)
                         else:
                             stored[(where.topic, where.partition)] = offset
-                    if message.offset() + 1 >= remaining.get(message.partition(), -1):
+                    if cast(int, message.offset()) + 1 >= remaining.get(message.partition(), -1):  # a record
                         remaining.pop(message.partition(), None)
             return stored
         finally:

@@ -21,7 +21,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from confluent_kafka import TIMESTAMP_CREATE_TIME, Consumer, KafkaError, KafkaException, TopicPartition
 
@@ -65,10 +65,11 @@ def _records(consumer: Consumer, topic: str, partition: int, start: int, end: in
                 if error.code() == KafkaError._PARTITION_EOF:
                     return
                 raise RuntimeError(f"reading {what} {topic}[{partition}]: {error.str()}")
-            if end is not None and message.offset() >= end:
+            offset = cast(int, message.offset())  # a record, not an event: it has an offset
+            if end is not None and offset >= end:
                 return
             yield message
-            if end is not None and message.offset() + 1 >= end:
+            if end is not None and offset + 1 >= end:
                 return
 
 

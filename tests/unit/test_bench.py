@@ -17,7 +17,7 @@ from engine.bench.procstat import CLOCK_TICKS, TreeMeter, parse_stat, parse_stat
 from engine.bench.rows import MAX_TOPIC_BYTES, copy_timeout, records_for_window
 from engine.bench.schedule import plan
 from engine.bench.settings import COPIERS, Settings
-from engine.bench.sweep import sizing, sweep_plan
+from engine.bench.sweep import sizing, sweep_plan, sweep_plot
 from engine.bench.window import window_bounds
 from engine.config.loading import from_properties
 from engine.config.properties import parse_properties
@@ -536,6 +536,14 @@ def test_a_floor_pass_with_a_bad_spec_says_so_in_one_line(tmp_path, capsys):
     assert floor.main([]) == 2
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 3 and "pass must be one of consume, produce, load" in lines[0]
+
+
+def test_the_sweep_plot_is_drawn(tmp_path):
+    points = [{"record_size": 1000, "partitions": 4, "tasks_max": w, "mb_per_s": 10.0 * w} for w in (1, 2)]
+    points.append({"record_size": 1000, "partitions": 4, "tasks_max": 3, "error": "refused"})
+    assert sweep_plot(tmp_path / "sweep.png", points) == tmp_path / "sweep.png"
+    assert (tmp_path / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sweep_plot(tmp_path / "none.png", points[2:]) is None and not (tmp_path / "none.png").exists()
 
 
 def test_sweep_plan_leaves_out_idle_workers():
