@@ -8,6 +8,7 @@ part 1 does not copy as bytes stops its partition there, with the reason (`stopp
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from engine.batch import protocol
@@ -45,7 +46,7 @@ class Fetcher:
         self.positions[(topic, partition)] = offset
         self.stopped.pop((topic, partition), None)
 
-    def fetch(self, max_wait_ms: int | None = None, paused: set[tuple[str, int]] = frozenset()) -> list[Fetched]:
+    def fetch(self, max_wait_ms: int | None = None, paused: Collection[tuple[str, int]] = frozenset()) -> list[Fetched]:
         """The batches fetched from every partition not stopped or paused, each partition's in order."""
         by_leader: dict[int, list[tuple[str, int, int, int]]] = {}
         for (topic, partition), offset in self.positions.items():
@@ -68,13 +69,13 @@ class Fetcher:
         fetched: list[Fetched] = []
         for leader in sent:
             try:
-                error, partitions = protocol.read_fetch(self._brokers.connection(leader).receive())
+                error, answered = protocol.read_fetch(self._brokers.connection(leader).receive())
             except BrokerConnectionError:
                 self._brokers.forget(leader)
                 continue
             if error:
                 raise FetchError(f"Fetch from broker {leader} failed with error code {error}")
-            for part in partitions:
+            for part in answered:
                 fetched += self._batches(part)
         return fetched
 

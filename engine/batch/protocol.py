@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import cast
 
 API_PRODUCE, API_FETCH, API_METADATA, API_VERSIONS, API_INIT_PRODUCER_ID = 0, 1, 3, 18, 22
 # the version of each request framed here
@@ -121,14 +122,14 @@ def read_metadata(reader: Reader) -> Metadata:
     reader.int32()  # throttle time
     brokers = {}
     for _ in range(reader.int32()):
-        node, host, port = reader.int32(), reader.string(), reader.int32()
+        node, host, port = reader.int32(), cast(str, reader.string()), reader.int32()  # STRING: never null
         reader.string()  # rack
         brokers[node] = (host, port)
     reader.string()  # cluster id
     reader.int32()  # controller id
     topics = {}
     for _ in range(reader.int32()):
-        error, name = reader.int16(), reader.string()
+        error, name = reader.int16(), cast(str, reader.string())  # STRING: never null
         reader.int8()  # is internal
         partitions = {}
         for _ in range(reader.int32()):
@@ -177,7 +178,7 @@ class ProduceResult:
 def read_produce(reader: Reader) -> list[ProduceResult]:
     results = []
     for _ in range(reader.int32()):
-        topic = reader.string()
+        topic = cast(str, reader.string())  # STRING: never null
         for _ in range(reader.int32()):
             partition, error, base_offset = reader.int32(), reader.int16(), reader.int64()
             reader.int64()  # log append time
@@ -228,7 +229,7 @@ def read_fetch(reader: Reader) -> tuple[int, list[FetchedPartition]]:
     reader.int32()  # session id
     partitions = []
     for _ in range(reader.int32()):
-        topic = reader.string()
+        topic = cast(str, reader.string())  # STRING: never null
         for _ in range(reader.int32()):
             partition, partition_error = reader.int32(), reader.int16()
             high, stable, start = reader.int64(), reader.int64(), reader.int64()

@@ -91,7 +91,8 @@ def read_batches(records: memoryview | bytes, fetch_offset: int = 0) -> tuple[li
     next fetch starts at that batch again). A batch that starts before `fetch_offset` is returned: the
     caller trims it (`starts_before`)."""
     view = memoryview(records)
-    batches, at, end = [], 0, len(view)
+    batches: list[Batch] = []
+    at, end = 0, len(view)
     while at + 12 <= end:
         base_offset, length = _LENGTH.unpack_from(view, at)
         size = length + 12

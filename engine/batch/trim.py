@@ -85,13 +85,13 @@ def trim_head(records_section: memoryview | bytes, batch: Batch, offset: int) ->
             max_timestamp_delta = timestamp_delta if max_timestamp_delta is None else max(max_timestamp_delta,
                                                                                            timestamp_delta)
         at = end
-    if first_delta is None:
+    if first_delta is None or max_timestamp_delta is None:  # both are set with the first record kept
         raise BatchError(f"batch at offset {batch.base_offset} holds no record at or after {offset}")
-    body = b"".join(kept)
-    out = bytearray(HEADER_SIZE + len(body))
+    kept_records = b"".join(kept)
+    out = bytearray(HEADER_SIZE + len(kept_records))
     max_timestamp = batch.max_timestamp if batch.log_append_time else batch.base_timestamp + max_timestamp_delta
     HEADER.pack_into(out, 0, batch.base_offset + first_delta, len(out) - 12, batch.leader_epoch, 2, 0,
                      batch.attributes & ~0x07, len(kept) - 1, batch.base_timestamp, max_timestamp,
                      batch.producer_id, batch.producer_epoch, batch.base_sequence, len(kept))
-    out[HEADER_SIZE:] = body
+    out[HEADER_SIZE:] = kept_records
     return out
