@@ -53,9 +53,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics-listen", default=None, metavar="HOST:PORT",
                      help="Prometheus endpoint (default: mirror.engine.metrics.listen or 127.0.0.1:9464; "
                           "'' turns it off)")
-    run.add_argument("--loop", choices=("c", "python"), default=None,
+    run.add_argument("--loop", choices=("c", "python", "batch"), default=None,
                      help="the workers' relay loop (default: mirror.engine.loop or c): c runs on librdkafka's "
-                          "C API, python on confluent-kafka's Python API, the benchmarks' baseline")
+                          "C API, python on confluent-kafka's Python API, the benchmarks' baseline, batch copies "
+                          "record batches as bytes (docs/batch-relay.md)")
     run.add_argument("--clusters", nargs="+", default=None, metavar="ALIAS",
                      help="serve only the flows (and heartbeats) into these target clusters, as MM2's driver does")
     run.set_defaults(handler=commands.run)

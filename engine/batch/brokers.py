@@ -23,24 +23,25 @@ class Brokers:
         self._connections: dict[int, BrokerConnection] = {}
         self._addresses: dict[int, tuple[str, int]] = {}
         self._leaders: dict[tuple[str, int], int] = {}
+        self._metadata: BrokerConnection | None = None  # Metadata requests only, one at a time
 
     def refresh(self, topics: list[str]) -> None:
-        """Reads the leaders of these topics' partitions from any broker that answers."""
-        candidates = [(None, address) for address in self._bootstrap] + list(self._connections.items())
+        """Reads the leaders of these topics' partitions from any broker that answers, on a connection of its
+        own: the brokers' connections carry pipelined requests whose responses must come back in order."""
+        candidates = list(self._addresses.values()) + self._bootstrap
         last_error: Exception | None = None
-        for node, address in reversed(candidates):
+        for address in [None] + candidates:
             try:
-                connection = address if isinstance(address, BrokerConnection) else BrokerConnection(
-                    *address, client_id=self._client_id, timeout_s=self._timeout_s)
-                metadata = protocol.read_metadata(connection.call(protocol.API_METADATA,
-                                                                  protocol.metadata_request(topics)))
+                if address is not None or self._metadata is None:
+                    if self._metadata is not None:
+                        self._metadata.close()
+                    self._metadata = None
+                    self._metadata = BrokerConnection(*(address or candidates[0]), self._client_id, self._timeout_s)
+                metadata = protocol.read_metadata(self._metadata.call(protocol.API_METADATA,
+                                                                      protocol.metadata_request(topics)))
             except BrokerConnectionError as error:
                 last_error = error
-                if node is not None:
-                    self.forget(node)
                 continue
-            if node is None:
-                connection.close()
             self._addresses.update(metadata.brokers)
             for topic, (_, partitions) in metadata.topics.items():
                 for index, partition in partitions.items():
@@ -82,3 +83,6 @@ class Brokers:
     def close(self) -> None:
         for node in list(self._connections):
             self.forget(node)
+        if self._metadata is not None:
+            self._metadata.close()
+            self._metadata = None

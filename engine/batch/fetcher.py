@@ -18,6 +18,7 @@ from engine.batch.records import Batch, copy_refusal, read_batches
 from engine.batch.trim import trim_head
 
 OFFSET_OUT_OF_RANGE = 1
+EARLIEST = -2  # a position to assign: the partition's log start, learnt from the first Fetch
 
 
 class FetchError(Exception):
@@ -41,10 +42,21 @@ class Fetcher:
         self.positions: dict[tuple[str, int], int] = {}
         self.stopped: dict[tuple[str, int], tuple[int, str]] = {}  # partition -> (offset, why)
         self.high_watermarks: dict[tuple[str, int], int] = {}
+        self.log_start_offsets: dict[tuple[str, int], int] = {}
+        self._earliest: set[tuple[str, int]] = set()
 
     def assign(self, topic: str, partition: int, offset: int) -> None:
-        self.positions[(topic, partition)] = offset
+        """From `offset` on; EARLIEST: from the log start (offset 0, moved to the log start if out of range)."""
+        self.positions[(topic, partition)] = max(offset, 0)
+        self._earliest.discard((topic, partition))
+        if offset == EARLIEST:
+            self._earliest.add((topic, partition))
         self.stopped.pop((topic, partition), None)
+
+    def remove(self, topic: str, partition: int) -> None:
+        for table in (self.positions, self.stopped, self.high_watermarks, self.log_start_offsets):
+            table.pop((topic, partition), None)
+        self._earliest.discard((topic, partition))
 
     def fetch(self, max_wait_ms: int | None = None, paused: Collection[tuple[str, int]] = frozenset()) -> list[Fetched]:
         """The batches fetched from every partition not stopped or paused, each partition's in order."""
@@ -84,12 +96,20 @@ class Fetcher:
         if part.error in LEADER_ERRORS:
             self._brokers.forget_leader(*key)
             return []
+        if key not in self.positions:
+            return []  # removed while the Fetch was out
+        if part.error == OFFSET_OUT_OF_RANGE and key in self._earliest:
+            self.positions[key] = part.log_start_offset
+            self._earliest.discard(key)
+            return []
         if part.error == OFFSET_OUT_OF_RANGE:
             raise FetchError(f"{part.topic}-{part.partition}: offset {self.positions[key]} is outside the log "
                              f"(it starts at {part.log_start_offset})")
         if part.error:
             raise FetchError(f"fetching {part.topic}-{part.partition} failed with error code {part.error}")
         self.high_watermarks[key] = part.high_watermark
+        self.log_start_offsets[key] = part.log_start_offset
+        self._earliest.discard(key)
         if not part.records:
             return []
         batches, _partial = read_batches(part.records, self.positions[key])

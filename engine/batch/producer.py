@@ -39,6 +39,7 @@ class Ack:
     source_offset: int
     record_count: int
     target_offset: int
+    batch_size: int  # bytes, header included
 
 
 @dataclass(slots=True)
@@ -150,7 +151,8 @@ class IdempotentProducer:
             assert state.unacked[0] is entry, "responses of a partition come in the order sent"
             state.unacked.popleft()
             state.first_failure = None
-            acks.append(Ack(topic, partition, entry.source_offset, entry.record_count, result.base_offset))
+            acks.append(Ack(topic, partition, entry.source_offset, entry.record_count, result.base_offset,
+                            len(entry.view)))
         elif result.error == 0 or result.error in RETRIABLE or (
                 result.error == OUT_OF_ORDER_SEQUENCE and state.failing):
             if result.error in LEADER_ERRORS:

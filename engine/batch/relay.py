@@ -10,6 +10,7 @@ consecutive offsets on both sides). Partitions whose batches part 1 does not cop
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from engine.batch.brokers import Brokers
@@ -32,7 +33,11 @@ class OffsetRun:
 
 class BatchRelay:
     def __init__(self, source: Brokers, target: Brokers, fetcher: Fetcher | None = None,
-                 producer: IdempotentProducer | None = None):
+                 producer: IdempotentProducer | None = None,
+                 on_sent: Callable[[str, int, Fetched], None] | None = None,
+                 on_acked: Callable[[str, int, Ack], None] | None = None):
+        """`on_sent(source topic, partition, fetched)` and `on_acked(source topic, partition, ack)`: for the
+        worker's bookkeeping, each partition's in order."""
         self._source, self._target = source, target
         self.fetcher = fetcher or Fetcher(source)
         self.producer = producer or IdempotentProducer(target)
@@ -41,6 +46,7 @@ class BatchRelay:
         self._pending: dict[tuple[str, int], deque[Fetched]] = {}
         self.committed: dict[tuple[str, int], int] = {}
         self.runs: dict[tuple[str, int], list[OffsetRun]] = {}  # source partition -> its runs, in order
+        self._on_sent, self._on_acked = on_sent, on_acked
 
     def start(self, timeout_s: float = 30.0) -> None:
         self.producer.init(timeout_s)
@@ -53,6 +59,21 @@ class BatchRelay:
         self.committed[(source_topic, partition)] = offset
         self.runs.setdefault((source_topic, partition), [])
         self.fetcher.assign(source_topic, partition, offset)
+
+    def remove_partition(self, source_topic: str, partition: int) -> None:
+        """Stops copying the partition; batches fetched and not sent are dropped (their progress is not stored)."""
+        key = (source_topic, partition)
+        self.fetcher.remove(*key)
+        for table in (self._pending, self.committed, self.runs):
+            table.pop(key, None)
+        self._source_topic.pop((self._remote.pop(key), partition), None)
+
+    def position(self, source_topic: str, partition: int) -> int:
+        """The first offset not yet handed to the producer."""
+        pending = self._pending.get((source_topic, partition))
+        if pending:
+            return pending[0].batch.base_offset
+        return self.fetcher.positions[(source_topic, partition)]
 
     @property
     def stopped(self) -> dict[tuple[str, int], tuple[int, str]]:
@@ -71,17 +92,29 @@ class BatchRelay:
         self._send()
         return acked
 
+    def serve(self, timeout_ms: int) -> int:
+        """Reads acknowledgements and sends what they make room for, without fetching."""
+        acked = self._account(self.producer.poll(timeout_ms / 1000))
+        self._send()
+        return acked
+
     def _send(self) -> None:
         for key, pending in self._pending.items():
             remote = self._remote[key]
             while pending and self.producer.room(remote, key[1]) > 0:
                 fetched = pending.popleft()
                 self.producer.send(remote, key[1], fetched.buffer, fetched.batch)
+                if self._on_sent is not None:
+                    self._on_sent(key[0], key[1], fetched)
 
     def _account(self, acks: list[Ack]) -> int:
         records = 0
         for ack in acks:
-            topic = self._source_topic[(ack.topic, ack.partition)]
+            topic = self._source_topic.get((ack.topic, ack.partition))
+            if topic is None:
+                continue  # the partition was removed while this batch was in flight
+            if self._on_acked is not None:
+                self._on_acked(topic, ack.partition, ack)
             self.committed[(topic, ack.partition)] = ack.source_offset + ack.record_count
             runs = self.runs[(topic, ack.partition)]
             last = runs[-1] if runs else None

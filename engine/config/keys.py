@@ -261,8 +261,9 @@ KEYS: tuple[Key, ...] = (
         "the engine's own: the Prometheus endpoint; empty turns it off; `--metrics-listen` overrides",
         attr="metrics_listen"),
     Key(LOOP_KEY, "top", "choice", DEFAULT_LOOP, ENGINE, True,
-        "the engine's own: `c` (librdkafka's C API) or `python` (confluent-kafka's Python API, the benchmarks' "
-        "baseline); `run --loop` overrides", attr="loop", choices=LOOPS),
+        "the engine's own: `c` (librdkafka's C API), `python` (confluent-kafka's Python API, the benchmarks' "
+        "baseline) or `batch` (record batches copied as bytes, in progress: docs/batch-relay.md); "
+        "`run --loop` overrides", attr="loop", choices=LOOPS),
     Key(SECRETS_RELOAD_KEY, "top", "non-negative", "60", ENGINE, True,
         "the engine's own: how often a running engine reads the file and its providers again (0: on SIGHUP only)",
         attr="secrets_reload_interval_s"),

@@ -36,7 +36,7 @@ GROUP_ID_KEY = "mirror.engine.group.id"
 GROUP_SESSION_TIMEOUT_KEY = "mirror.engine.group.session.timeout.ms"
 DEFAULT_GROUP_SESSION_TIMEOUT_MS = 10000  # as Kafka Connect's workers
 COMPRESSION_TYPES = ("none", "gzip", "snappy", "lz4", "zstd")
-LOOPS = ("c", "python")
+LOOPS = ("c", "python", "batch")
 DEFAULT_LOOP = "c"
 DEFAULT_TOPICS_EXCLUDE = r"mm2.*\.internal, .*\.replica, __.*"
 
@@ -143,7 +143,7 @@ class EngineConfig(msgspec.Struct, frozen=True):
     # where the Prometheus endpoint listens; "" turns it off
     metrics_listen: str = DEFAULT_METRICS_LISTEN
     # the workers' relay loop: "c" runs on librdkafka's C API, "python" on confluent-kafka's
-    # Python API (the in-run baseline of the benchmarks)
+    # Python API (the in-run baseline of the benchmarks), "batch" copies record batches as bytes
     loop: str = DEFAULT_LOOP
     # every secret value of the file (provider results, passwords, key material), for redaction
     secrets: frozenset[str] = frozenset()

@@ -18,6 +18,7 @@ from engine import ipc
 from engine._fastpath import DeliveryFailed
 from engine.clients import client_config
 from engine.offsets.translation import READ_THROUGH
+from engine.worker.batch_loop import effective_loop
 from engine.worker.kept_records import build_record_filter
 from engine.worker.offset_syncs import OffsetSyncWriter
 from engine.worker.progress import ProgressError, ProgressStore
@@ -334,7 +335,7 @@ def open_worker(assignment: ipc.Assign, inbox: queue.Queue[ipc.ToWorker | None],
     """A Worker with the clients its first Assign names: the relay's consumer and producer, the
     progress store's, and the offset-sync producer's."""
     role = f"{assignment.flow}|MirrorSourceConnector-{assignment.worker_index}"
-    relay = make_relay(assignment.loop, assignment.source_client, assignment.target_client,
+    relay = make_relay(effective_loop(assignment), assignment.source_client, assignment.target_client,
                        assignment.flow, role, assignment.source_alias, assignment.target_alias,
                        compression=assignment.compression, transactional_id=assignment.transactional_id,
                        max_message_bytes=assignment.max_message_bytes,

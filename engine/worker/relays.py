@@ -12,6 +12,7 @@ from typing import Protocol, runtime_checkable
 
 from engine._fastpath import Bookkeeper, NativeRelay, PartitionLedger
 from engine.clients import role_connection
+from engine.worker.batch_loop import open_batch_loop
 from engine.worker.python_relay import open_python_relay
 
 BATCH_SIZE = 2000
@@ -102,6 +103,9 @@ def make_relay(loop: str, source: dict[str, str], target: dict[str, str], flow: 
         consumer_id = f"{consumer.pop('client.id')}|{consumer_id}"
     if "client.id" in producer:
         producer_id = f"{producer.pop('client.id')}|{producer_id}"
+    if loop == "batch":
+        return open_batch_loop(consumer["bootstrap.servers"], producer["bootstrap.servers"], consumer_id, producer_id,
+                               max_message_bytes)
     if loop == "python":
         return open_python_relay(consumer, producer, consumer_id, producer_id, BATCH_SIZE, source_alias)
     return NativeRelay({**consumer, "client.id": consumer_id}, {**producer, "client.id": producer_id},

@@ -1,0 +1,191 @@
+"""`mirror.engine.loop = batch` (`run --loop batch`): the batch relay (engine/batch/) behind RelayLoop.
+
+The worker drives it as the other loops and accounts through the same compiled Bookkeeper, so progress,
+offset syncs, the offset map and MM2's metrics come out of the same code: each batch handed to the
+producer is `sent` record by record, and each acknowledged batch `delivered` record by record at the
+target offsets its Produce response gives. Without decoding the records, a record's size is its share
+of the batch's bytes (MM2's byte-count: records bytes as stored, compressed, over the record count) and
+its timestamp the batch's max timestamp (record age and replication latency). What part 1 of the batch
+relay does not do (a record filter, the provenance header, exactly-once mode, a producer codec, a secured
+cluster) keeps the record loop: `batch_loop_refusal` names why.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from engine import ipc
+from engine._fastpath import Bookkeeper, PartitionFailed, PartitionLedger
+from engine.batch.brokers import Brokers
+from engine.batch.connection import BrokerConnectionError
+from engine.batch.fetcher import EARLIEST, Fetched, Fetcher, FetchError
+from engine.batch.producer import Ack, IdempotentProducer, ProduceError
+from engine.batch.protocol import ProtocolError
+from engine.batch.records import HEADER_SIZE, BatchError
+from engine.batch.relay import BatchRelay
+
+log = logging.getLogger(__name__)
+_FAILURES = (BrokerConnectionError, FetchError, ProduceError, BatchError, ProtocolError)
+_NO_TRANSACTIONS = "the batch loop has no transactions (exactly-once mode needs the record loop)"
+
+
+def batch_loop_refusal(record_filter: object, provenance: bool, transactional_id: str | None, compression: str,
+                       source: dict[str, str], target: dict[str, str]) -> str | None:
+    """Why a worker's partitions keep the record loop although the batch loop was asked for, or None."""
+    if record_filter is not None:
+        return "record loop: record.filter set"
+    if provenance:
+        return "record loop: provenance header enabled"
+    if transactional_id is not None:
+        return "record loop: exactly-once mode"
+    if compression not in ("none", ""):
+        return f"record loop: producer.compression.type = {compression}"
+    for role, settings in (("source", source), ("target", target)):
+        protocol = settings.get("security.protocol", "plaintext").lower()
+        if protocol != "plaintext":
+            return f"record loop: the {role} cluster uses {protocol.upper()} (the batch loop is PLAINTEXT only)"
+    return None
+
+
+def effective_loop(assignment: ipc.Assign) -> str:
+    """The loop the worker runs: the one asked for, but the C loop where the batch loop cannot serve."""
+    if assignment.loop != "batch":
+        return assignment.loop
+    why = batch_loop_refusal(assignment.record_filter, assignment.provenance, assignment.transactional_id,
+                             assignment.compression, assignment.source_client, assignment.target_client)
+    if why is None:
+        return "batch"
+    log.warning("worker %s of %s: %s; the C loop copies its partitions", assignment.worker_index, assignment.flow, why)
+    return "c"
+
+
+class BatchLoop:
+    """The batch relay as a RelayLoop (tests/unit/test_relay_loops.py checks)."""
+
+    def __init__(self, relay_factory, bookkeeper: Bookkeeper | None = None):
+        """`relay_factory(on_sent, on_acked)` makes the BatchRelay; open_batch_loop() gives the real one."""
+        self.bookkeeper = bookkeeper or Bookkeeper()
+        self._ledgers: dict[tuple[str, int], PartitionLedger] = {}  # source (topic, partition) -> ledger
+        self.relay: BatchRelay = relay_factory(self._sent, self._acked)
+        self._reported_stops: set[tuple[str, int]] = set()
+
+    # -- partitions --------------------------------------------------------------------------------
+
+    def add_partition(self, source_topic: str, remote_topic: str, partition: int, last_committed_offset: int = -1,
+                      apply_filter: bool = True) -> PartitionLedger:
+        ledger = self.bookkeeper.add_partition(source_topic, remote_topic, partition, last_committed_offset,
+                                               apply_filter)
+        self._ledgers[(source_topic, partition)] = ledger
+        return ledger
+
+    def remove_partition(self, remote_topic: str, partition: int) -> PartitionLedger:
+        ledger = self.bookkeeper.remove_partition(remote_topic, partition)
+        self._ledgers.pop((ledger.source_topic, partition), None)
+        if (ledger.source_topic, partition) in self.relay.committed:
+            self.relay.remove_partition(ledger.source_topic, partition)
+        return ledger
+
+    def assign(self, positions: list[tuple[str, int, int]]) -> None:
+        """[(topic, partition, start offset)], -2 = earliest; what is no longer listed stops."""
+        wanted = {(topic, partition) for topic, partition, _ in positions}
+        for key in [key for key in self.relay.committed if key not in wanted]:
+            self.relay.remove_partition(*key)
+        for topic, partition, offset in positions:
+            ledger = self._ledgers[(topic, partition)]
+            self.relay.add_partition(topic, ledger.remote_topic, partition, EARLIEST if offset < 0 else offset)
+
+    def positions(self, partitions: list[tuple[str, int]]) -> list[int]:
+        return [self.relay.position(topic, partition) for topic, partition in partitions]
+
+    def source_watermarks(self, topic: str, partition: int, timeout_s: float = 10.0) -> tuple[int, int]:
+        fetcher = self.relay.fetcher
+        return (fetcher.log_start_offsets.get((topic, partition), -1),
+                fetcher.high_watermarks.get((topic, partition), -1))
+
+    def high_watermark(self, topic: str, partition: int) -> int:
+        return self.relay.fetcher.high_watermarks.get((topic, partition), -1)
+
+    # -- the loop ----------------------------------------------------------------------------------
+
+    def pump(self, timeout_ms: int) -> int:
+        try:
+            acked = self.relay.pump(timeout_ms)
+        except _FAILURES as error:
+            raise PartitionFailed(f"batch loop: {error}") from None
+        self._check_stops()
+        return acked
+
+    def serve(self, timeout_ms: int) -> None:
+        try:
+            self.relay.serve(timeout_ms)
+        except _FAILURES as error:
+            raise PartitionFailed(f"batch loop: {error}") from None
+
+    def flush(self, timeout_s: float) -> int:
+        try:
+            self.relay.flush(timeout_s)
+        except ProduceError:
+            return self.relay.producer.unacked()
+        except _FAILURES as error:
+            raise PartitionFailed(f"batch loop: {error}") from None
+        return 0
+
+    def _check_stops(self) -> None:
+        """A partition whose next batch is not copied as bytes stops alone, once what came before is acked."""
+        for key, (offset, why) in self.relay.stopped.items():
+            if key in self._reported_stops or self.relay.committed.get(key, -1) < offset:
+                continue
+            self._reported_stops.add(key)
+            raise PartitionFailed(f"{key[0]}[{key[1]}]@{offset}: the batch loop does not copy this batch as bytes "
+                                  f"({why}); run this flow with mirror.engine.loop = c", key[0], key[1])
+
+    def _sent(self, topic: str, partition: int, fetched: Fetched) -> None:
+        ledger, batch = self._ledgers[(topic, partition)], fetched.batch
+        size, count = batch.size, batch.record_count
+        sent = self.bookkeeper.sent
+        for i in range(count):
+            sent(ledger, batch.base_offset + i, batch.max_timestamp, size // count + (size % count if i == 0 else 0))
+        self.bookkeeper.records_sent += count
+
+    def _acked(self, topic: str, partition: int, ack: Ack) -> None:
+        ledger = self._ledgers.get((topic, partition))
+        if ledger is None:
+            return
+        per_record = (ack.batch_size - HEADER_SIZE) // ack.record_count if ack.record_count else 0
+        delivered = self.bookkeeper.delivered
+        for i in range(ack.record_count):
+            delivered(ledger.remote_topic, partition, ack.target_offset + i, per_record, None, 0)
+
+    # -- what the batch loop does not do -------------------------------------------------------------
+
+    def produce_record(self, topic: str, partition: int, key: bytes | None, value: bytes | None) -> None:
+        raise PartitionFailed("the batch loop does not write the engine's own records (exactly-once mode)")
+
+    def init_transactions(self, timeout_s: float) -> None:
+        raise PartitionFailed(_NO_TRANSACTIONS)
+
+    def begin_transaction(self) -> None:
+        raise PartitionFailed(_NO_TRANSACTIONS)
+
+    def commit_transaction(self, timeout_s: float) -> None:
+        raise PartitionFailed(_NO_TRANSACTIONS)
+
+    def abort_transaction(self, timeout_s: float) -> None:
+        raise PartitionFailed(_NO_TRANSACTIONS)
+
+    def close(self) -> None:
+        self.relay.close()
+
+
+def open_batch_loop(source_servers: str, target_servers: str, consumer_id: str, producer_id: str,
+                    max_message_bytes: int | None = None) -> BatchLoop:
+    """A BatchLoop on its own connections; the target's InitProducerId is done here."""
+
+    def relay_factory(on_sent, on_acked) -> BatchRelay:
+        source, target = Brokers(source_servers, consumer_id), Brokers(target_servers, producer_id)
+        relay = BatchRelay(source, target, Fetcher(source, max_message_bytes=max_message_bytes),
+                           IdempotentProducer(target), on_sent, on_acked)
+        relay.start()
+        return relay
+
+    return BatchLoop(relay_factory)
