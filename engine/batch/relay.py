@@ -83,12 +83,16 @@ class BatchRelay:
     def pump(self, timeout_ms: int) -> int:
         """Fetches, sends what the producer's window allows, reads acknowledgements; the records acknowledged."""
         paused = {key for key, pending in self._pending.items() if len(pending) >= AHEAD}
+        fetched_any = False
         if len(paused) < len(self._pending):
             busy = self.producer.unacked() or any(self._pending.values())
             for fetched in self.fetcher.fetch(max_wait_ms=0 if busy else timeout_ms, paused=paused):
                 self._pending[(fetched.topic, fetched.partition)].append(fetched)
+                fetched_any = True
         self._send()
-        acked = self._account(self.producer.poll(0.0 if any(self._pending.values()) else timeout_ms / 1000))
+        # unless the fetch brought more, wait here for an acknowledgement (it returns at the first one): a
+        # full window or a caught-up source must not spin
+        acked = self._account(self.producer.poll(0.0 if fetched_any else timeout_ms / 1000))
         self._send()
         return acked
 
@@ -106,6 +110,7 @@ class BatchRelay:
                 self.producer.send(remote, key[1], fetched.buffer, fetched.batch)
                 if self._on_sent is not None:
                     self._on_sent(key[0], key[1], fetched)
+        self.producer.transmit()
 
     def _account(self, acks: list[Ack]) -> int:
         records = 0

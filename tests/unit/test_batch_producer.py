@@ -18,10 +18,12 @@ SECTION = bytes.fromhex(json.loads((Path(__file__).resolve().parents[1] / "data"
                         ["sections"]["codec-none"])  # one batch of 3 records
 
 
-def produce_response(topic: str, partition: int, error: int, base_offset: int) -> bytes:
+def produce_response(topic: str, results: list[tuple[int, int, int]]) -> bytes:
+    """A Produce v8 response for one topic: (partition, error, base offset) each, no record errors."""
     name = topic.encode()
-    partition_result = struct.pack(">iihqqqi", 1, partition, error, base_offset, -1, 0, 0)  # no record errors
-    return struct.pack(">ih", 1, len(name)) + name + partition_result + struct.pack(">hi", -1, 0)
+    body = b"".join(struct.pack(">ihqqqih", partition, error, base_offset, -1, 0, 0, -1)
+                    for partition, error, base_offset in results)
+    return struct.pack(">ih", 1, len(name)) + name + struct.pack(">i", len(results)) + body + struct.pack(">i", 0)
 
 
 class ScriptedBroker:
@@ -30,6 +32,7 @@ class ScriptedBroker:
     def __init__(self, answers: list[tuple[int, int]]):
         self.answers = deque(answers)
         self.sent: list[tuple[int, bytes]] = []  # (base sequence, batch bytes) as sent
+        self.requests: list[list[int]] = []  # the partitions of each request
         self.forgotten_leaders = 0
         self._due: deque[bytes] = deque()
         self._read_end, write_end = os.pipe()
@@ -58,11 +61,15 @@ class ScriptedBroker:
 
     def send(self, api, body):
         assert api == protocol.API_PRODUCE
-        batch = bytes(body[-1])
-        [parsed], _ = read_batches(batch)
-        self.sent.append((parsed.base_sequence, batch))
-        error, base_offset = self.answers.popleft()
-        self._due.append(produce_response("t", 0, error, base_offset))
+        results, partitions = [], []
+        for head, batch in zip(body[2::2], body[3::2], strict=True):  # after the request's and the topic's fields
+            (partition,) = struct.unpack_from(">i", head)
+            [parsed], _ = read_batches(bytes(batch))
+            self.sent.append((parsed.base_sequence, bytes(batch)))
+            partitions.append(partition)
+            results.append((partition, *self.answers.popleft()))
+        self.requests.append(partitions)
+        self._due.append(produce_response("t", results))
 
     def receive(self):
         return protocol.Reader(self._due.popleft())
@@ -87,19 +94,26 @@ def producer(broker: ScriptedBroker, clock=None) -> IdempotentProducer:
 def test_batches_get_consecutive_sequences_and_are_acked_in_order_with_the_target_offsets():
     broker = ScriptedBroker([(0, 10), (0, 13)])
     p = producer(broker)
+    acks = []
     for buffer, batch in batches(2):
         p.send("t", 0, buffer, batch)
-    acks = p.flush(5)
+        acks += p.flush(5)
     assert [(a.source_offset, a.record_count, a.target_offset) for a in acks] == [(0, 3, 10), (3, 3, 13)]
     assert [seq for seq, _ in broker.sent] == [0, 3]
 
 
-def test_the_window_holds_five_batches_per_partition():
+def test_the_window_holds_one_batch_until_the_first_ack_then_five_per_partition():
     broker = ScriptedBroker([(0, 0)] * 6)
     p = producer(broker)
     items = batches(6)
-    for buffer, batch in items[:5]:
+    p.send("t", 0, *items[0])
+    assert p.room("t", 0) == 0
+    with pytest.raises(ProduceError, match="t-0: more than 1 batches in flight"):
+        p.send("t", 0, *items[1])
+    p.flush(5)
+    for buffer, batch in items[1:5]:
         p.send("t", 0, buffer, batch)
+    p.send("t", 0, *items[5])
     assert p.room("t", 0) == 0
     with pytest.raises(ProduceError, match="t-0: more than 5 batches in flight"):
         p.send("t", 0, *items[5])
@@ -107,15 +121,32 @@ def test_the_window_holds_five_batches_per_partition():
 
 def test_a_retriable_error_resends_that_batch_and_every_later_one_in_order_with_the_same_bytes():
     # not leader for the first; the broker refuses the next two as out of order; then all three succeed
-    broker = ScriptedBroker([(6, -1), (45, -1), (45, -1), (0, 100), (0, 103), (0, 106)])
+    broker = ScriptedBroker([(0, 97), (6, -1), (45, -1), (45, -1), (0, 100), (0, 103), (0, 106)])
     p = producer(broker)
-    for buffer, batch in batches(3):
+    first, *rest = batches(4)
+    p.send("t", 0, *first)
+    p.flush(5)  # the broker knows the producer now: five in flight
+    for buffer, batch in rest:
         p.send("t", 0, buffer, batch)
     acks = p.flush(5)
-    assert [(a.source_offset, a.target_offset) for a in acks] == [(0, 100), (3, 103), (6, 106)]
-    assert [seq for seq, _ in broker.sent] == [0, 3, 6, 0, 3, 6]
-    assert [b for _, b in broker.sent[3:]] == [b for _, b in broker.sent[:3]]
+    assert [(a.source_offset, a.target_offset) for a in acks] == [(3, 100), (6, 103), (9, 106)]
+    assert [seq for seq, _ in broker.sent] == [0, 3, 6, 9, 3, 6, 9]
+    assert [b for _, b in broker.sent[4:]] == [b for _, b in broker.sent[1:4]]
     assert broker.forgotten_leaders == 1
+
+
+def test_a_first_batch_that_fails_is_retried_before_any_later_one_is_sent():
+    # a new topic whose leader is not ready: had the second batch gone out, the broker would take it first
+    broker = ScriptedBroker([(6, -1), (0, 0), (0, 3)])
+    p = producer(broker)
+    first, second = batches(2)
+    p.send("t", 0, *first)
+    assert p.room("t", 0) == 0
+    acks = p.flush(5)
+    p.send("t", 0, *second)
+    acks += p.flush(5)
+    assert [seq for seq, _ in broker.sent] == [0, 0, 3]
+    assert [(a.source_offset, a.target_offset) for a in acks] == [(0, 0), (3, 3)]
 
 
 def test_an_error_that_is_not_retriable_names_the_partition_and_the_code():
@@ -138,3 +169,18 @@ def test_retries_end_at_the_delivery_timeout():
     p.send("t", 0, *batches(1)[0])
     with pytest.raises(ProduceError, match="producing to t-0: not acknowledged within 120 s of retries"):
         p.flush(10_000)
+
+
+def test_one_request_carries_one_batch_of_each_partition_of_a_leader():
+    broker = ScriptedBroker([(0, 0), (0, 0), (0, 3), (0, 3)])
+    p = producer(broker)
+    first, second = batches(2)
+    acks = []
+    for batch in (first, second):
+        for partition in (0, 1):
+            p.send("t", partition, memoryview(bytearray(batch[0])), batch[1])
+        acks += p.flush(5)
+    assert broker.requests == [[0, 1], [0, 1]]
+    assert sorted((a.partition, a.source_offset, a.target_offset) for a in acks) == [
+        (0, 0, 0), (0, 3, 3), (1, 0, 0), (1, 3, 3)]
+    assert [seq for seq, _ in broker.sent] == [0, 0, 3, 3]
