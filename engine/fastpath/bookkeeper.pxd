@@ -17,6 +17,10 @@ cdef class Bookkeeper:
     cpdef PartitionLedger admit(self, object message, int64_t source_timestamp, int64_t now_ms)
     cpdef int sent(self, PartitionLedger ledger, int64_t source_offset, int64_t source_timestamp,
                    int64_t size) except -1
+    cpdef int sent_batch(self, PartitionLedger ledger, int64_t base_offset, int64_t count, int64_t timestamp,
+                         int64_t size, int64_t value_bytes) except -1
+    cpdef int delivered_batch(self, str remote_topic, int partition, int64_t target_offset, int64_t count,
+                              int64_t value_bytes) except -1
     cpdef int delivered(self, str remote_topic, int partition, int64_t target_offset, int64_t value_bytes,
                         str error, int error_code) except -1
     cdef bint _filtered(self, PartitionLedger ledger, object message) except -1

@@ -99,6 +99,35 @@ cdef class Bookkeeper:
         self.bytes_sent += size
         return 0
 
+    cpdef int sent_batch(self, PartitionLedger ledger, int64_t base_offset, int64_t count, int64_t timestamp,
+                         int64_t size, int64_t value_bytes) except -1:
+        """The batch loop handed a record batch to the producer as bytes: its `count` records from base_offset
+        are polled and in flight, each with the batch's timestamp and an equal share of `value_bytes` (the
+        first takes the remainder); `size` is the batch's bytes (bandwidth limit). One call, no Python per record."""
+        cdef int64_t i, now_ms = _now_ms()
+        if count <= 0:
+            return 0
+        for i in range(count):
+            ledger.polled(value_bytes // count + (value_bytes % count if i == 0 else 0), timestamp, now_ms)
+            ledger.push(base_offset + i, timestamp)
+        self.bytes_sent += size
+        self.records_sent += count
+        return 0
+
+    cpdef int delivered_batch(self, str remote_topic, int partition, int64_t target_offset, int64_t count,
+                              int64_t value_bytes) except -1:
+        """The target acknowledged a batch the batch loop sent: its `count` oldest records in flight were written
+        from target_offset on, one by one; each takes the progress, offset-sync and offset-map rule of delivered()."""
+        cdef PartitionLedger ledger = self.ledgers.get((remote_topic, partition))
+        cdef int64_t i
+        if ledger is None or count <= 0:
+            return 0  # partition revoked while the batch was in flight; its progress is not ours
+        self.ack_clock_ms = _now_ms()
+        for i in range(count):
+            self._acked(ledger, ledger.pop(), None, 0, target_offset + i,
+                        value_bytes // count + (value_bytes % count if i == 0 else 0))
+        return 0
+
     cpdef int delivered(self, str remote_topic, int partition, int64_t target_offset, int64_t value_bytes,
                         str error, int error_code) except -1:
         """A delivery report: the oldest record in flight of remote_topic[partition] was written at

@@ -2,12 +2,13 @@
 
 The worker drives it as the other loops and accounts through the same compiled Bookkeeper, so progress,
 offset syncs, the offset map and MM2's metrics come out of the same code: each batch handed to the
-producer is `sent` record by record, and each acknowledged batch `delivered` record by record at the
-target offsets its Produce response gives. Without decoding the records, a record's size is its share
-of the batch's bytes (MM2's byte-count: records bytes as stored, compressed, over the record count) and
-its timestamp the batch's max timestamp (record age and replication latency). What part 1 of the batch
-relay does not do (a record filter, the provenance header, exactly-once mode, a producer codec, a secured
-cluster) keeps the record loop: `batch_loop_refusal` names why.
+producer is entered with one call (`sent_batch`) and each acknowledged batch with one (`delivered_batch`),
+which apply the per-record rules in C at the target offsets the Produce response gives. Without
+decoding the records, a record's value bytes are its share of the batch's records bytes (so MM2's
+byte-count counts records bytes as stored, compressed) and its timestamp the batch's max timestamp
+(record age and replication latency). What part 1 of the batch relay does not do (a record filter, the
+provenance header, exactly-once mode, a producer codec, a secured cluster) keeps the record loop:
+`batch_loop_refusal` names why.
 """
 
 from __future__ import annotations
@@ -140,21 +141,15 @@ class BatchLoop:
                                   f"({why}); run this flow with mirror.engine.loop = c", key[0], key[1])
 
     def _sent(self, topic: str, partition: int, fetched: Fetched) -> None:
-        ledger, batch = self._ledgers[(topic, partition)], fetched.batch
-        size, count = batch.size, batch.record_count
-        sent = self.bookkeeper.sent
-        for i in range(count):
-            sent(ledger, batch.base_offset + i, batch.max_timestamp, size // count + (size % count if i == 0 else 0))
-        self.bookkeeper.records_sent += count
+        batch = fetched.batch
+        self.bookkeeper.sent_batch(self._ledgers[(topic, partition)], batch.base_offset, batch.record_count,
+                                   batch.max_timestamp, batch.size, batch.size - HEADER_SIZE)
 
     def _acked(self, topic: str, partition: int, ack: Ack) -> None:
         ledger = self._ledgers.get((topic, partition))
-        if ledger is None:
-            return
-        per_record = (ack.batch_size - HEADER_SIZE) // ack.record_count if ack.record_count else 0
-        delivered = self.bookkeeper.delivered
-        for i in range(ack.record_count):
-            delivered(ledger.remote_topic, partition, ack.target_offset + i, per_record, None, 0)
+        if ledger is not None:
+            self.bookkeeper.delivered_batch(ledger.remote_topic, partition, ack.target_offset, ack.record_count,
+                                            ack.batch_size - HEADER_SIZE)
 
     # -- what the batch loop does not do -------------------------------------------------------------
 
