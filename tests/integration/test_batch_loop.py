@@ -3,6 +3,9 @@ C loop; a restart resumes after the stored progress; what it cannot serve keeps 
 
 from __future__ import annotations
 
+import os
+import signal
+
 import pytest
 
 from engine import wire
@@ -10,9 +13,19 @@ from engine.config.loading import from_properties
 from engine.config.properties import parse_properties
 from engine.offsets.checkpoints import OffsetMapReader
 from tests.helpers import wait_for
-from tests.integration.kafka_io import end_offsets, mm2_properties, produce, raw_records, read_all, stored_progress
+from tests.integration.kafka_io import (
+    SteadyProducer,
+    end_offsets,
+    mm2_properties,
+    produce,
+    raw_records,
+    read_all,
+    stored_progress,
+)
 from tests.integration.test_batch_relay import raw_batches
+from tests.integration.test_faults import audit
 from tests.integration.test_replicate_a_to_b import PARTITIONS, by_partition, sample_records
+from tests.integration.test_topologies import records
 
 pytestmark = pytest.mark.kafka
 
@@ -102,3 +115,28 @@ def test_a_flow_the_batch_loop_cannot_serve_keeps_the_c_loop_named(source_cluste
     for partition in range(PARTITIONS):
         codecs = {codec for _, codec, *_ in raw_batches(target_cluster.bootstrap_servers, f"A.{topic}", partition)}
         assert codecs == {"lz4"}, partition
+
+
+def test_kill_9_of_a_batch_loop_worker_mid_stream_loses_nothing_and_copies_nothing_twice(source_cluster,
+                                                                                         target_cluster, engine,
+                                                                                         unique_name):
+    topic = source_cluster.create_topic(unique_name("bl-kill"), 2)
+    properties = mm2_properties(source_cluster, target_cluster, {
+        "A->B.topics": topic, "tasks.max": "1", "B.offset.flush.interval.ms": "5000", "mirror.engine.loop": "batch"})
+    remote = f"A.{topic}"
+    copied = lambda: sum(end_offsets(target_cluster.bootstrap_servers, remote).values())  # noqa: E731
+    run = engine(properties)
+    with SteadyProducer(source_cluster.bootstrap_servers, topic, lambda first: records(300, f"r{first}")):
+        wait_for(lambda: copied() > 3000, 60, "a part of the copy", run.log)
+        (pid,) = run.worker_pids().values()
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: run.worker_pids().get(0) not in (None, pid), 60, "the worker restarted", run.log)
+        before = copied()
+        wait_for(lambda: copied() > before + 2000, 60, "copying after the restart", run.log)
+    wait_for(lambda: _progress_at_end(source_cluster, target_cluster, topic), 90, "the copy at the source's end",
+             run.log)
+    assert run.stop() == 0, run.log()
+    # every source record on the target once: the restarted worker resumed after the target's tail
+    duplicated, expected = audit(properties, topic)
+    assert (duplicated, expected) == (0, sum(end_offsets(source_cluster.bootstrap_servers, topic).values()))
+    assert end_offsets(target_cluster.bootstrap_servers, remote) == end_offsets(source_cluster.bootstrap_servers, topic)
