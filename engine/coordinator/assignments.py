@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from engine import ipc
+from engine.batch.choice import flow_loop
 from engine.clients import connection
 from engine.config.model import ClusterConfig, EngineConfig, FlowConfig
 from engine.coordinator.membership import Membership
@@ -36,7 +37,7 @@ def assignments(plan: list[list[ipc.PartitionTask]], config: EngineConfig, flow:
             offset_syncs_client=connection(offset_syncs_cluster),
             offset_syncs_role=f"offset-syncs-{flow.offset_syncs_topic_location}-producer",
             offset_lag_max=flow.offset_lag_max,
-            loop=config.loop,
+            loop=flow_loop(config.loop, flow, source, target)[0],
             compression=flow.producer_compression,
             provenance=flow.provenance_header_enabled,
             # the identity policy writes into topics of the same name, which others may write to

@@ -8,6 +8,7 @@ import time
 from typing import TYPE_CHECKING
 
 from engine import __version__
+from engine.batch.choice import flow_loop
 from engine.coordinator.statistics import PartitionState
 from engine.observability import snapshot as s
 from engine.observability.health import heartbeat_age_s
@@ -40,13 +41,13 @@ def flow_status(flow: ReplicationFlow, now: float, now_wall_ms: float) -> s.Flow
     heartbeats = [(t.topic, t.partition) for t in flow.topics.partitions if flow.policy.is_heartbeats_topic(t.topic)]
     newest_beat = max((states[k].newest_acked_timestamp_ms for k in heartbeats if k in states), default=-1) \
         if heartbeats else None
-    loop = flow.config.loop
+    loop, loop_reason = flow_loop(flow.config.loop, flow.flow, flow.source, flow.target)
     membership, audits, checkpoints = flow.membership, flow.audits, flow.checkpoints
     return s.FlowStatus(
         name=flow.flow.name, source=flow.flow.source, target=flow.flow.target,
         topics=list(topics.values()),
         partitions=[partition_status(topic, partition, flow.policy.format_remote_topic(flow.flow.source, topic),
-                                     state, loop, now, now_ms)
+                                     state, loop, loop_reason, now, now_ms)
                     for (topic, partition), state in sorted(states.items())],
         workers=[worker_status(worker, now) for worker in flow.pool.workers],
         stopped_partitions=dict(flow.topics.stopped_partitions),
@@ -69,13 +70,13 @@ def _window(stat: LatencyStat, now_ms: float) -> s.Window:
     return s.Window(stat.last, stat.window.min(now_ms), stat.window.max(now_ms), stat.window.avg(now_ms))
 
 
-def partition_status(topic: str, partition: int, remote_topic: str, state: PartitionState, loop: str, now: float,
-                     now_ms: float) -> s.PartitionStatus:
+def partition_status(topic: str, partition: int, remote_topic: str, state: PartitionState, loop: str,
+                     loop_reason: str, now: float, now_ms: float) -> s.PartitionStatus:
     mm2 = state.mm2
     latency_count, latency_sum = mm2.replication_latency.window.totals(now_ms)
     return s.PartitionStatus(
         topic=topic, partition=partition, remote_topic=remote_topic,
-        loop=loop, loop_reason=f"mirror.engine.loop = {loop}",
+        loop=loop, loop_reason=loop_reason,
         records=state.records, value_bytes=state.value_bytes, filtered=state.filtered,
         resume_found=state.resume_found, resume_unmatched=state.resume_unmatched,
         last_acked_offset=state.last_acked_offset, last_committed_offset=state.last_committed_offset,

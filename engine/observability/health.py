@@ -132,6 +132,10 @@ def flow_status(flow: FlowStatus, alert_s: float) -> dict[str, Any]:
                                              "leader": group.leader, "healthy": group.healthy},
         "lag": sum(t["lag"] for t in topics.values()),
         "in_flight": sum(s.in_flight for s in flow.partitions),
+        # which relay loop copies the reported partitions, and why (engine/batch/choice.py)
+        "loops": [{"loop": loop, "reason": reason,
+                   "partitions": sum(1 for s in flow.partitions if (s.loop, s.loop_reason) == (loop, reason))}
+                  for loop, reason in sorted({(s.loop, s.loop_reason) for s in flow.partitions})],
         # restarts without duplicates: copies a starting worker found already on the target (not copied
         # again), and target records past the stored progress it could not match (copied again)
         "resume": {"duplicates_avoided": sum(s.resume_found for s in flow.partitions),

@@ -8,7 +8,7 @@ decoding the records, a record's value bytes are its share of the batch's record
 byte-count counts records bytes as stored, compressed) and its timestamp the batch's max timestamp
 (record age and replication latency). What part 1 of the batch relay does not do (a record filter, the
 provenance header, exactly-once mode, a producer codec, a secured cluster) keeps the record loop:
-`batch_loop_refusal` names why.
+engine/batch/choice.py decides and names why.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import logging
 from engine import ipc
 from engine._fastpath import Bookkeeper, PartitionFailed, PartitionLedger
 from engine.batch.brokers import Brokers
+from engine.batch.choice import chosen_loop
 from engine.batch.connection import BrokerConnectionError
 from engine.batch.fetcher import EARLIEST, Fetched, Fetcher, FetchError
 from engine.batch.producer import Ack, IdempotentProducer, ProduceError
@@ -30,34 +31,15 @@ _FAILURES = (BrokerConnectionError, FetchError, ProduceError, BatchError, Protoc
 _NO_TRANSACTIONS = "the batch loop has no transactions (exactly-once mode needs the record loop)"
 
 
-def batch_loop_refusal(record_filter: object, provenance: bool, transactional_id: str | None, compression: str,
-                       source: dict[str, str], target: dict[str, str]) -> str | None:
-    """Why a worker's partitions keep the record loop although the batch loop was asked for, or None."""
-    if record_filter is not None:
-        return "record loop: record.filter set"
-    if provenance:
-        return "record loop: provenance header enabled"
-    if transactional_id is not None:
-        return "record loop: exactly-once mode"
-    if compression not in ("none", ""):
-        return f"record loop: producer.compression.type = {compression}"
-    for role, settings in (("source", source), ("target", target)):
-        protocol = settings.get("security.protocol", "plaintext").lower()
-        if protocol != "plaintext":
-            return f"record loop: the {role} cluster uses {protocol.upper()} (the batch loop is PLAINTEXT only)"
-    return None
-
-
 def effective_loop(assignment: ipc.Assign) -> str:
     """The loop the worker runs: the one asked for, but the C loop where the batch loop cannot serve."""
-    if assignment.loop != "batch":
-        return assignment.loop
-    why = batch_loop_refusal(assignment.record_filter, assignment.provenance, assignment.transactional_id,
-                             assignment.compression, assignment.source_client, assignment.target_client)
-    if why is None:
-        return "batch"
-    log.warning("worker %s of %s: %s; the C loop copies its partitions", assignment.worker_index, assignment.flow, why)
-    return "c"
+    loop, why = chosen_loop(assignment.loop, assignment.record_filter, assignment.provenance,
+                            assignment.transactional_id is not None, assignment.compression,
+                            assignment.source_client, assignment.target_client)
+    if loop != assignment.loop:  # the coordinator decides the same (engine/batch/choice.py); this is a net
+        log.warning("worker %s of %s: %s; the C loop copies its partitions", assignment.worker_index, assignment.flow,
+                    why)
+    return loop
 
 
 class BatchLoop:

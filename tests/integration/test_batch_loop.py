@@ -44,8 +44,9 @@ def _progress_key(topic: str, partition: int) -> bytes:
     return f'["MirrorSourceConnector",{{"cluster":"A","partition":{partition},"topic":"{topic}"}}]'.encode()
 
 
-def replicate(loop: str, topic: str, source_cluster, target_cluster, engine, extra=None) -> tuple[str, str]:
-    """Runs the loop until the copy is complete and its progress stored; (properties, the engine's log)."""
+def replicate(loop: str, topic: str, source_cluster, target_cluster, engine, extra=None) -> tuple[str, set]:
+    """Runs the loop until the copy is complete and its progress stored; (properties, the (loop, reason) pairs
+    /status showed for the flow's partitions)."""
     properties = mm2_properties(source_cluster, target_cluster, {
         "A->B.topics": topic, "mirror.engine.loop": loop, "offset.lag.max": "7", **(extra or {})})
     run = engine(properties)
@@ -54,9 +55,9 @@ def replicate(loop: str, topic: str, source_cluster, target_cluster, engine, ext
              run.log)
     wait_for(lambda: _progress_at_end(source_cluster, target_cluster, topic), 60,
              f"the {loop} loop's progress at the end of {topic}", run.log)
-    log = run.log()
+    shown = {(entry["loop"], entry["reason"]) for entry in run.status()["flows"][0]["loops"]}
     assert run.stop() == 0, run.log()
-    return properties, log
+    return properties, shown
 
 
 def _offset_map_runs(properties: str, topic: str) -> list:
@@ -76,6 +77,8 @@ def test_the_batch_loop_writes_what_the_c_loop_writes_and_resumes_after_its_prog
         topics[loop] = source_cluster.create_topic(unique_name(f"bl-{loop}"), PARTITIONS)
         produce(source_cluster.bootstrap_servers, topics[loop], records)
     runs = {loop: replicate(loop, topic, source_cluster, target_cluster, engine) for loop, topic in topics.items()}
+    assert runs["batch"][1] == {("batch", "mirror.engine.loop = batch")}
+    assert runs["c"][1] == {("c", "mirror.engine.loop = c")}
     for partition in range(PARTITIONS):  # batches kept as the source's producer wrote them: no codec
         assert {b[1] for b in raw_batches(target_cluster.bootstrap_servers, f"A.{topics['batch']}", partition)} == {
             "none"}
@@ -109,7 +112,9 @@ def test_a_flow_the_batch_loop_cannot_serve_keeps_the_c_loop_named(source_cluste
     topic = source_cluster.create_topic(unique_name("bl-filter"), PARTITIONS)
     records = sample_records(300)
     produce(source_cluster.bootstrap_servers, topic, records)
-    replicate("batch", topic, source_cluster, target_cluster, engine, {"A->B.producer.compression.type": "lz4"})
+    _, shown = replicate("batch", topic, source_cluster, target_cluster, engine,
+                         {"A->B.producer.compression.type": "lz4"})
+    assert shown == {("c", "record loop: producer.compression.type = lz4")}
     assert read_all(target_cluster.bootstrap_servers, f"A.{topic}") == by_partition(records)
     # the source's batches are uncompressed: lz4 on the target means the records were produced again
     for partition in range(PARTITIONS):

@@ -14,7 +14,7 @@ import pytest
 
 from engine import ipc
 from engine.config.loading import from_properties
-from engine.config.model import HEARTBEAT_ALERT_KEY, FlowConfig
+from engine.config.model import HEARTBEAT_ALERT_KEY, ClusterConfig, FlowConfig
 from engine.config.values import ConfigError
 from engine.coordinator.audits import AuditRounds
 from engine.coordinator.snapshot import flow_status, partition_status
@@ -41,7 +41,8 @@ TASKS = [("orders", 0), ("orders", 1), ("heartbeats", 0)]
 
 def partition(topic: str, number: int, state: PartitionState | None = None) -> PartitionStatus:
     now = time.monotonic()
-    return partition_status(topic, number, f"A.{topic}", state or PartitionState(), "c", now, now * 1000)
+    return partition_status(topic, number, f"A.{topic}", state or PartitionState(), "c", "mirror.engine.loop = c", now,
+                            now * 1000)
 
 
 def worker(index: int, tasks: list[tuple[str, int]], reported=None, alive=True, heard_s_ago=0.5) -> WorkerStatus:
@@ -112,15 +113,32 @@ def test_deleted_source_topics_and_short_waits_keep_it_ready():
                                               partitions=[waiting]))) == []
 
 
-def running_flow(tasks: list[ipc.PartitionTask], statistics: FlowStatistics) -> SimpleNamespace:
+def running_flow(tasks: list[ipc.PartitionTask], statistics: FlowStatistics, loop: str = "c",
+                 config: FlowConfig | None = None) -> SimpleNamespace:
     """The parts of a ReplicationFlow the snapshot reads."""
-    config = FlowConfig("A", "B")
+    config = config or FlowConfig("A", "B")
     return SimpleNamespace(
-        flow=config, config=SimpleNamespace(loop="c"), statistics=statistics,
+        flow=config, config=SimpleNamespace(loop=loop), statistics=statistics,
+        source=ClusterConfig("A", "127.0.0.1:1", {}), target=ClusterConfig("B", "127.0.0.1:2", {}),
         topics=SimpleNamespace(partitions=tasks, stopped_partitions={}, stopped_topics={}, looping_topics={}),
         policy=make_policy(config.policy_class, "A", config.separator, config.internal_separator_enabled),
         pool=SimpleNamespace(workers=[]), membership=None, checkpoints=None,
         audits=AuditRounds("A->B", lambda: None, list, 60.0), started_at_ms=time.time() * 1000 - 5_000)
+
+
+@pytest.mark.parametrize("loop, flow, shown", [
+    ("c", FlowConfig("A", "B"), ("c", "mirror.engine.loop = c")),
+    ("batch", FlowConfig("A", "B"), ("batch", "mirror.engine.loop = batch")),
+    ("batch", FlowConfig("A", "B", producer_compression="lz4"), ("c", "record loop: producer.compression.type = lz4")),
+    ("batch", FlowConfig("A", "B", exactly_once=True), ("c", "record loop: exactly-once mode")),
+])
+def test_status_says_which_loop_copies_each_partition_and_why(loop, flow, shown):
+    statistics = FlowStatistics()
+    statistics.partitions[("orders", 0)] = PartitionState()
+    snapshot = flow_status(running_flow([ipc.PartitionTask("orders", 0, "A.orders")], statistics, loop, flow),
+                           time.monotonic(), time.time() * 1000)
+    assert [(p.loop, p.loop_reason) for p in snapshot.partitions] == [shown]
+    assert health.flow_status(snapshot, 60.0)["loops"] == [{"loop": shown[0], "reason": shown[1], "partitions": 1}]
 
 
 def test_heartbeat_age_from_the_newest_copied_beat_or_since_the_start():

@@ -17,8 +17,9 @@ from confluent_kafka import Consumer, KafkaError, Producer
 from engine import _fastpath, wire
 from engine._fastpath import NativeRelay, RecordFilter
 from engine.batch.brokers import Brokers
+from engine.batch.choice import batch_loop_refusal
 from engine.batch.relay import BatchRelay
-from engine.worker.batch_loop import BatchLoop, batch_loop_refusal
+from engine.worker.batch_loop import BatchLoop
 from engine.worker.python_relay import PythonRelay
 from engine.worker.relays import RelayLoop, make_relay
 from tests.helpers import wait_for
@@ -212,13 +213,13 @@ def test_the_batch_loop_satisfies_the_relay_protocol_too():
 @pytest.mark.parametrize("settings, why", [
     ({"record_filter": object()}, "record loop: record.filter set"),
     ({"provenance": True}, "record loop: provenance header enabled"),
-    ({"transactional_id": "A->B-0"}, "record loop: exactly-once mode"),
+    ({"exactly_once": True}, "record loop: exactly-once mode"),
     ({"compression": "lz4"}, "record loop: producer.compression.type = lz4"),
     ({"target": {"security.protocol": "sasl_ssl"}},
      "record loop: the target cluster uses SASL_SSL (the batch loop is PLAINTEXT only)"),
     ({}, None),
 ])
 def test_what_keeps_the_record_loop_when_the_batch_loop_is_asked_for_is_named(settings, why):
-    arguments = {"record_filter": None, "provenance": False, "transactional_id": None, "compression": "none",
+    arguments = {"record_filter": None, "provenance": False, "exactly_once": False, "compression": "none",
                  "source": {"bootstrap.servers": "a:1"}, "target": {"bootstrap.servers": "b:1"}, **settings}
     assert batch_loop_refusal(**arguments) == why
