@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import msgspec
 
+from engine.batch.choice import flow_loop
 from engine.config.keys import BY_NAME as MM2
 from engine.config.model import RESUME_KEY, EngineConfig, FlowConfig
 from engine.config.precedence import worker_key
@@ -110,6 +111,8 @@ def report(config: EngineConfig) -> str:
             lines.append(f"    record filter: {'; '.join(given)}")
         lines.append(f"    policy = {flow.policy_class.rsplit('.', 1)[1]}; exactly-once = "
                      f"{'enabled' if flow.exactly_once else 'disabled'}; compression = {flow.producer_compression}")
+        loop, why = flow_loop(config.loop, flow, config.cluster(flow.source), config.cluster(flow.target))
+        lines.append(f"    loop = {loop} ({why})")
         lines += [f"    {line}" for line in _review(config, flow)]
         for role in ("source_consumer", "target_producer", "source_admin", "target_admin"):
             overrides = getattr(flow, role)

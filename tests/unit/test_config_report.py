@@ -42,6 +42,17 @@ def test_report_says_whether_the_instances_share_the_partitions():
            "timeout 10000 ms)" in shared
 
 
+def test_report_says_which_loop_copies_each_flow_and_why():
+    base = {"clusters": "A, B", "A.bootstrap.servers": "a:9092", "B.bootstrap.servers": "b:9092",
+            "A->B.enabled": "true", "B->A.enabled": "true", "B->A.record.filter.key.prefix": "eu-"}
+    assert "  A->B:\n" in report(from_properties(base, quiet=True))
+    assert "    loop = c (mirror.engine.loop = c)\n" in report(from_properties(base, quiet=True))
+    text = report(from_properties({**base, "mirror.engine.loop": "batch"}, quiet=True))
+    a_to_b, b_to_a = text.split("  A->B:\n")[1].split("  B->A:\n")
+    assert "    loop = batch (mirror.engine.loop = batch)\n" in a_to_b
+    assert "    loop = c (record loop: record.filter set)\n" in b_to_a
+
+
 def test_the_deviations_table_has_one_row_per_setting_and_value_not_per_flow():
     config = from_properties({
         "clusters": "A, B, C", "A.bootstrap.servers": "127.0.0.1:1", "B.bootstrap.servers": "127.0.0.1:2",
