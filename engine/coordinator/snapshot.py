@@ -53,6 +53,7 @@ def flow_status(flow: ReplicationFlow, now: float, now_wall_ms: float) -> s.Flow
         stopped_partitions=dict(flow.topics.stopped_partitions),
         stopped_topics=dict(flow.topics.stopped_topics),
         looping_topics=dict(flow.topics.looping_topics),
+        unauthorised_topics=sorted(flow.topics.hidden_topics),
         heartbeat_age_s=heartbeat_age_s(newest_beat, flow.started_at_ms, now_wall_ms),
         group=None if membership is None else s.GroupStatus(
             membership.group_id, membership.target.alias, membership.joined, membership.leads(),
@@ -99,4 +100,5 @@ def worker_status(worker: WorkerProcess, now: float) -> s.WorkerStatus:
         partitions=[(t.topic, t.partition) for t in worker.assignment.partitions],
         reported=None if report is None else [(p.topic, p.partition) for p in report.partitions],
         last_report_age_s=None if worker.last_report_at is None else now - worker.last_report_at,
+        lease_s=worker.assignment.lease_s,
     )

@@ -1,4 +1,5 @@
-"""The coordinator's HTTP endpoint: /metrics (Prometheus), /health, /ready and /status.
+"""The coordinator's HTTP endpoint: /metrics (Prometheus), /health, /ready, /status and the status
+page at / (engine/observability/page.py).
 
 Served on 127.0.0.1 unless `mirror.engine.metrics.listen` says otherwise, by a small threaded
 http.server. Every answer is rendered from one snapshot of the engine (engine.observability.snapshot),
@@ -24,6 +25,7 @@ import json
 import logging
 import math
 import threading
+import time
 from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -34,7 +36,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from engine.config.model import HEARTBEAT_ALERT_KEY, METRICS_LISTEN_KEY
 from engine.config.values import ConfigError, parse_listen
-from engine.observability import health
+from engine.observability import health, page
+from engine.observability.history import History
 from engine.observability.snapshot import EngineStatus
 from engine.security.secrets import redact
 
@@ -276,8 +279,11 @@ class EndpointServer(ThreadingHTTPServer):
         self.loop = loop
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(EngineCollector(snapshot, loop))
+        self.history = History()  # the status page's charts
+        self.stopped = threading.Event()
 
     def shutdown(self) -> None:
+        self.stopped.set()
         super().shutdown()
         self.server_close()
 
@@ -298,8 +304,12 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(503 if reasons else 200, {"ready": not reasons, "not_ready": reasons})
             elif path == "/status":
                 self._json(200, health.status(on_loop(self.server.loop, self.server.snapshot)))
+            elif path == "/":
+                engine = on_loop(self.server.loop, self.server.snapshot)
+                self.server.history.record(engine, time.monotonic())
+                self._send(200, "text/html; charset=utf-8", page.render(engine, self.server.history).encode())
             else:
-                self._json(404, {"error": f"no such endpoint {path}; try /metrics, /health, /ready or /status"})
+                self._json(404, {"error": f"no such endpoint {path}; try /, /metrics, /health, /ready or /status"})
         except LoopSilent as error:
             self._json(503, {"alive": False, "ready": False, "error": str(error)})
 
@@ -338,7 +348,11 @@ def serve(snapshot: Snapshot, listen: str) -> EndpointServer:
     except OSError as error:
         raise ConfigError(METRICS_LISTEN_KEY, f"cannot listen on {listen}: {error.strerror}") from None
     threading.Thread(target=server.serve_forever, daemon=True, name="metrics-endpoint").start()
-    log.info("metrics on http://%s:%d/metrics (also /health, /ready, /status)", host, server.server_port)
+    sample = lambda: on_loop(server.loop, snapshot)  # noqa: E731
+    threading.Thread(target=server.history.sample_forever, args=(sample, server.stopped), daemon=True,
+                     name="status-history").start()
+    log.info("metrics on http://%s:%d/metrics (also /health, /ready, /status; the status page at /)", host,
+             server.server_port)
     if not _is_loopback(host):
         log.warning("%s = %s: the metrics endpoint is reachable from other hosts; it has no authentication",
                     METRICS_LISTEN_KEY, listen)

@@ -63,6 +63,7 @@ class WorkerStatus(msgspec.Struct, frozen=True):
     partitions: list[Key]  # assigned
     reported: list[Key] | None  # in its latest report; None: no report since its start
     last_report_age_s: float | None
+    lease_s: float = 0.0  # scale-out: how long a renewed lease lets it copy; 0: no group, no lease
 
 
 class TopicStatus(msgspec.Struct, frozen=True):
@@ -114,6 +115,8 @@ class FlowStatus(msgspec.Struct, frozen=True):
     group: GroupStatus | None = None
     audit: AuditStatus | None = None
     checkpoints: CheckpointStatus | None = None
+    # source topics named in `topics` that the engine's principal may not describe: not copied
+    unauthorised_topics: list[str] = msgspec.field(default_factory=list)
 
     @property
     def partition_count(self) -> int:

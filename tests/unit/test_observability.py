@@ -120,7 +120,8 @@ def running_flow(tasks: list[ipc.PartitionTask], statistics: FlowStatistics, loo
     return SimpleNamespace(
         flow=config, config=SimpleNamespace(loop=loop), statistics=statistics,
         source=ClusterConfig("A", "127.0.0.1:1", {}), target=ClusterConfig("B", "127.0.0.1:2", {}),
-        topics=SimpleNamespace(partitions=tasks, stopped_partitions={}, stopped_topics={}, looping_topics={}),
+        topics=SimpleNamespace(partitions=tasks, stopped_partitions={}, stopped_topics={}, looping_topics={},
+                               hidden_topics=set()),
         policy=make_policy(config.policy_class, "A", config.separator, config.internal_separator_enabled),
         pool=SimpleNamespace(workers=[]), membership=None, checkpoints=None,
         audits=AuditRounds("A->B", lambda: None, list, 60.0), started_at_ms=time.time() * 1000 - 5_000)
