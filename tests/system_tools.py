@@ -1,4 +1,4 @@
-"""Tools some tests run. Debian's (promtool, systemd-analyze): found on PATH, or installed with apt-get when
+"""Tools some tests run. Debian's (promtool, systemd-analyze, chromium): found on PATH, or installed with apt-get when
 this user may, or a failure that names the package. The dev extra's (hadolint): beside this Python, as
 `make install` puts them. Never a silent skip in CI."""
 

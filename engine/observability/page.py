@@ -33,7 +33,7 @@ table{border-collapse:collapse;margin:.2em 0 .6em}th,td{padding:2px 8px;text-ali
 th{background:#eef1f4;font-weight:600}tr:nth-child(even) td{background:#f7f8fa}td.n{text-align:right}
 .ok{color:#1a7f37}.bad{color:#c62828;font-weight:600}.muted{color:#667}
 .alarms li{color:#c62828}.spark{color:#2f6db5;vertical-align:middle}code{background:#f0f0f0;padding:1px 4px}
-td.command code{white-space:nowrap}
+td.reason{max-width:38em}td.command{max-width:30em;overflow-wrap:anywhere}
 section.flow{border-top:2px solid #d0d7de;margin-top:1em}
 """
 

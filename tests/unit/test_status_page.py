@@ -4,7 +4,6 @@ the bounded history of figures behind its charts."""
 from __future__ import annotations
 
 import time
-from html.parser import HTMLParser
 from types import SimpleNamespace
 
 import msgspec
@@ -15,6 +14,7 @@ from engine.coordinator.statistics import FlowStatistics, PartitionState
 from engine.observability import page
 from engine.observability.history import History
 from engine.observability.snapshot import AuditStatus, GroupStatus
+from tests.dom import Dom
 from tests.helpers import http_get
 from tests.unit.test_observability import TASKS, endpoint, engine, flow, partition, running_flow, worker  # noqa: F401
 
@@ -25,67 +25,6 @@ OVERSIZED = ("cannot produce orders[1]@300 to A.orders on cluster B: Broker: Mes
 RETENTION = ("source heartbeats[0] on cluster A: records 0..99 were deleted (retention) before they were copied; "
              "nothing past them is copied. To accept the loss and go on from the log start: mirror-engine skip "
              "<config> --flow A->B --topic heartbeats --partition 0 --past 99")
-
-
-class Node:
-    def __init__(self, tag: str, attrs: dict[str, str], parent: Node | None):
-        self.tag, self.attrs, self.parent = tag, attrs, parent
-        self.children: list[Node] = []
-        self.content: list[Node | str] = []  # children and texts, in order
-
-    @property
-    def text(self) -> str:
-        return "".join(c if isinstance(c, str) else c.text for c in self.content)
-
-    @property
-    def classes(self) -> set[str]:
-        return set(self.attrs.get("class", "").split())
-
-    def all(self, tag: str | None = None, cls: str | None = None, **attrs: str) -> list[Node]:
-        found = []
-        for child in self.children:
-            if ((tag is None or child.tag == tag) and (cls is None or cls in child.classes)
-                    and all(child.attrs.get(k.replace("_", "-")) == v for k, v in attrs.items())):
-                found.append(child)
-            found += child.all(tag, cls, **attrs)
-        return found
-
-    def one(self, tag: str | None = None, cls: str | None = None, **attrs: str) -> Node:
-        found = self.all(tag, cls, **attrs)
-        assert len(found) == 1, (tag, cls, attrs, len(found))
-        return found[0]
-
-
-class Dom(HTMLParser):
-    VOID = {"meta", "br", "img", "input", "link", "polyline", "hr"}
-
-    def __init__(self, document: str):
-        super().__init__()
-        self.root = self.at = Node("#document", {}, None)
-        self.feed(document)
-        self.close()
-
-    def handle_starttag(self, tag, attrs):
-        node = Node(tag, {k: v or "" for k, v in attrs}, self.at)
-        self.at.children.append(node)
-        self.at.content.append(node)
-        if tag not in self.VOID:
-            self.at = node
-
-    def handle_startendtag(self, tag, attrs):
-        node = Node(tag, {k: v or "" for k, v in attrs}, self.at)
-        self.at.children.append(node)
-        self.at.content.append(node)
-
-    def handle_endtag(self, tag):
-        node = self.at
-        while node.parent is not None and node.tag != tag:
-            node = node.parent
-        assert node.tag == tag, f"</{tag}> closes nothing open"
-        self.at = node.parent
-
-    def handle_data(self, data):
-        self.at.content.append(data)
 
 
 def state(records: int, lag: int, rate_records: int = 0) -> PartitionState:
