@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from engine.batch import protocol
 from engine.batch.connection import BrokerConnection, BrokerConnectionError
+from engine.batch.security import Security
 
 # a partition whose leader moves or is elected: refresh the metadata and try again
 LEADER_ERRORS = {3, 5, 6, 74, 75}  # unknown partition, leader not available, not leader, fenced/unknown epoch
@@ -14,12 +15,14 @@ class NoLeader(Exception):
 
 
 class Brokers:
-    def __init__(self, bootstrap_servers: str, client_id: str = "mirror-engine", timeout_s: float = 30.0):
+    def __init__(self, bootstrap_servers: str, client_id: str = "mirror-engine", timeout_s: float = 30.0,
+                 security: Security | None = None):
+        """security: TLS and SASL for every connection (None: PLAINTEXT); a refusal raises ClusterRefused."""
         self._bootstrap = []
         for server in bootstrap_servers.split(","):
             host, _, port = server.strip().rpartition(":")
             self._bootstrap.append((host, int(port)))
-        self._client_id, self._timeout_s = client_id, timeout_s
+        self._client_id, self._timeout_s, self._security = client_id, timeout_s, security
         self._connections: dict[int, BrokerConnection] = {}
         self._addresses: dict[int, tuple[str, int]] = {}
         self._leaders: dict[tuple[str, int], int] = {}
@@ -36,7 +39,8 @@ class Brokers:
                     if self._metadata is not None:
                         self._metadata.close()
                     self._metadata = None
-                    self._metadata = BrokerConnection(*(address or candidates[0]), self._client_id, self._timeout_s)
+                    self._metadata = BrokerConnection(*(address or candidates[0]), self._client_id, self._timeout_s,
+                                                      self._security)
                 metadata = protocol.read_metadata(self._metadata.call(protocol.API_METADATA,
                                                                       protocol.metadata_request(topics)))
             except BrokerConnectionError as error:
@@ -62,7 +66,8 @@ class Brokers:
     def connection(self, node: int) -> BrokerConnection:
         if node not in self._connections:
             host, port = self._addresses[node]
-            self._connections[node] = BrokerConnection(host, port, self._client_id, self._timeout_s)
+            self._connections[node] = BrokerConnection(host, port, self._client_id, self._timeout_s,
+                                                       self._security)
         return self._connections[node]
 
     def any_connection(self) -> BrokerConnection:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from engine.batch.security import batch_refusal
 from engine.clients import connection, role_connection
 from engine.config.model import ClusterConfig, FlowConfig
 
@@ -21,9 +22,9 @@ def batch_loop_refusal(record_filter: object, provenance: bool, exactly_once: bo
     if compression not in ("none", ""):
         return f"record loop: producer.compression.type = {compression}"
     for role, settings in (("source", source), ("target", target)):
-        protocol = settings.get("security.protocol", "plaintext").lower()
-        if protocol != "plaintext":
-            return f"record loop: the {role} cluster uses {protocol.upper()} (the batch loop is PLAINTEXT only)"
+        why = batch_refusal(settings)
+        if why is not None:
+            return f"record loop: the {role} cluster logs in with {why}"
     return None
 
 

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from typing import cast
 
 API_PRODUCE, API_FETCH, API_METADATA, API_VERSIONS, API_INIT_PRODUCER_ID = 0, 1, 3, 18, 22
+API_SASL_HANDSHAKE, API_SASL_AUTHENTICATE = 17, 36
 # the version of each request framed here
-VERSIONS = {API_PRODUCE: 8, API_FETCH: 11, API_METADATA: 7, API_VERSIONS: 2, API_INIT_PRODUCER_ID: 1}
+VERSIONS = {API_PRODUCE: 8, API_FETCH: 11, API_METADATA: 7, API_VERSIONS: 2, API_INIT_PRODUCER_ID: 1,
+            API_SASL_HANDSHAKE: 1, API_SASL_AUTHENTICATE: 1}
 
 _I16, _I32, _I64 = struct.Struct(">h"), struct.Struct(">i"), struct.Struct(">q")
 _HEADER = struct.Struct(">ihhih")  # length, api key, api version, correlation id, client id length
@@ -99,6 +101,27 @@ def read_api_versions(reader: Reader) -> dict[int, tuple[int, int]]:
     if error:
         raise ProtocolError(f"ApiVersions failed with error code {error}")
     return {reader.int16(): (reader.int16(), reader.int16()) for _ in range(reader.int32())}
+
+
+def sasl_handshake_request(mechanism: str) -> list[bytes]:
+    return [_string(mechanism)]
+
+
+def read_sasl_handshake(reader: Reader) -> tuple[int, list[str]]:
+    """(error code, the mechanisms the listener enables)."""
+    error = reader.int16()
+    return error, [cast(str, reader.string()) for _ in range(reader.int32())]
+
+
+def sasl_authenticate_request(auth_bytes: bytes) -> list[bytes]:
+    return [_I32.pack(len(auth_bytes)) + auth_bytes]
+
+
+def read_sasl_authenticate(reader: Reader) -> tuple[int, str | None, bytes, int]:
+    """(error code, error message, the server's bytes, session lifetime in ms: 0 when it does not expire)."""
+    error, message = reader.int16(), reader.string()
+    auth = reader.records()
+    return error, message, bytes(auth) if auth is not None else b"", reader.int64()
 
 
 def metadata_request(topics: list[str]) -> list[bytes]:

@@ -14,6 +14,7 @@ engine/batch/choice.py decides and names why.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from engine import ipc
 from engine._fastpath import Bookkeeper, PartitionFailed, PartitionLedger
@@ -25,9 +26,10 @@ from engine.batch.producer import Ack, IdempotentProducer, ProduceError
 from engine.batch.protocol import ProtocolError
 from engine.batch.records import HEADER_SIZE, BatchError
 from engine.batch.relay import BatchRelay
+from engine.batch.security import ClusterRefused, cluster_security
 
 log = logging.getLogger(__name__)
-_FAILURES = (BrokerConnectionError, FetchError, ProduceError, BatchError, ProtocolError)
+_FAILURES = (BrokerConnectionError, ClusterRefused, FetchError, ProduceError, BatchError, ProtocolError)
 _NO_TRANSACTIONS = "the batch loop has no transactions (exactly-once mode needs the record loop)"
 
 
@@ -154,12 +156,17 @@ class BatchLoop:
         self.relay.close()
 
 
-def open_batch_loop(source_servers: str, target_servers: str, consumer_id: str, producer_id: str,
-                    max_message_bytes: int | None = None) -> BatchLoop:
-    """A BatchLoop on its own connections; the target's InitProducerId is done here."""
+def open_batch_loop(consumer: Mapping[str, str], producer: Mapping[str, str], consumer_id: str, producer_id: str,
+                    max_message_bytes: int | None = None, source_alias: str = "source",
+                    target_alias: str = "target") -> BatchLoop:
+    """A BatchLoop on its own connections, secured as the consumer's and producer's librdkafka settings say;
+    the target's InitProducerId is done here. A refused login or certificate raises ClusterRefused."""
+    source_security = cluster_security(source_alias, consumer)
+    target_security = cluster_security(target_alias, producer)
 
     def relay_factory(on_sent, on_acked) -> BatchRelay:
-        source, target = Brokers(source_servers, consumer_id), Brokers(target_servers, producer_id)
+        source = Brokers(consumer["bootstrap.servers"], consumer_id, security=source_security)
+        target = Brokers(producer["bootstrap.servers"], producer_id, security=target_security)
         relay = BatchRelay(source, target, Fetcher(source, max_message_bytes=max_message_bytes),
                            IdempotentProducer(target), on_sent, on_acked)
         relay.start()

@@ -104,8 +104,8 @@ def make_relay(loop: str, source: dict[str, str], target: dict[str, str], flow: 
     if "client.id" in producer:
         producer_id = f"{producer.pop('client.id')}|{producer_id}"
     if loop == "batch":
-        return open_batch_loop(consumer["bootstrap.servers"], producer["bootstrap.servers"], consumer_id, producer_id,
-                               max_message_bytes)
+        return open_batch_loop(consumer, producer, consumer_id, producer_id, max_message_bytes, source_alias,
+                               target_alias)
     if loop == "python":
         return open_python_relay(consumer, producer, consumer_id, producer_id, BATCH_SIZE, source_alias)
     return NativeRelay({**consumer, "client.id": consumer_id}, {**producer, "client.id": producer_id},

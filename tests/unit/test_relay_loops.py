@@ -215,8 +215,15 @@ def test_the_batch_loop_satisfies_the_relay_protocol_too():
     ({"provenance": True}, "record loop: provenance header enabled"),
     ({"exactly_once": True}, "record loop: exactly-once mode"),
     ({"compression": "lz4"}, "record loop: producer.compression.type = lz4"),
-    ({"target": {"security.protocol": "sasl_ssl"}},
-     "record loop: the target cluster uses SASL_SSL (the batch loop is PLAINTEXT only)"),
+    ({"target": {"security.protocol": "sasl_ssl", "sasl.mechanisms": "OAUTHBEARER"}},
+     "record loop: the target cluster logs in with SASL mechanism OAUTHBEARER "
+     "(the batch loop logs in with PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"),
+    ({"source": {"security.protocol": "SASL_PLAINTEXT"}},
+     "record loop: the source cluster logs in with SASL mechanism GSSAPI "
+     "(the batch loop logs in with PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"),
+    ({"source": {"security.protocol": "SASL_SSL", "sasl.mechanisms": "SCRAM-SHA-512"},
+      "target": {"security.protocol": "SSL"}}, None),
+    ({"source": {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanisms": "PLAIN"}}, None),
     ({}, None),
 ])
 def test_what_keeps_the_record_loop_when_the_batch_loop_is_asked_for_is_named(settings, why):
