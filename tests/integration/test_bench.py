@@ -64,7 +64,8 @@ def test_quick_bench_runs_the_franz_go_relay_as_a_row(quick_bench):
     out, document, _ = quick_bench
     [franz] = [e for e in document["summary"] if e["replicator"] == "franz"]
     floor = next(e for e in document["summary"] if e["replicator"] == "floor")
-    assert franz["records_per_s"] > 0 and franz["cpu_s_per_gb"] > 0 and franz["peak_rss_total_bytes"] > 0
+    # CPU is read in clock ticks (10 ms): the Go relay may copy a --quick window's 5 MB within one tick
+    assert franz["records_per_s"] > 0 and franz["cpu_s_per_gb"] >= 0 and franz["peak_rss_total_bytes"] > 0
     assert franz["cpu_vs_floor"] == franz["cpu_s_per_gb"] / floor["cpu_s_per_gb"]
     [run] = [r for r in document["runs"] if r["replicator"] == "franz"]
     assert run["records"] == 5000 and run["window_records"] > 0 and run["exit_code"] == 0
