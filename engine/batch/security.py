@@ -53,7 +53,11 @@ class Security:
         if isinstance(error, ssl.SSLCertVerificationError):
             return self.refused("the broker's certificate is not trusted", error.verify_message or str(error),
                                 ("ssl.truststore.location",))
-        return self.refused("the TLS handshake failed", error.reason or str(error), ("ssl.keystore.location",))
+        if "ALERT" in (error.reason or "").upper():  # TLS 1.3 reports a refused client certificate so
+            return self.refused("the broker refused the client certificate", error.reason or str(error),
+                                ("ssl.keystore.location",))
+        return self.refused("the TLS handshake failed", error.reason or str(error),
+                            ("ssl.truststore.location", "ssl.keystore.location"))
 
 
 def cluster_security(alias: str, settings: Mapping[str, str]) -> Security:

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -18,13 +17,8 @@ from confluent_kafka.admin import AdminClient, ScramCredentialInfo, ScramMechani
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from engine._fastpath import PartitionFailed
-from engine.batch import protocol
-from engine.batch.connection import BrokerConnection
-from engine.batch.security import cluster_security
 from engine.sandbox import KafkaCluster, SaslSettings
 from engine.sandbox.pki import STORE_PASSWORD
-from engine.worker.batch_loop import open_batch_loop
 from tests.helpers import wait_for
 from tests.integration.conftest import GIVEN_SECRETS, ClusterHandle
 from tests.integration.kafka_io import end_offsets, mm2_properties, produce, read_all
@@ -262,86 +256,3 @@ def test_the_replication_consumer_logs_in_with_its_own_role_keys(sasl_ssl_source
     assert_same_records(by_partition(records), read_all(mtls_target.bootstrap_servers, remote))
     assert run.stop() == 0
     assert_no_secret(run.log(), [ROLE_PASSWORD, "r0le=="], "the engine's log")
-
-
-BATCH_USER, BATCH_PASSWORD = "batch-relay", "scram-pw-of-the-batch-relay-3e8b"
-GIVEN_SECRETS.add(BATCH_PASSWORD)
-
-
-def add_scram_user(cluster: KafkaCluster, user: str, password: str) -> None:
-    admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
-    for future in admin.alter_user_scram_credentials([UserScramCredentialUpsertion(
-            user, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096), password.encode())]).values():
-        future.result(timeout=30)
-
-
-def test_the_batch_loop_copies_over_sasl_ssl_scram_into_mutual_tls(sasl_ssl_source, mtls_target, engine,
-                                                                    unique_name, tmp_path, monkeypatch):
-    """The Java keys of secured_properties (a PKCS12 truststore, a PKCS12 keystore, SCRAM-SHA-512 from a
-    file) reach the batch relay as the engine derives them for librdkafka."""
-    monkeypatch.setenv(TRUSTSTORE_PASSWORD_ENV, STORE_PASSWORD)
-    add_scram_user(sasl_ssl_source, BATCH_USER, BATCH_PASSWORD)
-    creds = tmp_path / "creds.properties"
-    write_creds(creds, BATCH_PASSWORD)
-    topic = handle("A", sasl_ssl_source).create_topic(unique_name("batch-secure"), PARTITIONS)
-    remote, records = f"A.{topic}", sample_records(300)
-    produce(sasl_ssl_source.bootstrap_servers, topic, records)
-    run = engine(secured_properties(sasl_ssl_source, mtls_target, creds, topic, **{
-        "mirror.engine.loop": "batch",
-        "A.sasl.jaas.config": f'{SCRAM_MODULE} required username="{BATCH_USER}" password="${{file:{creds}:password}}";',
-    }))
-    wait_for(lambda: sum(end_offsets(mtls_target.bootstrap_servers, remote).values()) >= 300 if remote in
-             AdminClient({"bootstrap.servers": mtls_target.bootstrap_servers}).list_topics(timeout=10).topics
-             else False, 90, "300 records copied by the batch loop over SASL_SSL into mTLS", run.log)
-    loops = wait_for(lambda: run.status()["flows"][0]["loops"], 30, "the flow's loops in /status", run.log)
-    assert {(entry["loop"], entry["reason"]) for entry in loops} == {("batch", "mirror.engine.loop = batch")}
-    assert_same_records(by_partition(records), read_all(mtls_target.bootstrap_servers, remote))
-    assert run.stop() == 0
-    assert_no_secret(run.log(), [BATCH_PASSWORD, STORE_PASSWORD, *key_material_lines(mtls_target)], "the log")
-
-
-def batch_source_settings(source: KafkaCluster, password: str) -> dict[str, str]:
-    return {"bootstrap.servers": source.sasl_bootstrap_servers, "security.protocol": "SASL_SSL",
-            "sasl.mechanisms": "SCRAM-SHA-512", "sasl.username": BATCH_USER, "sasl.password": password,
-            "ssl.ca.location": str(source.ca_file)}
-
-
-def test_a_batch_connection_logs_in_again_before_its_session_expires(sasl_ssl_source):
-    """The source's broker ends a SASL session after REAUTH_MS: the connection logs in again on the same
-    socket (KIP-368) and its requests go on being answered."""
-    add_scram_user(sasl_ssl_source, BATCH_USER, BATCH_PASSWORD)
-    security = cluster_security("A", batch_source_settings(sasl_ssl_source, BATCH_PASSWORD))
-    host, _, port = sasl_ssl_source.sasl_bootstrap_servers.split(",")[0].rpartition(":")
-    connection = BrokerConnection(host, int(port), security=security)
-    try:
-        first_session_ends = connection._reauth_at
-        assert first_session_ends is not None  # the broker gave the session a lifetime
-        socket_before = connection.fileno()
-        for _ in range(3):  # three sessions: each login happens before the broker's deadline
-            session_ends = connection._reauth_at
-            wait_for(lambda ends=session_ends: time.monotonic() >= ends, REAUTH_MS / 1000 + 5,
-                     "the session's re-authentication time")
-            metadata = protocol.read_metadata(connection.call(protocol.API_METADATA, protocol.metadata_request([])))
-            assert metadata.brokers and connection._reauth_at is not None and connection._reauth_at > session_ends
-        assert connection.fileno() == socket_before
-    finally:
-        connection.close()
-
-
-def test_a_wrong_password_of_the_batch_loop_names_the_cluster_and_its_keys(sasl_ssl_source, mtls_target):
-    add_scram_user(sasl_ssl_source, BATCH_USER, BATCH_PASSWORD)
-    target = {"bootstrap.servers": mtls_target.bootstrap_servers}
-    loop = open_batch_loop(batch_source_settings(sasl_ssl_source, WRONG_PASSWORD), target, "c", "p",
-                           source_alias="A", target_alias="B")
-    try:
-        loop.add_partition("never-read", "A.never-read", 0)
-        loop.assign([("never-read", 0, -2)])
-        with pytest.raises(PartitionFailed) as refused:  # the worker stops and prints this line
-            loop.pump(1000)
-    finally:
-        loop.close()
-    line = str(refused.value)
-    servers = sasl_ssl_source.sasl_bootstrap_servers
-    assert line.startswith(f"batch loop: cluster A ({servers}): SASL authentication failed: "), line
-    assert line.endswith("(config keys: A.sasl.jaas.config, A.sasl.mechanism)") and "\n" not in line, line
-    assert_no_secret(line, [WRONG_PASSWORD, BATCH_PASSWORD], "the batch loop's error")
