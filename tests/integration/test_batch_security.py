@@ -174,3 +174,15 @@ def test_a_refused_tls_connection_of_the_batch_loop_names_the_cluster_and_key(sa
         BrokerConnection(*first_broker(servers), security=security)
     line = str(refused.value)
     assert line.startswith(f"cluster B ({servers}): {meaning}: ") and line.endswith(f"(config keys: {keys})"), line
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-512"])
+def test_a_batch_connection_logs_in_over_sasl_plaintext(secured_source, mechanism):
+    """SASL without TLS: the session's cluster with StandardAuthorizer, as its super user `admin`."""
+    cluster = secured_source.cluster
+    add_scram_user(cluster, "admin", "admin-secret")  # PLAIN's users live in the broker's JAAS config
+    security = cluster_security("SA", {"bootstrap.servers": cluster.sasl_bootstrap_servers,
+                                       "security.protocol": "SASL_PLAINTEXT", "sasl.mechanisms": mechanism,
+                                       "sasl.username": "admin", "sasl.password": "admin-secret"})
+    assert security.tls is None
+    assert metadata_brokers(BrokerConnection(*first_broker(cluster.sasl_bootstrap_servers), security=security)) == 1
