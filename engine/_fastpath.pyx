@@ -27,7 +27,7 @@ One extension made of included files, one concern each (engine/fastpath/, declar
 of the same name, pulled in by engine/_fastpath.pxd):
   clock.pxi           the wall clock of record timestamps
   errors.pyx          the exceptions, and which consumer or producer error is one partition's own
-  provenance.pyx      the C side of the provenance header (engine/wire.py holds its layout)
+  provenance.pyx      the C side of the provenance header (engine/offsets/wire.py holds its layout)
   ledger.pyx          PartitionLedger: in-flight FIFO, MM2 metrics, offset-sync rule, offset-map runs
   record_filter.pyx   RecordFilter, one rule for Python and C messages
   bookkeeper.pyx      Bookkeeper: the partitions' ledgers, the ack rule, the first failure
@@ -48,8 +48,8 @@ from time import monotonic
 
 from confluent_kafka import KafkaError
 
-from engine.wire import PROVENANCE_HEADER
-from engine.wire import came_from as _wire_came_from
+from engine.offsets.wire import PROVENANCE_HEADER
+from engine.offsets.wire import came_from as _wire_came_from
 
 _librdkafka_log = logging.getLogger("librdkafka")
 DEF ACKS_PER_CALL = 512

@@ -10,7 +10,7 @@ from collections import Counter
 import msgspec
 import xxhash
 
-from engine import wire
+from engine.offsets import wire
 
 
 class PartitionAudit(msgspec.Struct):

@@ -9,12 +9,12 @@ from typing import cast
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicCollection, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from engine import wire
 from engine.audit.comparison import PartitionAudit, audit_partition
 from engine.clients import client_config, settled_watermarks
 from engine.config.model import ClusterConfig, EngineConfig, FlowConfig
+from engine.offsets import wire
 from engine.offsets.checkpoints import read_offset_map
-from engine.policy import make_policy
+from engine.offsets.policy import make_policy
 from engine.security.acls import LITERAL, WILDCARD, regex_patterns
 from engine.worker.kept_records import build_record_filter, record_keeper
 

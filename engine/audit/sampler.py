@@ -8,11 +8,11 @@ import uuid
 
 from confluent_kafka import Consumer, TopicPartition
 
-from engine import wire
 from engine.audit.comparison import _without_provenance, record_digest
 from engine.audit.flow import DENIED_ERRORS, AuditRefused
 from engine.clients import client_config
 from engine.config.model import ClusterConfig, EngineConfig, FlowConfig
+from engine.offsets import wire
 from engine.offsets.checkpoints import OffsetMapReader
 
 

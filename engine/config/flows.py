@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import re
 
-from engine import wire
 from engine.config.client_overrides import role_overrides
 from engine.config.keys import BY_NAME, HEARTBEAT_KEYS, KEYS
 from engine.config.model import TARGET_TOPIC_CONFIG_PREFIX, FlowConfig
@@ -13,7 +12,8 @@ from engine.config.precedence import flow_lookup, worker_key
 from engine.config.read_keys import mark_read, remark, remark_once
 from engine.config.values import ConfigError
 from engine.filters import RECORD_FILTER_PREFIX, compile_list, record_filter
-from engine.policy import IDENTITY_POLICY_CLASS, POLICY_CLASSES
+from engine.offsets import wire
+from engine.offsets.policy import IDENTITY_POLICY_CLASS, POLICY_CLASSES
 
 # keys of the table read by their own code below: a longer lookup, or a message of their own
 READ_APART = ("replication.policy.class", "producer.compression.type", "offset.storage.topic")
@@ -95,7 +95,7 @@ def flow_config(props: dict[str, str], source: str, target: str) -> FlowConfig:
 
 
 def _empty_separatorremark(key: str, flow: FlowConfig) -> str:
-    """What an empty separator does, as MM2's policies do it (engine.policy._java_split): accepted,
+    """What an empty separator does, as MM2's policies do it (engine.offsets.policy._java_split): accepted,
     but seldom what the file's author meant."""
     source, target = flow.source, flow.target
     identity = flow.policy_class == IDENTITY_POLICY_CLASS

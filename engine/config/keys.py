@@ -42,8 +42,8 @@ from engine.config.model import (
     WORKER_TIMEOUT_KEY,
 )
 from engine.config.values import ConfigError, convert, parse_listen
-from engine.policy import DEFAULT_POLICY_CLASS as DEFAULT_POLICY
-from engine.policy import IDENTITY_POLICY_CLASS as IDENTITY_POLICY
+from engine.offsets.policy import DEFAULT_POLICY_CLASS as DEFAULT_POLICY
+from engine.offsets.policy import IDENTITY_POLICY_CLASS as IDENTITY_POLICY
 
 
 class Key(msgspec.Struct, frozen=True):

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import msgspec
 
-from engine import wire
 from engine.filters import RecordFilterConfig, TopicFilter, compile_list
-from engine.policy import DEFAULT_POLICY_CLASS
+from engine.offsets import wire
+from engine.offsets.policy import DEFAULT_POLICY_CLASS
 
 DEFAULT_TOPICS = ".*"
 # Kafka 4.3.1's DefaultConfigPropertyFilter default, read off the 4.3.1 jar (KAFKA-20163 is in)

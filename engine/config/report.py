@@ -12,7 +12,7 @@ from engine.config.keys import BY_NAME as MM2
 from engine.config.model import RESUME_KEY, EngineConfig, FlowConfig
 from engine.config.precedence import worker_key
 from engine.coordinator.topology import cycle_remarks
-from engine.policy import IDENTITY_POLICY_CLASS
+from engine.offsets.policy import IDENTITY_POLICY_CLASS
 from engine.security.secrets import masked, redact
 
 

@@ -7,7 +7,7 @@ from engine.batch.choice import flow_loop
 from engine.clients import connection
 from engine.config.model import ClusterConfig, EngineConfig, FlowConfig
 from engine.coordinator.membership import Membership
-from engine.policy import IDENTITY_POLICY_CLASS
+from engine.offsets.policy import IDENTITY_POLICY_CLASS
 
 
 def transactional_id(flow: FlowConfig, membership: Membership | None, index: int) -> str:

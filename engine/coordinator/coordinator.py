@@ -27,9 +27,9 @@ from engine.coordinator.topics import (
     topic_partition_counts,
 )
 from engine.coordinator.topology import check_same_cluster_aliases, cycle_remarks
-from engine.heartbeat import HeartbeatEmitter
 from engine.observability.snapshot import EngineStatus
-from engine.policy import HEARTBEATS_TOPIC
+from engine.offsets.heartbeat import HeartbeatEmitter
+from engine.offsets.policy import HEARTBEATS_TOPIC
 
 if TYPE_CHECKING:
     from engine.observability.metrics import EndpointServer

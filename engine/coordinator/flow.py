@@ -36,7 +36,7 @@ from engine.coordinator.worker_pool import WorkerPool
 from engine.filters import RECORD_FILTER_PREFIX, compile_list, load_python_filter
 from engine.host import usable_cpus
 from engine.offsets.checkpoints import CheckpointEmitter
-from engine.policy import IDENTITY_POLICY_CLASS, make_policy
+from engine.offsets.policy import IDENTITY_POLICY_CLASS, make_policy
 
 log = logging.getLogger(__name__)
 

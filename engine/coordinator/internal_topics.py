@@ -9,12 +9,12 @@ from collections.abc import Callable
 
 from confluent_kafka.admin import AdminClient
 
-from engine import wire
 from engine.config.model import ClusterConfig, FlowConfig
 from engine.coordinator.topics import TopicSpec, ensure_topic, topic_partition_counts
 from engine.filters import compile_list
+from engine.offsets import wire
 from engine.offsets.checkpoints import CheckpointEmitter, OffsetMapReader, OffsetSyncReader
-from engine.policy import DefaultReplicationPolicy
+from engine.offsets.policy import DefaultReplicationPolicy
 
 COMPACT = {"cleanup.policy": "compact"}
 

@@ -18,13 +18,13 @@ from collections.abc import Awaitable, Callable, Iterable
 from confluent_kafka import KafkaException, Producer, TopicCollection, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from engine import wire
 from engine.clients import client_config
 from engine.config.model import ClusterConfig
 from engine.coordinator.topics import topic_partition_counts
+from engine.offsets import wire
 from engine.offsets.checkpoints import OffsetMapReader
+from engine.offsets.policy import DefaultReplicationPolicy
 from engine.offsets.translation import READ_THROUGH, OffsetMap
-from engine.policy import DefaultReplicationPolicy
 
 log = logging.getLogger(__name__)
 

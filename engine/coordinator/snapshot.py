@@ -17,7 +17,7 @@ from engine.observability.windowed_stats import LatencyStat
 if TYPE_CHECKING:
     from engine.coordinator.flow import ReplicationFlow
     from engine.coordinator.supervisor import WorkerProcess
-    from engine.heartbeat import HeartbeatEmitter
+    from engine.offsets.heartbeat import HeartbeatEmitter
 
 
 def engine_status(flows: list[ReplicationFlow], heartbeat_emitters: list[HeartbeatEmitter], started_at: float,

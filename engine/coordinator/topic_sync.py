@@ -25,7 +25,7 @@ from engine.coordinator.recreated_topics import RecreatedTopics
 from engine.coordinator.statistics import FlowStatistics, PartitionKey
 from engine.coordinator.topics import TopicSpec, ensure_topics, replicated_topics, topic_partition_counts
 from engine.coordinator.topology import FlowGraph, path_text
-from engine.policy import DefaultReplicationPolicy
+from engine.offsets.policy import DefaultReplicationPolicy
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 from engine.clients import ClusterUnreachable
 from engine.config.model import FlowConfig
 from engine.filters import TopicFilter
-from engine.policy import DefaultReplicationPolicy
+from engine.offsets.policy import DefaultReplicationPolicy
 
 log = logging.getLogger(__name__)
 

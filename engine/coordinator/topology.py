@@ -23,7 +23,7 @@ from collections import defaultdict
 from engine.config.model import FlowConfig
 from engine.coordinator.topics import copies
 from engine.filters import TopicFilter
-from engine.policy import IDENTITY_POLICY_CLASS, DefaultReplicationPolicy, make_policy
+from engine.offsets.policy import IDENTITY_POLICY_CLASS, DefaultReplicationPolicy, make_policy
 
 
 class TopologyError(ValueError):

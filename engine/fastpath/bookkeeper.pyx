@@ -30,7 +30,7 @@ cdef class Bookkeeper:
 
     def add_partition(self, str source_topic, str remote_topic, int partition, int64_t last_committed_offset=-1,
                       bint apply_filter=True):
-        from engine.wire import provenance_prefix
+        from engine.offsets.wire import provenance_prefix
 
         ledger = PartitionLedger(source_topic, remote_topic, partition, last_committed_offset, apply_filter)
         if self.provenance_cluster is not None:

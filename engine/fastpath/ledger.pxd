@@ -12,7 +12,7 @@ cdef class PartitionLedger:
     cdef public int64_t reported_records, reported_value_bytes
     # records a record filter dropped: gaps that progress moves past once earlier records are acked
     cdef public int64_t filtered_records, reported_filtered, pending_filtered
-    # the provenance header's value up to the offset (engine.wire.provenance_prefix), or None
+    # the provenance header's value up to the offset (engine.offsets.wire.provenance_prefix), or None
     cdef public bytes provenance_prefix
 
     # MM2's offset-sync rule (docs/design.md, 'Offset sync'), evaluated on every ack: the previous ack, the

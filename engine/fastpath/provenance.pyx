@@ -1,4 +1,4 @@
-# The C side of the provenance header codec; its layout and Python side are in engine/wire.py, and
+# The C side of the provenance header codec; its layout and Python side are in engine/offsets/wire.py, and
 # both sides answer to tests/data/provenance_vectors.json: the per-record value (the partition's
 # prefix + the offset, _provenance_into) and the record-level cycle rule (_came_from, wire.came_from).
 

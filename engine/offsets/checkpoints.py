@@ -21,10 +21,10 @@ from collections.abc import Callable
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from engine import wire
 from engine.clients import DeliveryTally, client_config, track
 from engine.config.model import ClusterConfig
 from engine.observability.windowed_stats import CheckpointLatencies
+from engine.offsets import wire
 from engine.offsets.follow import TopicFollower
 from engine.offsets.translation import OffsetMap
 

@@ -20,7 +20,7 @@ from engine.config.values import ConfigError
 from engine.filters import compile_list
 from engine.offsets.checkpoints import OffsetMapReader
 from engine.offsets.failover import FailoverError, Move, _committed, _flow
-from engine.policy import make_policy
+from engine.offsets.policy import make_policy
 
 
 def _end_offsets(config: EngineConfig, alias: str, topics: list[str]) -> dict[tuple[str, int], int]:

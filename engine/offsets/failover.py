@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from engine import wire
 from engine.clients import client_config
 from engine.config.model import EngineConfig
 from engine.config.values import ConfigError
+from engine.offsets import wire
 from engine.offsets.follow import TopicFollower
 
 
@@ -89,7 +89,7 @@ def plan_failback(config: EngineConfig, group: str, current: str, home: str) -> 
     be translated (named, not guessed).
     """
     from engine.offsets.checkpoints import read_offset_map
-    from engine.policy import make_policy
+    from engine.offsets.policy import make_policy
 
     outbound = _flow(config, home, current)
     if outbound is None:

@@ -1,4 +1,4 @@
-"""Exact offset translation from the offset map (runs of copies, see engine.wire.OffsetRun).
+"""Exact offset translation from the offset map (runs of copies, see engine.offsets.wire.OffsetRun).
 
 A group committed at source offset g reads next the first record at or after g. Its translation
 is the target offset of that record's copy — the newest copy when a restarted worker copied it

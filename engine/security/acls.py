@@ -31,10 +31,10 @@ from collections.abc import Iterable
 
 import msgspec
 
-from engine import wire
 from engine.config.model import EngineConfig, FlowConfig
 from engine.config.values import split_list
-from engine.policy import HEARTBEATS_TOPIC, DefaultReplicationPolicy, make_policy
+from engine.offsets import wire
+from engine.offsets.policy import HEARTBEATS_TOPIC, DefaultReplicationPolicy, make_policy
 
 CLUSTER_RESOURCE = "kafka-cluster"
 WILDCARD = "*"

@@ -4,9 +4,9 @@ target's tail and the audit all decide by this one rule."""
 
 from __future__ import annotations
 
-from engine import wire
 from engine._fastpath import RecordFilter
 from engine.filters import RecordFilterConfig, load_python_filter
+from engine.offsets import wire
 
 
 def build_record_filter(config: RecordFilterConfig | None) -> RecordFilter | None:

@@ -11,8 +11,8 @@ import logging
 
 from confluent_kafka import KafkaException, Producer
 
-from engine import wire
 from engine.clients import DeliveryTally, client_config
+from engine.offsets import wire
 
 log = logging.getLogger(__name__)
 

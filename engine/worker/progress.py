@@ -14,8 +14,8 @@ from typing import cast
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from engine import wire
 from engine.clients import settled_watermarks
+from engine.offsets import wire
 
 log = logging.getLogger(__name__)
 

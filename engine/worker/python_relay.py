@@ -13,7 +13,6 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from engine import wire
 from engine._fastpath import (
     Bookkeeper,
     DeliveryFailed,
@@ -24,6 +23,7 @@ from engine._fastpath import (
     wall_clock_ms,
 )
 from engine.clients import client_config
+from engine.offsets import wire
 
 # a partition just added to the remote topic: how long produce() waits for the producer to see it
 UNKNOWN_PARTITION_WAIT_S = 60.0

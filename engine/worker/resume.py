@@ -25,9 +25,10 @@ from typing import NamedTuple, cast
 
 from confluent_kafka import TIMESTAMP_CREATE_TIME, Consumer, KafkaError, KafkaException, TopicPartition
 
-from engine import ipc, wire
+from engine import ipc
 from engine.clients import client_config, settled_watermarks
 from engine.config.model import ClusterConfig
+from engine.offsets import wire
 from engine.offsets.checkpoints import read_offset_map
 from engine.offsets.translation import PartitionMap
 from engine.worker.kept_records import build_record_filter, record_keeper

@@ -110,7 +110,7 @@ def test_damaged_progress_and_map_records_are_named_and_cost_duplicates_never_re
         source_cluster, target_cluster, engine, unique_name):
     from confluent_kafka import Producer
 
-    from engine import wire
+    from engine.offsets import wire
 
     topic = source_cluster.create_topic(unique_name("damaged"), 2)
     first = records(400, "first", partitions=2)
@@ -172,7 +172,7 @@ def test_a_source_topic_deleted_and_created_again_is_copied_again_from_its_start
                                                                                  engine, unique_name):
     from confluent_kafka import KafkaException
 
-    from engine import wire
+    from engine.offsets import wire
     from tests.integration.kafka_io import raw_records, stored_progress
 
     topic = source_cluster.create_topic(unique_name("recreated"), 2)

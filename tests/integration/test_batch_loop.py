@@ -8,9 +8,9 @@ import signal
 
 import pytest
 
-from engine import wire
 from engine.config.loading import from_properties
 from engine.config.properties import parse_properties
+from engine.offsets import wire
 from engine.offsets.checkpoints import OffsetMapReader
 from tests.helpers import wait_for
 from tests.integration.kafka_io import (

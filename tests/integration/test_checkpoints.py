@@ -8,7 +8,7 @@ import uuid
 
 from confluent_kafka import Consumer, TopicPartition
 
-from engine import wire
+from engine.offsets import wire
 from tests.helpers import wait_for
 from tests.integration.kafka_io import (
     BASE_TIMESTAMP_MS,

@@ -9,7 +9,7 @@ import urllib.request
 
 from confluent_kafka.admin import NewPartitions
 
-from engine import wire
+from engine.offsets import wire
 from tests.helpers import wait_for
 from tests.integration.kafka_io import end_offsets, mm2_properties, produce, read_all, stored_progress
 from tests.integration.test_topologies import count, per_partition, records

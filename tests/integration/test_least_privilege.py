@@ -30,8 +30,8 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from engine import wire
 from engine.config.loading import from_properties
+from engine.offsets import wire
 from engine.security.acls import RequiredAcl, audit_acls, required_acls
 from tests.helpers import wait_for
 from tests.integration.conftest import MIRROR_PASSWORD, MIRROR_USER

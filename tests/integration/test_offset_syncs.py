@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine import wire
+from engine.offsets import wire
 from tests.helpers import wait_for
 from tests.integration.kafka_io import (
     BASE_TIMESTAMP_MS,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine import wire
+from engine.offsets import wire
 from tests.helpers import wait_for
 from tests.integration.kafka_io import (
     BASE_TIMESTAMP_MS,

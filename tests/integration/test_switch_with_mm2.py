@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from engine import wire
+from engine.offsets import wire
 from tests.helpers import wait_for
 from tests.integration.conftest import ClusterHandle, EngineProcess
 from tests.integration.java_mm2 import JavaMirrorMaker, mm2_file

@@ -7,9 +7,9 @@ import re
 import subprocess
 import sys
 
-from engine import wire
-from engine.mirror_client import replication_hops, upstream_clusters
-from engine.policy import DefaultReplicationPolicy
+from engine.offsets import wire
+from engine.offsets.mirror_client import replication_hops, upstream_clusters
+from engine.offsets.policy import DefaultReplicationPolicy
 from tests.helpers import http_get, wait_for
 from tests.integration.kafka_io import BASE_TIMESTAMP_MS, Record, end_offsets, produce, raw_records, read_all
 

@@ -70,7 +70,7 @@ def test_copies_whose_run_was_never_stored_are_duplicates_not_strangers():
 
 
 def test_unstored_copies_with_provenance_headers_are_duplicates_and_a_stranger_stays_foreign():
-    from engine import wire
+    from engine.offsets import wire
 
     def copy(offset: int) -> tuple:
         key, value, headers, timestamp = records([offset])[offset]

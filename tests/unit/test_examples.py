@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from engine.config.loading import load
-from engine.policy import IDENTITY_POLICY_CLASS
+from engine.offsets.policy import IDENTITY_POLICY_CLASS
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"

@@ -13,7 +13,7 @@ from engine.config.model import ClusterConfig, EngineConfig, FlowConfig
 from engine.coordinator.assignments import assignments, transactional_id
 from engine.coordinator.config_sync import TopicConfigSync
 from engine.coordinator.internal_topics import InternalTopics
-from engine.policy import make_policy
+from engine.offsets.policy import make_policy
 from tests.unit.fake_admin import FakeAdmin
 
 SOURCE, TARGET = ClusterConfig("A", "a:9092"), ClusterConfig("B", "b:9092")

@@ -32,7 +32,7 @@ from engine.observability.snapshot import (
     WorkerStatus,
 )
 from engine.observability.windowed_stats import CheckpointLatencies
-from engine.policy import make_policy
+from engine.offsets.policy import make_policy
 from tests.helpers import http_get
 
 replace = msgspec.structs.replace

@@ -2,7 +2,7 @@
 
 import pytest
 
-from engine.policy import DefaultReplicationPolicy, IdentityReplicationPolicy
+from engine.offsets.policy import DefaultReplicationPolicy, IdentityReplicationPolicy
 
 DOT = DefaultReplicationPolicy(".")
 UNDERSCORES = DefaultReplicationPolicy("__")
@@ -75,7 +75,7 @@ def test_heartbeats_topics():
 
 
 def test_identity_policy_keeps_names_except_heartbeats():
-    from engine.policy import IdentityReplicationPolicy
+    from engine.offsets.policy import IdentityReplicationPolicy
 
     identity = IdentityReplicationPolicy("A")
     assert identity.format_remote_topic("A", "orders") == "orders"
@@ -92,7 +92,7 @@ def test_identity_policy_keeps_names_except_heartbeats():
 
 
 def test_mirror_client_topology_from_heartbeat_names():
-    from engine.mirror_client import replication_hops, upstream_clusters
+    from engine.offsets.mirror_client import replication_hops, upstream_clusters
 
     topics = ["heartbeats", "B.heartbeats", "B.A.heartbeats", "orders", "B.A.orders"]
     assert upstream_clusters(topics, DOT) == {"A", "B"}

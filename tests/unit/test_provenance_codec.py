@@ -1,4 +1,4 @@
-"""The provenance header codec: its Python side (engine.wire) and the C loop's side
+"""The provenance header codec: its Python side (engine.offsets.wire) and the C loop's side
 (engine/fastpath/provenance.pyx) against the same vectors, tests/data/provenance_vectors.json."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import _fastpath, wire
+from engine import _fastpath
+from engine.offsets import wire
 
 VECTORS = json.loads((Path(__file__).parent.parent / "data" / "provenance_vectors.json").read_text())
 

@@ -26,7 +26,7 @@ from engine.cli import main
 from engine.config.loading import for_targets, load
 from engine.coordinator.topology import FlowGraph, cycle_remarks
 from engine.filters import TopicFilter, compile_list
-from engine.policy import make_policy
+from engine.offsets.policy import make_policy
 from engine.security.secrets import masked
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "real-mm2"

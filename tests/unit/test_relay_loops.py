@@ -14,11 +14,12 @@ import uuid
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer
 
-from engine import _fastpath, wire
+from engine import _fastpath
 from engine._fastpath import NativeRelay, RecordFilter
 from engine.batch.brokers import Brokers
 from engine.batch.choice import batch_loop_refusal
 from engine.batch.relay import BatchRelay
+from engine.offsets import wire
 from engine.worker.batch_loop import BatchLoop
 from engine.worker.python_relay import PythonRelay
 from engine.worker.relays import RelayLoop, make_relay

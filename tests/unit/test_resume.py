@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from confluent_kafka import TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME
 
-from engine import wire
+from engine.offsets import wire
 from engine.worker.resume import runs_of, same_record
 
 

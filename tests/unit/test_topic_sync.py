@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import asyncio
 
-from engine import ipc, wire
+from engine import ipc
 from engine.config.model import ClusterConfig, FlowConfig
 from engine.coordinator.recreated_topics import RecreatedTopics, TopicRestart
 from engine.coordinator.statistics import FlowStatistics, PartitionState
 from engine.coordinator.topic_sync import TopicSync
+from engine.offsets import wire
+from engine.offsets.policy import make_policy
 from engine.offsets.translation import READ_THROUGH, OffsetMap
-from engine.policy import make_policy
 from tests.unit.fake_admin import FakeAdmin
 
 FLOW = FlowConfig("A", "B", topics="orders.*|heartbeats")

@@ -13,7 +13,7 @@ from engine.coordinator.topology import (
     identity_cycles,
     path_text,
 )
-from engine.policy import IDENTITY_POLICY_CLASS
+from engine.offsets.policy import IDENTITY_POLICY_CLASS
 
 
 def flow(source, target, identity=False, provenance=False, topics=".*"):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from engine import wire
+from engine.offsets import wire
 from engine.offsets.translation import PartitionMap
 
 
@@ -55,7 +55,7 @@ def test_offset_run_bytes_round_trip():
     assert run.value().hex() == "0000" + "00000000000003e6" + "00000000000007cf" + "00000000000007cd"
     assert wire.OffsetRun.decode(run.key(), run.value()) == run
     assert wire.offset_map_topic("A") == "mm2-offset-map.A.internal"
-    from engine.policy import DefaultReplicationPolicy
+    from engine.offsets.policy import DefaultReplicationPolicy
 
     assert DefaultReplicationPolicy().is_internal_topic(wire.offset_map_topic("A"))  # never replicated
 

@@ -3,7 +3,7 @@
 
 import pytest
 
-from engine import wire
+from engine.offsets import wire
 
 
 def test_offset_sync_vector():
@@ -87,7 +87,7 @@ def test_connect_source_offset_decode():
 
 
 def test_provenance_header_value_layout_and_round_trip():
-    from engine.wire import Provenance, provenance_prefix
+    from engine.offsets.wire import Provenance, provenance_prefix
 
     value = Provenance("A", "orders", 3, 258).encode()
     # version INT16 0 | STRING "A" | STRING "orders" | INT32 3 | INT64 258

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.policy import DefaultReplicationPolicy
+from engine.offsets.policy import DefaultReplicationPolicy
 
 
 def heartbeat_topics(topics: list[str], policy: DefaultReplicationPolicy) -> list[str]:

@@ -14,10 +14,10 @@ from collections.abc import Callable
 
 from confluent_kafka import Producer
 
-from engine import wire
 from engine.clients import DeliveryTally, client_config, track
 from engine.config.model import ClusterConfig, HeartbeatConfig
-from engine.policy import HEARTBEATS_TOPIC
+from engine.offsets import wire
+from engine.offsets.policy import HEARTBEATS_TOPIC
 
 
 class HeartbeatEmitter:
