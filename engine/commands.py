@@ -125,6 +125,7 @@ def audit(args: argparse.Namespace) -> int:
     from engine.audit.comparison import report
     from engine.audit.flow import audit_flow
     from engine.config.loading import load
+    from engine.progress import Progress
 
     engine_config = load(args.config)
     flows = [f for f in engine_config.flows if args.flow in (None, f.name)]
@@ -133,7 +134,8 @@ def audit(args: argparse.Namespace) -> int:
     reach(engine_config, [a for f in flows for a in (f.source, f.target)], args.timeout)
     ok = True
     for flow in flows:
-        results = audit_flow(engine_config, flow)
+        with Progress(f"audit {flow.name}") as progress:
+            results = audit_flow(engine_config, flow, progress=progress)
         print(f"{flow.name}:")
         print(report(results))
         ok &= all(r.ok for r in results)

@@ -15,6 +15,7 @@ from engine.config.model import ClusterConfig, EngineConfig, FlowConfig
 from engine.offsets import wire
 from engine.offsets.checkpoints import read_offset_map
 from engine.offsets.policy import make_policy
+from engine.progress import Progress
 from engine.security.acls import LITERAL, WILDCARD, regex_patterns
 from engine.worker.kept_records import build_record_filter, record_keeper
 
@@ -61,8 +62,10 @@ def read_partition(cluster: ClusterConfig, topic: str, partition: int) -> tuple[
         consumer.close()
 
 
-def audit_flow(config: EngineConfig, flow: FlowConfig, topics: list[str] | None = None) -> list[PartitionAudit]:
-    """Audits every partition of the flow's replicated topics (or of `topics`)."""
+def audit_flow(config: EngineConfig, flow: FlowConfig, topics: list[str] | None = None,
+               progress: Progress | None = None) -> list[PartitionAudit]:
+    """Audits every partition of the flow's replicated topics (or of `topics`); `progress` counts the
+    partitions read (on a terminal)."""
 
 
     source, target = config.cluster(flow.source), config.cluster(flow.target)
@@ -82,20 +85,23 @@ def audit_flow(config: EngineConfig, flow: FlowConfig, topics: list[str] | None 
                       + [policy.format_remote_topic(flow.source, t) for t in chosen])
     offset_map = read_offset_map(target, flow.source, f"{flow.name}|audit|offset-map-consumer")
     record_filter = build_record_filter(flow.record_filter)
+    work = [(topic, partition) for topic in chosen for partition in sorted(metadata[topic].partitions)
+            if not (flow.record_filter and flow.record_filter.partitions is not None
+                    and partition not in flow.record_filter.partitions and not policy.is_heartbeats_topic(topic))]
+    if progress is not None:
+        progress.total = len(work)
     results = []
-    for topic in chosen:
+    for done, (topic, partition) in enumerate(work):
+        if progress is not None:
+            progress.update(done, f"partitions, reading {topic}[{partition}]", force=True)
         keep = record_keeper(None if policy.is_heartbeats_topic(topic) else record_filter,
                              flow.target if flow.provenance_header_enabled else None)
         remote = policy.format_remote_topic(flow.source, topic)
-        for partition in sorted(metadata[topic].partitions):
-            if flow.record_filter and flow.record_filter.partitions is not None \
-                    and partition not in flow.record_filter.partitions and not policy.is_heartbeats_topic(topic):
-                continue
-            source_low, source_records = read_partition(source, topic, partition)
-            _target_low, target_records = read_partition(target, remote, partition)
-            results.append(audit_partition(topic, partition, source_low, source_records, target_records,
-                                           offset_map.partitions.get((topic, partition)), keep,
-                                           flow.source if flow.provenance_header_enabled else None))
+        source_low, source_records = read_partition(source, topic, partition)
+        _target_low, target_records = read_partition(target, remote, partition)
+        results.append(audit_partition(topic, partition, source_low, source_records, target_records,
+                                       offset_map.partitions.get((topic, partition)), keep,
+                                       flow.source if flow.provenance_header_enabled else None))
     return results
 
 

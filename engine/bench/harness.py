@@ -23,6 +23,7 @@ from engine.bench.rows import Case, copy_timeout, preload_case, records_for_wind
 from engine.bench.schedule import CLUSTERS_S, Journal, Step, case_estimate_s, estimate_s, estimate_total_s, steps
 from engine.bench.security import PLAINTEXT
 from engine.bench.settings import Settings, error_text, failure_log
+from engine.progress import on_terminal
 from engine.sandbox.distribution import kafka_libs
 
 
@@ -92,7 +93,7 @@ def run_benchmark(settings: Settings, clusters: Clusters, out: Path, say: Callab
     estimate = estimate_total_s(pending, settings) - CLUSTERS_S  # the clusters run already
     started = time.monotonic()
     cases: dict[tuple[int, str], Case] = {}
-    with tqdm(total=round(estimate), unit="s", dynamic_ncols=True,
+    with tqdm(total=round(estimate), unit="s", dynamic_ncols=True, disable=not on_terminal(sys.stderr),
               bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed} of ~{total_fmt} estimated") as bar:
         for index, step in enumerate(pending):
             label = step_label(step, settings)

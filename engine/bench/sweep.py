@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -21,6 +22,7 @@ from engine.bench.clusters import Clusters
 from engine.bench.harness import environment
 from engine.bench.rows import Case, preload_case, throughput_run
 from engine.bench.settings import Settings, error_text, failure_log
+from engine.progress import on_terminal
 
 SWEEP_REPLICATOR = "c"
 
@@ -110,7 +112,7 @@ def run_sweep(settings: Settings, partitions: list[int], workers: list[int], clu
         (f"run {r}/{settings.runs}", point) for point in points for r in range(1, settings.runs + 1)]
     measured: dict[tuple[int, int, int], list[dict]] = {}
     cases: dict[tuple[int, int], Case] = {}  # (record size, partitions): one preloaded topic each
-    with tqdm(total=len(steps), unit="run", dynamic_ncols=True) as bar:
+    with tqdm(total=len(steps), unit="run", dynamic_ncols=True, disable=not on_terminal(sys.stderr)) as bar:
         for index, (what, (size, p, w)) in enumerate(steps):
             label = f"sweep {report.size_text(size):>6} P={p} workers={w} {what}"
             bar.set_description(label)

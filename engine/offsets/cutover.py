@@ -21,6 +21,7 @@ from engine.filters import compile_list
 from engine.offsets.checkpoints import OffsetMapReader
 from engine.offsets.failover import FailoverError, Move, _committed, _flow
 from engine.offsets.policy import make_policy
+from engine.progress import Progress
 
 
 def _end_offsets(config: EngineConfig, alias: str, topics: list[str]) -> dict[tuple[str, int], int]:
@@ -57,6 +58,7 @@ def run_cutover(config: EngineConfig, source: str, target: str, groups_pattern: 
     ends = _end_offsets(config, source, topics)
     reader = OffsetMapReader(config.cluster(target), source, f"{flow.name}|cutover|offset-map-consumer")
     deadline = time.monotonic() + timeout_s
+    progress = Progress(f"cutover {flow.name}: lag 0 on", len(ends))
     try:
         while True:
             offset_map = reader.read_to_end()
@@ -68,8 +70,9 @@ def run_cutover(config: EngineConfig, source: str, target: str, groups_pattern: 
                 shown = ", ".join(f"{t}[{p}]" for t, p in sorted(behind)[:10])
                 raise FailoverError(f"the copy is still behind on {len(behind)} partitions after {timeout_s:.0f}s "
                                     f"({shown}); are producers on {source} stopped and the engine running?")
-            say(f"waiting for lag 0: {len(behind)} of {len(ends)} partitions still being copied")
+            progress.update(len(ends) - len(behind), "partitions; waiting for the copy")
             time.sleep(1)
+        progress.close()
 
         # 2. every selected group, translated exactly and committed on the target
         pattern = compile_list(groups_pattern or flow.groups, "--groups" if groups_pattern else "groups")
@@ -79,7 +82,9 @@ def run_cutover(config: EngineConfig, source: str, target: str, groups_pattern: 
                         if pattern is not None and pattern.fullmatch(g.group_id)
                         and not (exclude is not None and exclude.fullmatch(g.group_id)))
         moved = []
-        for group in groups:
+        progress = Progress(f"cutover {flow.name}: groups", len(groups))
+        for done, group in enumerate(groups):
+            progress.update(done, group)
             committed = _committed(source_admin, group)
             moves = []
             for (topic, partition), (offset, metadata) in sorted(committed.items()):
@@ -101,6 +106,7 @@ def run_cutover(config: EngineConfig, source: str, target: str, groups_pattern: 
             target_admin.alter_consumer_group_offsets([request], request_timeout=30)[group].result()
             moved.append((group, moves))
     finally:
+        progress.close()
         reader.close()
 
     say(f"lag 0 on all {len(ends)} partitions of {len(topics)} topics")
