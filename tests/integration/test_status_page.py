@@ -52,7 +52,9 @@ def test_the_status_page_shows_the_copy_and_a_stopped_partition_with_its_command
     first = [Record(i % 2, f"k-{i}".encode(), b"v" * 100, (), BASE_TIMESTAMP_MS + i) for i in range(200)]
     produce(source_cluster.bootstrap_servers, topic, first)
     run = engine(mm2_properties(source_cluster, target_cluster, {
-        "A->B.topics": topic, "A->B.target.topic.config.max.message.bytes": "10000", "tasks.max": "1"}))
+        "A->B.topics": topic, "A->B.target.topic.config.max.message.bytes": "10000", "tasks.max": "1",
+        # a stopped partition is retried at each topic refresh: none while the page is read
+        "refresh.topics.interval.seconds": "600"}))
     page = base_url(run) + "/"
     remote = f"A.{topic}"
     wait_for(lambda: end_offsets(target_cluster.bootstrap_servers, remote) == {0: 100, 1: 100}, 60, "the copy", run.log)
