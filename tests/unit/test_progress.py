@@ -17,13 +17,16 @@ def drawn(fd_pair: tuple[int, int], total: int | None = 4) -> bytes:
             progress.update(1, "orders[1]", force=True)
             progress.update(2, "orders[2]")  # within MIN_INTERVAL_S of the last: not drawn
             progress.update(3, "orders[3]", force=True)
-    os.set_blocking(reading, False)
+    # every writer is closed: read to the end (a pipe's EOF, or a pseudo-terminal's EIO)
+    written = b""
     try:
-        return os.read(reading, 65536)
-    except BlockingIOError:
-        return b""
+        while chunk := os.read(reading, 65536):
+            written += chunk
+    except OSError:
+        pass
     finally:
         os.close(reading)
+    return written
 
 
 def test_a_terminal_sees_the_line_rewritten_in_place_then_cleared():
