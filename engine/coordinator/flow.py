@@ -161,9 +161,9 @@ class ReplicationFlow:
 
     def _stop_partition(self, worker_index: int, topic: str, partition: int, error: str) -> None:
         """The failed worker restarts without the partition; the others never had it."""
-        self.topics.stopped_partitions[(topic, partition)] = error
-        log.error("%s: %s[%d] stopped; the other partitions go on; retried at the next topic refresh",
-                  self.flow.name, topic, partition)
+        wait_s = self.topics.stop_partition((topic, partition), error)
+        log.error("%s: %s[%d] stopped; the other partitions go on; retried at the first topic refresh after %.0fs",
+                  self.flow.name, topic, partition, wait_s)
         self.pool.drop_partition(worker_index, topic, partition)
 
     async def refresh(self) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import Callable
 
 from confluent_kafka import KafkaError, KafkaException, TopicCollection
@@ -30,6 +31,11 @@ from engine.offsets.policy import DefaultReplicationPolicy
 log = logging.getLogger(__name__)
 
 CANNOT_CREATE = "remote topic cannot be created"
+# A partition stopped by its own error again and again (a record the target keeps refusing) waits
+# longer before each retry: a retry restarts the worker that holds it, with the worker's other
+# partitions, so retrying at every short refresh would starve those. 5 s, 10 s, 20 s, then 30 s.
+RETRY_BASE_S = 5.0
+RETRY_MAX_S = 30.0
 
 
 class TopicSync:
@@ -38,7 +44,7 @@ class TopicSync:
     def __init__(self, flow: FlowConfig, all_flows: list[FlowConfig], policy: DefaultReplicationPolicy,
                  source: ClusterConfig, target: ClusterConfig, source_admin: AdminClient, target_admin: AdminClient,
                  statistics: FlowStatistics, recreated: RecreatedTopics, config_exclude: re.Pattern[str] | None,
-                 setting_key: Callable[[str], str]):
+                 setting_key: Callable[[str], str], clock: Callable[[], float] = time.monotonic):
         self.flow = flow  # replaced when only `topics` or `topics.exclude` change
         self.all_flows = all_flows  # every flow of the file, for the cycles (replaced at reload)
         self.policy = policy
@@ -54,10 +60,24 @@ class TopicSync:
         # clusters they would go round (engine.coordinator.topology)
         self.looping_topics: dict[str, str] = {}
         # partitions stopped by an error of their own (a record the target refuses, records lost to
-        # retention, a recreated topic draining), with the error; retried at each topic refresh
+        # retention, a recreated topic draining), with the error; retried at a topic refresh (see
+        # stop_partition for the wait before it)
         self.stopped_partitions: dict[PartitionKey, str] = {}
+        self.clock = clock
+        # partitions stopped by an error of their own: how often in a row, and when the next retry is due
+        self.stops: dict[PartitionKey, int] = {}
+        self.retry_at: dict[PartitionKey, float] = {}
+        self.retried: set[PartitionKey] = set()  # at the last refresh
         self.hidden_topics: set[str] = set()  # named in `topics`, refused to the principal (logged once)
         self.max_message_bytes: int | None = None
+
+    def stop_partition(self, key: PartitionKey, error: str) -> float:
+        """A partition stopped by an error of its own, left out until its retry; returns the seconds until then."""
+        self.stopped_partitions[key] = error
+        self.stops[key] = self.stops.get(key, 0) + 1
+        wait_s = min(RETRY_BASE_S * 2 ** (self.stops[key] - 1), RETRY_MAX_S)
+        self.retry_at[key] = self.clock() + wait_s
+        return wait_s
 
     def topics(self) -> set[str]:
         return {t.topic for t in self.partitions}
@@ -70,11 +90,18 @@ class TopicSync:
     async def refresh(self) -> bool:
         """Syncs the topics again; whether the partition set changed (or stopped partitions are retried)."""
         await self.recreated.restart_drained()
-        retried = bool(self.stopped_partitions)
+        # a partition retried at the last refresh that has not stopped since starts its count again
+        for key in self.retried - self.stopped_partitions.keys():
+            self.stops.pop(key, None)
+        now = self.clock()
+        due = sorted(key for key in self.stopped_partitions if self.retry_at.get(key, now) <= now)
+        retried = bool(due)
         if retried:
-            log.info("%s: retrying stopped partitions %s", self.flow.name,
-                     ", ".join(f"{t}[{p}]" for t, p in sorted(self.stopped_partitions)))
-            self.stopped_partitions.clear()
+            log.info("%s: retrying stopped partitions %s", self.flow.name, ", ".join(f"{t}[{p}]" for t, p in due))
+            for key in due:
+                del self.stopped_partitions[key]
+                self.retry_at.pop(key, None)
+        self.retried = set(due)
         partitions = await self.sync()
         changed = retried or bool(self.recreated.pending) or sorted(partitions) != sorted(self.partitions)
         self.partitions = partitions

@@ -75,7 +75,7 @@ def _skip_hint(str flow, int code, str topic, int partition, int64_t offset):
         return ""
     if code == KafkaError.TOPIC_AUTHORIZATION_FAILED:
         # every record of the partition would be refused alike: skipping one would only lose it
-        return (". The partition stops here and is retried at each topic refresh; the engine's principal needs "
+        return (". The partition stops here and is retried at a later topic refresh; the engine's principal needs "
                 "an ALLOW WRITE ACL on the remote topic (see `mirror-engine acls`)")
-    return (f". The partition stops here and is retried at each topic refresh; to leave this record out: "
+    return (f". The partition stops here and is retried at a later topic refresh; to leave this record out: "
             f"mirror-engine skip <config> --flow {flow} --topic {topic} --partition {partition} --past {offset}")

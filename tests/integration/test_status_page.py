@@ -53,7 +53,7 @@ def test_the_status_page_shows_the_copy_and_a_stopped_partition_with_its_command
     produce(source_cluster.bootstrap_servers, topic, first)
     run = engine(mm2_properties(source_cluster, target_cluster, {
         "A->B.topics": topic, "A->B.target.topic.config.max.message.bytes": "10000", "tasks.max": "1",
-        # a stopped partition is retried at each topic refresh: none while the page is read
+        # a stopped partition is retried at a later topic refresh: none while the page is read
         "refresh.topics.interval.seconds": "600"}))
     page = base_url(run) + "/"
     remote = f"A.{topic}"

@@ -94,6 +94,26 @@ def test_a_stopped_partition_is_left_out_until_the_next_refresh_retries_it():
     assert topics.stopped_partitions == {} and len(topics.running()) == 2
 
 
+def test_a_partition_that_keeps_stopping_waits_longer_before_each_retry_and_starts_again_once_it_runs():
+    source, target = FakeAdmin(), FakeAdmin()
+    source.add_topic("orders", 2)
+    now = [1000.0]
+    topics = started(source, target, Restarts())
+    topics.clock = lambda: now[0]
+    key = ("orders", 1)
+    waits = []
+    for _ in range(5):  # the record is refused at every retry
+        waits.append(topics.stop_partition(key, "target refused orders[1]@300"))
+        now[0] += waits[-1] - 0.1
+        assert asyncio.run(topics.refresh()) is False and key in topics.stopped_partitions, "not due yet"
+        now[0] += 0.1
+        assert asyncio.run(topics.refresh()) is True and key not in topics.stopped_partitions
+    assert waits == [5.0, 10.0, 20.0, 30.0, 30.0]
+    # a retry that runs through a refresh without stopping again starts the count again
+    assert asyncio.run(topics.refresh()) is False
+    assert topics.stop_partition(key, "target refused orders[1]@301") == 5.0
+
+
 def test_a_topic_created_again_while_copied_drains_first_then_restarts_from_its_first_offset():
     source, target = FakeAdmin(), FakeAdmin()
     source.add_topic("orders", 2)
