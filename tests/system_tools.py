@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 
@@ -29,7 +28,10 @@ def debian_tool(command: str, package: str) -> str:
                 subprocess.run(install, env=env, capture_output=True)
             found = shutil.which(command)
     if found is None:
-        unavailable(f"{command} was not found on PATH and could not be installed: apt-get install {package}")
+        message = f"{command} was not found on PATH and could not be installed: apt-get install {package}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
     return found
 
 
@@ -39,12 +41,8 @@ def venv_tool(command: str, package: str) -> str:
     beside = Path(sys.executable).parent / command
     found = str(beside) if beside.is_file() else shutil.which(command)
     if found is None:
-        unavailable(f"{command} was not found beside {sys.executable} or on PATH: pip install {package} (make install)")
+        message = f"{command} was not found beside {sys.executable} or on PATH: pip install {package} (make install)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
     return found
-
-
-def unavailable(message: str) -> NoReturn:
-    """A tool a test needs is missing: a failure in CI, where every tool must be there; a skip elsewhere."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
